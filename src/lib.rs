@@ -1,0 +1,7 @@
+//! emrship: infrastructure as code for Spark jobs on Amazon EMR.
+//!
+//! `spec`, `sizing`, `render` and `plan` are pure: no I/O, no AWS SDK, so `emrship plan` works
+//! offline and every artifact it renders is deterministic and snapshot-tested.
+
+pub mod sizing;
+pub mod spec;
