@@ -1,7 +1,11 @@
 //! emrship: infrastructure as code for Spark jobs on Amazon EMR.
 //!
 //! `spec`, `sizing`, `render` and `plan` are pure: no I/O, no AWS SDK, so `emrship plan` works
-//! offline and every artifact it renders is deterministic and snapshot-tested.
+//! offline and every artifact it renders is deterministic and snapshot-tested. `cli` is the
+//! edge that reads files and prints.
 
+pub mod cli;
+pub mod plan;
+pub mod render;
 pub mod sizing;
 pub mod spec;

@@ -70,6 +70,15 @@ pub enum OperatingSystem {
     AmazonLinux2023,
 }
 
+impl std::fmt::Display for OperatingSystem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OperatingSystem::AmazonLinux2 => "Amazon Linux 2",
+            OperatingSystem::AmazonLinux2023 => "Amazon Linux 2023",
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReleaseLabel {
     pub label: String,

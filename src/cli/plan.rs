@@ -1,0 +1,85 @@
+//! `emrship plan`: read the spec files and local inputs, then print the rendered plan.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::{OutputFormat, PlanArgs, EXIT_FAILURE, EXIT_SPEC_ERROR};
+use crate::render::artifacts::{Digest256, PlanInputs};
+use crate::spec::{self, LayerText, RunContext};
+
+fn read_layer(path: &Path) -> Result<LayerText, String> {
+    std::fs::read_to_string(path)
+        .map(|text| LayerText {
+            name: path.display().to_string(),
+            text,
+        })
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// Everything `plan` needs from disk: spec layers, job files, and a built bundle if any.
+pub fn load_plan(args: &PlanArgs) -> Result<crate::plan::Plan, (u8, String)> {
+    let base = read_layer(&args.spec).map_err(|e| (EXIT_FAILURE, e))?;
+    let overlays = args
+        .overlays
+        .iter()
+        .map(|p| read_layer(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| (EXIT_FAILURE, e))?;
+    let date = args
+        .date
+        .unwrap_or_else(|| chrono::Utc::now().date_naive() - chrono::Days::new(1));
+    let (job, diagnostics) =
+        spec::load_and_resolve(&base, &overlays, &args.sets, RunContext { date })
+            .map_err(|diagnostics| (EXIT_SPEC_ERROR, diagnostics.render()))?;
+    if !diagnostics.is_empty() {
+        eprint!("{}", diagnostics.render());
+    }
+    let spec_dir = args
+        .spec
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut inputs = PlanInputs::default();
+    let mut missing = Vec::new();
+    for (i, file) in job.job.files.iter().enumerate() {
+        let local: PathBuf = spec_dir.join(&file.spec_path);
+        match std::fs::read(&local) {
+            Ok(bytes) => inputs
+                .job_files
+                .push((local.display().to_string(), Digest256::of(&bytes))),
+            Err(e) => missing.push(format!(
+                "job.files[{i}]: cannot read {} ({e}); paths are relative to the spec file's folder",
+                local.display()
+            )),
+        }
+    }
+    if !missing.is_empty() {
+        return Err((EXIT_SPEC_ERROR, missing.join("\n") + "\n"));
+    }
+    let bundle = PathBuf::from(format!("target/emrship/{}/bundle.zip", job.name));
+    if let Ok(bytes) = std::fs::read(&bundle) {
+        inputs.bundle = Some(Digest256::of(&bytes));
+    }
+    let warnings = diagnostics.warnings().map(|d| d.one_line()).collect();
+    crate::plan::build(&job, &inputs, warnings)
+        .map_err(|errors| (EXIT_SPEC_ERROR, errors.join("\n") + "\n"))
+}
+
+pub fn run(args: PlanArgs) -> ExitCode {
+    match load_plan(&args) {
+        Ok(plan) => {
+            match args.format {
+                OutputFormat::Text => print!("{plan}"),
+                OutputFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&plan).expect("a plan always serializes")
+                ),
+            }
+            ExitCode::SUCCESS
+        }
+        Err((code, message)) => {
+            eprint!("{message}");
+            ExitCode::from(code)
+        }
+    }
+}
