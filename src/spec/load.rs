@@ -39,6 +39,9 @@ const FREE_FORM_MAPS: &[&[&str]] = &[
 pub struct LoadedSpec {
     layers: Vec<Layer>,
     pub merged: Value,
+    /// Strings as written before run variables were filled (`dt={{date}}/`), by path: IAM
+    /// grants come from these, so a role's policy stays the same from one day to the next.
+    pub templates: HashMap<SpecPath, String>,
 }
 
 impl LoadedSpec {
@@ -131,7 +134,11 @@ pub fn load(
     if failed {
         return None;
     }
-    Some(LoadedSpec { layers, merged })
+    Some(LoadedSpec {
+        layers,
+        merged,
+        templates: HashMap::new(),
+    })
 }
 
 fn parse_document(source: &Arc<SourceText>) -> Result<Value, Box<SpecDiagnostic>> {

@@ -116,17 +116,21 @@ fn fill_run_variables(loaded: &mut LoadedSpec, context: RunContext, diagnostics:
         "name": name,
     });
     let mut problems = Vec::new();
+    let mut templates = std::collections::HashMap::new();
     let mut merged = std::mem::take(&mut loaded.merged);
     walk_strings(&mut merged, &SpecPath::root(), &mut |path, text| {
         if !text.contains("{{") {
             return;
         }
         match engine.render_template(text, &variables) {
-            Ok(filled) => *text = filled,
+            Ok(filled) => {
+                templates.insert(path.clone(), std::mem::replace(text, filled));
+            }
             Err(error) => problems.push((path.clone(), error.reason().to_string())),
         }
     });
     loaded.merged = merged;
+    loaded.templates = templates;
     for (path, reason) in problems {
         diagnostics.push(
             SpecDiagnostic::error(
@@ -956,6 +960,12 @@ impl Resolver<'_> {
                 );
             }
         }
+        if roles.service == roles.instance_profile
+            || roles.service == roles.scheduler
+            || roles.instance_profile == roles.scheduler
+        {
+            self.key_error("spec::role-name-reused", &path("roles"), "two roles share one name; each role has its own trust policy, so one would overwrite the other", "give `service`, `instance_profile` and `scheduler` different names");
+        }
         roles
     }
 
@@ -1024,7 +1034,7 @@ impl Resolver<'_> {
             RawExecutors::Auto => None,
             RawExecutors::Explicit(explicit) => self.explicit_executors(explicit),
         };
-        if raw.dynamic_allocation && matches!(explicit, Some(_)) {
+        if raw.dynamic_allocation && explicit.is_some() {
             self.error("spec::dynamic-allocation-pinned", &path("spark.dynamic_allocation"), "dynamic allocation is on while `spark.executors.instances` pins the executor count", "set `dynamic_allocation: false` (emrship sizes executors for the nodes), or `executors: auto`");
         }
         let sizing_source = if explicit.is_some() {
@@ -1374,6 +1384,17 @@ impl Resolver<'_> {
     ) {
         if value.starts_with("s3") || value.starts_with("https://") {
             if let Some(uri) = self.s3(value, at) {
+                // Grant the part that does not change from run to run (`dt={{date}}/` →
+                // `dt=`), so the role's policy is the same every day.
+                let uri = match self
+                    .loaded
+                    .templates
+                    .get(at)
+                    .and_then(|t| t.split_once("{{"))
+                {
+                    Some((stable, _)) => S3Uri::parse(stable).unwrap_or(uri),
+                    None => uri,
+                };
                 match role {
                     ArgRole::Sink => writes.push(uri),
                     _ => reads.push(uri),
