@@ -4,7 +4,7 @@
 //! (null) in a later layer removes the key, restoring the default. Nothing here reads files:
 //! callers pass texts, so loading is deterministic and testable.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_yaml::{Mapping, Value};
@@ -331,17 +331,22 @@ fn set_path(root: &mut Value, path: &SpecPath, value: Value) {
 ///
 /// serde stops at the first error; so each error is recorded with its position, the offending
 /// node is taken out of a working copy, and deserialization runs again, until it succeeds.
-pub fn deserialize(loaded: &LoadedSpec, diagnostics: &mut Diagnostics) -> Option<RawSpec> {
+///
+/// Returns what deserialized once the bad nodes were taken out (so later checks still run and
+/// report their own problems), with the paths that were taken out.
+pub fn deserialize(
+    loaded: &LoadedSpec,
+    diagnostics: &mut Diagnostics,
+) -> (Option<RawSpec>, HashSet<SpecPath>) {
     let mut working = loaded.merged.clone();
     // Removing a list element shifts later ones; this remembers each list's original indexes.
     let mut surviving_indexes: HashMap<SpecPath, Vec<usize>> = HashMap::new();
-    let mut failed = false;
+    let mut removed = HashSet::new();
     // Each round removes one node, so the number of nodes bounds the rounds; the cap is a guard.
     for _ in 0..500 {
         match serde_path_to_error::deserialize::<_, RawSpec>(working.clone()) {
-            Ok(raw) => return (!failed).then_some(raw),
+            Ok(raw) => return (Some(raw), removed),
             Err(error) => {
-                failed = true;
                 let working_path = to_spec_path(error.path());
                 let original_path = to_original(&working_path, &surviving_indexes);
                 let message = error.inner().to_string();
@@ -352,12 +357,13 @@ pub fn deserialize(loaded: &LoadedSpec, diagnostics: &mut Diagnostics) -> Option
                     &original_path,
                     &mut surviving_indexes,
                 ) {
-                    return None;
+                    return (None, removed);
                 }
+                removed.insert(original_path);
             }
         }
     }
-    None
+    (None, removed)
 }
 
 fn to_spec_path(path: &serde_path_to_error::Path) -> SpecPath {

@@ -81,11 +81,13 @@ pub fn resolve(
     diagnostics: &mut Diagnostics,
 ) -> Option<JobPlan> {
     fill_run_variables(loaded, context, diagnostics);
-    let raw = super::load::deserialize(loaded, diagnostics)?;
+    let (raw, removed) = super::load::deserialize(loaded, diagnostics);
     let mut resolver = Resolver {
         loaded,
         diagnostics,
+        removed,
     };
+    let raw = raw?;
     let plan = resolver.resolve(raw, context);
     if resolver.diagnostics.has_errors() {
         None
@@ -165,6 +167,9 @@ fn walk_strings(value: &mut Value, path: &SpecPath, visit: &mut dyn FnMut(&SpecP
 struct Resolver<'a> {
     loaded: &'a LoadedSpec,
     diagnostics: &'a mut Diagnostics,
+    /// Nodes already reported (unknown key, wrong type) and taken out before resolving: their
+    /// absence is not reported again as a missing key.
+    removed: std::collections::HashSet<SpecPath>,
 }
 
 fn path(dotted: &str) -> SpecPath {
@@ -212,7 +217,7 @@ impl Resolver<'_> {
     }
 
     fn required<T>(&mut self, value: Option<T>, at: &SpecPath, example: &str) -> Option<T> {
-        if value.is_none() {
+        if value.is_none() && !self.removed.contains(at) {
             let parent = at.parent().unwrap_or_default();
             let key = at.to_string();
             let place = if parent.0.is_empty() {

@@ -1,0 +1,129 @@
+//! The built binary, as a user runs it.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn emrship(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_emrship"))
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn plan_json_is_the_library_plan_byte_for_byte() {
+    let output = emrship(&[
+        "plan",
+        "job-specs/match-rate.yaml",
+        "--date",
+        "2026-11-20",
+        "--format",
+        "json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let expected =
+        serde_json::to_string_pretty(&common::plan_example("job-specs/match-rate.yaml", &[]))
+            .unwrap()
+            + "\n";
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), expected);
+}
+
+#[test]
+fn plan_text_goes_to_stdout() {
+    let output = emrship(&["plan", "job-specs/match-rate.yaml", "--date", "2026-11-20"]);
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.starts_with("Plan for match-rate on 2026-11-20"));
+    assert!(stdout.contains("spark-submit --deploy-mode cluster --master yarn"));
+}
+
+#[test]
+fn overlays_and_set_apply_in_order() {
+    let output = emrship(&[
+        "plan",
+        "job-specs/match-rate.yaml",
+        "-f",
+        "job-specs/envs/prod.yaml",
+        "--set",
+        "cluster.core.count=12",
+        "--set",
+        "spark.conf.spark.speculation=false",
+        "--date",
+        "2026-11-20",
+        "--format",
+        "json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let core = &plan["run_job_flow"]["Instances"]["InstanceGroups"][1];
+    assert_eq!(
+        core["InstanceType"], "r5.4xlarge",
+        "the prod overlay wins over the spec"
+    );
+    assert_eq!(core["InstanceCount"], 12, "--set wins over the overlay");
+    let defaults = &plan["run_job_flow"]["Configurations"][1]["Properties"];
+    assert_eq!(defaults["spark.speculation"], "false");
+}
+
+#[test]
+fn a_bad_spec_exits_2_with_every_error_on_stderr_and_nothing_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("bad.yaml");
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("job-specs/match-rate.yaml"),
+    )
+    .unwrap()
+    .replace("release: emr-7.5.0", "release: emr-7.50.0")
+    .replace("instance_type: r5.2xlarge", "instance_typ: r5.2xlarge");
+    std::fs::write(&spec, text).unwrap();
+    let output = emrship(&["plan", spec.to_str().unwrap(), "--date", "2026-11-20"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("unknown EMR release label `emr-7.50.0`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("bad.yaml:9:"), "{stderr}");
+    assert!(stderr.contains("did you mean `instance_type`?"), "{stderr}");
+    assert!(stderr.contains("nothing was sent or uploaded"), "{stderr}");
+}
+
+#[test]
+fn size_prints_the_arithmetic() {
+    let output = emrship(&["size", "--instance-type", "r5.4xlarge", "--count", "10"]);
+    assert!(output.status.success());
+    insta::assert_snapshot!(String::from_utf8(output.stdout).unwrap());
+    let output = emrship(&[
+        "size",
+        "--instance-type",
+        "r5.4xlarge",
+        "--count",
+        "10",
+        "--native",
+        "--format",
+        "json",
+    ]);
+    let sizing: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        sizing["executor_memory_overhead_mib"].as_u64() > sizing["executor_memory_mib"].as_u64()
+    );
+}
+
+#[test]
+fn size_rejects_an_unknown_type_with_a_suggestion() {
+    let output = emrship(&["size", "--instance-type", "r5.4xlarg"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("Did you mean `r5.4xlarge`?"));
+}

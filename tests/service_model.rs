@@ -1,0 +1,89 @@
+//! Every example plan is accepted by the EMR service model: `plan --format json` from the real
+//! binary goes through botocore's own validator and serializer (tests/python/validate_emr.py).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::EXAMPLES;
+
+/// The test environment's Python: `EMRSHIP_TEST_PYTHON` as set by scripts/test.sh, or the venv
+/// that scripts/python-env.sh creates (and installs, the first time).
+fn python() -> PathBuf {
+    if let Some(path) = std::env::var_os("EMRSHIP_TEST_PYTHON") {
+        return PathBuf::from(path);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = Command::new("bash")
+        .arg(root.join("scripts/python-env.sh"))
+        .arg("--print-python")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run scripts/python-env.sh");
+    assert!(output.status.success(), "scripts/python-env.sh failed");
+    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+}
+
+fn plan_json(spec: &str, overlays: &[&str]) -> Vec<u8> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_emrship"));
+    command
+        .current_dir(root)
+        .args(["plan", spec, "--date", "2026-11-20", "--format", "json"]);
+    for overlay in overlays {
+        command.args(["-f", overlay]);
+    }
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "emrship plan {spec} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+fn validate(python: &Path, json: &[u8], extra: &[&str]) -> std::process::Output {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new(python)
+        .arg(root.join("tests/python/validate_emr.py"))
+        .args(extra)
+        .arg("--stdin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(json).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn every_example_plan_is_accepted_by_the_emr_service_model() {
+    let python = python();
+    for (case, spec, overlays) in EXAMPLES {
+        let output = validate(&python, &plan_json(spec, overlays), &[]);
+        assert!(
+            output.status.success(),
+            "{case}: botocore rejects the plan:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim(),
+            "ok: RunJobFlow, AddJobFlowSteps"
+        );
+    }
+}
+
+#[test]
+fn the_validator_rejects_what_the_service_model_rejects() {
+    // Guards the guard: a plan with a misspelt member must fail validation.
+    let python = python();
+    let json = plan_json("job-specs/match-rate.yaml", &[]);
+    let mut plan: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    plan["run_job_flow"]["Instances"]["InstanceGroups"][0]["InstanceTyp"] = "m5.xlarge".into();
+    let output = validate(&python, &serde_json::to_vec(&plan).unwrap(), &[]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("InstanceTyp"));
+}
