@@ -128,7 +128,19 @@ fn fill_run_variables(loaded: &mut LoadedSpec, context: RunContext, diagnostics:
             Ok(filled) => {
                 templates.insert(path.clone(), std::mem::replace(text, filled));
             }
-            Err(error) => problems.push((path.clone(), error.reason().to_string())),
+            Err(error) => {
+                let reason = error.reason().to_string();
+                // Strict mode says `Failed to access variable in strict mode Some("dat")`.
+                let reason = match reason
+                    .split("Some(\"")
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                {
+                    Some(name) => format!("unknown run variable `{{{{{name}}}}}`"),
+                    None => reason.lines().next().unwrap_or_default().to_string(),
+                };
+                problems.push((path.clone(), reason))
+            }
         }
     });
     loaded.merged = merged;
@@ -328,10 +340,47 @@ impl Resolver<'_> {
             job: job?,
             schedule,
         };
-        if let Some(sizing) = &plan.spark.sizing {
-            let _ = sizing;
-        }
+        self.check_step_length(&plan);
         Some(plan)
+    }
+
+    /// EMR rejects a step whose arguments exceed 10,240 characters. Content-addressed URIs
+    /// have a fixed length, so rendering with placeholder digests gives the exact count.
+    fn check_step_length(&mut self, plan: &JobPlan) {
+        use crate::render::{artifacts, steps};
+        let digest = artifacts::Digest256 {
+            sha256: "0".repeat(64),
+            bytes: 0,
+        };
+        let locations = steps::StepLocations {
+            bundle: artifacts::bundle_uri(plan, Some(&digest)),
+            driver: artifacts::script_uri(plan, &digest, "driver.py"),
+            job_files: plan
+                .job
+                .files
+                .iter()
+                .map(|f| artifacts::job_file_uri(plan, &digest, &f.file_name))
+                .collect(),
+        };
+        let characters = steps::job_step(plan, &locations).characters();
+        if characters > steps::MAX_STEP_CHARACTERS {
+            let conf: usize = plan.spark.conf.iter().map(|(k, v)| k.len() + v.len()).sum();
+            let args: usize = plan.job.args.iter().map(String::len).sum();
+            let at = if conf > args {
+                path("spark.conf")
+            } else {
+                path("job.args")
+            };
+            self.key_error(
+                "spec::step-too-long",
+                &at,
+                format!(
+                    "the step's arguments total {characters} characters, more than EMR's limit of {}",
+                    steps::MAX_STEP_CHARACTERS
+                ),
+                "move long values into a config file listed under `job.files` and read it in the job",
+            );
+        }
     }
 
     fn check_name(&mut self, name: &str) {
@@ -686,6 +735,9 @@ impl Resolver<'_> {
                 "instance_type: r5.2xlarge",
             )
             .and_then(|name| self.instance_type(&name, &at.key("instance_type")));
+        if self.removed.contains(&at.key("count")) {
+            return None;
+        }
         let count = raw.count.unwrap_or(1);
         if count == 0 && role != "task" {
             self.error(
@@ -1037,7 +1089,8 @@ impl Resolver<'_> {
         }
         let explicit = match raw.executors {
             RawExecutors::Auto => None,
-            RawExecutors::Explicit(explicit) => self.explicit_executors(explicit),
+            // Already reported; sizing something else instead would only add confusing errors.
+            RawExecutors::Explicit(explicit) => Some(self.explicit_executors(explicit)?),
         };
         if raw.dynamic_allocation && explicit.is_some() {
             self.error("spec::dynamic-allocation-pinned", &path("spark.dynamic_allocation"), "dynamic allocation is on while `spark.executors.instances` pins the executor count", "set `dynamic_allocation: false` (emrship sizes executors for the nodes), or `executors: auto`");
@@ -1271,10 +1324,16 @@ impl Resolver<'_> {
                 let list: Vec<String> = list.into_iter().map(|a| a.0).collect();
                 self.check_discrete_args(&list, &path("job.args"));
                 for (i, value) in list.iter().enumerate() {
+                    // The value after `--output` is written, the one after `--views` read.
+                    let flag_role = i
+                        .checked_sub(1)
+                        .and_then(|j| list[j].strip_prefix("--"))
+                        .and_then(|name| command?.args.iter().find(|a| a.name == name))
+                        .map(|a| a.role);
                     if value.starts_with("s3://") {
                         self.classify_location(
                             value,
-                            ArgRole::Input,
+                            flag_role.unwrap_or(ArgRole::Input),
                             &path("job.args").index(i),
                             &mut reads,
                             &mut writes,
@@ -1458,7 +1517,12 @@ impl Resolver<'_> {
         .any(|needle| upper.replace(['.', '-'], "_").contains(needle));
         let secret_like_value =
             (value.starts_with("AKIA") || value.starts_with("ASIA")) && value.len() == 20;
-        if (secret_like_key && !value.is_empty() && !is_secret_reference(value))
+        // Switches and numbers (`…credentials.enabled: false`, `TOKEN_TTL: 3600`) hold no secret.
+        let is_switch_or_number = matches!(value, "true" | "false") || value.parse::<f64>().is_ok();
+        if (secret_like_key
+            && !value.is_empty()
+            && !is_switch_or_number
+            && !is_secret_reference(value))
             || secret_like_value
         {
             self.error("spec::plain-text-secret", at, format!("`{key}` looks like a secret written in plain text"), "store it in AWS Secrets Manager or SSM Parameter Store and reference it under `job.secrets` (e.g. `PGPASSWORD: arn:aws:secretsmanager:…`)");
