@@ -4,6 +4,8 @@
 //! offline and every artifact it renders is deterministic and snapshot-tested. `cli` is the
 //! edge that reads files and prints.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod cli;
 pub mod plan;
 pub mod render;

@@ -600,7 +600,7 @@ schedule: { cron: "cron(0 6 * * ? *)", date: yesterday }
             resources(read),
             [
                 "arn:aws:s3:::example-ads-data/emrship/match-rate/*",
-                "arn:aws:s3:::example-ads-logs/product-views/dt=2024-05-01/*",
+                "arn:aws:s3:::example-ads-logs/product-views/dt=*",
             ]
         );
         let write = statement(statements, "ReadWriteObjects");
@@ -629,7 +629,7 @@ schedule: { cron: "cron(0 6 * * ? *)", date: yesterday }
         let list_logs = statement(statements, "ListBucketExampleAdsLogs");
         assert_eq!(
             list_logs["Condition"],
-            json!({ "StringLike": { "s3:prefix": ["product-views/dt=2024-05-01/*"] } })
+            json!({ "StringLike": { "s3:prefix": ["product-views/dt=*"] } })
         );
         assert_eq!(
             resources(statement(statements, "ListMultipartUploads")),
