@@ -42,7 +42,7 @@ pub fn parse_memory_mib(s: &str) -> Result<u64, String> {
         "" | "m" | "mb" => Ok(number),
         "g" | "gb" => number.checked_mul(MIB_PER_GIB).ok_or_else(too_large),
         "t" | "tb" => number.checked_mul(MIB_PER_TIB).ok_or_else(too_large),
-        "k" | "kb" if number % KIB_PER_MIB == 0 => Ok(number / KIB_PER_MIB),
+        "k" | "kb" if number.is_multiple_of(KIB_PER_MIB) => Ok(number / KIB_PER_MIB),
         "k" | "kb" => Err(format!(
             "invalid memory size {s:?}: {number}k is not a whole number of MiB \
              (1m = 1024k); write it in m or g"
