@@ -12,7 +12,7 @@ use crate::render::configurations::configurations;
 use crate::render::iam::{iam_documents, scheduler_function_name, IamPlan};
 use crate::render::run_job_flow::{run_job_flow, RunJobFlowRequest};
 use crate::render::scripts;
-use crate::render::steps::{job_step, StepConfig, StepLocations, MAX_STEP_CHARACTERS};
+use crate::render::steps::{job_step, StepConfig, StepLocations};
 use crate::sizing::ExecutorSizing;
 use crate::spec::job_plan::{Nodes, SizingSource};
 use crate::spec::raw::Engine;
@@ -102,12 +102,8 @@ const UI_PORTS: &[(u16, &str)] = &[
     (20888, "YARN web proxy (running Spark UIs)"),
 ];
 
-/// The plan, or the problems that only show once requests are rendered.
-pub fn build(
-    job: &JobPlan,
-    inputs: &PlanInputs,
-    spec_warnings: Vec<String>,
-) -> Result<Plan, Vec<String>> {
+/// The plan for a checked job. Step length is checked in `spec::resolve`, with a position.
+pub fn build(job: &JobPlan, inputs: &PlanInputs, spec_warnings: Vec<String>) -> Plan {
     let mut warnings = spec_warnings;
     let bundle_uri = artifacts::bundle_uri(job, inputs.bundle.as_ref());
     let bootstrap_text = scripts::bootstrap_script(job, &bundle_uri, inputs.bundle.as_ref());
@@ -181,17 +177,6 @@ pub fn build(
             job_files: job_file_uris,
         },
     );
-    let mut errors = Vec::new();
-    if step.characters() > MAX_STEP_CHARACTERS {
-        errors.push(format!(
-            "the step's arguments total {} characters, more than EMR's limit of {MAX_STEP_CHARACTERS}; move long values (spark.conf, job.args) into a config file under job.files",
-            step.characters()
-        ));
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-
     let (configurations, overrides) = configurations(job);
     for o in overrides {
         warnings.push(format!(
@@ -231,7 +216,7 @@ pub fn build(
         plan_object: artifacts::schedule_plan_uri(job).to_string(),
     });
 
-    Ok(Plan {
+    Plan {
         run_job_flow,
         add_job_flow_steps: AddJobFlowSteps { steps: vec![step] },
         iam: iam_documents(job),
@@ -242,7 +227,7 @@ pub fn build(
         warnings,
         rendered_files,
         summary: summarize(job),
-    })
+    }
 }
 
 fn summarize(job: &JobPlan) -> Summary {

@@ -35,7 +35,6 @@ fn plan(base: LayerText, overlays: &[LayerText]) -> Plan {
         .unwrap_or_else(|d| panic!("{} does not resolve:\n{}", base.name, d.render()));
     let warnings = diagnostics.warnings().map(|d| d.one_line()).collect();
     emrship::plan::build(&job, &PlanInputs::default(), warnings)
-        .unwrap_or_else(|errors| panic!("{}: {}", base.name, errors.join("\n")))
 }
 
 /// Every optional member of the renderer in use: instance groups with spot bids and EBS, extra

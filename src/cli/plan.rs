@@ -61,8 +61,7 @@ pub fn load_plan(args: &PlanArgs) -> Result<crate::plan::Plan, (u8, String)> {
         inputs.bundle = Some(Digest256::of(&bytes));
     }
     let warnings = diagnostics.warnings().map(|d| d.one_line()).collect();
-    crate::plan::build(&job, &inputs, warnings)
-        .map_err(|errors| (EXIT_SPEC_ERROR, errors.join("\n") + "\n"))
+    Ok(crate::plan::build(&job, &inputs, warnings))
 }
 
 pub fn run(args: PlanArgs) -> ExitCode {

@@ -320,9 +320,7 @@ impl Resolver<'_> {
             .as_ref()
             .and_then(|cluster| self.spark(raw.spark, cluster, engine));
         let job = match (raw_job, &cluster) {
-            (Some(job), Some(cluster)) => {
-                self.job(job, cluster, spark.as_ref(), name.as_deref(), context)
-            }
+            (Some(job), Some(cluster)) => self.job(job, cluster, context),
             _ => None,
         };
         let schedule = raw.schedule.and_then(|s| self.schedule(s));
@@ -1228,14 +1226,7 @@ impl Resolver<'_> {
         }
     }
 
-    fn job(
-        &mut self,
-        raw: RawJob,
-        cluster: &Cluster,
-        spark: Option<&Spark>,
-        name: Option<&str>,
-        context: RunContext,
-    ) -> Option<Job> {
+    fn job(&mut self, raw: RawJob, cluster: &Cluster, context: RunContext) -> Option<Job> {
         let engine = self.required(raw.engine, &path("job.engine"), "engine: spark")?;
         let command_name =
             self.required(raw.command, &path("job.command"), "command: match-rate")?;
@@ -1401,7 +1392,6 @@ impl Resolver<'_> {
             dynamodb_tables,
         };
         command?;
-        let _ = (spark, name);
         Some(job)
     }
 

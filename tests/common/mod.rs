@@ -51,5 +51,4 @@ pub fn plan_example(spec_path: &str, overlays: &[&str]) -> Plan {
     .unwrap_or_else(|d| panic!("{spec_path} does not resolve:\n{}", d.render()));
     let warnings = diagnostics.warnings().map(|d| d.one_line()).collect();
     emrship::plan::build(&job, &PlanInputs::default(), warnings)
-        .unwrap_or_else(|e| panic!("{spec_path} does not render: {e:?}"))
 }
