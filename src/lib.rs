@@ -6,7 +6,10 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(all(feature = "aws", feature = "job"))]
 pub mod cli;
+#[cfg(feature = "job")]
+pub mod job;
 pub mod plan;
 pub mod render;
 pub mod sizing;

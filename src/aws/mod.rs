@@ -5,3 +5,4 @@
 //! requests into the SDK's input types.
 
 pub mod emr_request;
+pub mod sdk;

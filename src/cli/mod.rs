@@ -6,13 +6,24 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod aws_args;
+mod deploy;
+mod emr;
+mod logs;
 pub mod plan;
+mod run;
 mod size;
+
+pub use aws_args::AwsArgs;
 
 /// Exit status for a spec that fails validation (nothing was sent or uploaded).
 pub const EXIT_SPEC_ERROR: u8 = 2;
 /// Exit status for any other failure (a file that cannot be read, …).
 pub const EXIT_FAILURE: u8 = 1;
+/// Exit status when `--wait` / `status --wait` gives up after `--timeout`.
+pub const EXIT_TIMEOUT: u8 = 3;
+/// Exit status when the cluster or step ended in failure (TERMINATED_WITH_ERRORS, FAILED…).
+pub const EXIT_RUN_FAILED: u8 = 4;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,10 +48,28 @@ pub enum Command {
     Plan(PlanArgs),
     /// Size Spark executors for an instance type and node count, showing the arithmetic.
     Size(SizeArgs),
+    /// Run a spec's job on this machine, with the arguments the cluster would get.
+    Run(RunArgs),
+    /// Build the job bundle and upload it with the rendered scripts to S3 (once per content).
+    Deploy(DeployArgs),
+    /// Create the cluster the plan describes (RunJobFlow), reusing one already running for the
+    /// same run key.
+    Provision(ProvisionArgs),
+    /// Add the plan's steps to a running cluster.
+    Submit(SubmitArgs),
+    /// Show a cluster's and its steps' states; `--wait` follows them to the end.
+    Status(StatusArgs),
+    /// Fetch a step's logs from the cluster's log URI and explain why it failed.
+    Logs(LogsArgs),
+    /// Terminate a cluster by id.
+    Terminate(TerminateArgs),
+    /// Terminate the cluster of a spec's run (found by its run-key tag).
+    Down(DownArgs),
 }
 
-#[derive(Debug, clap::Args)]
-pub struct PlanArgs {
+/// The spec files and values that make a plan; shared by every command that reads a spec.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SpecArgs {
     /// The job spec (YAML).
     pub spec: PathBuf,
     /// Overlay files, applied in order after the spec (later wins).
@@ -52,6 +81,159 @@ pub struct PlanArgs {
     /// The day the run processes ({{date}}); defaults to yesterday (UTC).
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub date: Option<chrono::NaiveDate>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Run on this machine (the only mode today; on a cluster use provision/submit).
+    #[arg(long, required = true)]
+    pub local: bool,
+    /// Where results go instead of the spec's sink (postgres://…, sqlite://PATH, a directory
+    /// or s3:// prefix). Without it a local run writes SQLite under target/emrship/.
+    #[arg(long, value_name = "URL")]
+    pub sink: Option<String>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DeployArgs {
+    /// Job specs to deploy (each with the same overlays and --set values).
+    #[arg(required = true, num_args = 1..)]
+    pub specs: Vec<PathBuf>,
+    #[arg(short = 'f', long = "overlay", value_name = "FILE")]
+    pub overlays: Vec<PathBuf>,
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub date: Option<chrono::NaiveDate>,
+    /// Use this emrship-job binary instead of building one with cargo-zigbuild.
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
+    /// Print what would be built and uploaded; upload nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ProvisionArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Create or update the IAM roles, inline policies and instance profile first.
+    #[arg(long)]
+    pub create_roles: bool,
+    /// Refuse instead of reusing an active cluster with the same run key.
+    #[arg(long)]
+    pub no_reuse: bool,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("cluster").required(true).args(["cluster_id", "cluster_name"])))]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[arg(long, value_name = "j-…")]
+    pub cluster_id: Option<String>,
+    /// The name of an active cluster (must match exactly one).
+    #[arg(long, value_name = "NAME")]
+    pub cluster_name: Option<String>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+/// `--wait` and its bound, shared by provision, submit and status.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WaitArgs {
+    /// Follow the cluster/steps until they end; on a failed step, explain it from the logs.
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this long (e.g. 30m, 2h); exit status 3.
+    #[arg(long, value_name = "DURATION", default_value = "2h")]
+    pub timeout: String,
+    /// First polling interval (it backs off from there, with jitter).
+    #[arg(long, value_name = "DURATION", default_value = "15s", hide = true)]
+    pub poll: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Cluster id (j-…).
+    pub cluster: String,
+    /// Only this step.
+    #[arg(long, value_name = "s-…")]
+    pub step: Option<String>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// Cluster id (j-…).
+    pub cluster: String,
+    /// The step (default: the last failed step, else the last step).
+    #[arg(long, value_name = "s-…")]
+    pub step: Option<String>,
+    /// Lines of each log's tail to print.
+    #[arg(long, default_value_t = 40)]
+    pub lines: usize,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TerminateArgs {
+    /// Cluster id (j-…).
+    pub cluster: String,
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
 }
@@ -87,6 +269,14 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Plan(args) => plan::run(args),
         Command::Size(args) => size::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Deploy(args) => deploy::run(args),
+        Command::Provision(args) => emr::provision(args),
+        Command::Submit(args) => emr::submit(args),
+        Command::Status(args) => emr::status(args),
+        Command::Terminate(args) => emr::terminate(args),
+        Command::Down(args) => emr::down(args),
+        Command::Logs(args) => logs::run(args),
     }
 }
 

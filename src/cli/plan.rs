@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::{OutputFormat, PlanArgs, EXIT_FAILURE, EXIT_SPEC_ERROR};
+use super::{OutputFormat, PlanArgs, SpecArgs, EXIT_FAILURE, EXIT_SPEC_ERROR};
 use crate::render::artifacts::{Digest256, PlanInputs};
 use crate::spec::{self, LayerText, RunContext};
 
@@ -16,8 +16,25 @@ fn read_layer(path: &Path) -> Result<LayerText, String> {
         .map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
+/// A resolved spec and the plan rendered from it.
+pub struct LoadedPlan {
+    pub job: crate::spec::JobPlan,
+    pub plan: crate::plan::Plan,
+    /// The folder of the spec file: job files are relative to it.
+    pub spec_dir: PathBuf,
+}
+
 /// Everything `plan` needs from disk: spec layers, job files, and a built bundle if any.
-pub fn load_plan(args: &PlanArgs) -> Result<crate::plan::Plan, (u8, String)> {
+pub fn load_plan(args: &SpecArgs) -> Result<LoadedPlan, (u8, String)> {
+    load_plan_with_bundle(args, None)
+}
+
+/// As `load_plan`, with the bundle digest known (deploy builds the bundle first); `None` looks
+/// for a bundle built earlier at target/emrship/<name>/bundle.zip.
+pub fn load_plan_with_bundle(
+    args: &SpecArgs,
+    bundle: Option<Digest256>,
+) -> Result<LoadedPlan, (u8, String)> {
     let base = read_layer(&args.spec).map_err(|e| (EXIT_FAILURE, e))?;
     let overlays = args
         .overlays
@@ -56,17 +73,24 @@ pub fn load_plan(args: &PlanArgs) -> Result<crate::plan::Plan, (u8, String)> {
     if !missing.is_empty() {
         return Err((EXIT_SPEC_ERROR, missing.join("\n") + "\n"));
     }
-    let bundle = PathBuf::from(format!("target/emrship/{}/bundle.zip", job.name));
-    if let Ok(bytes) = std::fs::read(&bundle) {
-        inputs.bundle = Some(Digest256::of(&bytes));
-    }
+    inputs.bundle = bundle.or_else(|| {
+        let built = PathBuf::from(format!("target/emrship/{}/bundle.zip", job.name));
+        std::fs::read(&built)
+            .ok()
+            .map(|bytes| Digest256::of(&bytes))
+    });
     let warnings = diagnostics.warnings().map(|d| d.one_line()).collect();
-    Ok(crate::plan::build(&job, &inputs, warnings))
+    let plan = crate::plan::build(&job, &inputs, warnings);
+    Ok(LoadedPlan {
+        job,
+        plan,
+        spec_dir,
+    })
 }
 
 pub fn run(args: PlanArgs) -> ExitCode {
-    match load_plan(&args) {
-        Ok(plan) => {
+    match load_plan(&args.spec) {
+        Ok(LoadedPlan { plan, .. }) => {
             match args.format {
                 OutputFormat::Text => print!("{plan}"),
                 OutputFormat::Json => println!(

@@ -1,0 +1,55 @@
+//! One AWS SDK configuration per run: the standard credential chain, `--profile`, the region,
+//! the endpoint override, and explicit retry and timeout settings.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsOptions {
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    /// Overrides every service's endpoint. Without it the SDK still honours AWS_ENDPOINT_URL
+    /// and AWS_ENDPOINT_URL_<SERVICE>.
+    pub endpoint_url: Option<String>,
+}
+
+/// Attempts per call, first included. Adaptive retry mode backs off on throttling across the
+/// whole client, not only per call.
+pub const MAX_ATTEMPTS: u32 = 8;
+
+pub async fn load(options: &AwsOptions) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(
+            RetryConfig::adaptive()
+                .with_max_attempts(MAX_ATTEMPTS)
+                .with_initial_backoff(Duration::from_millis(200))
+                .with_max_backoff(Duration::from_secs(20)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .operation_attempt_timeout(Duration::from_secs(120))
+                .build(),
+        );
+    if let Some(profile) = &options.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = &options.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(url) = &options.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
+/// Whether calls go somewhere other than AWS's own endpoints (an emulator needs path-style S3
+/// addressing, for one).
+pub fn endpoint_overridden(options: &AwsOptions) -> bool {
+    options.endpoint_url.is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL").is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
+}

@@ -1,0 +1,9 @@
+//! emrship-job: the compute shipped to cluster nodes (the `emrship-job` binary), also run
+//! in-process by `emrship run --local`.
+//!
+//! Data flow: views (Parquet/CSV/JSONL, local or s3://) → count per (advertiser, product) →
+//! catalog lookup of the distinct pairs (files or DynamoDB) → `product_matches` → per-advertiser
+//! reduce → `advertiser_match_rates` → a sink (PostgreSQL, SQLite, Parquet directory or s3://).
+
+pub mod cli;
+pub mod model;
