@@ -5,5 +5,7 @@
 //! catalog lookup of the distinct pairs (files or DynamoDB) → `product_matches` → per-advertiser
 //! reduce → `advertiser_match_rates` → a sink (PostgreSQL, SQLite, Parquet directory or s3://).
 
+pub mod catalog;
 pub mod cli;
 pub mod model;
+pub mod sink;
