@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod fault_proxy;
 pub mod moto;
 
 use std::path::Path;
