@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeyType, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
@@ -351,12 +352,45 @@ pub fn env_count(
     }
 }
 
-/// Explains a failed DynamoDB call: `code` and `message` are what the service said (none when
-/// the call never got an answer: no credentials, no network, timeout).
+/// A failed DynamoDB call, as far as it got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The service's error code; none when the call got no answer (no credentials, no
+    /// network, timeout) or the answer could not be read.
+    pub code: Option<String>,
+    /// The HTTP status, when there was an answer.
+    pub status: Option<u16>,
+    pub message: String,
+}
+
+impl Failure {
+    /// A service answer. A 403 whose body is not DynamoDB's JSON (a proxy, an endpoint
+    /// policy, an emulator answering in XML) is still a refusal of access.
+    pub fn answered(code: Option<&str>, status: u16, message: &str) -> Failure {
+        let code = match code {
+            None if status == 403 => Some("AccessDeniedException"),
+            code => code,
+        };
+        Failure {
+            code: code.map(str::to_string),
+            status: Some(status),
+            message: message.split_whitespace().collect::<Vec<_>>().join(" "),
+        }
+    }
+
+    pub fn unanswered(message: impl Into<String>) -> Failure {
+        Failure {
+            code: None,
+            status: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// Explains a failed DynamoDB call: what happened to which table, and what to do about it.
 pub fn explain_failure(
     operation: &str,
-    code: Option<&str>,
-    message: &str,
+    failure: &Failure,
     table: &str,
     region: &str,
     table_arn: Option<&str>,
@@ -364,6 +398,8 @@ pub fn explain_failure(
     let arn = table_arn
         .map(str::to_string)
         .unwrap_or_else(|| format!("arn:aws:dynamodb:{region}:<account>:table/{table}"));
+    let message = &failure.message;
+    let code = failure.code.as_deref();
     match code {
         Some("ResourceNotFoundException") => format!(
             "table `{table}` does not exist in region {region} (or these credentials cannot see it); create it, or fix the table name or region (AWS_REGION, or dynamodb://{table}?region=REGION)"
@@ -389,27 +425,35 @@ pub fn explain_failure(
             code.unwrap_or_default()
         ),
         Some(code) => format!("{operation} on table `{table}` failed: {code}: {message}"),
-        None => format!(
-            "{operation} on table `{table}` in region {region} got no answer: {message}; check the network, the endpoint (AWS_ENDPOINT_URL) and the credentials (on EMR: the instance profile)"
-        ),
+        None => match failure.status {
+            Some(status) => format!(
+                "{operation} on table `{table}` failed with HTTP {status}: {message}"
+            ),
+            None => format!(
+                "{operation} on table `{table}` in region {region} got no answer: {message}; check the network, the endpoint (AWS_ENDPOINT_URL) and the credentials (on EMR: the instance profile)"
+            ),
+        },
     }
 }
 
-fn sdk_failure<E, R>(error: &SdkError<E, R>) -> (Option<String>, String)
+fn sdk_failure<E>(error: &SdkError<E, HttpResponse>) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     match error {
-        SdkError::ServiceError(service) => (
-            service.err().code().map(str::to_string),
-            service
-                .err()
-                .message()
-                .map(str::to_string)
-                .unwrap_or_else(|| DisplayErrorContext(error).to_string()),
-        ),
-        _ => (None, DisplayErrorContext(error).to_string()),
+        SdkError::ServiceError(service) => {
+            let raw = service.raw();
+            let message = match service.err().message() {
+                Some(message) => message.to_string(),
+                None => raw
+                    .body()
+                    .bytes()
+                    .map(|body| String::from_utf8_lossy(&body[..body.len().min(1000)]).into_owned())
+                    .unwrap_or_else(|| DisplayErrorContext(error).to_string()),
+            };
+            Failure::answered(service.err().code(), raw.status().as_u16(), &message)
+        }
+        _ => Failure::unanswered(DisplayErrorContext(error).to_string()),
     }
 }
 
@@ -447,11 +491,9 @@ impl Lookup {
             .send()
             .await
             .map_err(|error| {
-                let (code, message) = sdk_failure(&error);
                 explain_failure(
                     "BatchGetItem",
-                    code.as_deref(),
-                    &message,
+                    &sdk_failure(&error),
                     &self.table,
                     &self.region,
                     self.table_arn.as_deref(),
@@ -563,13 +605,11 @@ impl DynamoDbCatalog {
                 .send()
                 .await
                 .map_err(|error| {
-                    let (code, message) = sdk_failure(&error);
                     JobError::catalog(
                         &uri,
                         explain_failure(
                             "DescribeTable",
-                            code.as_deref(),
-                            &message,
+                            &sdk_failure(&error),
                             &location.table,
                             &region,
                             None,
@@ -992,10 +1032,14 @@ mod tests {
 
     #[test]
     fn failures_name_the_table_the_permission_and_the_fix() {
+        let answer = |code, status, message| Failure::answered(code, status, message);
         let missing = explain_failure(
             "DescribeTable",
-            Some("ResourceNotFoundException"),
-            "Requested resource not found",
+            &answer(
+                Some("ResourceNotFoundException"),
+                400,
+                "Requested resource not found",
+            ),
             "catalog",
             "eu-west-1",
             None,
@@ -1004,41 +1048,55 @@ mod tests {
             missing.contains("table `catalog` does not exist in region eu-west-1"),
             "{missing}"
         );
+        let arn = "arn:aws:dynamodb:eu-west-1:123456789012:table/catalog";
         let denied = explain_failure(
             "BatchGetItem",
-            Some("AccessDeniedException"),
-            "not authorized",
+            &answer(Some("AccessDeniedException"), 400, "not authorized"),
             "catalog",
             "eu-west-1",
-            Some("arn:aws:dynamodb:eu-west-1:123456789012:table/catalog"),
+            Some(arn),
         );
         assert!(
-            denied.contains(
-                "dynamodb:BatchGetItem on arn:aws:dynamodb:eu-west-1:123456789012:table/catalog"
-            ),
+            denied.contains(&format!("needs dynamodb:BatchGetItem on {arn}")),
             "{denied}"
         );
-        let denied_unknown_arn = explain_failure(
-            "DescribeTable",
-            Some("AccessDeniedException"),
-            "no",
-            "catalog",
-            "eu-west-1",
-            None,
+        assert!(denied.ends_with("AWS said: not authorized"), "{denied}");
+        // A bare 403 (a body that is not DynamoDB's JSON) is a refusal too.
+        let forbidden = answer(None, 403, "<Error>\n  <Code>AccessDenied</Code>\n</Error>");
+        assert_eq!(forbidden.code.as_deref(), Some("AccessDeniedException"));
+        assert_eq!(
+            forbidden.message,
+            "<Error> <Code>AccessDenied</Code> </Error>"
         );
-        assert!(denied_unknown_arn.contains(
-            "dynamodb:DescribeTable on arn:aws:dynamodb:eu-west-1:<account>:table/catalog"
-        ));
+        let denied_unknown_arn =
+            explain_failure("DescribeTable", &forbidden, "catalog", "eu-west-1", None);
+        assert!(
+            denied_unknown_arn.contains(
+                "needs dynamodb:DescribeTable on arn:aws:dynamodb:eu-west-1:<account>:table/catalog"
+            ),
+            "{denied_unknown_arn}"
+        );
         let throttled = explain_failure(
             "BatchGetItem",
-            Some("ProvisionedThroughputExceededException"),
-            "slow down",
+            &answer(
+                Some("ProvisionedThroughputExceededException"),
+                400,
+                "slow down",
+            ),
             "catalog",
             "eu-west-1",
             None,
         );
         assert!(throttled.contains("on-demand capacity"), "{throttled}");
-        let offline = explain_failure("DescribeTable", None, "connection refused", "c", "r", None);
+        let server = explain_failure("BatchGetItem", &answer(None, 500, "oops"), "c", "r", None);
+        assert!(server.contains("failed with HTTP 500: oops"), "{server}");
+        let offline = explain_failure(
+            "DescribeTable",
+            &Failure::unanswered("connection refused"),
+            "c",
+            "r",
+            None,
+        );
         assert!(
             offline.contains("got no answer: connection refused"),
             "{offline}"
