@@ -542,7 +542,18 @@ pub struct DynamoDbCatalog {
     order: KeyOrder,
     concurrency: usize,
     lookup: Arc<Lookup>,
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped (see `Drop`).
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for DynamoDbCatalog {
+    /// Dropping a runtime the usual way blocks, which panics inside another async runtime;
+    /// no lookup is in flight once `contains_all` has returned, so nothing needs waiting for.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl DynamoDbCatalog {
@@ -655,7 +666,7 @@ impl DynamoDbCatalog {
                     ..RetryPolicy::default()
                 },
             }),
-            runtime,
+            runtime: Some(runtime),
         })
     }
 
@@ -740,7 +751,8 @@ impl Catalog for DynamoDbCatalog {
             return Ok(Vec::new());
         }
         let started = Instant::now();
-        let (found, stats) = outside_async(&self.runtime, self.lookup_all(keys))?;
+        let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
+        let (found, stats) = outside_async(runtime, self.lookup_all(keys))?;
         let seconds = started.elapsed().as_secs_f64();
         let unstorable = if stats.unstorable > 0 {
             format!(
