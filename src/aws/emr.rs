@@ -48,7 +48,9 @@ pub struct Emr {
     client: Client,
 }
 
-fn emr_error<E, R>(operation: &'static str) -> impl FnOnce(aws_sdk_emr::error::SdkError<E, R>) -> AwsError
+fn emr_error<E, R>(
+    operation: &'static str,
+) -> impl FnOnce(aws_sdk_emr::error::SdkError<E, R>) -> AwsError
 where
     E: aws_sdk_emr::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,

@@ -89,16 +89,13 @@ pub async fn require_credentials(config: &aws_config::SdkConfig) -> Result<(), S
                       AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run on a machine with an \
                       instance role";
     let Some(provider) = config.credentials_provider() else {
-        return Err(format!("no AWS credentials provider is configured; {how_to_fix}"));
+        return Err(format!(
+            "no AWS credentials provider is configured; {how_to_fix}"
+        ));
     };
     provider
         .provide_credentials()
         .await
         .map(|_| ())
-        .map_err(|e| {
-            format!(
-                "no AWS credentials found ({}); {how_to_fix}",
-                aws_sdk_emr::error::DisplayErrorContext(&e)
-            )
-        })
+        .map_err(|e| format!("no AWS credentials found ({e}); {how_to_fix}"))
 }

@@ -50,7 +50,9 @@ pub fn parse_document(text: &str) -> Option<Value> {
 /// IAM descriptions accept tab, newlines and Latin-1 printable characters only.
 fn iam_description(text: &str) -> Option<String> {
     let ok = |c: char| matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{a1}'..='\u{ff}');
-    text.chars().all(ok).then(|| text.chars().take(1000).collect())
+    text.chars()
+        .all(ok)
+        .then(|| text.chars().take(1000).collect())
 }
 
 fn to_json(document: &Value) -> String {
@@ -302,7 +304,10 @@ mod tests {
     #[test]
     fn documents_parse_plain_or_encoded() {
         let expected: Value = serde_json::json!({"Version": "2012-10-17"});
-        assert_eq!(parse_document(r#"{"Version":"2012-10-17"}"#), Some(expected.clone()));
+        assert_eq!(
+            parse_document(r#"{"Version":"2012-10-17"}"#),
+            Some(expected.clone())
+        );
         assert_eq!(
             parse_document("%7B%22Version%22%3A%222012-10-17%22%7D"),
             Some(expected)
@@ -312,7 +317,10 @@ mod tests {
 
     #[test]
     fn descriptions_outside_latin1_are_left_out() {
-        assert_eq!(iam_description("EMR service role").as_deref(), Some("EMR service role"));
+        assert_eq!(
+            iam_description("EMR service role").as_deref(),
+            Some("EMR service role")
+        );
         assert_eq!(iam_description("a → b"), None);
     }
 }

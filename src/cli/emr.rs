@@ -118,11 +118,14 @@ fn aws_failure(e: AwsError) -> Failure {
     fail(e.to_string())
 }
 
+/// Writes a line of data to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn print_data(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{text}");
+}
+
 fn print_json(value: &Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("JSON values always serialize")
-    );
+    print_data(&serde_json::to_string_pretty(value).expect("JSON values always serialize"));
 }
 
 fn pretty(value: &impl serde::Serialize) -> String {
@@ -137,10 +140,9 @@ struct WaitSettings {
 }
 
 fn wait_settings(args: &WaitArgs) -> Result<WaitSettings, Failure> {
-    let timeout = watch::parse_wait_duration(&args.timeout)
-        .map_err(|e| fail(format!("--timeout: {e}")))?;
-    let poll =
-        watch::parse_wait_duration(&args.poll).map_err(|e| fail(format!("--poll: {e}")))?;
+    let timeout =
+        watch::parse_wait_duration(&args.timeout).map_err(|e| fail(format!("--timeout: {e}")))?;
+    let poll = watch::parse_wait_duration(&args.poll).map_err(|e| fail(format!("--poll: {e}")))?;
     Ok(WaitSettings {
         // Faster than this only loads the API (and gets throttled).
         poll: poll.max(Duration::from_millis(50)),
@@ -279,12 +281,12 @@ async fn provision_async(args: ProvisionArgs, loaded: LoadedPlan) -> CommandResu
             OutputFormat::Json => print_json(&would),
             OutputFormat::Text => {
                 if args.create_roles {
-                    println!(
+                    print_data(&format!(
                         "Would create or update these IAM roles and policies:\n{}\n",
                         pretty(&plan.iam)
-                    );
+                    ));
                 }
-                println!(
+                print_data(&format!(
                     "Would look for an active cluster tagged {RUN_KEY_TAG}={run_key} and reuse \
                      it{}; otherwise RunJobFlow:\n{}",
                     if args.no_reuse {
@@ -293,7 +295,7 @@ async fn provision_async(args: ProvisionArgs, loaded: LoadedPlan) -> CommandResu
                         ""
                     },
                     pretty(&plan.run_job_flow)
-                );
+                ));
             }
         }
         return Ok(0);
@@ -437,7 +439,7 @@ async fn keep_oldest(
 fn print_result(format: OutputFormat, result: &Value, text: &str) {
     match format {
         OutputFormat::Json => print_json(result),
-        OutputFormat::Text => println!("{text}"),
+        OutputFormat::Text => print_data(text),
     }
 }
 
@@ -463,7 +465,11 @@ async fn submit_async(args: SubmitArgs, loaded: LoadedPlan) -> CommandResult {
         let cluster = args
             .cluster_id
             .clone()
-            .or_else(|| args.cluster_name.as_ref().map(|n| format!("(the cluster named {n})")))
+            .or_else(|| {
+                args.cluster_name
+                    .as_ref()
+                    .map(|n| format!("(the cluster named {n})"))
+            })
             .unwrap_or_default();
         let would = json!({
             "dry_run": true,
@@ -472,7 +478,9 @@ async fn submit_async(args: SubmitArgs, loaded: LoadedPlan) -> CommandResult {
         });
         match args.format {
             OutputFormat::Json => print_json(&would),
-            OutputFormat::Text => println!("Would AddJobFlowSteps:\n{}", pretty(&would)),
+            OutputFormat::Text => {
+                print_data(&format!("Would AddJobFlowSteps:\n{}", pretty(&would)))
+            }
         }
         return Ok(0);
     }
@@ -666,7 +674,12 @@ impl Followed {
     }
 
     fn text(&self) -> String {
-        format!("{}: {}\n{}", self.outcome, self.summary, view_text(&self.last))
+        format!(
+            "{}: {}\n{}",
+            self.outcome,
+            self.summary,
+            view_text(&self.last)
+        )
     }
 }
 

@@ -177,9 +177,7 @@ impl Watch {
                     .filter_map(|id| snapshot.steps.iter().find(|s| &s.id == id))
                     .collect();
                 let all_ended = found.len() == ids.len()
-                    && found
-                        .iter()
-                        .all(|s| STEP_ENDED.contains(&s.state.as_str()));
+                    && found.iter().all(|s| STEP_ENDED.contains(&s.state.as_str()));
                 if all_ended {
                     let not_completed: Vec<&&StepView> =
                         found.iter().filter(|s| s.state != "COMPLETED").collect();
@@ -214,9 +212,9 @@ impl Watch {
                     let unfinished: Vec<&str> = ids
                         .iter()
                         .filter(|id| {
-                            !found.iter().any(|s| {
-                                &s.id == *id && STEP_ENDED.contains(&s.state.as_str())
-                            })
+                            !found
+                                .iter()
+                                .any(|s| &s.id == *id && STEP_ENDED.contains(&s.state.as_str()))
                         })
                         .map(String::as_str)
                         .collect();
@@ -400,7 +398,10 @@ mod tests {
         );
         assert_eq!(o, None);
         let (t, o) = watch.observe(&cluster("WAITING", vec![step("s-1", "COMPLETED")]));
-        assert_eq!(changes(&t), ["j-1:RUNNING>WAITING", "s-1:RUNNING>COMPLETED"]);
+        assert_eq!(
+            changes(&t),
+            ["j-1:RUNNING>WAITING", "s-1:RUNNING>COMPLETED"]
+        );
         assert!(matches!(o, Some(Outcome::Completed(_))));
     }
 
@@ -424,7 +425,10 @@ mod tests {
                 failed_steps,
             }) => {
                 assert_eq!(failed_steps, ["s-1"]);
-                assert!(summary.contains("s-1 `name-s-1` FAILED (exit 1)"), "{summary}");
+                assert!(
+                    summary.contains("s-1 `name-s-1` FAILED (exit 1)"),
+                    "{summary}"
+                );
                 assert!(summary.contains("s-2 `name-s-2` CANCELLED"), "{summary}");
             }
             other => panic!("{other:?}"),
@@ -564,7 +568,10 @@ mod tests {
             parse_wait_duration("250ms").unwrap(),
             Duration::from_millis(250)
         );
-        assert_eq!(parse_wait_duration("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(
+            parse_wait_duration("30m").unwrap(),
+            Duration::from_secs(1800)
+        );
         assert!(parse_wait_duration("soon").is_err());
         assert!(parse_wait_duration("xms").is_err());
     }
