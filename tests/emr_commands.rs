@@ -467,7 +467,7 @@ fn provision_launches_exactly_the_plan_and_reuses_the_cluster_of_the_same_run_ke
     assert_eq!(second["reused"], json!(true));
     assert_eq!(
         env.active_for_run_key("match-rate/2026-11-20"),
-        [id.clone()]
+        [id.as_str()]
     );
 
     // --no-reuse refuses instead.
