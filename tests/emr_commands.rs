@@ -923,3 +923,186 @@ fn a_spec_error_exits_2_before_any_call() {
     assert_exit(&output, 2);
     assert_eq!(env.all_clusters(), 0);
 }
+
+/// A loopback proxy in front of moto that fails every fourth request, in turn: a
+/// ThrottlingException (JSON protocols) or 503 (others), a 503, a connection dropped before the
+/// request reaches moto, and one dropped after moto handled it (the response is lost, as when a
+/// network path dies mid-call).
+struct FaultyProxy {
+    endpoint: String,
+    faults: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn read_http_message(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 8192];
+    let header_end = loop {
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        data.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&data[..header_end]).to_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap_or(0));
+    while data.len() < header_end + length {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        data.extend_from_slice(&buf[..n]);
+    }
+    Some(data)
+}
+
+/// `message` with its `Connection` header replaced by `Connection: close`.
+fn closing(message: &[u8]) -> Vec<u8> {
+    let header_end = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(message.len(), |i| i + 2);
+    let head = String::from_utf8_lossy(&message[..header_end]);
+    let mut lines: Vec<&str> = head
+        .split("\r\n")
+        .filter(|l| !l.is_empty() && !l.to_lowercase().starts_with("connection:"))
+        .collect();
+    lines.push("Connection: close");
+    let mut out = (lines.join("\r\n") + "\r\n").into_bytes();
+    out.extend_from_slice(&message[header_end..]);
+    out
+}
+
+impl FaultyProxy {
+    fn start(upstream_port: u16) -> FaultyProxy {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let faults = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let faults_seen = faults.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { continue };
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                let faults = faults_seen.clone();
+                std::thread::spawn(move || {
+                    let Some(request) = read_http_message(&mut client) else {
+                        return;
+                    };
+                    let json_protocol = String::from_utf8_lossy(&request)
+                        .to_lowercase()
+                        .contains("x-amz-target:");
+                    let fault = (n % 4 == 1).then_some((n / 4) % 4);
+                    if fault.is_some() {
+                        faults.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let reply = |client: &mut TcpStream, status: &str, body: &str, extra: &str| {
+                        let _ = write!(
+                            client,
+                            "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: \
+                             close\r\n\r\n{body}",
+                            body.len()
+                        );
+                    };
+                    match fault {
+                        Some(0) if json_protocol => reply(
+                            &mut client,
+                            "400 Bad Request",
+                            r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
+                            "Content-Type: application/x-amz-json-1.1\r\nx-amzn-ErrorType: \
+                             ThrottlingException\r\n",
+                        ),
+                        Some(0) | Some(1) => reply(&mut client, "503 Service Unavailable", "", ""),
+                        Some(2) => {} // dropped before reaching moto
+                        _ => {
+                            let Ok(mut upstream) = TcpStream::connect(("127.0.0.1", upstream_port))
+                            else {
+                                return;
+                            };
+                            if upstream.write_all(&closing(&request)).is_err() {
+                                return;
+                            }
+                            let mut response = Vec::new();
+                            let _ = upstream.read_to_end(&mut response);
+                            if fault == Some(3) {
+                                return; // moto acted; the response is lost
+                            }
+                            let _ = client.write_all(&closing(&response));
+                        }
+                    }
+                });
+            }
+        });
+        FaultyProxy { endpoint, faults }
+    }
+}
+
+#[test]
+fn provision_and_submit_survive_throttling_503s_and_dropped_connections() {
+    let env = Env::new();
+    env.deploy(DATE);
+    let proxy = FaultyProxy::start(env.moto.port);
+    let spec = env.spec();
+    let through_proxy = |args: &[&str]| {
+        env.command()
+            .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let output = through_proxy(&[
+        "provision",
+        &spec,
+        "--date",
+        DATE,
+        "--create-roles",
+        "--format",
+        "json",
+    ]);
+    assert_exit(&output, 0);
+    let id = stdout_json(&output)["cluster_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        env.active_for_run_key("match-rate/2026-11-20"),
+        [id.as_str()],
+        "one active cluster for the run key"
+    );
+    // Provision again through the faults: still the same one cluster.
+    let output = through_proxy(&["provision", &spec, "--date", DATE, "--format", "json"]);
+    assert_exit(&output, 0);
+    assert_eq!(stdout_json(&output)["cluster_id"], json!(id));
+    assert_eq!(
+        env.active_for_run_key("match-rate/2026-11-20"),
+        [id.as_str()]
+    );
+
+    let output = through_proxy(&[
+        "submit",
+        &spec,
+        "--date",
+        DATE,
+        "--cluster-id",
+        &id,
+        "--format",
+        "json",
+    ]);
+    assert_exit(&output, 0);
+    let submitted = stdout_json(&output)["step_ids"].clone();
+    let steps = env.steps(&id);
+    assert!(
+        steps.iter().any(|s| json!([s.0]) == submitted),
+        "{steps:?} / {submitted}"
+    );
+    assert!(
+        proxy.faults.load(std::sync::atomic::Ordering::SeqCst) >= 4,
+        "the proxy injected faults"
+    );
+}

@@ -102,15 +102,30 @@ async fn ensure_role(
             if !err.is_code("NoSuchEntity") {
                 return Err(err);
             }
-            client
+            let created = client
                 .create_role()
                 .role_name(name)
                 .assume_role_policy_document(&trust)
                 .set_description(iam_description(&role.purpose))
                 .send()
                 .await
-                .map_err(iam_error("CreateRole"))?;
-            changes.push(format!("created role {name}"));
+                .map_err(iam_error("CreateRole"));
+            match created {
+                Ok(_) => changes.push(format!("created role {name}")),
+                // A retried call whose first answer was lost, or a concurrent provision:
+                // the role is there now; bring its trust policy to the plan's.
+                Err(e) if e.is_code("EntityAlreadyExists") => {
+                    client
+                        .update_assume_role_policy()
+                        .role_name(name)
+                        .policy_document(&trust)
+                        .send()
+                        .await
+                        .map_err(iam_error("UpdateAssumeRolePolicy"))?;
+                    changes.push(format!("created role {name}"));
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -197,14 +212,20 @@ async fn ensure_role(
                 if !err.is_code("NoSuchEntity") {
                     return Err(err);
                 }
-                client
+                match client
                     .create_instance_profile()
                     .instance_profile_name(profile)
                     .send()
                     .await
-                    .map_err(iam_error("CreateInstanceProfile"))?;
+                    .map_err(iam_error("CreateInstanceProfile"))
+                {
+                    Ok(_) => {}
+                    // Created by a retry whose first answer was lost, or concurrently.
+                    Err(e) if e.is_code("EntityAlreadyExists") => {}
+                    Err(e) => return Err(e),
+                }
                 changes.push(format!("created instance profile {profile}"));
-                Vec::new()
+                profile_roles(client, profile).await?
             }
         };
         if !roles_in_profile.iter().any(|r| r == name) {
@@ -222,17 +243,47 @@ async fn ensure_role(
                     transient: false,
                 });
             }
-            client
+            let added = client
                 .add_role_to_instance_profile()
                 .instance_profile_name(profile)
                 .role_name(name)
                 .send()
                 .await
-                .map_err(iam_error("AddRoleToInstanceProfile"))?;
+                .map_err(iam_error("AddRoleToInstanceProfile"));
+            if let Err(e) = added {
+                // LimitExceeded: the profile has its one role. If a retry of this very call
+                // (first answer lost) put ours there, that is success.
+                if !(e.is_code("LimitExceeded")
+                    && profile_roles(client, profile)
+                        .await?
+                        .iter()
+                        .any(|r| r == name))
+                {
+                    return Err(e);
+                }
+            }
             changes.push(format!("added role {name} to instance profile {profile}"));
         }
     }
     Ok(())
+}
+
+async fn profile_roles(client: &Client, profile: &str) -> Result<Vec<String>, AwsError> {
+    let found = client
+        .get_instance_profile()
+        .instance_profile_name(profile)
+        .send()
+        .await
+        .map_err(iam_error("GetInstanceProfile"))?;
+    Ok(found
+        .instance_profile()
+        .map(|p| {
+            p.roles()
+                .iter()
+                .map(|r| r.role_name().to_string())
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 /// Waits until IAM shows every role, and every instance profile with its role, then `settle`.
