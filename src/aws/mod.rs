@@ -4,5 +4,8 @@
 //! builds and runs without it; this module (behind the default `aws` feature) converts those
 //! requests into the SDK's input types.
 
+pub mod emr;
 pub mod emr_request;
+pub mod error;
+pub mod iam;
 pub mod sdk;

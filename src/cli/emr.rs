@@ -1,30 +1,905 @@
-//! `emrship provision|submit|status|terminate|down`: placeholders until issue 3 lands them.
+//! `emrship provision | submit | status | terminate | down`: the cluster's life on EMR.
+//!
+//! Each command reads the plan (spec errors exit 2 before any AWS call), checks credentials
+//! once, then calls EMR through `aws::emr`. `--dry-run` prints the request it would send and
+//! makes no AWS call at all. `--wait` follows the cluster and steps (`watch`), and explains a
+//! failed step from its logs.
+
+mod watch;
 
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use super::{DownArgs, ProvisionArgs, StatusArgs, SubmitArgs, TerminateArgs};
+use serde_json::{json, Value};
 
-fn not_yet(command: &str) -> ExitCode {
-    eprintln!("emrship {command}: not built yet");
-    ExitCode::from(super::EXIT_FAILURE)
+use self::watch::{Backoff, Jitter, Outcome, Subject, Target, Watch};
+use super::plan::{load_plan, LoadedPlan};
+use super::{
+    AwsArgs, DownArgs, OutputFormat, ProvisionArgs, StatusArgs, SubmitArgs, TerminateArgs,
+    WaitArgs, EXIT_FAILURE, EXIT_RUN_FAILED, EXIT_TIMEOUT,
+};
+use crate::aws::emr::{ClusterView, Emr, ACTIVE_CLUSTER_STATES};
+use crate::aws::error::{require_credentials, AwsError};
+use crate::aws::{iam, sdk};
+use crate::render::artifacts::Upload;
+use crate::render::run_job_flow::RUN_KEY_TAG;
+
+/// How long to let IAM changes reach EMR and EC2 after IAM itself shows them (see
+/// `aws::iam::await_propagation`).
+const IAM_SETTLE: Duration = Duration::from_secs(10);
+/// How long IAM may take to show roles it just created before we give up.
+const IAM_VISIBLE_WITHIN: Duration = Duration::from_secs(60);
+
+/// A command's failure: the exit status and what to print on stderr.
+struct Failure(u8, String);
+
+impl From<(u8, String)> for Failure {
+    fn from((code, message): (u8, String)) -> Failure {
+        Failure(code, message)
+    }
 }
 
-pub fn provision(_args: ProvisionArgs) -> ExitCode {
-    not_yet("provision")
+fn fail(message: impl Into<String>) -> Failure {
+    Failure(EXIT_FAILURE, message.into())
 }
 
-pub fn submit(_args: SubmitArgs) -> ExitCode {
-    not_yet("submit")
+type CommandResult = Result<u8, Failure>;
+
+/// Runs an async command on a fresh runtime and turns its outcome into the exit status.
+fn run_async(command: impl std::future::Future<Output = CommandResult>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(code) => ExitCode::from(code),
+        Err(Failure(code, message)) => {
+            eprintln!("{}", message.trim_end());
+            ExitCode::from(code)
+        }
+    }
 }
 
-pub fn status(_args: StatusArgs) -> ExitCode {
-    not_yet("status")
+/// The SDK config of this run and the EMR client on it.
+struct Session {
+    sdk: aws_config::SdkConfig,
+    options: sdk::AwsOptions,
+    emr: Emr,
 }
 
-pub fn terminate(_args: TerminateArgs) -> ExitCode {
-    not_yet("terminate")
+impl Session {
+    async fn connect(aws: &AwsArgs, spec_region: Option<&str>) -> Result<Session, Failure> {
+        let options = aws.options(spec_region);
+        let config = sdk::load(&options).await;
+        if config.region().is_none() {
+            return Err(fail(
+                "no AWS region: pass --region, set AWS_REGION, or name one in the profile",
+            ));
+        }
+        require_credentials(&config).await.map_err(fail)?;
+        Ok(Session {
+            emr: Emr::new(&config),
+            sdk: config,
+            options,
+        })
+    }
+
+    fn region(&self) -> String {
+        self.sdk
+            .region()
+            .map_or_else(|| "?".into(), |r| r.to_string())
+    }
+
+    /// The cluster, or an error saying it does not exist here and how to find it.
+    async fn cluster(&self, cluster_id: &str) -> Result<ClusterView, Failure> {
+        self.emr.cluster_view(cluster_id).await.map_err(|e| {
+            if e.is_code("InvalidRequestException") || e.is_code("ResourceNotFoundException") {
+                fail(format!(
+                    "no cluster {cluster_id} in region {}: {} — check the id (`aws emr \
+                     list-clusters --active`) and --region",
+                    self.region(),
+                    e.message
+                ))
+            } else {
+                fail(e.to_string())
+            }
+        })
+    }
 }
 
-pub fn down(_args: DownArgs) -> ExitCode {
-    not_yet("down")
+fn aws_failure(e: AwsError) -> Failure {
+    fail(e.to_string())
+}
+
+/// Writes a line of data to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn print_data(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{text}");
+}
+
+fn print_json(value: &Value) {
+    print_data(&serde_json::to_string_pretty(value).expect("JSON values always serialize"));
+}
+
+fn pretty(value: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(value).expect("plan parts always serialize")
+}
+
+/// Parsed `--poll` and `--timeout`.
+struct WaitSettings {
+    poll: Duration,
+    timeout: Duration,
+    timeout_text: String,
+}
+
+fn wait_settings(args: &WaitArgs) -> Result<WaitSettings, Failure> {
+    let timeout =
+        watch::parse_wait_duration(&args.timeout).map_err(|e| fail(format!("--timeout: {e}")))?;
+    let poll = watch::parse_wait_duration(&args.poll).map_err(|e| fail(format!("--poll: {e}")))?;
+    Ok(WaitSettings {
+        // Faster than this only loads the API (and gets throttled).
+        poll: poll.max(Duration::from_millis(50)),
+        timeout,
+        timeout_text: args.timeout.clone(),
+    })
+}
+
+/// Refuses a plan whose bundle `emrship deploy` has not built yet.
+fn refuse_pending(plan: &LoadedPlan, spec_hint: &str, dry_run: bool) -> Result<(), Failure> {
+    let pending: Vec<&Upload> = plan.plan.uploads.iter().filter(|u| u.pending).collect();
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let uris: Vec<String> = pending.iter().map(|u| u.s3_uri.to_string()).collect();
+    let message = format!(
+        "the job bundle is not deployed yet: the plan points at {} (`pending-build`). Run \
+         `emrship deploy {spec_hint}` (same overlays, --set values and --date) first, then \
+         run this again from the same folder",
+        uris.join(", ")
+    );
+    if dry_run {
+        eprintln!("warning: {message}");
+        Ok(())
+    } else {
+        Err(fail(message))
+    }
+}
+
+/// Every upload the plan's requests point at must be in S3 with the plan's size, or the
+/// cluster would start and fail in its bootstrap action minutes later.
+async fn check_uploads(session: &Session, uploads: &[Upload]) -> Result<(), Failure> {
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&session.sdk)
+            // Emulators and VPC endpoints given by URL have no per-bucket host names.
+            .force_path_style(sdk::endpoint_overridden(&session.options))
+            .build(),
+    );
+    let mut problems = Vec::new();
+    for upload in uploads {
+        let uri = &upload.s3_uri;
+        match s3
+            .head_object()
+            .bucket(&uri.bucket)
+            .key(&uri.key)
+            .send()
+            .await
+        {
+            Ok(head) => {
+                if let (Some(want), Some(have)) = (upload.bytes, head.content_length()) {
+                    if u64::try_from(have).ok() != Some(want) {
+                        problems.push(format!(
+                            "{uri} has {have} bytes, the plan expects {want} ({})",
+                            upload.source
+                        ));
+                    }
+                }
+            }
+            Err(err) => {
+                let err = AwsError::from_sdk("HeadObject", err);
+                let status_404 = err.is_code("NotFound") || err.is_code("NoSuchKey");
+                if status_404 || err.is_code("NoSuchBucket") {
+                    problems.push(format!("{uri} is missing ({})", upload.source));
+                } else if err.is_code("Forbidden") || err.is_code("AccessDenied") {
+                    problems.push(format!(
+                        "{uri}: access denied; these credentials need s3:GetObject on it (and \
+                         s3:ListBucket on s3://{} to tell a missing object from a forbidden one)",
+                        uri.bucket
+                    ));
+                } else {
+                    return Err(aws_failure(err));
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(fail(format!(
+            "the plan's uploads are not all in S3:\n  - {}\nrun `emrship deploy` for this spec \
+             (same overlays, --set values and --date) first",
+            problems.join("\n  - ")
+        )))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// provision
+
+pub fn provision(args: ProvisionArgs) -> ExitCode {
+    let loaded = match load_plan(&args.spec) {
+        Ok(loaded) => loaded,
+        Err((code, message)) => {
+            eprint!("{message}");
+            return ExitCode::from(code);
+        }
+    };
+    run_async(provision_async(args, loaded))
+}
+
+async fn provision_async(args: ProvisionArgs, loaded: LoadedPlan) -> CommandResult {
+    let wait = wait_settings(&args.wait)?;
+    let plan = &loaded.plan;
+    let run_key = loaded.job.run_key();
+    let spec_hint = args.spec.spec.display().to_string();
+    refuse_pending(&loaded, &spec_hint, args.dry_run)?;
+    for group in &plan.security_groups {
+        eprintln!(
+            "warning: the spec asks for UI access: emrship does not create security group {} \
+             yet (it needs EC2); create it yourself with ports {} from {} and add its id to \
+             the cluster's additional primary security groups",
+            group.group_name,
+            group
+                .ingress
+                .iter()
+                .map(|r| r.port.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            group.ingress.first().map_or("", |r| r.cidr.as_str())
+        );
+    }
+    if args.dry_run {
+        let mut would = json!({
+            "dry_run": true,
+            "run_key": run_key,
+            "reuse": format!(
+                "an active cluster tagged {RUN_KEY_TAG}={run_key} is reused{}",
+                if args.no_reuse { " (refused: --no-reuse)" } else { "" }
+            ),
+            "run_job_flow": plan.run_job_flow,
+        });
+        if args.create_roles {
+            would["iam"] = serde_json::to_value(&plan.iam).expect("IAM documents serialize");
+        }
+        match args.format {
+            OutputFormat::Json => print_json(&would),
+            OutputFormat::Text => {
+                if args.create_roles {
+                    print_data(&format!(
+                        "Would create or update these IAM roles and policies:\n{}\n",
+                        pretty(&plan.iam)
+                    ));
+                }
+                print_data(&format!(
+                    "Would look for an active cluster tagged {RUN_KEY_TAG}={run_key} and reuse \
+                     it{}; otherwise RunJobFlow:\n{}",
+                    if args.no_reuse {
+                        " (with --no-reuse: refuse)"
+                    } else {
+                        ""
+                    },
+                    pretty(&plan.run_job_flow)
+                ));
+            }
+        }
+        return Ok(0);
+    }
+
+    let session = Session::connect(&args.aws, Some(&loaded.job.region)).await?;
+    check_uploads(&session, &plan.uploads).await?;
+
+    if args.create_roles {
+        let changes = iam::ensure_roles(&session.sdk, &plan.iam)
+            .await
+            .map_err(aws_failure)?;
+        if changes.is_empty() {
+            eprintln!("IAM roles already match the plan");
+        } else {
+            for change in &changes {
+                eprintln!("IAM: {change}");
+            }
+            let settle = if sdk::endpoint_overridden(&session.options) {
+                Duration::ZERO
+            } else {
+                IAM_SETTLE
+            };
+            eprintln!("waiting for the IAM changes to propagate…");
+            iam::await_propagation(&session.sdk, &plan.iam, settle, IAM_VISIBLE_WITHIN)
+                .await
+                .map_err(aws_failure)?;
+        }
+    }
+
+    let existing = session
+        .emr
+        .active_clusters_tagged(RUN_KEY_TAG, &run_key)
+        .await
+        .map_err(aws_failure)?;
+    let (cluster_id, reused) = if let Some(oldest) = existing.first() {
+        if args.no_reuse {
+            return Err(fail(format!(
+                "cluster {} ({}) is already active for run key {run_key}; with --no-reuse \
+                 emrship does not start another. Terminate it first (`emrship down \
+                 {spec_hint} --date {}`) or drop --no-reuse to reuse it",
+                oldest.id,
+                oldest.state,
+                loaded.job.date.format("%Y-%m-%d")
+            )));
+        }
+        eprintln!(
+            "reusing cluster {} ({}), already active for run key {run_key}",
+            oldest.id, oldest.state
+        );
+        (oldest.id.clone(), true)
+    } else {
+        let started = session
+            .emr
+            .run_job_flow(&plan.run_job_flow)
+            .await
+            .map_err(|e| {
+                let hint = if !args.create_roles
+                    && (e.message.contains("role") || e.message.contains("InstanceProfile"))
+                {
+                    " (does the plan's IAM role exist? `--create-roles` creates it)"
+                } else {
+                    ""
+                };
+                fail(format!("{e}{hint}"))
+            })?;
+        eprintln!("started cluster {started} for run key {run_key}");
+        keep_oldest(&session, &run_key, started).await?
+    };
+
+    let view = session.cluster(&cluster_id).await?;
+    let mut result = json!({
+        "cluster_id": cluster_id,
+        "run_key": run_key,
+        "reused": reused,
+        "state": view.state,
+        "step_ids": view.steps.iter().rev().map(|s| s.id.clone()).collect::<Vec<_>>(),
+    });
+    if args.wait.wait {
+        let step_ids: Vec<String> = view.steps.iter().map(|s| s.id.clone()).collect();
+        let target = if step_ids.is_empty() {
+            Target::Cluster
+        } else {
+            Target::Steps(step_ids)
+        };
+        let followed = follow(&session, &cluster_id, view, target, &wait).await?;
+        followed.merge_into(&mut result);
+        print_result(args.format, &result, &followed.text());
+        return Ok(followed.exit);
+    }
+    print_result(
+        args.format,
+        &result,
+        &format!(
+            "{cluster_id} {} ({})",
+            view.state,
+            if reused { "reused" } else { "started" }
+        ),
+    );
+    Ok(0)
+}
+
+/// Race safety for two provisions of the same run key at once (a retried command, a double
+/// click): both found no cluster, both launched. Each then lists the run key's clusters again
+/// and keeps the oldest; the one that started a younger cluster terminates its own. Only the
+/// cluster this process started is ever terminated, so a cluster someone else is using is
+/// never touched; both processes end up reporting the same, oldest cluster.
+async fn keep_oldest(
+    session: &Session,
+    run_key: &str,
+    started: String,
+) -> Result<(String, bool), Failure> {
+    let tagged = session
+        .emr
+        .active_clusters_tagged(RUN_KEY_TAG, run_key)
+        .await
+        .map_err(aws_failure)?;
+    match tagged.first() {
+        Some(oldest) if oldest.id != started && tagged.iter().any(|c| c.id == started) => {
+            eprintln!(
+                "another provision started cluster {} for run key {run_key} first; \
+                 terminating the duplicate {started} and reusing {}",
+                oldest.id, oldest.id
+            );
+            session
+                .emr
+                .terminate(std::slice::from_ref(&started))
+                .await
+                .map_err(|e| {
+                    fail(format!(
+                        "{e}\nthe duplicate cluster {started} is still running: terminate it \
+                         with `emrship terminate {started}`"
+                    ))
+                })?;
+            Ok((oldest.id.clone(), true))
+        }
+        _ => Ok((started, false)),
+    }
+}
+
+fn print_result(format: OutputFormat, result: &Value, text: &str) {
+    match format {
+        OutputFormat::Json => print_json(result),
+        OutputFormat::Text => print_data(text),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// submit
+
+pub fn submit(args: SubmitArgs) -> ExitCode {
+    let loaded = match load_plan(&args.spec) {
+        Ok(loaded) => loaded,
+        Err((code, message)) => {
+            eprint!("{message}");
+            return ExitCode::from(code);
+        }
+    };
+    run_async(submit_async(args, loaded))
+}
+
+async fn submit_async(args: SubmitArgs, loaded: LoadedPlan) -> CommandResult {
+    let wait = wait_settings(&args.wait)?;
+    let steps = &loaded.plan.add_job_flow_steps.steps;
+    refuse_pending(&loaded, &args.spec.spec.display().to_string(), args.dry_run)?;
+    if args.dry_run {
+        let cluster = args
+            .cluster_id
+            .clone()
+            .or_else(|| {
+                args.cluster_name
+                    .as_ref()
+                    .map(|n| format!("(the cluster named {n})"))
+            })
+            .unwrap_or_default();
+        let would = json!({
+            "dry_run": true,
+            "JobFlowId": cluster,
+            "Steps": steps,
+        });
+        match args.format {
+            OutputFormat::Json => print_json(&would),
+            OutputFormat::Text => {
+                print_data(&format!("Would AddJobFlowSteps:\n{}", pretty(&would)))
+            }
+        }
+        return Ok(0);
+    }
+
+    let session = Session::connect(&args.aws, Some(&loaded.job.region)).await?;
+    check_uploads(&session, &loaded.plan.uploads).await?;
+    let cluster_id = match (&args.cluster_id, &args.cluster_name) {
+        (Some(id), _) => id.clone(),
+        (None, Some(name)) => cluster_by_name(&session, name).await?,
+        (None, None) => unreachable!("clap requires --cluster-id or --cluster-name"),
+    };
+    let view = session.cluster(&cluster_id).await?;
+    if !ACTIVE_CLUSTER_STATES.contains(&view.state.as_str()) {
+        return Err(fail(format!(
+            "cluster {cluster_id} is {}: steps go only to an active cluster; start one with \
+             `emrship provision`",
+            view.state
+        )));
+    }
+    let active = watch::active_step_count(&view.steps);
+    if active + steps.len() > watch::MAX_ACTIVE_STEPS {
+        return Err(fail(format!(
+            "cluster {cluster_id} has {active} pending or running steps; {} more would pass \
+             EMR's limit of {} — wait for some to finish or use another cluster",
+            steps.len(),
+            watch::MAX_ACTIVE_STEPS
+        )));
+    }
+    let step_ids = session
+        .emr
+        .add_steps(&cluster_id, steps)
+        .await
+        .map_err(aws_failure)?;
+    eprintln!(
+        "added {} step(s) to cluster {cluster_id}: {}",
+        step_ids.len(),
+        step_ids.join(", ")
+    );
+    let mut result = json!({ "cluster_id": cluster_id, "step_ids": step_ids });
+    if args.wait.wait {
+        let view = session.cluster(&cluster_id).await?;
+        let followed = follow(
+            &session,
+            &cluster_id,
+            view,
+            Target::Steps(step_ids.clone()),
+            &wait,
+        )
+        .await?;
+        followed.merge_into(&mut result);
+        print_result(args.format, &result, &followed.text());
+        return Ok(followed.exit);
+    }
+    print_result(args.format, &result, &step_ids.join("\n"));
+    Ok(0)
+}
+
+/// The one active cluster named exactly `name`.
+async fn cluster_by_name(session: &Session, name: &str) -> Result<String, Failure> {
+    let active = session.emr.active_clusters().await.map_err(aws_failure)?;
+    let named: Vec<_> = active.iter().filter(|c| c.name == name).collect();
+    match named.as_slice() {
+        [one] => Ok(one.id.clone()),
+        [] => {
+            let names: Vec<String> = active
+                .iter()
+                .take(20)
+                .map(|c| format!("{} `{}` ({})", c.id, c.name, c.state))
+                .collect();
+            Err(fail(if names.is_empty() {
+                format!(
+                    "no active cluster is named `{name}` in region {} (there are no active \
+                     clusters); start one with `emrship provision`",
+                    session.region()
+                )
+            } else {
+                format!(
+                    "no active cluster is named `{name}` in region {}; active clusters:\n  {}",
+                    session.region(),
+                    names.join("\n  ")
+                )
+            }))
+        }
+        many => Err(fail(format!(
+            "{} active clusters are named `{name}`; pick one with --cluster-id:\n  {}",
+            many.len(),
+            many.iter()
+                .map(|c| format!("{} ({})", c.id, c.state))
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        ))),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// status and --wait
+
+pub fn status(args: StatusArgs) -> ExitCode {
+    run_async(status_async(args))
+}
+
+fn view_json(view: &ClusterView) -> Value {
+    json!({
+        "cluster_id": view.id,
+        "name": view.name,
+        "state": view.state,
+        "reason": view.reason,
+        "steps": view.steps.iter().map(|s| json!({
+            "id": s.id, "name": s.name, "state": s.state, "reason": s.reason,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn view_text(view: &ClusterView) -> String {
+    let mut lines = vec![format!(
+        "cluster {} `{}`: {}{}",
+        view.id,
+        view.name,
+        view.state,
+        view.reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
+    )];
+    for step in &view.steps {
+        lines.push(format!(
+            "  step {} `{}`: {}{}",
+            step.id,
+            step.name,
+            step.state,
+            step.reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ));
+    }
+    lines.join("\n")
+}
+
+async fn status_async(args: StatusArgs) -> CommandResult {
+    let wait = wait_settings(&args.wait)?;
+    let session = Session::connect(&args.aws, None).await?;
+    let view = session.cluster(&args.cluster).await?;
+    if let Some(step) = &args.step {
+        if !view.steps.iter().any(|s| &s.id == step) {
+            return Err(fail(format!(
+                "cluster {} has no step {step}; its steps: {}",
+                view.id,
+                view.steps
+                    .iter()
+                    .map(|s| s.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    if !args.wait.wait {
+        let mut shown = view.clone();
+        if let Some(step) = &args.step {
+            shown.steps.retain(|s| &s.id == step);
+        }
+        print_result(args.format, &view_json(&shown), &view_text(&shown));
+        return Ok(0);
+    }
+    let target = watch::status_target(args.step.as_deref(), &view.steps);
+    let cluster_id = view.id.clone();
+    let followed = follow(&session, &cluster_id, view, target, &wait).await?;
+    let mut result = json!({ "cluster_id": cluster_id });
+    followed.merge_into(&mut result);
+    print_result(args.format, &result, &followed.text());
+    Ok(followed.exit)
+}
+
+/// How a watch ended, with the last snapshot.
+struct Followed {
+    exit: u8,
+    outcome: &'static str,
+    summary: String,
+    last: ClusterView,
+    failed_steps: Vec<String>,
+}
+
+impl Followed {
+    fn merge_into(&self, result: &mut Value) {
+        let view = view_json(&self.last);
+        result["outcome"] = json!(self.outcome);
+        result["summary"] = json!(self.summary);
+        result["state"] = view["state"].clone();
+        result["steps"] = view["steps"].clone();
+        result["failed_steps"] = json!(self.failed_steps);
+    }
+
+    fn text(&self) -> String {
+        format!(
+            "{}: {}\n{}",
+            self.outcome,
+            self.summary,
+            view_text(&self.last)
+        )
+    }
+}
+
+/// Polls the cluster until the watch ends or `--timeout` passes, printing each transition with
+/// the elapsed time on stderr. Throttling and dropped connections (after the SDK's own
+/// retries) only slow the polling down; the timeout still bounds the whole wait.
+async fn follow(
+    session: &Session,
+    cluster_id: &str,
+    first: ClusterView,
+    target: Target,
+    settings: &WaitSettings,
+) -> Result<Followed, Failure> {
+    let started = Instant::now();
+    let deadline = started + settings.timeout;
+    let mut backoff = Backoff::new(settings.poll);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id()).rotate_left(32);
+    let mut jitter = Jitter::new(seed);
+    let mut watch = Watch::new(target);
+    let mut snapshot = Some(first);
+    let mut last = None;
+    loop {
+        let view = match snapshot.take() {
+            Some(view) => view,
+            None => match session.emr.cluster_view(cluster_id).await {
+                Ok(view) => view,
+                Err(e) if e.transient => {
+                    eprintln!("{e}; polling again later");
+                    let delay = backoff.throttled(jitter.next());
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return timed_out(cluster_id, last, settings);
+                    }
+                    tokio::time::sleep(delay.min(deadline - now)).await;
+                    continue;
+                }
+                Err(e) => return Err(aws_failure(e)),
+            },
+        };
+        let (transitions, outcome) = watch.observe(&view);
+        for t in &transitions {
+            eprintln!("{}", watch::format_transition(started.elapsed(), t));
+        }
+        // A step's logs explain its failure: for steps we follow, or any step that failed
+        // while we watched the cluster (not failures from before).
+        let follows_steps = matches!(watch.target(), Target::Steps(_));
+        for t in &transitions {
+            if let Subject::Step { id, .. } = &t.subject {
+                if t.to == "FAILED" && (follows_steps || t.from.is_some()) {
+                    super::logs::print_failure_diagnosis(&session.sdk, cluster_id, id).await;
+                }
+            }
+        }
+        match outcome {
+            Some(Outcome::Completed(summary)) => {
+                eprintln!("completed: {summary}");
+                return Ok(Followed {
+                    exit: 0,
+                    outcome: "completed",
+                    summary,
+                    last: view,
+                    failed_steps: Vec::new(),
+                });
+            }
+            Some(Outcome::Failed {
+                summary,
+                failed_steps,
+            }) => {
+                eprintln!("failed: {summary}");
+                return Ok(Followed {
+                    exit: EXIT_RUN_FAILED,
+                    outcome: "failed",
+                    summary,
+                    last: view,
+                    failed_steps,
+                });
+            }
+            None => {}
+        }
+        let changed = !transitions.is_empty();
+        last = Some(view);
+        let now = Instant::now();
+        if now >= deadline {
+            return timed_out(cluster_id, last, settings);
+        }
+        let delay = backoff.next(changed, jitter.next());
+        tokio::time::sleep(delay.min(deadline - now)).await;
+    }
+}
+
+fn timed_out(
+    cluster_id: &str,
+    last: Option<ClusterView>,
+    settings: &WaitSettings,
+) -> Result<Followed, Failure> {
+    let state = last.as_ref().map_or("unknown", |v| v.state.as_str());
+    let summary = format!(
+        "gave up waiting after {} (--timeout); cluster {cluster_id} is {state} and still goes \
+         on: `emrship status {cluster_id} --wait` follows it again",
+        settings.timeout_text
+    );
+    eprintln!("timeout: {summary}");
+    Ok(Followed {
+        exit: EXIT_TIMEOUT,
+        outcome: "timeout",
+        summary,
+        last: last.unwrap_or_else(|| ClusterView {
+            id: cluster_id.to_string(),
+            name: String::new(),
+            state: String::new(),
+            reason: None,
+            steps: Vec::new(),
+        }),
+        failed_steps: Vec::new(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// terminate and down
+
+pub fn terminate(args: TerminateArgs) -> ExitCode {
+    run_async(terminate_async(args))
+}
+
+async fn terminate_async(args: TerminateArgs) -> CommandResult {
+    let session = Session::connect(&args.aws, None).await?;
+    let view = session.cluster(&args.cluster).await?;
+    if !ACTIVE_CLUSTER_STATES.contains(&view.state.as_str()) {
+        let text = format!("cluster {} is already {}", view.id, view.state);
+        eprintln!("{text}");
+        print_result(
+            args.format,
+            &json!({ "cluster_id": view.id, "state": view.state, "terminated": false }),
+            &text,
+        );
+        return Ok(0);
+    }
+    if args.dry_run {
+        print_result(
+            args.format,
+            &json!({ "dry_run": true, "would_terminate": [view.id], "state": view.state }),
+            &format!("would terminate cluster {} ({})", view.id, view.state),
+        );
+        return Ok(0);
+    }
+    session
+        .emr
+        .terminate(std::slice::from_ref(&view.id))
+        .await
+        .map_err(termination_failure)?;
+    let after = session.cluster(&view.id).await?;
+    print_result(
+        args.format,
+        &json!({ "cluster_id": after.id, "state": after.state, "terminated": true }),
+        &format!("cluster {} {}", after.id, after.state),
+    );
+    Ok(0)
+}
+
+fn termination_failure(e: AwsError) -> Failure {
+    if e.message.contains("termination protected") {
+        fail(format!(
+            "{e}\nturn termination protection off first: `aws emr modify-cluster-attributes \
+             --cluster-id <id> --no-termination-protected`"
+        ))
+    } else {
+        aws_failure(e)
+    }
+}
+
+pub fn down(args: DownArgs) -> ExitCode {
+    let loaded = match load_plan(&args.spec) {
+        Ok(loaded) => loaded,
+        Err((code, message)) => {
+            eprint!("{message}");
+            return ExitCode::from(code);
+        }
+    };
+    run_async(down_async(args, loaded))
+}
+
+async fn down_async(args: DownArgs, loaded: LoadedPlan) -> CommandResult {
+    let run_key = loaded.job.run_key();
+    let session = Session::connect(&args.aws, Some(&loaded.job.region)).await?;
+    let tagged = session
+        .emr
+        .active_clusters_tagged(RUN_KEY_TAG, &run_key)
+        .await
+        .map_err(aws_failure)?;
+    let ids: Vec<String> = tagged.iter().map(|c| c.id.clone()).collect();
+    if ids.is_empty() {
+        let text = format!("no active cluster for run key {run_key}");
+        eprintln!("{text}");
+        print_result(
+            args.format,
+            &json!({ "run_key": run_key, "terminated": [] }),
+            &text,
+        );
+        return Ok(0);
+    }
+    if args.dry_run {
+        print_result(
+            args.format,
+            &json!({ "dry_run": true, "run_key": run_key, "would_terminate": ids }),
+            &format!("would terminate {} (run key {run_key})", ids.join(", ")),
+        );
+        return Ok(0);
+    }
+    session
+        .emr
+        .terminate(&ids)
+        .await
+        .map_err(termination_failure)?;
+    print_result(
+        args.format,
+        &json!({ "run_key": run_key, "terminated": ids }),
+        &format!("terminated {} (run key {run_key})", ids.join(", ")),
+    );
+    Ok(0)
 }

@@ -50,17 +50,25 @@ pub const REGION: &str = "us-east-1";
 
 impl Moto {
     pub fn start() -> Moto {
+        Moto::start_python(&["-m", "moto.server"])
+    }
+
+    /// As [`Moto::start`], serving with a script from tests/python that wraps moto's server
+    /// (e.g. `moto_emr_server.py`, which adds EMR state changes on request).
+    pub fn start_script(script: &str) -> Moto {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/python")
+            .join(script);
+        Moto::start_python(&[path.to_str().expect("a UTF-8 path")])
+    }
+
+    /// Runs the test Python with `args` followed by `-H 127.0.0.1 -p <free port>`.
+    fn start_python(args: &[&str]) -> Moto {
         let python = test_python();
         let port = free_port();
         let child = Command::new(&python)
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
+            .args(args)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -1,0 +1,251 @@
+//! A thin adapter over aws-sdk-emr: launch a cluster from a rendered plan, find clusters by
+//! run-key tag or name, add steps, read cluster and step states, terminate.
+//!
+//! Results come back as plain data ([`ClusterView`], [`StepView`], [`ClusterSummary`]) so the
+//! commands and the watch logic never touch SDK types.
+
+use aws_sdk_emr::types::{ClusterState, StepState};
+use aws_sdk_emr::Client;
+
+use super::emr_request;
+use super::error::AwsError;
+use crate::render::run_job_flow::RunJobFlowRequest;
+use crate::render::steps::StepConfig;
+
+/// Clusters that may still run steps: everything before TERMINATING.
+pub const ACTIVE_CLUSTER_STATES: &[&str] = &["STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepView {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    /// Why it is in this state (EMR's FailureDetails or StateChangeReason message), if said.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterView {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    pub reason: Option<String>,
+    /// Every step of the cluster, newest first (as ListSteps returns them).
+    pub steps: Vec<StepView>,
+}
+
+/// A cluster as ListClusters shows it, with its creation time for "which came first".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSummary {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    /// Seconds and nanoseconds since the epoch (0 when EMR did not say).
+    pub created: (i64, u32),
+}
+
+pub struct Emr {
+    client: Client,
+}
+
+fn emr_error<E, R>(
+    operation: &'static str,
+) -> impl FnOnce(aws_sdk_emr::error::SdkError<E, R>) -> AwsError
+where
+    E: aws_sdk_emr::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    move |err| AwsError::from_sdk(operation, err)
+}
+
+fn invalid(operation: &'static str, message: String) -> AwsError {
+    AwsError {
+        operation,
+        code: None,
+        message,
+        transient: false,
+    }
+}
+
+impl Emr {
+    pub fn new(config: &aws_config::SdkConfig) -> Emr {
+        Emr {
+            client: Client::new(config),
+        }
+    }
+
+    /// RunJobFlow with exactly the rendered request; returns the new cluster's id.
+    pub async fn run_job_flow(&self, request: &RunJobFlowRequest) -> Result<String, AwsError> {
+        let input = emr_request::run_job_flow_input(request)
+            .map_err(|e| invalid("RunJobFlow", e.to_string()))?;
+        let output = emr_request::apply_run_job_flow(self.client.run_job_flow(), input)
+            .send()
+            .await
+            .map_err(emr_error("RunJobFlow"))?;
+        output
+            .job_flow_id()
+            .map(str::to_string)
+            .ok_or_else(|| invalid("RunJobFlow", "EMR returned no JobFlowId".into()))
+    }
+
+    /// Active clusters (not terminating or terminated), every page.
+    pub async fn active_clusters(&self) -> Result<Vec<ClusterSummary>, AwsError> {
+        let states: Vec<ClusterState> = ACTIVE_CLUSTER_STATES
+            .iter()
+            .map(|s| ClusterState::from(*s))
+            .collect();
+        let mut pages = self
+            .client
+            .list_clusters()
+            .set_cluster_states(Some(states))
+            .into_paginator()
+            .items()
+            .send();
+        let mut clusters = Vec::new();
+        while let Some(item) = pages.next().await {
+            let cluster = item.map_err(emr_error("ListClusters"))?;
+            let status = cluster.status();
+            let created = status
+                .and_then(|s| s.timeline())
+                .and_then(|t| t.creation_date_time())
+                .map_or((0, 0), |t| (t.secs(), t.subsec_nanos()));
+            clusters.push(ClusterSummary {
+                id: cluster.id().unwrap_or_default().to_string(),
+                name: cluster.name().unwrap_or_default().to_string(),
+                state: status
+                    .and_then(|s| s.state())
+                    .map_or_else(String::new, |s| s.as_str().to_string()),
+                created,
+            });
+        }
+        Ok(clusters)
+    }
+
+    /// Active clusters carrying the tag `key=value`, oldest first. ListClusters does not show
+    /// tags, so each active cluster is described (accounts rarely run more than a few dozen).
+    pub async fn active_clusters_tagged(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<ClusterSummary>, AwsError> {
+        let mut tagged = Vec::new();
+        for cluster in self.active_clusters().await? {
+            let described = self
+                .client
+                .describe_cluster()
+                .cluster_id(&cluster.id)
+                .send()
+                .await
+                .map_err(emr_error("DescribeCluster"))?;
+            let carries = described.cluster().is_some_and(|c| {
+                c.tags()
+                    .iter()
+                    .any(|t| t.key() == Some(key) && t.value() == Some(value))
+            });
+            if carries {
+                tagged.push(cluster);
+            }
+        }
+        tagged.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
+        Ok(tagged)
+    }
+
+    /// The cluster's state and every step's state.
+    pub async fn cluster_view(&self, cluster_id: &str) -> Result<ClusterView, AwsError> {
+        let described = self
+            .client
+            .describe_cluster()
+            .cluster_id(cluster_id)
+            .send()
+            .await
+            .map_err(emr_error("DescribeCluster"))?;
+        let cluster = described
+            .cluster()
+            .ok_or_else(|| invalid("DescribeCluster", format!("no cluster {cluster_id}")))?;
+        let status = cluster.status();
+        Ok(ClusterView {
+            id: cluster.id().unwrap_or(cluster_id).to_string(),
+            name: cluster.name().unwrap_or_default().to_string(),
+            state: status
+                .and_then(|s| s.state())
+                .map_or_else(String::new, |s| s.as_str().to_string()),
+            reason: status
+                .and_then(|s| s.state_change_reason())
+                .and_then(|r| r.message())
+                .filter(|m| !m.is_empty())
+                .map(str::to_string),
+            steps: self.steps(cluster_id, &[]).await?,
+        })
+    }
+
+    /// The cluster's steps, newest first; only those in `states` unless it is empty.
+    pub async fn steps(
+        &self,
+        cluster_id: &str,
+        states: &[&str],
+    ) -> Result<Vec<StepView>, AwsError> {
+        let mut pages = self
+            .client
+            .list_steps()
+            .cluster_id(cluster_id)
+            .set_step_states(
+                (!states.is_empty()).then(|| states.iter().map(|s| StepState::from(*s)).collect()),
+            )
+            .into_paginator()
+            .items()
+            .send();
+        let mut steps = Vec::new();
+        while let Some(item) = pages.next().await {
+            let step = item.map_err(emr_error("ListSteps"))?;
+            let status = step.status();
+            // FailureDetails says why a step failed (and where its log is); the state change
+            // reason is all there is for cancellations.
+            let failure = status
+                .and_then(|s| s.failure_details())
+                .and_then(|f| f.message().or(f.reason()))
+                .filter(|m| !m.is_empty());
+            let change = status
+                .and_then(|s| s.state_change_reason())
+                .and_then(|r| r.message())
+                .filter(|m| !m.is_empty());
+            steps.push(StepView {
+                id: step.id().unwrap_or_default().to_string(),
+                name: step.name().unwrap_or_default().to_string(),
+                state: status
+                    .and_then(|s| s.state())
+                    .map_or_else(String::new, |s| s.as_str().to_string()),
+                reason: failure.or(change).map(str::to_string),
+            });
+        }
+        Ok(steps)
+    }
+
+    /// AddJobFlowSteps; returns the new steps' ids in order.
+    pub async fn add_steps(
+        &self,
+        cluster_id: &str,
+        steps: &[StepConfig],
+    ) -> Result<Vec<String>, AwsError> {
+        let configs = emr_request::step_configs(steps)
+            .map_err(|e| invalid("AddJobFlowSteps", e.to_string()))?;
+        let output = self
+            .client
+            .add_job_flow_steps()
+            .job_flow_id(cluster_id)
+            .set_steps(Some(configs))
+            .send()
+            .await
+            .map_err(emr_error("AddJobFlowSteps"))?;
+        Ok(output.step_ids().to_vec())
+    }
+
+    pub async fn terminate(&self, cluster_ids: &[String]) -> Result<(), AwsError> {
+        self.client
+            .terminate_job_flows()
+            .set_job_flow_ids(Some(cluster_ids.to_vec()))
+            .send()
+            .await
+            .map_err(emr_error("TerminateJobFlows"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,1108 @@
+//! `emrship provision | submit | status | terminate | down` against moto's server mode.
+//!
+//! Each test starts its own emulator (tests/python/moto_emr_server.py: moto's server plus EMR
+//! state changes on request, which moto itself lacks), runs the real `emrship` binary with the
+//! standard endpoint override, and asserts on the resulting AWS state through the API.
+//!
+//! `deploy` is another command's work; [`Env::deploy`] puts exactly what it uploads (the
+//! bundle, the rendered bootstrap script and driver, the job files) at the plan's keys, so
+//! provision finds a deployed run.
+#![cfg(feature = "aws")]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use aws_sdk_emr::types::ClusterState;
+use serde_json::{json, Value};
+
+use common::moto::Moto;
+use emrship::aws::iam::parse_document;
+use emrship::cli::SpecArgs;
+use emrship::render::artifacts::Digest256;
+
+const SPEC: &str = "job-specs/match-rate.yaml";
+const DATE: &str = "2026-11-20";
+const ACTIVE: &[&str] = &["STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"];
+
+fn block<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+fn spec_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(SPEC)
+}
+
+fn stdout_json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        stderr(output)
+    );
+}
+
+/// One emulator and one working folder holding a built bundle (as `deploy` leaves it at
+/// target/emrship/<name>/bundle.zip, where the plan looks for it).
+struct Env {
+    moto: Moto,
+    dir: tempfile::TempDir,
+    bundle: Vec<u8>,
+    emr: aws_sdk_emr::Client,
+    iam: aws_sdk_iam::Client,
+}
+
+impl Env {
+    fn new() -> Env {
+        let moto = Moto::start_script("moto_emr_server.py");
+        let dir = tempfile::tempdir().unwrap();
+        let bundle_dir = dir.path().join("target/emrship/match-rate");
+        std::fs::create_dir_all(&bundle_dir).unwrap();
+        // Any bytes do: provision only needs the bundle's digest and the object in S3.
+        let bundle: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(bundle_dir.join("bundle.zip"), &bundle).unwrap();
+        let config = block(moto.sdk_config());
+        Env {
+            emr: aws_sdk_emr::Client::new(&config),
+            iam: aws_sdk_iam::Client::new(&config),
+            moto,
+            dir,
+            bundle,
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut command = self.moto.command(env!("CARGO_BIN_EXE_emrship"));
+        command.current_dir(self.dir.path());
+        command
+    }
+
+    fn emrship(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().unwrap()
+    }
+
+    fn spec(&self) -> String {
+        spec_path().display().to_string()
+    }
+
+    /// `emrship plan --format json` for the spec and date, from the working folder.
+    fn plan_json(&self, date: &str) -> Value {
+        let output = self.emrship(&["plan", &self.spec(), "--date", date, "--format", "json"]);
+        assert_exit(&output, 0);
+        stdout_json(&output)
+    }
+
+    /// Uploads what `emrship deploy` would for `date`: bundle, rendered scripts, job files.
+    fn deploy(&self, date: &str) {
+        let args = SpecArgs {
+            spec: spec_path(),
+            overlays: vec![],
+            sets: vec![],
+            date: Some(date.parse().unwrap()),
+        };
+        let loaded =
+            emrship::cli::plan::load_plan_with_bundle(&args, Some(Digest256::of(&self.bundle)))
+                .unwrap_or_else(|(_, e)| panic!("{e}"));
+        block(async {
+            let s3 = self.moto.s3().await;
+            let mut buckets = std::collections::BTreeSet::new();
+            for upload in &loaded.plan.uploads {
+                let uri = &upload.s3_uri;
+                if buckets.insert(uri.bucket.clone()) {
+                    let _ = s3.create_bucket().bucket(&uri.bucket).send().await;
+                }
+                let bytes = match upload.source.strip_prefix("rendered:") {
+                    Some(name) => loaded
+                        .plan
+                        .rendered_files
+                        .iter()
+                        .find(|f| f.name == name)
+                        .unwrap()
+                        .text
+                        .clone()
+                        .into_bytes(),
+                    None if upload.source.ends_with("bundle.zip") => self.bundle.clone(),
+                    None => std::fs::read(&upload.source).unwrap(),
+                };
+                assert_eq!(Some(bytes.len() as u64), upload.bytes, "{}", upload.source);
+                s3.put_object()
+                    .bucket(&uri.bucket)
+                    .key(&uri.key)
+                    .body(bytes.into())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+
+    fn provision(&self, date: &str, extra: &[&str]) -> Output {
+        let spec = self.spec();
+        let mut args = vec![
+            "provision",
+            spec.as_str(),
+            "--date",
+            date,
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        self.emrship(&args)
+    }
+
+    fn provisioned(&self, date: &str) -> String {
+        let output = self.provision(date, &[]);
+        assert_exit(&output, 0);
+        stdout_json(&output)["cluster_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Active clusters carrying the run key tag, through the API.
+    fn active_for_run_key(&self, run_key: &str) -> Vec<String> {
+        block(async {
+            let listed = self
+                .emr
+                .list_clusters()
+                .set_cluster_states(Some(
+                    ACTIVE.iter().map(|s| ClusterState::from(*s)).collect(),
+                ))
+                .send()
+                .await
+                .unwrap();
+            let mut ids = Vec::new();
+            for cluster in listed.clusters() {
+                let id = cluster.id().unwrap();
+                let described = self
+                    .emr
+                    .describe_cluster()
+                    .cluster_id(id)
+                    .send()
+                    .await
+                    .unwrap();
+                if described
+                    .cluster()
+                    .unwrap()
+                    .tags()
+                    .iter()
+                    .any(|t| t.key() == Some("emrship:run-key") && t.value() == Some(run_key))
+                {
+                    ids.push(id.to_string());
+                }
+            }
+            ids
+        })
+    }
+
+    fn all_clusters(&self) -> usize {
+        block(async {
+            self.emr
+                .list_clusters()
+                .send()
+                .await
+                .unwrap()
+                .clusters()
+                .len()
+        })
+    }
+
+    fn cluster_state(&self, id: &str) -> String {
+        block(async {
+            self.emr
+                .describe_cluster()
+                .cluster_id(id)
+                .send()
+                .await
+                .unwrap()
+                .cluster()
+                .unwrap()
+                .status()
+                .unwrap()
+                .state()
+                .unwrap()
+                .as_str()
+                .to_string()
+        })
+    }
+
+    /// (id, name, state, args) of every step, oldest first.
+    fn steps(&self, cluster_id: &str) -> Vec<(String, String, String, Vec<String>)> {
+        block(async {
+            let listed = self
+                .emr
+                .list_steps()
+                .cluster_id(cluster_id)
+                .send()
+                .await
+                .unwrap();
+            let mut steps: Vec<_> = listed
+                .steps()
+                .iter()
+                .map(|s| {
+                    (
+                        s.id().unwrap().to_string(),
+                        s.name().unwrap().to_string(),
+                        s.status().unwrap().state().unwrap().as_str().to_string(),
+                        s.config().unwrap().args().to_vec(),
+                    )
+                })
+                .collect();
+            steps.reverse();
+            steps
+        })
+    }
+
+    /// Moves a step (or the cluster) through `states`, one every `interval_ms`, in moto.
+    fn transitions(&self, cluster_id: &str, step_id: Option<&str>, states: &[&str], reason: &str) {
+        let body = json!({
+            "cluster_id": cluster_id,
+            "step_id": step_id,
+            "states": states,
+            "interval_ms": 400,
+            "reason": reason,
+        })
+        .to_string();
+        let mut stream = TcpStream::connect(("127.0.0.1", self.moto.port)).unwrap();
+        write!(
+            stream,
+            "POST /_emrship/emr-transitions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: \
+             application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(
+            response.lines().next().unwrap_or("").contains(" 200 "),
+            "{response}"
+        );
+    }
+}
+
+/// Drops empty `Properties` / `Configurations` members, which the API may or may not echo.
+fn without_empty(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| {
+                    !(v.as_array().is_some_and(|a| a.is_empty())
+                        || v.as_object().is_some_and(|o| o.is_empty()))
+                })
+                .map(|(k, v)| (k.clone(), without_empty(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_empty).collect()),
+        other => other.clone(),
+    }
+}
+
+fn configuration_json(c: &aws_sdk_emr::types::Configuration) -> Value {
+    let mut out = serde_json::Map::new();
+    out.insert("Classification".into(), json!(c.classification().unwrap()));
+    if let Some(properties) = c.properties() {
+        out.insert("Properties".into(), json!(properties));
+    }
+    out.insert(
+        "Configurations".into(),
+        Value::Array(c.configurations().iter().map(configuration_json).collect()),
+    );
+    without_empty(&Value::Object(out))
+}
+
+#[test]
+fn provision_launches_exactly_the_plan_and_reuses_the_cluster_of_the_same_run_key() {
+    let env = Env::new();
+    env.deploy(DATE);
+    let plan = env.plan_json(DATE);
+    let request = &plan["run_job_flow"];
+
+    let first = env.provision(DATE, &[]);
+    assert_exit(&first, 0);
+    let first = stdout_json(&first);
+    assert_eq!(first["reused"], json!(false));
+    let id = first["cluster_id"].as_str().unwrap().to_string();
+
+    block(async {
+        let described = env
+            .emr
+            .describe_cluster()
+            .cluster_id(&id)
+            .send()
+            .await
+            .unwrap();
+        let cluster = described.cluster().unwrap();
+        assert_eq!(cluster.name(), request["Name"].as_str());
+        assert_eq!(cluster.release_label(), request["ReleaseLabel"].as_str());
+        assert_eq!(cluster.log_uri(), request["LogUri"].as_str());
+        assert_eq!(cluster.service_role(), request["ServiceRole"].as_str());
+        assert_eq!(
+            cluster
+                .ec2_instance_attributes()
+                .unwrap()
+                .iam_instance_profile(),
+            request["JobFlowRole"].as_str()
+        );
+        let configurations: Vec<Value> = cluster
+            .configurations()
+            .iter()
+            .map(configuration_json)
+            .collect();
+        assert_eq!(
+            Value::Array(configurations),
+            without_empty(&request["Configurations"])
+        );
+        let mut tags: Vec<(String, String)> = cluster
+            .tags()
+            .iter()
+            .map(|t| (t.key().unwrap().into(), t.value().unwrap().into()))
+            .collect();
+        tags.sort();
+        let mut want: Vec<(String, String)> = request["Tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["Key"].as_str().unwrap().into(),
+                    t["Value"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        want.sort();
+        assert_eq!(tags, want);
+
+        let groups = env
+            .emr
+            .list_instance_groups()
+            .cluster_id(&id)
+            .send()
+            .await
+            .unwrap();
+        let mut groups: Vec<Value> = groups
+            .instance_groups()
+            .iter()
+            .map(|g| {
+                json!({
+                    "Name": g.name(),
+                    "Market": g.market().map(|m| m.as_str()),
+                    "InstanceRole": g.instance_group_type().map(|t| t.as_str()),
+                    "InstanceType": g.instance_type(),
+                    "InstanceCount": g.requested_instance_count(),
+                })
+            })
+            .collect();
+        let mut want_groups: Vec<Value> = request["Instances"]["InstanceGroups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                json!({
+                    "Name": g["Name"], "Market": g["Market"], "InstanceRole": g["InstanceRole"],
+                    "InstanceType": g["InstanceType"], "InstanceCount": g["InstanceCount"],
+                })
+            })
+            .collect();
+        let key = |v: &Value| v["InstanceRole"].to_string();
+        groups.sort_by_key(key);
+        want_groups.sort_by_key(key);
+        assert_eq!(groups, want_groups);
+
+        let actions = env
+            .emr
+            .list_bootstrap_actions()
+            .cluster_id(&id)
+            .send()
+            .await
+            .unwrap();
+        let actions: Vec<Value> = actions
+            .bootstrap_actions()
+            .iter()
+            .map(|a| {
+                json!({
+                    "Name": a.name(),
+                    "ScriptBootstrapAction": { "Path": a.script_path(), "Args": a.args() },
+                })
+            })
+            .collect();
+        assert_eq!(Value::Array(actions), request["BootstrapActions"]);
+    });
+
+    let steps = env.steps(&id);
+    let want_steps = request["Steps"].as_array().unwrap();
+    assert_eq!(steps.len(), want_steps.len());
+    for ((_, name, _, args), want) in steps.iter().zip(want_steps) {
+        assert_eq!(json!(name), want["Name"]);
+        assert_eq!(json!(args), want["HadoopJarStep"]["Args"]);
+    }
+
+    // The same run key again: the cluster is reused, not doubled.
+    let second = env.provision(DATE, &[]);
+    assert_exit(&second, 0);
+    let second = stdout_json(&second);
+    assert_eq!(second["cluster_id"], json!(id));
+    assert_eq!(second["reused"], json!(true));
+    assert_eq!(
+        env.active_for_run_key("match-rate/2026-11-20"),
+        [id.as_str()]
+    );
+
+    // --no-reuse refuses instead.
+    let refused = env.provision(DATE, &["--no-reuse"]);
+    assert_exit(&refused, 1);
+    assert!(stderr(&refused).contains(&id), "{}", stderr(&refused));
+    assert_eq!(env.all_clusters(), 1);
+}
+
+#[test]
+fn two_provisions_at_once_leave_one_active_cluster() {
+    let env = Env::new();
+    env.deploy(DATE);
+    let spec = env.spec();
+    let args = [
+        "provision",
+        spec.as_str(),
+        "--date",
+        DATE,
+        "--format",
+        "json",
+    ];
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            env.command()
+                .args(args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    for output in &outputs {
+        assert_exit(output, 0);
+    }
+    let ids: Vec<Value> = outputs
+        .iter()
+        .map(|o| stdout_json(o)["cluster_id"].clone())
+        .collect();
+    assert_eq!(ids[0], ids[1], "both report the one surviving cluster");
+    assert_eq!(
+        env.active_for_run_key("match-rate/2026-11-20"),
+        [ids[0].as_str().unwrap()]
+    );
+}
+
+#[test]
+fn create_roles_twice_leaves_one_role_each_with_the_plans_documents() {
+    let env = Env::new();
+    env.deploy(DATE);
+    let plan = env.plan_json(DATE);
+    for _ in 0..2 {
+        let output = env.provision(DATE, &["--create-roles"]);
+        assert_exit(&output, 0);
+    }
+    let roles = plan["iam"].as_object().unwrap();
+    block(async {
+        let listed = env.iam.list_roles().send().await.unwrap();
+        for (name, documents) in roles {
+            let count = listed
+                .roles()
+                .iter()
+                .filter(|r| r.role_name() == name)
+                .count();
+            assert_eq!(count, 1, "role {name}");
+            let role = env.iam.get_role().role_name(name).send().await.unwrap();
+            let trust = role.role().unwrap().assume_role_policy_document().unwrap();
+            assert_eq!(
+                parse_document(trust).as_ref(),
+                Some(&documents["trust_policy"])
+            );
+            for (policy, document) in documents["inline_policies"].as_object().unwrap() {
+                let got = env
+                    .iam
+                    .get_role_policy()
+                    .role_name(name)
+                    .policy_name(policy)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    parse_document(got.policy_document()).as_ref(),
+                    Some(document),
+                    "{name}/{policy}"
+                );
+            }
+            let inline = env
+                .iam
+                .list_role_policies()
+                .role_name(name)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                inline.policy_names().len(),
+                documents["inline_policies"].as_object().unwrap().len()
+            );
+            let attached = env
+                .iam
+                .list_attached_role_policies()
+                .role_name(name)
+                .send()
+                .await
+                .unwrap();
+            let arns: Vec<Value> = attached
+                .attached_policies()
+                .iter()
+                .map(|p| json!(p.policy_arn()))
+                .collect();
+            assert_eq!(Value::Array(arns), documents["managed_policy_arns"]);
+        }
+        let profiles = env.iam.list_instance_profiles().send().await.unwrap();
+        let profile_name = roles
+            .values()
+            .find_map(|r| r["instance_profile"].as_str())
+            .unwrap();
+        let matching: Vec<_> = profiles
+            .instance_profiles()
+            .iter()
+            .filter(|p| p.instance_profile_name() == profile_name)
+            .collect();
+        assert_eq!(matching.len(), 1);
+        let in_profile: Vec<&str> = matching[0].roles().iter().map(|r| r.role_name()).collect();
+        assert_eq!(in_profile, [profile_name]);
+    });
+    assert_eq!(env.all_clusters(), 1);
+}
+
+#[test]
+fn submit_adds_the_plans_steps_with_discrete_args() {
+    let env = Env::new();
+    env.deploy(DATE);
+    let plan = env.plan_json(DATE);
+    let id = env.provisioned(DATE);
+    let spec = env.spec();
+
+    let output = env.emrship(&[
+        "submit",
+        &spec,
+        "--date",
+        DATE,
+        "--cluster-id",
+        &id,
+        "--format",
+        "json",
+    ]);
+    assert_exit(&output, 0);
+    let step_ids = stdout_json(&output)["step_ids"].clone();
+    let want = &plan["add_job_flow_steps"]["Steps"][0];
+    let steps = env.steps(&id);
+    assert_eq!(steps.len(), 2, "the launch step and the submitted one");
+    let (new_id, name, _, args) = &steps[1];
+    assert_eq!(step_ids, json!([new_id]));
+    assert_eq!(json!(name), want["Name"]);
+    assert_eq!(json!(args), want["HadoopJarStep"]["Args"]);
+    assert!(args.len() > 3, "arguments stay discrete: {args:?}");
+
+    // By name: the cluster's name is the plan's.
+    let name = plan["run_job_flow"]["Name"].as_str().unwrap();
+    let output = env.emrship(&[
+        "submit",
+        &spec,
+        "--date",
+        DATE,
+        "--cluster-name",
+        name,
+        "--format",
+        "json",
+    ]);
+    assert_exit(&output, 0);
+    assert_eq!(env.steps(&id).len(), 3);
+
+    let output = env.emrship(&["submit", &spec, "--date", DATE, "--cluster-name", "nope"]);
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains(&id),
+        "lists the active clusters: {}",
+        stderr(&output)
+    );
+    assert_eq!(env.steps(&id).len(), 3);
+}
+
+#[test]
+fn provision_wait_follows_the_launch_step_to_completed() {
+    let env = Env::new();
+    env.deploy(DATE);
+    let spec = env.spec();
+    let child = env
+        .command()
+        .args([
+            "provision",
+            &spec,
+            "--date",
+            DATE,
+            "--wait",
+            "--poll",
+            "100ms",
+            "--timeout",
+            "60s",
+            "--format",
+            "json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the cluster exists, move its step on as EMR would.
+    let started = Instant::now();
+    let id = loop {
+        if let Some(id) = env.active_for_run_key("match-rate/2026-11-20").pop() {
+            break id;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no cluster");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let step = env.steps(&id).remove(0).0;
+    env.transitions(&id, None, &["RUNNING"], "");
+    env.transitions(&id, Some(&step), &["RUNNING", "COMPLETED"], "");
+    let output = child.wait_with_output().unwrap();
+    assert_exit(&output, 0);
+    let result = stdout_json(&output);
+    assert_eq!(result["outcome"], json!("completed"));
+    assert_eq!(env.steps(&id)[0].2, "COMPLETED");
+    assert!(
+        stderr(&output).contains("RUNNING → COMPLETED"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn status_wait_follows_a_step_to_completed_failed_or_the_timeout() {
+    let env = Env::new();
+    env.deploy(DATE);
+    let id = env.provisioned(DATE);
+    let spec = env.spec();
+    let submit = |n: usize| -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                let output = env.emrship(&["submit", &spec, "--date", DATE, "--cluster-id", &id]);
+                assert_exit(&output, 0);
+                String::from_utf8(output.stdout).unwrap().trim().to_string()
+            })
+            .collect()
+    };
+    let ids = submit(2);
+    let status = |step: &str, timeout: &str| {
+        env.emrship(&[
+            "status",
+            &id,
+            "--step",
+            step,
+            "--wait",
+            "--poll",
+            "100ms",
+            "--timeout",
+            timeout,
+            "--format",
+            "json",
+        ])
+    };
+
+    // PENDING → RUNNING → COMPLETED: exit 0.
+    env.transitions(&id, Some(&ids[0]), &["RUNNING", "COMPLETED"], "");
+    let output = status(&ids[0], "60s");
+    assert_exit(&output, 0);
+    let err = stderr(&output);
+    assert!(err.contains("PENDING → RUNNING"), "{err}");
+    assert!(err.contains("RUNNING → COMPLETED"), "{err}");
+    assert_eq!(stdout_json(&output)["outcome"], json!("completed"));
+
+    // A failed step: exit 4, named with EMR's reason.
+    env.transitions(
+        &id,
+        Some(&ids[1]),
+        &["RUNNING", "FAILED"],
+        "Step failed with exitCode 1",
+    );
+    let output = status(&ids[1], "60s");
+    assert_exit(&output, 4);
+    let result = stdout_json(&output);
+    assert_eq!(result["outcome"], json!("failed"));
+    assert_eq!(result["failed_steps"], json!([ids[1]]));
+    assert!(
+        stderr(&output).contains("exitCode 1"),
+        "{}",
+        stderr(&output)
+    );
+
+    // The launch step stays RUNNING: the timeout ends the wait with exit 3, fast.
+    let launch = env.steps(&id).remove(0).0;
+    let started = Instant::now();
+    let output = status(&launch, "1s");
+    assert_exit(&output, 3);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(stdout_json(&output)["outcome"], json!("timeout"));
+
+    // Without --wait: a snapshot of every step.
+    let output = env.emrship(&["status", &id, "--format", "json"]);
+    assert_exit(&output, 0);
+    let snapshot = stdout_json(&output);
+    let states: Vec<&str> = snapshot["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states.len(), 3);
+    assert!(
+        states.contains(&"COMPLETED") && states.contains(&"FAILED"),
+        "{states:?}"
+    );
+}
+
+#[test]
+fn terminate_and_down_end_the_clusters() {
+    let env = Env::new();
+    env.deploy(DATE);
+    env.deploy("2026-11-21");
+    let id = env.provisioned(DATE);
+    let other = env.provisioned("2026-11-21");
+    assert_ne!(id, other);
+
+    let dry = env.emrship(&["terminate", &id, "--dry-run"]);
+    assert_exit(&dry, 0);
+    assert_eq!(env.cluster_state(&id), "WAITING");
+
+    let output = env.emrship(&["terminate", &id, "--format", "json"]);
+    assert_exit(&output, 0);
+    assert!(["TERMINATING", "TERMINATED"].contains(&env.cluster_state(&id).as_str()));
+    assert!(["WAITING", "RUNNING"].contains(&env.cluster_state(&other).as_str()));
+
+    let spec = env.spec();
+    let output = env.emrship(&["down", &spec, "--date", "2026-11-21", "--format", "json"]);
+    assert_exit(&output, 0);
+    assert_eq!(stdout_json(&output)["terminated"], json!([other]));
+    assert!(["TERMINATING", "TERMINATED"].contains(&env.cluster_state(&other).as_str()));
+
+    // Nothing left for the run key: say so, succeed.
+    let output = env.emrship(&["down", &spec, "--date", "2026-11-21", "--format", "json"]);
+    assert_exit(&output, 0);
+    assert_eq!(stdout_json(&output)["terminated"], json!([]));
+}
+
+#[test]
+fn unknown_cluster_ids_are_one_clear_error() {
+    let env = Env::new();
+    env.deploy(DATE);
+    let spec = env.spec();
+    for args in [
+        vec!["status", "j-NOSUCHCLUSTER"],
+        vec!["status", "j-NOSUCHCLUSTER", "--wait", "--timeout", "5s"],
+        vec!["terminate", "j-NOSUCHCLUSTER"],
+        vec![
+            "submit",
+            &spec,
+            "--date",
+            DATE,
+            "--cluster-id",
+            "j-NOSUCHCLUSTER",
+        ],
+    ] {
+        let output = env.emrship(&args);
+        assert_exit(&output, 1);
+        let err = stderr(&output);
+        assert!(
+            err.contains("no cluster j-NOSUCHCLUSTER in region us-east-1"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "one error: {err}");
+    }
+}
+
+#[test]
+fn without_credentials_nothing_is_created() {
+    let env = Env::new();
+    env.deploy(DATE);
+    let spec = env.spec();
+    let output = env
+        .command()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .args(["provision", &spec, "--date", DATE, "--create-roles"])
+        .output()
+        .unwrap();
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("no AWS credentials"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(env.all_clusters(), 0);
+    let roles = block(async { env.iam.list_roles().send().await.unwrap() });
+    assert!(roles.roles().is_empty());
+}
+
+#[test]
+fn provision_refuses_a_run_that_is_not_deployed() {
+    let env = Env::new();
+    let spec = env.spec();
+
+    // Bundle built but nothing in S3 (the bucket does not even exist).
+    let output = env.provision(DATE, &[]);
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("is missing"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).contains("emrship deploy"),
+        "{}",
+        stderr(&output)
+    );
+
+    // No bundle built at all: the plan's bundle is pending.
+    std::fs::remove_file(env.dir.path().join("target/emrship/match-rate/bundle.zip")).unwrap();
+    let output = env.emrship(&["provision", &spec, "--date", DATE]);
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("pending-build"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(env.all_clusters(), 0);
+}
+
+#[test]
+fn dry_run_prints_the_request_and_calls_nothing() {
+    let env = Env::new();
+    env.deploy(DATE);
+    let plan = env.plan_json(DATE);
+    let output = env.provision(DATE, &["--dry-run", "--create-roles"]);
+    assert_exit(&output, 0);
+    let would = stdout_json(&output);
+    assert_eq!(would["run_job_flow"], plan["run_job_flow"]);
+    assert_eq!(would["iam"], plan["iam"]);
+    assert_eq!(env.all_clusters(), 0);
+    let roles = block(async { env.iam.list_roles().send().await.unwrap() });
+    assert!(roles.roles().is_empty());
+}
+
+#[test]
+fn a_spec_error_exits_2_before_any_call() {
+    let env = Env::new();
+    let bad = env.dir.path().join("bad.yaml");
+    std::fs::write(&bad, "name: broken\nrelease: emr-7.5.0\n").unwrap();
+    let output = env.emrship(&["provision", bad.to_str().unwrap(), "--date", DATE]);
+    assert_exit(&output, 2);
+    assert_eq!(env.all_clusters(), 0);
+}
+
+/// A loopback proxy in front of moto that fails every fourth request, in turn: a
+/// ThrottlingException (JSON protocols) or 503 (others), a 503, a connection dropped before the
+/// request reaches moto, and one dropped after moto handled it (the response is lost, as when a
+/// network path dies mid-call).
+struct FaultyProxy {
+    endpoint: String,
+    faults: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn read_http_message(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 8192];
+    let header_end = loop {
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        data.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&data[..header_end]).to_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap_or(0));
+    while data.len() < header_end + length {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        data.extend_from_slice(&buf[..n]);
+    }
+    Some(data)
+}
+
+/// `message` with its `Connection` header replaced by `Connection: close`.
+fn closing(message: &[u8]) -> Vec<u8> {
+    let header_end = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(message.len(), |i| i + 2);
+    let head = String::from_utf8_lossy(&message[..header_end]);
+    let mut lines: Vec<&str> = head
+        .split("\r\n")
+        .filter(|l| !l.is_empty() && !l.to_lowercase().starts_with("connection:"))
+        .collect();
+    lines.push("Connection: close");
+    let mut out = (lines.join("\r\n") + "\r\n").into_bytes();
+    out.extend_from_slice(&message[header_end..]);
+    out
+}
+
+impl FaultyProxy {
+    fn start(upstream_port: u16) -> FaultyProxy {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let faults = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let faults_seen = faults.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { continue };
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                let faults = faults_seen.clone();
+                std::thread::spawn(move || {
+                    let Some(request) = read_http_message(&mut client) else {
+                        return;
+                    };
+                    let json_protocol = String::from_utf8_lossy(&request)
+                        .to_lowercase()
+                        .contains("x-amz-target:");
+                    let fault = (n % 4 == 1).then_some((n / 4) % 4);
+                    if fault.is_some() {
+                        faults.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let reply = |client: &mut TcpStream, status: &str, body: &str, extra: &str| {
+                        let _ = write!(
+                            client,
+                            "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: \
+                             close\r\n\r\n{body}",
+                            body.len()
+                        );
+                    };
+                    match fault {
+                        Some(0) if json_protocol => reply(
+                            &mut client,
+                            "400 Bad Request",
+                            r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
+                            "Content-Type: application/x-amz-json-1.1\r\nx-amzn-ErrorType: \
+                             ThrottlingException\r\n",
+                        ),
+                        Some(0) | Some(1) => reply(&mut client, "503 Service Unavailable", "", ""),
+                        Some(2) => {} // dropped before reaching moto
+                        _ => {
+                            let Ok(mut upstream) = TcpStream::connect(("127.0.0.1", upstream_port))
+                            else {
+                                return;
+                            };
+                            if upstream.write_all(&closing(&request)).is_err() {
+                                return;
+                            }
+                            let mut response = Vec::new();
+                            let _ = upstream.read_to_end(&mut response);
+                            if fault == Some(3) {
+                                return; // moto acted; the response is lost
+                            }
+                            let _ = client.write_all(&closing(&response));
+                        }
+                    }
+                });
+            }
+        });
+        FaultyProxy { endpoint, faults }
+    }
+}
+
+#[test]
+fn provision_and_submit_survive_throttling_503s_and_dropped_connections() {
+    let env = Env::new();
+    env.deploy(DATE);
+    let proxy = FaultyProxy::start(env.moto.port);
+    let spec = env.spec();
+    let through_proxy = |args: &[&str]| {
+        env.command()
+            .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let output = through_proxy(&[
+        "provision",
+        &spec,
+        "--date",
+        DATE,
+        "--create-roles",
+        "--format",
+        "json",
+    ]);
+    assert_exit(&output, 0);
+    let id = stdout_json(&output)["cluster_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        env.active_for_run_key("match-rate/2026-11-20"),
+        [id.as_str()],
+        "one active cluster for the run key"
+    );
+    // Provision again through the faults: still the same one cluster.
+    let output = through_proxy(&["provision", &spec, "--date", DATE, "--format", "json"]);
+    assert_exit(&output, 0);
+    assert_eq!(stdout_json(&output)["cluster_id"], json!(id));
+    assert_eq!(
+        env.active_for_run_key("match-rate/2026-11-20"),
+        [id.as_str()]
+    );
+
+    let output = through_proxy(&[
+        "submit",
+        &spec,
+        "--date",
+        DATE,
+        "--cluster-id",
+        &id,
+        "--format",
+        "json",
+    ]);
+    assert_exit(&output, 0);
+    let submitted = stdout_json(&output)["step_ids"].clone();
+    let steps = env.steps(&id);
+    assert!(
+        steps.iter().any(|s| json!([s.0]) == submitted),
+        "{steps:?} / {submitted}"
+    );
+    assert!(
+        proxy.faults.load(std::sync::atomic::Ordering::SeqCst) >= 4,
+        "the proxy injected faults"
+    );
+}
