@@ -16,17 +16,19 @@ pub struct AwsOptions {
     pub endpoint_url: Option<String>,
 }
 
-/// Attempts per call, first included. Adaptive retry mode backs off on throttling across the
-/// whole client, not only per call.
+/// Attempts per call, first included. Standard retry mode (exponential backoff with full
+/// jitter, throttling errors included): adaptive mode's client-side rate limiter starts with no
+/// measured rate in a fresh process and held the first retry after a throttle for the whole
+/// backoff cap, which a short-lived CLI feels on every run.
 pub const MAX_ATTEMPTS: u32 = 8;
 
 pub async fn load(options: &AwsOptions) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(
-            RetryConfig::adaptive()
+            RetryConfig::standard()
                 .with_max_attempts(MAX_ATTEMPTS)
                 .with_initial_backoff(Duration::from_millis(200))
-                .with_max_backoff(Duration::from_secs(20)),
+                .with_max_backoff(Duration::from_secs(10)),
         )
         .timeout_config(
             TimeoutConfig::builder()
