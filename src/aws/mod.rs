@@ -4,5 +4,6 @@
 //! builds and runs without it; this module (behind the default `aws` feature) converts those
 //! requests into the SDK's input types.
 
+pub mod emr_logs;
 pub mod emr_request;
 pub mod sdk;
