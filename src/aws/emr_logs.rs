@@ -589,10 +589,7 @@ impl LogFetcher {
                 .and_then(|s| s.state())
                 .map(|s| s.as_str().to_string())
                 .unwrap_or_default(),
-            args: step
-                .config()
-                .map(|c| c.args().to_vec())
-                .unwrap_or_default(),
+            args: step.config().map(|c| c.args().to_vec()).unwrap_or_default(),
             started: timeline
                 .and_then(|t| t.start_date_time())
                 .and_then(from_smithy),
@@ -614,11 +611,13 @@ impl LogFetcher {
             .ok()?;
         let groups = groups.instance_groups();
         let pick = |kind: &str| {
-            groups.iter().find(|g| {
-                g.instance_group_type().map(|t| t.as_str()) == Some(kind)
-            })
+            groups
+                .iter()
+                .find(|g| g.instance_group_type().map(|t| t.as_str()) == Some(kind))
         };
-        let group = pick("CORE").or_else(|| pick("TASK")).or_else(|| pick("MASTER"))?;
+        let group = pick("CORE")
+            .or_else(|| pick("TASK"))
+            .or_else(|| pick("MASTER"))?;
         catalog::lookup(group.instance_type()?).map(|t| t.arch)
     }
 
@@ -651,7 +650,11 @@ impl LogFetcher {
                     DisplayErrorContext(&error).to_string(),
                 )
             })?;
-            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
             folders.extend(
                 page.common_prefixes()
                     .iter()
@@ -673,7 +676,14 @@ impl LogFetcher {
         name: &str,
     ) -> Result<Option<FetchedLog>, LogsError> {
         let uri = prefix.uri(key);
-        let output = match self.s3.get_object().bucket(&prefix.bucket).key(key).send().await {
+        let output = match self
+            .s3
+            .get_object()
+            .bucket(&prefix.bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(output) => output,
             Err(error) => {
                 let missing = matches!(
@@ -749,7 +759,11 @@ impl LogFetcher {
         wanted.sort_by_key(|key| {
             let driver = !key.contains("_000001/");
             let stdout = key.ends_with("stdout.gz") || key.ends_with("stdout");
-            (driver, key.rsplitn(2, '/').nth(1).unwrap_or_default().to_string(), stdout)
+            (
+                driver,
+                key.rsplitn(2, '/').nth(1).unwrap_or_default().to_string(),
+                stdout,
+            )
         });
         if wanted.len() > MAX_CONTAINER_LOGS {
             result.notes.push(format!(
@@ -875,17 +889,46 @@ mod tests {
     #[test]
     fn when_to_look_again() {
         let ended = Utc.with_ymd_and_hms(2026, 11, 21, 6, 14, 30).unwrap();
-        let soon = not_yet("s-1", "FAILED", Some(ended), Some(ended), ended + Duration::minutes(1));
+        let soon = not_yet(
+            "s-1",
+            "FAILED",
+            Some(ended),
+            Some(ended),
+            ended + Duration::minutes(1),
+        );
         assert_eq!(soon.look_again_after, Some(ended + Duration::minutes(5)));
-        assert!(soon.message.contains("ended at 06:14 UTC; look again after 06:20 UTC"), "{}", soon.message);
+        assert!(
+            soon.message
+                .contains("ended at 06:14 UTC; look again after 06:20 UTC"),
+            "{}",
+            soon.message
+        );
 
-        let late = not_yet("s-1", "FAILED", Some(ended), Some(ended), ended + Duration::minutes(30));
-        assert!(late.message.contains("30 minutes after it ended"), "{}", late.message);
-        assert!(late.message.contains("look again after 06:50 UTC"), "{}", late.message);
+        let late = not_yet(
+            "s-1",
+            "FAILED",
+            Some(ended),
+            Some(ended),
+            ended + Duration::minutes(30),
+        );
+        assert!(
+            late.message.contains("30 minutes after it ended"),
+            "{}",
+            late.message
+        );
+        assert!(
+            late.message.contains("look again after 06:50 UTC"),
+            "{}",
+            late.message
+        );
 
         let running = not_yet("s-1", "RUNNING", Some(ended), None, ended);
         assert!(running.message.contains("(RUNNING)"));
-        assert!(running.message.contains("after 06:20 UTC"), "{}", running.message);
+        assert!(
+            running.message.contains("after 06:20 UTC"),
+            "{}",
+            running.message
+        );
 
         let cancelled = not_yet("s-1", "CANCELLED", None, None, ended);
         assert_eq!(cancelled.look_again_after, None);
@@ -901,7 +944,7 @@ mod tests {
         let gz = encoder.finish().unwrap();
 
         let mut decoder = LogDecoder::new(1 << 20);
-        for chunk in gz.chunks(1) .take(1).chain(gz[1..].chunks(777)) {
+        for chunk in gz.chunks(1).take(1).chain(gz[1..].chunks(777)) {
             decoder.push(chunk).unwrap();
         }
         assert_eq!(decoder.finish().unwrap(), (text.clone(), false));
@@ -911,7 +954,10 @@ mod tests {
         let (tail, truncated) = decoder.finish().unwrap();
         assert!(truncated);
         assert!(tail.len() <= 1000);
-        assert!(tail.starts_with("line "), "starts at a whole line: {tail:?}");
+        assert!(
+            tail.starts_with("line "),
+            "starts at a whole line: {tail:?}"
+        );
         assert!(tail.ends_with("line 19999\n"));
     }
 
@@ -920,7 +966,10 @@ mod tests {
         let mut decoder = LogDecoder::new(1 << 20);
         decoder.push(b"p").unwrap();
         decoder.push(b"lain log\n").unwrap();
-        assert_eq!(decoder.finish().unwrap(), ("plain log\n".to_string(), false));
+        assert_eq!(
+            decoder.finish().unwrap(),
+            ("plain log\n".to_string(), false)
+        );
         let decoder = LogDecoder::new(10);
         assert_eq!(decoder.finish().unwrap(), (String::new(), false));
     }

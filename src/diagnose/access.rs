@@ -16,7 +16,14 @@ struct Denial {
 fn action_for_operation(text: &str) -> Option<&'static str> {
     let lower = text.to_ascii_lowercase();
     let has = |words: &[&str]| words.iter().any(|w| lower.contains(w));
-    if has(&["listobjects", "listbucket", "liststatus", "list request", "?list-type", "listing"]) {
+    if has(&[
+        "listobjects",
+        "listbucket",
+        "liststatus",
+        "list request",
+        "?list-type",
+        "listing",
+    ]) {
         Some("s3:ListBucket")
     } else if has(&[
         "putobject",
@@ -61,12 +68,18 @@ fn action_for_operation(text: &str) -> Option<&'static str> {
 /// `arn:aws:s3:::bucket/key` (or the bucket's ARN for ListBucket) from an s3:// URI or an S3 URL.
 fn resource_arn(text: &str, action: Option<&str>) -> Option<String> {
     let s3_uri = regex(r#"s3[an]?://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/?([^\s'"`,;)\]]*)"#);
-    let virtual_host =
-        regex(r#"https?://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])\.s3[a-z0-9.\-]*\.amazonaws\.com/([^\s'"?`]*)"#);
+    let virtual_host = regex(
+        r#"https?://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])\.s3[a-z0-9.\-]*\.amazonaws\.com/([^\s'"?`]*)"#,
+    );
     let (bucket, key) = s3_uri
         .captures(text)
         .or_else(|| virtual_host.captures(text))
-        .map(|c| (c[1].to_string(), c[2].trim_end_matches(['.', ':']).to_string()))?;
+        .map(|c| {
+            (
+                c[1].to_string(),
+                c[2].trim_end_matches(['.', ':']).to_string(),
+            )
+        })?;
     if action == Some("s3:ListBucket") || key.is_empty() {
         return Some(format!("arn:aws:s3:::{bucket}"));
     }
@@ -167,7 +180,9 @@ pub(super) fn find(logs: &[LogText]) -> Option<Diagnosis> {
     diagnosis.evidence = denial.evidence;
     let who = match &role {
         Some(role) => format!("the role {role} (the cluster's EC2 instance profile)"),
-        None => "the cluster's EC2 instance profile role (spec: roles.instance_profile)".to_string(),
+        None => {
+            "the cluster's EC2 instance profile role (spec: roles.instance_profile)".to_string()
+        }
     };
     let grant = match (action, denial.resource.as_deref()) {
         (Some("s3:ListBucket"), Some(resource)) => format!(

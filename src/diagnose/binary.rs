@@ -5,7 +5,8 @@
 use super::{regex, CauseKind, Diagnosis, LogText, StepContext};
 use crate::sizing::catalog::Arch;
 
-const BUILD: &str = "cargo zigbuild --release --no-default-features --features job --bin emrship-job --target";
+const BUILD: &str =
+    "cargo zigbuild --release --no-default-features --features job --bin emrship-job --target";
 
 fn rebuild_advice(step: &StepContext) -> String {
     let suffix = step
@@ -13,7 +14,11 @@ fn rebuild_advice(step: &StepContext) -> String {
         .map(|((major, minor), _)| format!(".{major}.{minor}"))
         .unwrap_or_else(|| ".2.26".to_string());
     // `.2.26` runs on both Amazon Linux 2 and 2023, so it is the safe default.
-    let suffix = if suffix == ".2.34" { ".2.26".to_string() } else { suffix };
+    let suffix = if suffix == ".2.34" {
+        ".2.26".to_string()
+    } else {
+        suffix
+    };
     let targets: Vec<String> = match step.node_arch {
         Some(arch) => vec![format!("{}{suffix}", arch.rust_target_triple())],
         None => [Arch::X86_64, Arch::Arm64]
@@ -38,7 +43,9 @@ pub(super) fn find(logs: &[LogText], step: &StepContext) -> Option<Diagnosis> {
     let exit_code = regex(
         r"(?i)(?:exited with(?: code| status)?|exit (?:code|status)(?: is|:|=)?|returned non-zero exit status|exitCode:)\s*(126|127)\b",
     );
-    let not_runnable = regex(r"(?i)emrship-job\S*'?:? (?:Permission denied|No such file or directory)|(?:Permission denied|No such file or directory): '?\S*emrship-job");
+    let not_runnable = regex(
+        r"(?i)emrship-job\S*'?:? (?:Permission denied|No such file or directory)|(?:Permission denied|No such file or directory): '?\S*emrship-job",
+    );
 
     let mut glibc_hits = Vec::new();
     let mut needed: Option<(u32, u32)> = None;
@@ -192,7 +199,11 @@ OSError: [Errno 8] Exec format error: './bundle/emrship-job'
         context.node_arch = Some(Arch::Arm64);
         let diagnosis = diagnose(&[log], &context);
         assert_eq!(diagnosis.kind, CauseKind::BinaryDoesNotFit);
-        assert!(diagnosis.cause.contains("arm64 nodes"), "{}", diagnosis.cause);
+        assert!(
+            diagnosis.cause.contains("arm64 nodes"),
+            "{}",
+            diagnosis.cause
+        );
         assert!(diagnosis.advice[1].contains("aarch64-unknown-linux-gnu.2.26"));
         // The traceback the driver raised after it is listed, not lost.
         assert!(diagnosis.also.iter().any(|a| a.contains("OSError")));

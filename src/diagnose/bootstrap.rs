@@ -17,7 +17,10 @@ pub(super) fn find(logs: &[LogText], step: &StepContext) -> Option<Diagnosis> {
     for log in logs.iter().filter(|log| !log.is_bootstrap_log()) {
         for (number, line) in log.numbered() {
             if let Some(c) = status.captures(line) {
-                let action = c.get(1).or_else(|| c.get(2)).map(|m| m.as_str().to_string());
+                let action = c
+                    .get(1)
+                    .or_else(|| c.get(2))
+                    .map(|m| m.as_str().to_string());
                 let node = instance.captures(line).map(|i| i[1].to_string());
                 status_hit = Some((log.evidence(number, line), action, node));
             }
@@ -36,7 +39,8 @@ pub(super) fn find(logs: &[LogText], step: &StepContext) -> Option<Diagnosis> {
         }
         let hits: Vec<_> = log
             .numbered()
-            .filter(|(_, line)| failure_line.is_match(line))
+            // `set -x` echoes every command: the trace of `fail …` is not the failure.
+            .filter(|(_, line)| !line.starts_with('+') && failure_line.is_match(line))
             .map(|(number, line)| log.evidence(number, line))
             .collect();
         if !hits.is_empty() {
@@ -69,7 +73,9 @@ pub(super) fn find(logs: &[LogText], step: &StepContext) -> Option<Diagnosis> {
         diagnosis.evidence.push(evidence);
     }
     for (_, hits) in &failing {
-        diagnosis.evidence.extend(hits.iter().rev().take(6).rev().cloned());
+        diagnosis
+            .evidence
+            .extend(hits.iter().rev().take(6).rev().cloned());
     }
 
     // The action's own failure is often one of the other classes (a binary that does not run

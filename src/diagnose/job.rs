@@ -16,7 +16,13 @@ pub(super) fn find_panic(logs: &[LogText]) -> Option<Diagnosis> {
         let lines: Vec<&str> = log.text.lines().collect();
         for (index, line) in lines.iter().enumerate() {
             if let Some(c) = panic.captures(line) {
-                last = Some((log, index, lines.clone(), c[1].to_string(), c[2].to_string()));
+                last = Some((
+                    log,
+                    index,
+                    lines.clone(),
+                    c[1].to_string(),
+                    c[2].to_string(),
+                ));
             }
         }
     }
@@ -29,7 +35,10 @@ pub(super) fn find_panic(logs: &[LogText]) -> Option<Diagnosis> {
             // The message runs until the "note: run with RUST_BACKTRACE" line or a blank one.
             let mut message = Vec::new();
             for (offset, next) in lines[index + 1..].iter().enumerate().take(5) {
-                if next.trim().is_empty() || next.starts_with("note:") || next.starts_with("stack backtrace") {
+                if next.trim().is_empty()
+                    || next.starts_with("note:")
+                    || next.starts_with("stack backtrace")
+                {
                     break;
                 }
                 evidence.push(log.evidence(index + offset + 2, next));
@@ -69,7 +78,9 @@ pub(super) fn find_error(logs: &[LogText]) -> Option<Diagnosis> {
         CauseKind::JobError,
         format!("emrship-job stopped with an error: {message}"),
     );
-    diagnosis.evidence.push(log.evidence(index + 1, lines[index]));
+    diagnosis
+        .evidence
+        .push(log.evidence(index + 1, lines[index]));
     // Causes and help follow on indented or "caused by" / "help:" lines.
     for (offset, next) in lines[index + 1..].iter().enumerate().take(4) {
         let trimmed = next.trim_start();
@@ -81,7 +92,9 @@ pub(super) fn find_error(logs: &[LogText]) -> Option<Diagnosis> {
         if !continues || trimmed.is_empty() {
             break;
         }
-        diagnosis.evidence.push(log.evidence(index + offset + 2, next));
+        diagnosis
+            .evidence
+            .push(log.evidence(index + offset + 2, next));
     }
     diagnosis.advice.push(
         "the error names what the job could not do and where: fix that input, setting or permission"

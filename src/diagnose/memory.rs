@@ -63,15 +63,13 @@ pub(super) fn find_container_kill(logs: &[LogText], step: &StepContext) -> Optio
     let exit_code = regex(r"(?i)exit ?(?:code|status)(?: is|:|=)? ?(137|143)\b");
     let memory_context = regex(r"(?i)memory|oom[- ]?kill|out of memory");
 
-    // The explicit YARN message is the best evidence; keep the last one (closest to the end).
-    let mut best: Option<(&LogText, usize, &str)> = None;
-    for log in logs {
-        for (number, line) in log.numbered() {
-            if killed.is_match(line) {
-                best = Some((log, number, line));
-            }
-        }
-    }
+    // The explicit YARN message is the best evidence; its first report is the most direct
+    // (later lines repeat it inside task and job failures).
+    let best: Option<(&LogText, usize, &str)> = logs.iter().find_map(|log| {
+        log.numbered()
+            .find(|(_, line)| killed.is_match(line))
+            .map(|(number, line)| (log, number, line))
+    });
     if let Some((log, number, line)) = best {
         let role = role_of_container(line)
             .or_else(|| role_of_container(&log.name))
@@ -357,7 +355,7 @@ mod tests {
         assert_eq!(diagnosis.kind, CauseKind::ContainerMemory);
         assert!(diagnosis.cause.contains("executor"), "{}", diagnosis.cause);
         assert!(diagnosis.cause.contains("30823m"), "{}", diagnosis.cause);
-        assert_eq!(diagnosis.evidence[0].line, 5);
+        assert_eq!(diagnosis.evidence[0].line, 3);
         // 30.1 GiB = 30822.4 MiB → ×1.25 = 38529 MiB; minus the 4096 heap → 34433 → 34816 (512s).
         assert!(
             diagnosis.advice[0].starts_with(
@@ -391,8 +389,13 @@ Dump of the process-tree for container_1732168000000_0002_01_000001 :
 ",
         );
         let step = StepContext::from_step_args(
-            &["--driver-memory", "4g", "--conf", "spark.driver.memoryOverhead=512m"]
-                .map(String::from),
+            &[
+                "--driver-memory",
+                "4g",
+                "--conf",
+                "spark.driver.memoryOverhead=512m",
+            ]
+            .map(String::from),
         );
         let diagnosis = diagnose(&[log], &step);
         assert_eq!(diagnosis.kind, CauseKind::ContainerMemory);
@@ -400,8 +403,9 @@ Dump of the process-tree for container_1732168000000_0002_01_000001 :
         assert_eq!(diagnosis.evidence[0].line, 6);
         // 5.6 GiB = 5734.4 → ×1.25 = 7168 → minus 4096 heap = 3072.
         assert!(
-            diagnosis.advice[0]
-                .starts_with("raise spark.driver.memoryOverhead from 512m (0.5 GiB) to at least 3072m (3 GiB)"),
+            diagnosis.advice[0].starts_with(
+                "raise spark.driver.memoryOverhead from 512m (0.5 GiB) to at least 3072m (3 GiB)"
+            ),
             "{}",
             diagnosis.advice[0]
         );

@@ -162,7 +162,12 @@ pub fn diagnose(logs: &[LogText], step: &StepContext) -> Diagnosis {
         return unknown(logs, step);
     }
     let mut primary = findings.remove(0);
-    primary.also = findings.into_iter().map(|finding| finding.cause).collect();
+    for finding in findings {
+        // A bootstrap diagnosis already includes its inner cause; list each cause once.
+        if !primary.cause.contains(&finding.cause) && !primary.also.contains(&finding.cause) {
+            primary.also.push(finding.cause);
+        }
+    }
     primary
 }
 
@@ -229,7 +234,9 @@ mod tests {
         assert_eq!(diagnosis.kind, CauseKind::Unknown);
         assert_eq!(diagnosis.evidence.len(), 1);
         assert_eq!(diagnosis.evidence[0].line, 3);
-        assert!(diagnosis.render_text().contains("steps/s-1/stderr.gz line 3"));
+        assert!(diagnosis
+            .render_text()
+            .contains("steps/s-1/stderr.gz line 3"));
     }
 
     #[test]

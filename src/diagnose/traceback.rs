@@ -5,7 +5,8 @@ use super::{regex, CauseKind, Diagnosis, LogText};
 
 pub(super) fn find(logs: &[LogText]) -> Option<Diagnosis> {
     let frame = regex(r#"^\s+File "([^"]+)", line (\d+), in (\S+)"#);
-    let exception = regex(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Warning)?(?::|$)");
+    let exception =
+        regex(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Warning)?(?::|$)");
     let mut last = None;
     for log in logs {
         let lines: Vec<&str> = log.text.lines().collect();
@@ -120,7 +121,9 @@ py4j.protocol.Py4JJavaError: An error occurred while calling z:org.apache.spark.
         );
         let diagnosis = diagnose(&[log], &StepContext::default());
         assert_eq!(diagnosis.kind, CauseKind::PythonTraceback);
-        assert!(diagnosis.cause.starts_with("the Spark driver raised py4j.protocol.Py4JJavaError"));
+        assert!(diagnosis
+            .cause
+            .starts_with("the Spark driver raised py4j.protocol.Py4JJavaError"));
         assert_eq!(diagnosis.evidence.last().unwrap().line, 5);
     }
 }
