@@ -372,7 +372,7 @@ fn from_smithy(time: &aws_sdk_emr::primitives::DateTime) -> Option<DateTime<Utc>
 }
 
 /// The step to show: the last FAILED one, else the last one (ListSteps lists newest first).
-pub fn choose_step<'a>(steps: &'a [(String, String)]) -> Option<&'a str> {
+pub fn choose_step(steps: &[(String, String)]) -> Option<&str> {
     steps
         .iter()
         .find(|(_, state)| state == "FAILED")
@@ -761,7 +761,10 @@ impl LogFetcher {
             let stdout = key.ends_with("stdout.gz") || key.ends_with("stdout");
             (
                 driver,
-                key.rsplitn(2, '/').nth(1).unwrap_or_default().to_string(),
+                key.rsplit_once('/')
+                    .map(|(folder, _)| folder)
+                    .unwrap_or_default()
+                    .to_string(),
                 stdout,
             )
         });

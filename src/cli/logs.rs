@@ -160,25 +160,57 @@ fn json_document(
 // Its caller (`cli::emr`, `--wait`) lands in a sibling change.
 #[allow(dead_code)]
 pub async fn print_failure_diagnosis(sdk: &aws_config::SdkConfig, cluster_id: &str, step_id: &str) {
+    eprint!("{}", failure_diagnosis(sdk, cluster_id, step_id).await);
+}
+
+/// What [`print_failure_diagnosis`] prints.
+async fn failure_diagnosis(sdk: &aws_config::SdkConfig, cluster_id: &str, step_id: &str) -> String {
     let again = format!("emrship logs {cluster_id} --step {step_id}");
-    match LogFetcher::new(sdk).fetch(cluster_id, Some(step_id)).await {
-        Err(error) => eprintln!("emrship: cannot explain step {step_id}: {error}"),
-        Ok(fetched) => {
-            if fetched.logs.is_empty() && fetched.cluster_reason.is_none() {
-                match &fetched.not_yet {
-                    Some(not_yet) => eprintln!("emrship: {}: `{again}`", not_yet.message),
-                    None => eprintln!("emrship: no logs for step {step_id} yet: `{again}` later"),
-                }
-                return;
-            }
-            let diagnosis = diagnose::diagnose(&fetched.log_texts(), &fetched.step_context());
-            eprintln!("Step {step_id} on {cluster_id} failed.");
-            eprint!("{}", diagnosis.render_text());
-            if let Some(not_yet) = &fetched.not_yet {
-                eprintln!("{} (`{again}`)", not_yet.message);
-            } else {
-                eprintln!("Full tails: `{again}`");
-            }
-        }
+    let fetched = match LogFetcher::new(sdk).fetch(cluster_id, Some(step_id)).await {
+        Ok(fetched) => fetched,
+        Err(error) => return format!("emrship: cannot explain step {step_id}: {error}\n"),
+    };
+    if fetched.logs.is_empty() && fetched.cluster_reason.is_none() {
+        return match &fetched.not_yet {
+            Some(not_yet) => format!("emrship: {}: `{again}`\n", not_yet.message),
+            None => format!("emrship: no logs for step {step_id} yet: `{again}` later\n"),
+        };
+    }
+    let diagnosis = diagnose::diagnose(&fetched.log_texts(), &fetched.step_context());
+    let mut out = format!("Step {step_id} on {cluster_id} failed.\n");
+    out.push_str(&diagnosis.render_text());
+    match &fetched.not_yet {
+        Some(not_yet) => out.push_str(&format!("{} (`{again}`)\n", not_yet.message)),
+        None => out.push_str(&format!("Full tails: `{again}`\n")),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn failure_diagnosis_degrades_to_one_error_line() {
+        // Nothing listens on this loopback port, and no retries: the fetch fails at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_emr::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await;
+        let text = failure_diagnosis(&sdk, "j-1ABC", "s-2DEF").await;
+        assert!(
+            text.starts_with("emrship: cannot explain step s-2DEF: DescribeCluster j-1ABC:"),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 1, "{text}");
     }
 }

@@ -209,7 +209,7 @@ fn round_up_512(mib: u64) -> u64 {
 
 /// `6144m (6 GiB)` / `5632m (5.5 GiB)`.
 fn show_mib(mib: u64) -> String {
-    if mib % 1024 == 0 {
+    if mib.is_multiple_of(1024) {
         format!("{mib}m ({} GiB)", mib / 1024)
     } else {
         format!("{mib}m ({:.1} GiB)", mib as f64 / 1024.0)
