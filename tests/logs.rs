@@ -534,3 +534,31 @@ async fn unknown_cluster_or_step_is_one_clear_error() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn huge_logs_are_read_to_their_tail() {
+    let cluster = Cluster::start("logs-huge", "emr-7.5.0", 1).await;
+    let step = &cluster.steps[0];
+    // ~5.5 MiB of chatter (well over the 4 MiB kept per log), then the failure at the very end.
+    let mut text = String::new();
+    for n in 0..40_000 {
+        text.push_str(&format!(
+            "24/11/21 06:{:02}:{:02} INFO BlockManagerInfo: Added broadcast_{n}_piece0 in memory on ip-10-0-1-23.ec2.internal:39457 (size: 12.1 KiB, free: 2.1 GiB)\n",
+            (n / 60) % 60,
+            n % 60
+        ));
+    }
+    text.push_str(&fixture("traceback-driver-stderr.log"));
+    cluster
+        .put_log(&format!("steps/{step}/stderr"), &text)
+        .await;
+    let document = cluster.logs_json(&["--lines", "3"]);
+    assert_eq!(document["logs"][0]["truncated"], true);
+    let diagnosis = &document["diagnosis"];
+    assert_eq!(diagnosis["kind"], "python_traceback");
+    assert_eq!(diagnosis["evidence"][0]["tail_only"], true);
+    assert!(document["logs"][0]["tail"]
+        .as_str()
+        .unwrap()
+        .ends_with("Shutdown hook called"));
+}

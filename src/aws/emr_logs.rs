@@ -725,12 +725,11 @@ impl LogFetcher {
     }
 
     async fn fetch_container_logs(&self, result: &mut ClusterLogs) -> Result<(), LogsError> {
-        let application = regex_lite::Regex::new(r"application_\d+_\d+").expect("valid regex");
         let mut applications: Vec<String> = Vec::new();
         for log in &result.logs {
-            for found in application.find_iter(&log.text) {
-                if !applications.iter().any(|a| a == found.as_str()) {
-                    applications.push(found.as_str().to_string());
+            for found in application_ids(&log.text) {
+                if !applications.iter().any(|a| a == found) {
+                    applications.push(found.to_string());
                 }
             }
         }
@@ -834,6 +833,20 @@ impl LogFetcher {
     }
 }
 
+/// The YARN application ids (`application_<cluster-timestamp>_<n>`) a log mentions, in order.
+fn application_ids(text: &str) -> impl Iterator<Item = &str> {
+    text.match_indices("application_")
+        .filter_map(move |(start, _)| {
+            let rest = &text[start + "application_".len()..];
+            let digits = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+            let first = digits(rest);
+            let after = rest[first..].strip_prefix('_')?;
+            let second = digits(after);
+            (first > 0 && second > 0)
+                .then(|| &text[start..start + "application_".len() + first + 1 + second])
+        })
+}
+
 fn s3_error(uri: &str, operation: &str, code: Option<&str>, detail: String) -> LogsError {
     match code {
         Some("AccessDenied") | Some("Forbidden") | Some("AllAccessDisabled") => {
@@ -858,6 +871,22 @@ fn s3_error(uri: &str, operation: &str, code: Option<&str>, detail: String) -> L
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn application_ids_in_a_log() {
+        let text = "Submitted application application_1732168000000_0001\n\
+            tracking URL: http://ip:20888/proxy/application_1732168000000_0001/ application_x \
+            application_17_ application_1732168000000_0012";
+        let ids: Vec<&str> = application_ids(text).collect();
+        assert_eq!(
+            ids,
+            vec![
+                "application_1732168000000_0001",
+                "application_1732168000000_0001",
+                "application_1732168000000_0012"
+            ]
+        );
+    }
 
     #[test]
     fn log_uri_forms() {

@@ -2,7 +2,7 @@
 //! line itself (IAM's own "is not authorized to perform" text) or from the operation and URI
 //! around it (EMRFS, the AWS CLI, object_store).
 
-use super::{regex, CauseKind, Diagnosis, Evidence, LogText};
+use super::{mentions, regex, CauseKind, Diagnosis, Evidence, LogText};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Denial {
@@ -101,6 +101,9 @@ pub(super) fn find(logs: &[LogText]) -> Option<Diagnosis> {
     for log in logs {
         let lines: Vec<&str> = log.text.lines().collect();
         for (index, line) in lines.iter().enumerate() {
+            if !mentions(line, &["not authorized", "ccess", "403", "Forbidden"]) {
+                continue;
+            }
             if let Some(c) = explicit.captures(line) {
                 found = Some(Denial {
                     principal: Some(c[1].to_string()),

@@ -2,7 +2,7 @@
 //! Amazon Linux, was built for the other CPU, lost its executable bit, or is not where the step
 //! looks for it.
 
-use super::{regex, CauseKind, Diagnosis, LogText, StepContext};
+use super::{mentions, regex, CauseKind, Diagnosis, LogText, StepContext};
 use crate::sizing::catalog::Arch;
 
 const BUILD: &str =
@@ -54,6 +54,9 @@ pub(super) fn find(logs: &[LogText], step: &StepContext) -> Option<Diagnosis> {
     let mut exit_126 = false;
     for log in logs {
         for (number, line) in log.numbered() {
+            if !mentions(line, &["GLIBC_", "xec format", "126", "127", "emrship-job"]) {
+                continue;
+            }
             if let Some(c) = glibc.captures(line) {
                 let version = (c[1].parse().unwrap_or(0), c[2].parse().unwrap_or(0));
                 needed = needed.max(Some(version));

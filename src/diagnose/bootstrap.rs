@@ -1,7 +1,7 @@
 //! A bootstrap action failed, so the cluster never ran the step (EMR cancels the steps; they have
 //! no logs). Evidence: the cluster's status message and the action's stderr from the node.
 
-use super::{access, binary, regex, CauseKind, Diagnosis, LogText, StepContext};
+use super::{access, binary, mentions, regex, CauseKind, Diagnosis, LogText, StepContext};
 
 pub(super) fn find(logs: &[LogText], step: &StepContext) -> Option<Diagnosis> {
     let status = regex(
@@ -16,6 +16,9 @@ pub(super) fn find(logs: &[LogText], step: &StepContext) -> Option<Diagnosis> {
     let mut status_hit = None;
     for log in logs.iter().filter(|log| !log.is_bootstrap_log()) {
         for (number, line) in log.numbered() {
+            if !mentions(line, &["ootstrap", "BOOTSTRAP"]) {
+                continue;
+            }
             if let Some(c) = status.captures(line) {
                 let action = c
                     .get(1)
@@ -48,6 +51,12 @@ pub(super) fn find(logs: &[LogText], step: &StepContext) -> Option<Diagnosis> {
         }
     }
     if status_hit.is_none() && failing.is_empty() {
+        return None;
+    }
+    // Without the cluster saying so, an error line in a bootstrap log only explains the failure
+    // when the step never got to write logs of its own (a step that ran is past bootstrapping).
+    let step_ran = logs.iter().any(|log| log.name.starts_with("steps/"));
+    if status_hit.is_none() && step_ran {
         return None;
     }
 
@@ -133,6 +142,25 @@ emrship bootstrap (match-rate): cannot download s3://example-ads-data/emrship/ma
         );
         assert_eq!(diagnosis.evidence[0].log, "cluster status");
         assert!(diagnosis.evidence.iter().any(|e| e.line == 3));
+    }
+
+    #[test]
+    fn bootstrap_noise_does_not_explain_a_step_that_ran() {
+        let stderr = LogText::new(
+            "node/i-0a1b2c3d4e5f60718/bootstrap-actions/2/stderr.gz",
+            "Error: Nothing to do\n",
+        );
+        let step = LogText::new(
+            "steps/s-1/stderr.gz",
+            "emrship-job: error: no input files under s3://example-ads-logs/product-views/dt=2024-11-20/\n",
+        );
+        let diagnosis = diagnose(&[stderr.clone(), step], &StepContext::default());
+        assert_eq!(diagnosis.kind, CauseKind::JobError);
+        // Alone (the step never wrote logs), the same line is the bootstrap's failure.
+        assert_eq!(
+            diagnose(&[stderr], &StepContext::default()).kind,
+            CauseKind::BootstrapAction
+        );
     }
 
     #[test]

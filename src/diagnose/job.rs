@@ -1,7 +1,7 @@
 //! The job binary itself stopped: a Rust panic (a bug) or an `emrship-job: error: …` line (a
 //! condition the job reports, with what to fix in the message).
 
-use super::{regex, CauseKind, Diagnosis, LogText};
+use super::{mentions, regex, CauseKind, Diagnosis, LogText};
 
 const REPRODUCE: &str =
     "reproduce the day on your machine with `emrship run <spec> --local --date <day>`";
@@ -15,6 +15,9 @@ pub(super) fn find_panic(logs: &[LogText]) -> Option<Diagnosis> {
     for log in logs {
         let lines: Vec<&str> = log.text.lines().collect();
         for (index, line) in lines.iter().enumerate() {
+            if !mentions(line, &["panicked at"]) {
+                continue;
+            }
             if let Some(c) = panic.captures(line) {
                 last = Some((
                     log,
@@ -68,6 +71,9 @@ pub(super) fn find_error(logs: &[LogText]) -> Option<Diagnosis> {
     for log in logs {
         let lines: Vec<&str> = log.text.lines().collect();
         for (index, line) in lines.iter().enumerate() {
+            if !mentions(line, &[": error: "]) {
+                continue;
+            }
             if let Some(c) = error.captures(line) {
                 last = Some((log, index, lines.clone(), c[1].trim().to_string()));
             }

@@ -2,7 +2,7 @@
 //! to raise and by how much, from the numbers in the log and the step's own sizing.
 
 use super::context::MemorySettings;
-use super::{regex, round_up_512, show_mib, CauseKind, Diagnosis, LogText, StepContext};
+use super::{mentions, regex, round_up_512, show_mib, CauseKind, Diagnosis, LogText, StepContext};
 
 /// Headroom over the measured peak when sizing a container up.
 const HEADROOM: f64 = 1.25;
@@ -67,7 +67,11 @@ pub(super) fn find_container_kill(logs: &[LogText], step: &StepContext) -> Optio
     // (later lines repeat it inside task and job failures).
     let best: Option<(&LogText, usize, &str)> = logs.iter().find_map(|log| {
         log.numbered()
-            .find(|(_, line)| killed.is_match(line))
+            .find(|(_, line)| {
+                mentions(line, &["ontainer"])
+                    && mentions(line, &["emory", "EMORY"])
+                    && killed.is_match(line)
+            })
             .map(|(number, line)| (log, number, line))
     });
     if let Some((log, number, line)) = best {
@@ -105,6 +109,9 @@ pub(super) fn find_container_kill(logs: &[LogText], step: &StepContext) -> Optio
     for log in logs.iter().rev() {
         let lines: Vec<&str> = log.text.lines().collect();
         for (index, line) in lines.iter().enumerate().rev() {
+            if !mentions(line, &["137", "143"]) {
+                continue;
+            }
             let Some(code) = exit_code.captures(line) else {
                 continue;
             };
@@ -237,6 +244,9 @@ pub(super) fn find_jvm_heap(logs: &[LogText], step: &StepContext) -> Option<Diag
     for log in logs {
         let lines: Vec<&str> = log.text.lines().collect();
         for (index, line) in lines.iter().enumerate() {
+            if !mentions(line, &["OutOfMemoryError"]) {
+                continue;
+            }
             let Some(found) = oom.captures(line) else {
                 continue;
             };

@@ -181,7 +181,9 @@ fn unknown(logs: &[LogText], step: &StepContext) -> Diagnosis {
         .expect("valid regex");
     for log in logs {
         for (number, line) in log.numbered() {
-            if error_like.is_match(line) {
+            if mentions(line, &["ERROR", "FATAL", "Exception", "rror:", "FAILED"])
+                && error_like.is_match(line)
+            {
                 diagnosis.evidence.push(log.evidence(number, line));
             }
         }
@@ -214,6 +216,12 @@ fn show_mib(mib: u64) -> String {
     } else {
         format!("{mib}m ({:.1} GiB)", mib as f64 / 1024.0)
     }
+}
+
+/// A cheap literal test run before a regex: regex-lite scans without literal prefilters, and
+/// logs run to megabytes.
+fn mentions(line: &str, needles: &[&str]) -> bool {
+    needles.iter().any(|needle| line.contains(needle))
 }
 
 fn regex(pattern: &str) -> regex_lite::Regex {
