@@ -257,7 +257,7 @@ async fn memory_kill_names_the_overhead_to_raise_and_by_how_much() {
     let text = stdout(&output);
     assert!(
         text.contains(
-            "Probable cause: YARN killed a Spark executor container for exceeding its physical memory limit (30823m (30.1 GiB) used of 24576m (24 GiB))"
+            "Probable cause: YARN killed a Spark executor container for exceeding its physical memory limit (30.1 GiB used of 24.0 GiB)"
         ),
         "{text}"
     );

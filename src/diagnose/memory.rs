@@ -89,10 +89,10 @@ pub(super) fn find_container_kill(logs: &[LogText], step: &StepContext) -> Optio
             CauseKind::ContainerMemory,
             match measured {
                 Some((used, limit)) => format!(
-                    "YARN killed a Spark {} container for exceeding its physical memory limit ({} used of {})",
+                    "YARN killed a Spark {} container for exceeding its physical memory limit ({:.1} GiB used of {:.1} GiB)",
                     role.name(),
-                    show_mib(used.ceil() as u64),
-                    show_mib(limit.round() as u64),
+                    used / 1024.0,
+                    limit / 1024.0,
                 ),
                 None => format!(
                     "YARN killed a Spark {} container for exceeding its physical memory limit",
@@ -364,7 +364,11 @@ mod tests {
         let diagnosis = diagnose(&[log], &native_step());
         assert_eq!(diagnosis.kind, CauseKind::ContainerMemory);
         assert!(diagnosis.cause.contains("executor"), "{}", diagnosis.cause);
-        assert!(diagnosis.cause.contains("30823m"), "{}", diagnosis.cause);
+        assert!(
+            diagnosis.cause.ends_with("(30.1 GiB used of 24.0 GiB)"),
+            "{}",
+            diagnosis.cause
+        );
         assert_eq!(diagnosis.evidence[0].line, 3);
         // 30.1 GiB = 30822.4 MiB → ×1.25 = 38529 MiB; minus the 4096 heap → 34433 → 34816 (512s).
         assert!(
