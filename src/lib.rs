@@ -8,6 +8,7 @@
 pub mod aws;
 #[cfg(all(feature = "aws", feature = "job"))]
 pub mod cli;
+pub mod diagnose;
 #[cfg(feature = "job")]
 pub mod job;
 pub mod plan;

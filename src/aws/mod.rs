@@ -5,6 +5,7 @@
 //! requests into the SDK's input types.
 
 pub mod emr;
+pub mod emr_logs;
 pub mod emr_request;
 pub mod error;
 pub mod iam;

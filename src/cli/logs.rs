@@ -1,20 +1,216 @@
-//! `emrship logs`: placeholder until issue 3 lands it.
+//! `emrship logs <cluster> [--step ID]`: a step's log tails from S3 and why it failed.
 
 use std::process::ExitCode;
 
-use super::LogsArgs;
+use serde_json::json;
 
-pub fn run(_args: LogsArgs) -> ExitCode {
-    eprintln!("emrship logs: not built yet");
-    ExitCode::from(super::EXIT_FAILURE)
+use super::{LogsArgs, OutputFormat};
+use crate::aws::emr_logs::{ClusterLogs, FetchedLog, LogFetcher};
+use crate::diagnose::{self, Diagnosis};
+
+pub fn run(args: LogsArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("emrship logs: error: cannot start the async runtime: {error}");
+            return ExitCode::from(super::EXIT_FAILURE);
+        }
+    };
+    runtime.block_on(run_async(args))
+}
+
+async fn run_async(args: LogsArgs) -> ExitCode {
+    let sdk = crate::aws::sdk::load(&args.aws.options(None)).await;
+    let fetched = match LogFetcher::new(&sdk)
+        .fetch(&args.cluster, args.step.as_deref())
+        .await
+    {
+        Ok(fetched) => fetched,
+        Err(error) => {
+            eprintln!("emrship logs: error: {error}");
+            return ExitCode::from(super::EXIT_FAILURE);
+        }
+    };
+    if fetched.step.is_none() && fetched.logs.is_empty() && fetched.cluster_reason.is_none() {
+        eprintln!(
+            "emrship logs: error: cluster {} has no steps and no logs under {}{}/",
+            fetched.cluster_id, fetched.log_prefix, fetched.cluster_id
+        );
+        return ExitCode::from(super::EXIT_FAILURE);
+    }
+    let diagnosis = (!fetched.logs.is_empty() || fetched.cluster_reason.is_some())
+        .then(|| diagnose::diagnose(&fetched.log_texts(), &fetched.step_context()));
+
+    match args.format {
+        OutputFormat::Json => {
+            let document = json_document(&fetched, diagnosis.as_ref(), args.lines);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&document).expect("JSON of plain values")
+            );
+        }
+        OutputFormat::Text => print!(
+            "{}",
+            text_document(&fetched, diagnosis.as_ref(), args.lines)
+        ),
+    }
+    for note in &fetched.notes {
+        eprintln!("emrship logs: note: {note}");
+    }
+    if let Some(not_yet) = &fetched.not_yet {
+        eprintln!("emrship logs: {}", not_yet.message);
+    }
+    if fetched.logs.is_empty() {
+        // Nothing to show yet: a script should try again later.
+        return ExitCode::from(super::EXIT_FAILURE);
+    }
+    ExitCode::SUCCESS
+}
+
+/// The last `lines` lines of a log, and the number of its first line in the fetched text.
+fn tail(log: &FetchedLog, lines: usize) -> (usize, Vec<&str>) {
+    let all: Vec<&str> = log.text.lines().collect();
+    let start = all.len().saturating_sub(lines);
+    (start + 1, all[start..].to_vec())
+}
+
+fn text_document(fetched: &ClusterLogs, diagnosis: Option<&Diagnosis>, lines: usize) -> String {
+    let mut out = format!("Cluster {} ({})", fetched.cluster_id, fetched.cluster_state);
+    if let Some(reason) = &fetched.cluster_reason {
+        out.push_str(&format!(": {reason}"));
+    }
+    out.push('\n');
+    if let Some(step) = &fetched.step {
+        out.push_str(&format!(
+            "Step {} {:?}: {}\n",
+            step.id, step.name, step.state
+        ));
+        if let Some(failure) = &step.failure {
+            out.push_str(&format!("  {failure}\n"));
+        }
+    }
+    out.push_str(&format!(
+        "Logs under {}{}/\n",
+        fetched.log_prefix, fetched.cluster_id
+    ));
+    for log in &fetched.logs {
+        let (first, shown) = tail(log, lines);
+        let total = first + shown.len() - 1;
+        let of = if log.truncated { " of its tail" } else { "" };
+        out.push_str(&format!(
+            "\n==> {} (lines {first}–{total}{of}) <==\n",
+            log.name
+        ));
+        for line in shown {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    if let Some(diagnosis) = diagnosis {
+        out.push('\n');
+        out.push_str(&diagnosis.render_text());
+    }
+    out
+}
+
+fn json_document(
+    fetched: &ClusterLogs,
+    diagnosis: Option<&Diagnosis>,
+    lines: usize,
+) -> serde_json::Value {
+    let logs: Vec<serde_json::Value> = fetched
+        .logs
+        .iter()
+        .map(|log| {
+            let (first, shown) = tail(log, lines);
+            json!({
+                "name": log.name,
+                "uri": log.uri,
+                "truncated": log.truncated,
+                "tail_first_line": first,
+                "tail": shown.join("\n"),
+            })
+        })
+        .collect();
+    json!({
+        "cluster": fetched.cluster_id,
+        "cluster_state": fetched.cluster_state,
+        "cluster_reason": fetched.cluster_reason,
+        "log_uri": fetched.log_prefix.to_string(),
+        "step": fetched.step.as_ref().map(|s| s.id.clone()),
+        "step_name": fetched.step.as_ref().map(|s| s.name.clone()),
+        "step_state": fetched.step.as_ref().map(|s| s.state.clone()),
+        "step_failure": fetched.step.as_ref().and_then(|s| s.failure.clone()),
+        "logs": logs,
+        "diagnosis": diagnosis,
+        "not_yet": fetched.not_yet.as_ref().map(|n| json!({
+            "message": n.message,
+            "look_again_after": n.look_again_after.map(|t| t.to_rfc3339()),
+        })),
+        "notes": fetched.notes,
+    })
 }
 
 /// Explains why `step_id` on `cluster_id` failed, from its logs on S3, printing to stderr.
-/// `--wait` calls this when a step fails. (Placeholder until issue 3 lands it.)
-pub async fn print_failure_diagnosis(
-    _sdk: &aws_config::SdkConfig,
-    cluster_id: &str,
-    step_id: &str,
-) {
-    eprintln!("(no diagnosis yet for step {step_id} of {cluster_id})");
+/// `--wait` calls this when a step fails. Never fails: when the logs are not there yet it says
+/// when to look again, and any other problem becomes one error line.
+// Its caller (`cli::emr`, `--wait`) lands in a sibling change.
+#[allow(dead_code)]
+pub async fn print_failure_diagnosis(sdk: &aws_config::SdkConfig, cluster_id: &str, step_id: &str) {
+    eprint!("{}", failure_diagnosis(sdk, cluster_id, step_id).await);
+}
+
+/// What [`print_failure_diagnosis`] prints.
+async fn failure_diagnosis(sdk: &aws_config::SdkConfig, cluster_id: &str, step_id: &str) -> String {
+    let again = format!("emrship logs {cluster_id} --step {step_id}");
+    let fetched = match LogFetcher::new(sdk).fetch(cluster_id, Some(step_id)).await {
+        Ok(fetched) => fetched,
+        Err(error) => return format!("emrship: cannot explain step {step_id}: {error}\n"),
+    };
+    if fetched.logs.is_empty() && fetched.cluster_reason.is_none() {
+        return match &fetched.not_yet {
+            Some(not_yet) => format!("emrship: {}: `{again}`\n", not_yet.message),
+            None => format!("emrship: no logs for step {step_id} yet: `{again}` later\n"),
+        };
+    }
+    let diagnosis = diagnose::diagnose(&fetched.log_texts(), &fetched.step_context());
+    let mut out = format!("Step {step_id} on {cluster_id} failed.\n");
+    out.push_str(&diagnosis.render_text());
+    match &fetched.not_yet {
+        Some(not_yet) => out.push_str(&format!("{} (`{again}`)\n", not_yet.message)),
+        None => out.push_str(&format!("Full tails: `{again}`\n")),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn failure_diagnosis_degrades_to_one_error_line() {
+        // Nothing listens on this loopback port, and no retries: the fetch fails at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_emr::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await;
+        let text = failure_diagnosis(&sdk, "j-1ABC", "s-2DEF").await;
+        assert!(
+            text.starts_with("emrship: cannot explain step s-2DEF: DescribeCluster j-1ABC:"),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 1, "{text}");
+    }
 }

@@ -1,0 +1,564 @@
+//! `emrship logs` against moto's server mode: a real cluster record (RunJobFlow) with a LogUri and
+//! a step (AddJobFlowSteps), S3 seeded with gzipped step, container and bootstrap logs (the
+//! texts under tests/fixtures/logs/), and the real binary reading them back.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Output;
+use std::sync::{Arc, Mutex, Weak};
+
+use aws_sdk_emr::types::{
+    HadoopJarStepConfig, InstanceGroupConfig, InstanceRoleType, JobFlowInstancesConfig, StepConfig,
+};
+use common::moto::Moto;
+use serde_json::Value;
+
+/// One emulator shared by the tests that run at the same time (each uses its own bucket and
+/// cluster); it stops when the last of them drops it.
+fn moto() -> Arc<Moto> {
+    static SHARED: Mutex<Weak<Moto>> = Mutex::new(Weak::new());
+    let mut shared = SHARED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(moto) = shared.upgrade() {
+        return moto;
+    }
+    let moto = Arc::new(Moto::start());
+    *shared = Arc::downgrade(&moto);
+    moto
+}
+
+fn fixture(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/logs")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn gzip(text: &str) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(text.as_bytes()).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// The step args `emrship plan` renders for the match-rate job: native work, 4 GiB heap,
+/// 20 GiB overhead, 5 cores.
+fn match_rate_step_args() -> Vec<String> {
+    [
+        "spark-submit",
+        "--deploy-mode",
+        "cluster",
+        "--master",
+        "yarn",
+        "--name",
+        "match-rate 2024-11-20",
+        "--archives",
+        "s3://example-ads-data/emrship/match-rate/bundles/9d1c6f0a.zip#bundle",
+        "--num-executors",
+        "3",
+        "--executor-cores",
+        "5",
+        "--executor-memory",
+        "4096m",
+        "--conf",
+        "spark.executor.memoryOverhead=20480m",
+        "--conf",
+        "spark.executorEnv.EMRSHIP_JOB_BIN=./bundle/emrship-job",
+        "--conf",
+        "spark.yarn.appMasterEnv.EMRSHIP_JOB_BIN=./bundle/emrship-job",
+        "s3://example-ads-data/emrship/match-rate/scripts/655485/driver.py",
+        "match-rate",
+        "--date",
+        "2024-11-20",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+struct Cluster {
+    moto: Arc<Moto>,
+    bucket: String,
+    id: String,
+    steps: Vec<String>,
+}
+
+const APP: &str = "application_1732168000000_0001";
+const DRIVER: &str = "container_1732168000000_0001_01_000001";
+const EXECUTOR: &str = "container_1732168000000_0001_01_000002";
+
+impl Cluster {
+    /// A bucket and a cluster logging to it (as `s3n://`, the way EMR reports it) with `steps`
+    /// steps, oldest first.
+    async fn start(bucket: &str, release: &str, steps: usize) -> Cluster {
+        let moto = moto();
+        let config = moto.sdk_config().await;
+        moto.s3()
+            .await
+            .create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap();
+        let emr = aws_sdk_emr::Client::new(&config);
+        let group = |role: InstanceRoleType, count: i32| {
+            InstanceGroupConfig::builder()
+                .instance_role(role)
+                .instance_type("m5.2xlarge")
+                .instance_count(count)
+                .build()
+        };
+        let cluster = emr
+            .run_job_flow()
+            .name("match-rate")
+            .release_label(release)
+            .log_uri(format!("s3n://{bucket}/emr-logs/"))
+            .service_role("emrship-match-rate-service")
+            .job_flow_role("emrship-match-rate-ec2")
+            .instances(
+                JobFlowInstancesConfig::builder()
+                    .instance_groups(group(InstanceRoleType::Master, 1))
+                    .instance_groups(group(InstanceRoleType::Core, 2))
+                    .keep_job_flow_alive_when_no_steps(true)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let id = cluster.job_flow_id().unwrap().to_string();
+        let mut step_ids = Vec::new();
+        for n in 0..steps {
+            let added = emr
+                .add_job_flow_steps()
+                .job_flow_id(&id)
+                .steps(
+                    StepConfig::builder()
+                        .name(format!("match-rate match-rate 2024-11-2{n}"))
+                        .action_on_failure(aws_sdk_emr::types::ActionOnFailure::Continue)
+                        .hadoop_jar_step(
+                            HadoopJarStepConfig::builder()
+                                .jar("command-runner.jar")
+                                .set_args(Some(match_rate_step_args()))
+                                .build(),
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+            step_ids.extend(added.step_ids().iter().cloned());
+        }
+        Cluster {
+            moto,
+            bucket: bucket.to_string(),
+            id,
+            steps: step_ids,
+        }
+    }
+
+    /// Puts `text`, gzipped, at `<LogUri>/<cluster>/<name>.gz`.
+    async fn put_log(&self, name: &str, text: &str) {
+        self.moto
+            .s3()
+            .await
+            .put_object()
+            .bucket(&self.bucket)
+            .key(format!("emr-logs/{}/{name}.gz", self.id))
+            .body(gzip(text).into())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// The step's own logs, as a failed cluster-mode spark-submit leaves them.
+    async fn put_failed_step_logs(&self, step: &str) {
+        self.put_log(
+            &format!("steps/{step}/stderr"),
+            &fixture("step-stderr-cluster-mode-failed.log"),
+        )
+        .await;
+        self.put_log(
+            &format!("steps/{step}/controller"),
+            &fixture("step-controller.log"),
+        )
+        .await;
+    }
+
+    fn logs(&self, extra: &[&str]) -> Output {
+        self.moto
+            .command(env!("CARGO_BIN_EXE_emrship"))
+            .arg("logs")
+            .arg(&self.id)
+            .args(extra)
+            .output()
+            .expect("run emrship logs")
+    }
+
+    fn logs_json(&self, extra: &[&str]) -> Value {
+        let mut args = vec!["--format", "json"];
+        args.extend_from_slice(extra);
+        let output = self.logs(&args);
+        assert!(output.status.success(), "{}", describe(&output));
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", describe(&output)))
+    }
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn log_names(document: &Value) -> Vec<String> {
+    document["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|log| log["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn memory_kill_names_the_overhead_to_raise_and_by_how_much() {
+    let cluster = Cluster::start("logs-memory", "emr-7.5.0", 1).await;
+    let step = &cluster.steps[0];
+    cluster.put_failed_step_logs(step).await;
+    cluster
+        .put_log(
+            &format!("containers/{APP}/{DRIVER}/stderr"),
+            &fixture("memory-driver-stderr.log"),
+        )
+        .await;
+    cluster
+        .put_log(
+            &format!("containers/{APP}/{EXECUTOR}/stderr"),
+            &fixture("executor-stderr-quiet.log"),
+        )
+        .await;
+    // Another application's containers: not this step's, so not fetched.
+    cluster
+        .put_log(
+            "containers/application_1732168000000_0009/container_1732168000000_0009_01_000001/stderr",
+            "24/11/21 05:00:00 ERROR another job: java.lang.OutOfMemoryError: Java heap space\n",
+        )
+        .await;
+
+    let output = cluster.logs(&["--lines", "5"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains(
+            "Probable cause: YARN killed a Spark executor container for exceeding its physical memory limit (30.1 GiB used of 24.0 GiB)"
+        ),
+        "{text}"
+    );
+    // 30.1 GiB × 1.25 = 38529 MiB, minus the 4096m heap, rounded up to 512 MiB.
+    assert!(
+        text.contains(
+            "raise spark.executor.memoryOverhead from 20480m (20 GiB) to at least 34816m (34 GiB)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("spark.executor.cores from 5 to 3"), "{text}");
+    assert!(
+        text.contains(&format!("==> containers/{APP}/{DRIVER}/stderr.gz")),
+        "{text}"
+    );
+    // The driver's traceback after the lost executors is listed, not lost.
+    assert!(
+        text.contains("Also seen:\n  - the Spark driver raised py4j.protocol.Py4JJavaError"),
+        "{text}"
+    );
+
+    let document = cluster.logs_json(&["--lines", "5"]);
+    assert_eq!(document["cluster"], cluster.id.as_str());
+    assert_eq!(document["step"], step.as_str());
+    assert_eq!(document["diagnosis"]["kind"], "container_memory");
+    let evidence = &document["diagnosis"]["evidence"][0];
+    assert_eq!(
+        evidence["log"],
+        format!("containers/{APP}/{DRIVER}/stderr.gz").as_str()
+    );
+    assert_eq!(evidence["line"], 22);
+    assert!(evidence["text"]
+        .as_str()
+        .unwrap()
+        .contains("30.1 GB of 24 GB physical memory used"));
+    let names = log_names(&document);
+    assert_eq!(
+        names,
+        vec![
+            format!("steps/{step}/stderr.gz"),
+            format!("steps/{step}/controller.gz"),
+            format!("containers/{APP}/{DRIVER}/stderr.gz"),
+            format!("containers/{APP}/{EXECUTOR}/stderr.gz"),
+        ]
+    );
+    // --lines bounds every tail.
+    let tail = document["logs"][0]["tail"].as_str().unwrap();
+    assert_eq!(tail.lines().count(), 5);
+    assert!(tail.ends_with("Command exiting with ret '1'"));
+    assert_eq!(
+        document["logs"][0]["uri"],
+        format!(
+            "s3://logs-memory/emr-logs/{}/steps/{step}/stderr.gz",
+            cluster.id
+        )
+        .as_str()
+    );
+}
+
+#[tokio::test]
+async fn glibc_mismatch_names_both_versions_and_the_target_to_build() {
+    let cluster = Cluster::start("logs-glibc", "emr-6.15.0", 1).await;
+    let step = &cluster.steps[0];
+    cluster.put_failed_step_logs(step).await;
+    cluster
+        .put_log(
+            &format!("containers/{APP}/{EXECUTOR}/stderr"),
+            &fixture("glibc-executor-stderr.log"),
+        )
+        .await;
+    let document = cluster.logs_json(&[]);
+    let diagnosis = &document["diagnosis"];
+    assert_eq!(diagnosis["kind"], "binary_does_not_fit");
+    assert_eq!(
+        diagnosis["cause"],
+        "the shipped emrship-job needs glibc 2.36 but emr-6.15.0 nodes run Amazon Linux 2 with glibc 2.26: the binary does not fit the node"
+    );
+    // m5.2xlarge nodes are x86_64: one target, with the glibc suffix of Amazon Linux 2.
+    let advice = diagnosis["advice"][0].as_str().unwrap();
+    assert!(
+        advice.contains("--target x86_64-unknown-linux-gnu.2.26`"),
+        "{advice}"
+    );
+    assert!(!advice.contains("aarch64"), "{advice}");
+    assert_eq!(diagnosis["evidence"].as_array().unwrap().len(), 5);
+    assert_eq!(diagnosis["evidence"][0]["line"], 7);
+}
+
+#[tokio::test]
+async fn s3_access_denied_names_the_missing_action_and_resource() {
+    let cluster = Cluster::start("logs-access", "emr-7.5.0", 1).await;
+    let step = &cluster.steps[0];
+    cluster.put_failed_step_logs(step).await;
+    cluster
+        .put_log(
+            &format!("containers/{APP}/{DRIVER}/stderr"),
+            &fixture("access-driver-stderr.log"),
+        )
+        .await;
+    let output = cluster.logs(&[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains(
+            "Probable cause: S3 denied access (403): the role lacks s3:ListBucket on arn:aws:s3:::example-ads-logs"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("grant s3:ListBucket on arn:aws:s3:::example-ads-logs (with an s3:prefix condition for the listed prefix) to the role emrship-match-rate-ec2"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn bootstrap_failure_explains_a_step_without_logs() {
+    let cluster = Cluster::start("logs-bootstrap", "emr-7.5.0", 1).await;
+    // The cluster failed while bootstrapping: only the node's bootstrap-action logs exist.
+    cluster
+        .put_log(
+            "node/i-0a1b2c3d4e5f60718/bootstrap-actions/1/stderr",
+            &fixture("bootstrap-stderr.log"),
+        )
+        .await;
+    cluster
+        .put_log("node/i-0a1b2c3d4e5f60718/bootstrap-actions/1/stdout", "")
+        .await;
+    let output = cluster.logs(&[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("Probable cause: bootstrap action 1 failed on i-0a1b2c3d4e5f60718, so the cluster never ran the step: S3 denied access (403): the role lacks s3:GetObject on arn:aws:s3:::example-ads-data/emrship/match-rate/bundles/9d1c6f0a.zip"),
+        "{text}"
+    );
+    assert!(
+        text.contains("node/i-0a1b2c3d4e5f60718/bootstrap-actions/1/stderr.gz line 15: emrship bootstrap (match-rate): cannot download"),
+        "{text}"
+    );
+    // The step's own logs are missing, and the command says so.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("are not on S3 yet"), "{stderr}");
+}
+
+#[tokio::test]
+async fn rust_panic_from_the_chosen_step() {
+    // Two steps; the older one is asked for explicitly.
+    let cluster = Cluster::start("logs-panic", "emr-7.5.0", 2).await;
+    let older = &cluster.steps[0];
+    cluster.put_failed_step_logs(older).await;
+    cluster
+        .put_log(
+            &format!("containers/{APP}/{EXECUTOR}/stderr"),
+            &fixture("panic-executor-stderr.log"),
+        )
+        .await;
+    let document = cluster.logs_json(&["--step", older]);
+    assert_eq!(document["step"], older.as_str());
+    let diagnosis = &document["diagnosis"];
+    assert_eq!(diagnosis["kind"], "rust_panic");
+    assert_eq!(
+        diagnosis["cause"],
+        "emrship-job panicked in thread 'main' at src/job/kernels/match_rate.rs:214:38: called `Option::unwrap()` on a `None` value"
+    );
+    assert_eq!(diagnosis["evidence"][0]["line"], 5);
+    assert!(diagnosis["also"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a.as_str().unwrap().contains("map exited with 101")));
+}
+
+#[tokio::test]
+async fn job_error_line_with_its_cause_and_help() {
+    let cluster = Cluster::start("logs-job-error", "emr-7.5.0", 1).await;
+    let step = &cluster.steps[0];
+    cluster.put_failed_step_logs(step).await;
+    cluster
+        .put_log(
+            &format!("containers/{APP}/{DRIVER}/stderr"),
+            &fixture("job-error-driver-stderr.log"),
+        )
+        .await;
+    let output = cluster.logs(&[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("Probable cause: emrship-job stopped with an error: cannot connect to postgres://emrship@ads-db.internal:5432/ads"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "containers/{APP}/{DRIVER}/stderr.gz line 6:   help: check the database's security group"
+        )),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn python_traceback_from_the_driver() {
+    let cluster = Cluster::start("logs-traceback", "emr-7.5.0", 1).await;
+    let step = &cluster.steps[0];
+    cluster.put_failed_step_logs(step).await;
+    cluster
+        .put_log(
+            &format!("containers/{APP}/{DRIVER}/stderr"),
+            &fixture("traceback-driver-stderr.log"),
+        )
+        .await;
+    let document = cluster.logs_json(&[]);
+    let diagnosis = &document["diagnosis"];
+    assert_eq!(diagnosis["kind"], "python_traceback");
+    assert_eq!(
+        diagnosis["cause"],
+        "the Spark driver raised ValueError: invalid literal for int() with base 10: 'auto' in main (driver.py:47)"
+    );
+    let lines: Vec<u64> = diagnosis["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, vec![4, 7, 8, 9]);
+}
+
+#[tokio::test]
+async fn logs_not_there_yet_say_when_to_look_again() {
+    let cluster = Cluster::start("logs-not-yet", "emr-7.5.0", 1).await;
+    let output = cluster.logs(&[]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let step = &cluster.steps[0];
+    assert!(
+        stderr.contains(&format!(
+            "the logs of step {step} (RUNNING) are not on S3 yet"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("look again after "), "{stderr}");
+
+    let output = cluster.logs(&["--format", "json"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let document: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(document["logs"].as_array().unwrap().len(), 0);
+    assert!(document["not_yet"]["look_again_after"].is_string());
+    assert!(document["diagnosis"].is_null());
+}
+
+#[tokio::test]
+async fn unknown_cluster_or_step_is_one_clear_error() {
+    let cluster = Cluster::start("logs-unknown", "emr-7.5.0", 1).await;
+    let output = cluster
+        .moto
+        .command(env!("CARGO_BIN_EXE_emrship"))
+        .args(["logs", "j-NOSUCHCLUSTER1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("emrship logs: error: cluster j-NOSUCHCLUSTER1 not found"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(output.stdout.is_empty());
+
+    let output = cluster.logs(&["--step", "s-NOSUCHSTEP0001"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "emrship logs: error: step s-NOSUCHSTEP0001 not found on cluster {}",
+            cluster.id
+        )),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn huge_logs_are_read_to_their_tail() {
+    let cluster = Cluster::start("logs-huge", "emr-7.5.0", 1).await;
+    let step = &cluster.steps[0];
+    // ~5.5 MiB of chatter (well over the 4 MiB kept per log), then the failure at the very end.
+    let mut text = String::new();
+    for n in 0..40_000 {
+        text.push_str(&format!(
+            "24/11/21 06:{:02}:{:02} INFO BlockManagerInfo: Added broadcast_{n}_piece0 in memory on ip-10-0-1-23.ec2.internal:39457 (size: 12.1 KiB, free: 2.1 GiB)\n",
+            (n / 60) % 60,
+            n % 60
+        ));
+    }
+    text.push_str(&fixture("traceback-driver-stderr.log"));
+    cluster
+        .put_log(&format!("steps/{step}/stderr"), &text)
+        .await;
+    let document = cluster.logs_json(&["--lines", "3"]);
+    assert_eq!(document["logs"][0]["truncated"], true);
+    let diagnosis = &document["diagnosis"];
+    assert_eq!(diagnosis["kind"], "python_traceback");
+    assert_eq!(diagnosis["evidence"][0]["tail_only"], true);
+    assert!(document["logs"][0]["tail"]
+        .as_str()
+        .unwrap()
+        .ends_with("Shutdown hook called"));
+}
