@@ -157,8 +157,6 @@ fn json_document(
 /// Explains why `step_id` on `cluster_id` failed, from its logs on S3, printing to stderr.
 /// `--wait` calls this when a step fails. Never fails: when the logs are not there yet it says
 /// when to look again, and any other problem becomes one error line.
-// Its caller (`cli::emr`, `--wait`) lands in a sibling change.
-#[allow(dead_code)]
 pub async fn print_failure_diagnosis(sdk: &aws_config::SdkConfig, cluster_id: &str, step_id: &str) {
     eprint!("{}", failure_diagnosis(sdk, cluster_id, step_id).await);
 }
