@@ -7,5 +7,8 @@
 
 pub mod catalog;
 pub mod cli;
+pub mod counts;
+pub mod location;
 pub mod model;
 pub mod sink;
+pub mod source;
