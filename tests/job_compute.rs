@@ -14,8 +14,7 @@ use arrow_array::builder::StringBuilder;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Float64Type, Int64Type};
 use arrow_array::{
-    ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray,
-    TimestampSecondArray,
+    ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray, TimestampSecondArray,
 };
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use chrono::NaiveDate;
@@ -23,9 +22,9 @@ use emrship::job::catalog::files::FileCatalog;
 use emrship::job::counts::PairCounts;
 use emrship::job::engine;
 use emrship::job::location::list_inputs;
+use emrship::job::model::DaySink;
 use emrship::job::model::{Catalog, JobError, MatchRateTables, ProductMatchRow, ProductMatches};
 use emrship::job::sink::parquet::ParquetSink;
-use emrship::job::model::DaySink;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
@@ -72,8 +71,16 @@ fn micros_of(day: NaiveDate, seconds: i64) -> i64 {
 fn random_views(rng: &mut Rng, n: usize, advertisers: u64, products: u64, skew: bool) -> Vec<View> {
     (0..n)
         .map(|_| {
-            let a = if skew { rng.skewed(advertisers) } else { rng.below(advertisers) };
-            let p = if skew { rng.skewed(products) } else { rng.below(products) };
+            let a = if skew {
+                rng.skewed(advertisers)
+            } else {
+                rng.below(advertisers)
+            };
+            let p = if skew {
+                rng.skewed(products)
+            } else {
+                rng.below(products)
+            };
             View {
                 advertiser: Some(format!("adv-{a}")),
                 // Varying lengths, shared prefixes, and non-ASCII ids exercise the byte keys.
@@ -93,7 +100,9 @@ fn reference(views: &[View], day: NaiveDate) -> Counts {
     let end = micros_of(day, 86_400);
     let mut counts = Counts::new();
     for v in views {
-        let (Some(a), Some(p)) = (&v.advertiser, &v.product) else { continue };
+        let (Some(a), Some(p)) = (&v.advertiser, &v.product) else {
+            continue;
+        };
         if a.is_empty() || p.is_empty() {
             continue;
         }
@@ -125,7 +134,11 @@ fn views_batch(views: &[View]) -> RecordBatch {
     let schema = Schema::new(vec![
         Field::new("advertiser_id", DataType::Utf8, true),
         Field::new("product_id", DataType::Utf8, true),
-        Field::new("event_time", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        Field::new(
+            "event_time",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
     ]);
     RecordBatch::try_new(
         Arc::new(schema),
@@ -175,7 +188,10 @@ fn scan(uri: &str, threads: usize) -> Result<(Counts, emrship::job::model::ScanS
 }
 
 fn as_map(counts: &PairCounts) -> Counts {
-    counts.iter().map(|(a, p, c)| ((a.to_string(), p.to_string()), c)).collect()
+    counts
+        .iter()
+        .map(|(a, p, c)| ((a.to_string(), p.to_string()), c))
+        .collect()
 }
 
 #[test]
@@ -184,8 +200,8 @@ fn kernel_matches_a_reference_count_on_random_inputs() {
     let shapes = [
         (0, 1, 1, false, 1),
         (1, 1, 1, false, 1),
-        (5_000, 1, 2_000, true, 3),   // one huge advertiser
-        (20_000, 300, 50, false, 4),  // many advertisers, few products
+        (5_000, 1, 2_000, true, 3),    // one huge advertiser
+        (20_000, 300, 50, false, 4),   // many advertisers, few products
         (30_000, 40, 10_000, true, 5), // skew like real traffic
         (10_000, 5_000, 5_000, false, 2),
     ];
@@ -196,12 +212,18 @@ fn kernel_matches_a_reference_count_on_random_inputs() {
         let dir = tempfile::tempdir().unwrap();
         for f in 0..files {
             // File f gets a contiguous share; the last file of a multi-file input is empty.
-            let share = if files > 1 && f == files - 1 { 0..0 } else {
+            let share = if files > 1 && f == files - 1 {
+                0..0
+            } else {
                 let parts = if files > 1 { files - 1 } else { 1 };
                 (rows * f / parts)..(rows * (f + 1) / parts)
             };
             let batch = views_batch(&views[share]);
-            write_parquet(&dir.path().join(format!("part-{f}.parquet")), &batch, 1_000 + f * 777);
+            write_parquet(
+                &dir.path().join(format!("part-{f}.parquet")),
+                &batch,
+                1_000 + f * 777,
+            );
         }
         for threads in [1, 3] {
             let (got, stats) = scan(dir.path().to_str().unwrap(), threads).unwrap();
@@ -211,13 +233,27 @@ fn kernel_matches_a_reference_count_on_random_inputs() {
             assert_eq!(stats.files, files as u64);
         }
         // The column form is sorted by (advertiser_id, product_id) and holds the same counts.
-        let (counts, _) = engine::scan_views(&list_inputs(dir.path().to_str().unwrap()).unwrap(), day(), 2).unwrap();
+        let (counts, _) = engine::scan_views(
+            &list_inputs(dir.path().to_str().unwrap()).unwrap(),
+            day(),
+            2,
+        )
+        .unwrap();
         let table = counts.into_product_matches();
         let rows: Vec<((String, String), u64)> = table
             .iter()
-            .map(|r| ((r.advertiser_id.to_string(), r.product_id.to_string()), r.view_count))
+            .map(|r| {
+                (
+                    (r.advertiser_id.to_string(), r.product_id.to_string()),
+                    r.view_count,
+                )
+            })
             .collect();
-        assert_eq!(rows, expected.into_iter().collect::<Vec<_>>(), "shape {seed}");
+        assert_eq!(
+            rows,
+            expected.into_iter().collect::<Vec<_>>(),
+            "shape {seed}"
+        );
     }
 }
 
@@ -229,7 +265,11 @@ fn blobs_and_buckets_recombine_to_the_same_counts() {
     // Two "map tasks", each partitioning into 7 buckets; "reduce" merges decoded blobs.
     let mut maps = [PairCounts::new(), PairCounts::new()];
     for (i, v) in views.iter().enumerate() {
-        maps[i % 2].add(v.advertiser.as_deref().unwrap(), v.product.as_deref().unwrap(), 1);
+        maps[i % 2].add(
+            v.advertiser.as_deref().unwrap(),
+            v.product.as_deref().unwrap(),
+            1,
+        );
     }
     let mut merged = Counts::new();
     let partitions: Vec<Vec<PairCounts>> = maps.iter().map(|m| m.partition(7)).collect();
@@ -264,7 +304,12 @@ fn every_format_and_location_kind_gives_the_same_counts() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = views.split_at(2_500);
     let mut results = Vec::new();
-    for (kind, ext) in [("parquet", "parquet"), ("csv", "csv"), ("jsonl", "jsonl"), ("ndjson", "ndjson")] {
+    for (kind, ext) in [
+        ("parquet", "parquet"),
+        ("csv", "csv"),
+        ("jsonl", "jsonl"),
+        ("ndjson", "ndjson"),
+    ] {
         let sub = dir.path().join(kind);
         std::fs::create_dir(&sub).unwrap();
         for (i, part) in [a, b].iter().enumerate() {
@@ -296,11 +341,16 @@ fn event_time_in_other_types_and_offsets_is_filtered_by_the_utc_day() {
     let dir = tempfile::tempdir().unwrap();
     // Seconds without a time zone (taken as UTC), one row each side of both midnights.
     let start = micros_of(day(), 0) / 1_000_000;
-    let seconds = TimestampSecondArray::from(vec![start - 1, start, start + 86_399, start + 86_400]);
+    let seconds =
+        TimestampSecondArray::from(vec![start - 1, start, start + 86_399, start + 86_400]);
     let schema = Schema::new(vec![
         Field::new("advertiser_id", DataType::Utf8, false),
         Field::new("product_id", DataType::Utf8, false),
-        Field::new("event_time", DataType::Timestamp(TimeUnit::Second, None), false),
+        Field::new(
+            "event_time",
+            DataType::Timestamp(TimeUnit::Second, None),
+            false,
+        ),
     ]);
     let batch = RecordBatch::try_new(
         Arc::new(schema),
@@ -313,7 +363,10 @@ fn event_time_in_other_types_and_offsets_is_filtered_by_the_utc_day() {
     .unwrap();
     write_parquet(&dir.path().join("t.parquet"), &batch, 10);
     let (got, stats) = scan(dir.path().join("t.parquet").to_str().unwrap(), 1).unwrap();
-    assert_eq!(got.keys().map(|k| k.1.as_str()).collect::<Vec<_>>(), ["p2", "p3"]);
+    assert_eq!(
+        got.keys().map(|k| k.1.as_str()).collect::<Vec<_>>(),
+        ["p2", "p3"]
+    );
     assert_eq!(stats.rows_outside_day, 2);
 
     let csv = dir.path().join("offsets.csv");
@@ -334,7 +387,10 @@ fn event_time_in_other_types_and_offsets_is_filtered_by_the_utc_day() {
 
     std::fs::write(&csv, "advertiser_id,product_id,event_time\na,p,yesterday\n").unwrap();
     let err = scan(csv.to_str().unwrap(), 1).unwrap_err().to_string();
-    assert!(err.contains("offsets.csv") && err.contains("row 1") && err.contains("yesterday"), "{err}");
+    assert!(
+        err.contains("offsets.csv") && err.contains("row 1") && err.contains("yesterday"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -346,12 +402,23 @@ fn a_missing_column_is_an_error_naming_the_file_and_the_column() {
     ]);
     let batch = RecordBatch::try_new(
         Arc::new(schema),
-        vec![Arc::new(StringArray::from(vec!["a"])), Arc::new(StringArray::from(vec!["p"]))],
+        vec![
+            Arc::new(StringArray::from(vec!["a"])),
+            Arc::new(StringArray::from(vec!["p"])),
+        ],
     )
     .unwrap();
     write_parquet(&dir.path().join("no-product.parquet"), &batch, 10);
-    std::fs::write(dir.path().join("no-advertiser.csv"), "adv,product_id\na,p\n").unwrap();
-    std::fs::write(dir.path().join("no-product.jsonl"), "{\"advertiser_id\":\"a\",\"sku\":\"p\"}\n").unwrap();
+    std::fs::write(
+        dir.path().join("no-advertiser.csv"),
+        "adv,product_id\na,p\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("no-product.jsonl"),
+        "{\"advertiser_id\":\"a\",\"sku\":\"p\"}\n",
+    )
+    .unwrap();
     for (file, column, present) in [
         ("no-product.parquet", "product_id", "advertiser_id, sku"),
         ("no-advertiser.csv", "advertiser_id", "adv, product_id"),
@@ -370,12 +437,36 @@ fn a_missing_column_is_an_error_naming_the_file_and_the_column() {
 fn null_and_empty_ids_are_counted_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
     let views = vec![
-        View { advertiser: Some("a".into()), product: Some("p".into()), micros: None },
-        View { advertiser: None, product: Some("p".into()), micros: None },
-        View { advertiser: Some("a".into()), product: None, micros: None },
-        View { advertiser: Some(String::new()), product: Some("p".into()), micros: None },
-        View { advertiser: Some("a".into()), product: Some(String::new()), micros: None },
-        View { advertiser: Some("a".into()), product: Some("p".into()), micros: None },
+        View {
+            advertiser: Some("a".into()),
+            product: Some("p".into()),
+            micros: None,
+        },
+        View {
+            advertiser: None,
+            product: Some("p".into()),
+            micros: None,
+        },
+        View {
+            advertiser: Some("a".into()),
+            product: None,
+            micros: None,
+        },
+        View {
+            advertiser: Some(String::new()),
+            product: Some("p".into()),
+            micros: None,
+        },
+        View {
+            advertiser: Some("a".into()),
+            product: Some(String::new()),
+            micros: None,
+        },
+        View {
+            advertiser: Some("a".into()),
+            product: Some("p".into()),
+            micros: None,
+        },
     ];
     write_parquet(&dir.path().join("v.parquet"), &views_batch(&views), 100);
     write_jsonl(&dir.path().join("v.jsonl"), &views);
@@ -383,7 +474,11 @@ fn null_and_empty_ids_are_counted_not_fatal() {
     for file in ["v.parquet", "v.jsonl", "v.csv"] {
         let (got, stats) = scan(dir.path().join(file).to_str().unwrap(), 1).unwrap();
         assert_eq!(got, Counts::from([(("a".into(), "p".into()), 2)]), "{file}");
-        assert_eq!((stats.rows_read, stats.rows_missing_ids, stats.rows_counted), (6, 4, 2), "{file}");
+        assert_eq!(
+            (stats.rows_read, stats.rows_missing_ids, stats.rows_counted),
+            (6, 4, 2),
+            "{file}"
+        );
     }
 }
 
@@ -393,10 +488,18 @@ fn a_corrupt_parquet_file_is_an_error_naming_the_file() {
     let mut rng = Rng(3);
     let views = random_views(&mut rng, 2_000, 3, 100, false);
     write_parquet(&dir.path().join("good.parquet"), &views_batch(&views), 500);
-    std::fs::write(dir.path().join("garbage.parquet"), b"this is not parquet at all").unwrap();
+    std::fs::write(
+        dir.path().join("garbage.parquet"),
+        b"this is not parquet at all",
+    )
+    .unwrap();
     let good = std::fs::read(dir.path().join("good.parquet")).unwrap();
     // A file cut in half: the footer is gone.
-    std::fs::write(dir.path().join("truncated.parquet"), &good[..good.len() / 2]).unwrap();
+    std::fs::write(
+        dir.path().join("truncated.parquet"),
+        &good[..good.len() / 2],
+    )
+    .unwrap();
     // Data pages damaged, footer intact: the error comes while decoding.
     let mut damaged = good.clone();
     for b in &mut damaged[8..good.len() / 2] {
@@ -404,14 +507,18 @@ fn a_corrupt_parquet_file_is_an_error_naming_the_file() {
     }
     std::fs::write(dir.path().join("damaged.parquet"), &damaged).unwrap();
     for file in ["garbage.parquet", "truncated.parquet", "damaged.parquet"] {
-        let err = scan(dir.path().join(file).to_str().unwrap(), 1).unwrap_err().to_string();
+        let err = scan(dir.path().join(file).to_str().unwrap(), 1)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(file), "{err}");
         assert!(err.to_lowercase().contains("parquet"), "{err}");
     }
     // In a directory, the error still names the bad file.
     std::fs::remove_file(dir.path().join("truncated.parquet")).unwrap();
     std::fs::remove_file(dir.path().join("damaged.parquet")).unwrap();
-    let err = scan(dir.path().to_str().unwrap(), 2).unwrap_err().to_string();
+    let err = scan(dir.path().to_str().unwrap(), 2)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("garbage.parquet"), "{err}");
 }
 
@@ -428,7 +535,11 @@ fn catalog_batch(rows: &[(String, String)]) -> RecordBatch {
         Field::new("title", DataType::Utf8, false),
     ]);
     let titles: StringArray = rows.iter().map(|_| Some("t")).collect();
-    RecordBatch::try_new(Arc::new(schema), vec![Arc::new(a.finish()), Arc::new(p.finish()), Arc::new(titles)]).unwrap()
+    RecordBatch::try_new(
+        Arc::new(schema),
+        vec![Arc::new(a.finish()), Arc::new(p.finish()), Arc::new(titles)],
+    )
+    .unwrap()
 }
 
 #[test]
@@ -436,7 +547,12 @@ fn the_file_catalog_finds_exactly_the_keys_it_holds() {
     let mut rng = Rng(21);
     let dir = tempfile::tempdir().unwrap();
     let catalog: Vec<(String, String)> = (0..30_000)
-        .map(|_| (format!("adv-{}", rng.skewed(60)), format!("p{}", rng.below(20_000))))
+        .map(|_| {
+            (
+                format!("adv-{}", rng.skewed(60)),
+                format!("p{}", rng.below(20_000)),
+            )
+        })
         .collect();
     let set: BTreeSet<(String, String)> = catalog.iter().cloned().collect();
     let (a, b) = catalog.split_at(18_000);
@@ -448,7 +564,12 @@ fn the_file_catalog_finds_exactly_the_keys_it_holds() {
     std::fs::write(dir.path().join("part-1.csv"), csv).unwrap();
     // Keys: distinct, some present, some absent (unknown advertisers too).
     let keys: BTreeSet<(String, String)> = (0..20_000)
-        .map(|_| (format!("adv-{}", rng.below(70)), format!("p{}", rng.below(25_000))))
+        .map(|_| {
+            (
+                format!("adv-{}", rng.below(70)),
+                format!("p{}", rng.below(25_000)),
+            )
+        })
         .collect();
     let keys: Vec<(String, String)> = keys.into_iter().collect();
     let refs: Vec<(&str, &str)> = keys.iter().map(|(a, p)| (a.as_str(), p.as_str())).collect();
@@ -457,7 +578,10 @@ fn the_file_catalog_finds_exactly_the_keys_it_holds() {
     let expected: Vec<bool> = keys.iter().map(|k| set.contains(k)).collect();
     assert_eq!(hits, expected);
     assert!(expected.iter().any(|&h| h) && expected.iter().any(|&h| !h));
-    let err = FileCatalog::open(dir.path().join("nothing").to_str().unwrap()).err().unwrap().to_string();
+    let err = FileCatalog::open(dir.path().join("nothing").to_str().unwrap())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("catalog") && err.contains("nothing"), "{err}");
 }
 
@@ -477,7 +601,10 @@ fn read_table(root: &Path, table: &str, day: NaiveDate) -> Vec<String> {
     let mut rows = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap()).unwrap().build().unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
         for batch in reader {
             rows.extend(batch_rows(&batch.unwrap()));
         }
@@ -501,7 +628,11 @@ fn batch_rows(batch: &RecordBatch) -> Vec<String> {
 
 fn cell(column: &ArrayRef, i: usize) -> String {
     match column.data_type() {
-        DataType::Date32 => column.as_primitive::<Date32Type>().value_as_date(i).unwrap().to_string(),
+        DataType::Date32 => column
+            .as_primitive::<Date32Type>()
+            .value_as_date(i)
+            .unwrap()
+            .to_string(),
         DataType::Utf8 => column.as_string::<i32>().value(i).to_string(),
         DataType::Int64 => column.as_primitive::<Int64Type>().value(i).to_string(),
         DataType::Boolean => column.as_boolean().value(i).to_string(),
@@ -515,16 +646,29 @@ fn the_parquet_sink_replaces_one_day_and_keeps_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let other_day = day().succ_opt().unwrap();
     let mut sink = ParquetSink::open(dir.path().to_str().unwrap()).unwrap();
-    sink.write_day(&tables(&[("a", "p1", 3, true), ("a", "p2", 1, false)], day())).unwrap();
-    sink.write_day(&tables(&[("z", "p9", 7, false)], other_day)).unwrap();
-    let report = sink.write_day(&tables(&[("b", "p3", 5, true)], day())).unwrap();
+    sink.write_day(&tables(
+        &[("a", "p1", 3, true), ("a", "p2", 1, false)],
+        day(),
+    ))
+    .unwrap();
+    sink.write_day(&tables(&[("z", "p9", 7, false)], other_day))
+        .unwrap();
+    let report = sink
+        .write_day(&tables(&[("b", "p3", 5, true)], day()))
+        .unwrap();
     assert_eq!((report.product_rows, report.advertiser_rows), (1, 1));
-    assert_eq!(read_table(dir.path(), "product_matches", day()), ["2026-11-20|b|p3|5|true"]);
+    assert_eq!(
+        read_table(dir.path(), "product_matches", day()),
+        ["2026-11-20|b|p3|5|true"]
+    );
     assert_eq!(
         read_table(dir.path(), "advertiser_match_rates", day()),
         ["2026-11-20|b|5|5|1|1|1.0000"]
     );
-    assert_eq!(read_table(dir.path(), "product_matches", other_day), ["2026-11-21|z|p9|7|false"]);
+    assert_eq!(
+        read_table(dir.path(), "product_matches", other_day),
+        ["2026-11-21|z|p9|7|false"]
+    );
     // Nothing left aside.
     for table in ["product_matches", "advertiser_match_rates"] {
         let names: Vec<String> = std::fs::read_dir(dir.path().join(table))
@@ -536,15 +680,32 @@ fn the_parquet_sink_replaces_one_day_and_keeps_the_others() {
     // A sink that cannot be created fails at open, before any work.
     let file = dir.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
-    let err = ParquetSink::open(file.join("sub").to_str().unwrap()).err().unwrap().to_string();
+    let err = ParquetSink::open(file.join("sub").to_str().unwrap())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("a-file"), "{err}");
 }
 
 fn gen_command(out: &Path, format: &str, extra: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_emrship-job"));
     command.args([
-        "gen", "match-rate", "--events", "30000", "--pairs", "8000", "--advertisers", "25",
-        "--catalog-size", "9000", "--match-fraction", "0.75", "--files", "3", "--format", format,
+        "gen",
+        "match-rate",
+        "--events",
+        "30000",
+        "--pairs",
+        "8000",
+        "--advertisers",
+        "25",
+        "--catalog-size",
+        "9000",
+        "--match-fraction",
+        "0.75",
+        "--files",
+        "3",
+        "--format",
+        format,
         "--out",
     ]);
     command.arg(out).args(extra);
@@ -556,7 +717,10 @@ fn tree_bytes(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     for sub in ["views", "catalog"] {
         for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
             let path = entry.unwrap().path();
-            out.insert(path.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&path).unwrap());
+            out.insert(
+                path.strip_prefix(dir).unwrap().to_path_buf(),
+                std::fs::read(&path).unwrap(),
+            );
         }
     }
     out
@@ -565,10 +729,23 @@ fn tree_bytes(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 #[test]
 fn gen_is_deterministic_and_has_the_asked_shape() {
     let dir = tempfile::tempdir().unwrap();
-    let (one, two, other) = (dir.path().join("1"), dir.path().join("2"), dir.path().join("3"));
-    assert!(gen_command(&one, "parquet", &[]).status().unwrap().success());
-    assert!(gen_command(&two, "parquet", &[]).status().unwrap().success());
-    assert!(gen_command(&other, "parquet", &["--seed", "2"]).status().unwrap().success());
+    let (one, two, other) = (
+        dir.path().join("1"),
+        dir.path().join("2"),
+        dir.path().join("3"),
+    );
+    assert!(gen_command(&one, "parquet", &[])
+        .status()
+        .unwrap()
+        .success());
+    assert!(gen_command(&two, "parquet", &[])
+        .status()
+        .unwrap()
+        .success());
+    assert!(gen_command(&other, "parquet", &["--seed", "2"])
+        .status()
+        .unwrap()
+        .success());
     assert_eq!(tree_bytes(&one), tree_bytes(&two));
     assert_ne!(tree_bytes(&one), tree_bytes(&other));
     assert_eq!(tree_bytes(&one).len(), 6);
@@ -585,7 +762,10 @@ fn gen_is_deterministic_and_has_the_asked_shape() {
         *per_advertiser.entry(a).or_default() += c;
     }
     let busiest = per_advertiser.values().max().unwrap();
-    assert!(*busiest > 3 * 30_000 / 25, "busiest advertiser has {busiest} views");
+    assert!(
+        *busiest > 3 * 30_000 / 25,
+        "busiest advertiser has {busiest} views"
+    );
 
     let catalog: Vec<(String, String)> = read_pairs(&one.join("catalog"));
     assert_eq!(catalog.len(), 9_000, "exactly C catalog rows");
@@ -593,7 +773,10 @@ fn gen_is_deterministic_and_has_the_asked_shape() {
     assert_eq!(catalog.len(), 9_000, "catalog rows are distinct");
     let matched = counts.keys().filter(|k| catalog.contains(*k)).count() as f64;
     let fraction = matched / 8_000.0;
-    assert!((fraction - 0.75).abs() < 0.03, "matched fraction {fraction}");
+    assert!(
+        (fraction - 0.75).abs() < 0.03,
+        "matched fraction {fraction}"
+    );
 
     // Same data as CSV and JSON Lines.
     for format in ["csv", "jsonl"] {
@@ -607,12 +790,25 @@ fn gen_is_deterministic_and_has_the_asked_shape() {
 fn read_pairs(dir: &Path) -> Vec<(String, String)> {
     let mut rows = Vec::new();
     for file in list_inputs(dir.to_str().unwrap()).unwrap() {
-        let emrship::job::location::Location::Local(path) = file else { unreachable!() };
-        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap().build().unwrap();
+        let emrship::job::location::Location::Local(path) = file else {
+            unreachable!()
+        };
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
         for batch in reader {
             let batch = batch.unwrap();
-            let a = batch.column_by_name("advertiser_id").unwrap().as_string::<i32>().clone();
-            let p = batch.column_by_name("product_id").unwrap().as_string::<i32>().clone();
+            let a = batch
+                .column_by_name("advertiser_id")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
+            let p = batch
+                .column_by_name("product_id")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
             for i in 0..batch.num_rows() {
                 rows.push((a.value(i).to_string(), p.value(i).to_string()));
             }
@@ -622,7 +818,10 @@ fn read_pairs(dir: &Path) -> Vec<(String, String)> {
 }
 
 /// The expected advertiser table from first principles: count the views, check the catalog.
-fn expected_rates(views: &Counts, catalog: &BTreeSet<(String, String)>) -> BTreeMap<String, (u64, u64, u64, u64)> {
+fn expected_rates(
+    views: &Counts,
+    catalog: &BTreeSet<(String, String)>,
+) -> BTreeMap<String, (u64, u64, u64, u64)> {
     let mut rates: BTreeMap<String, (u64, u64, u64, u64)> = BTreeMap::new();
     for (key, &count) in views {
         let r = rates.entry(key.0.clone()).or_default();
@@ -658,11 +857,21 @@ fn rates_from_json(json: &serde_json::Value) -> BTreeMap<String, (u64, u64, u64,
 fn emrship_job_runs_end_to_end_and_exits_2_on_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    assert!(gen_command(&data, "parquet", &[]).status().unwrap().success());
+    assert!(gen_command(&data, "parquet", &[])
+        .status()
+        .unwrap()
+        .success());
     let out = dir.path().join("out");
     let run = |views: &str, sink: &Path| {
         Command::new(env!("CARGO_BIN_EXE_emrship-job"))
-            .args(["match-rate", "--date", "2026-11-20", "--views", views, "--catalog"])
+            .args([
+                "match-rate",
+                "--date",
+                "2026-11-20",
+                "--views",
+                views,
+                "--catalog",
+            ])
             .arg(data.join("catalog"))
             .arg("--sink")
             .arg(sink)
@@ -675,11 +884,15 @@ fn emrship_job_runs_end_to_end_and_exits_2_on_bad_input() {
     assert!(output.status.success(), "{stderr}");
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let (views, _) = scan(data.join("views").to_str().unwrap(), 1).unwrap();
-    let catalog: BTreeSet<(String, String)> = read_pairs(&data.join("catalog")).into_iter().collect();
+    let catalog: BTreeSet<(String, String)> =
+        read_pairs(&data.join("catalog")).into_iter().collect();
     let expected = expected_rates(&views, &catalog);
     assert_eq!(rates_from_json(&json), expected);
     assert_eq!(json["pairs"], 8_000);
-    assert!(stderr.contains("top advertisers by unmatched views"), "{stderr}");
+    assert!(
+        stderr.contains("top advertisers by unmatched views"),
+        "{stderr}"
+    );
     // The sink holds the same numbers.
     let rows = read_table(&out, "advertiser_match_rates", day());
     assert_eq!(rows.len(), expected.len());
@@ -694,12 +907,27 @@ fn emrship_job_runs_end_to_end_and_exits_2_on_bad_input() {
     let output = run(bad.to_str().unwrap(), &out);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.starts_with("emrship-job: error: ") && stderr.contains("bad.parquet"), "{stderr}");
+    assert!(
+        stderr.starts_with("emrship-job: error: ") && stderr.contains("bad.parquet"),
+        "{stderr}"
+    );
     assert_eq!(read_table(&out, "product_matches", day()), products);
 
     // Usage errors exit 2 too.
     let output = Command::new(env!("CARGO_BIN_EXE_emrship-job"))
-        .args(["match-rate", "--date", "2026-11-20", "--views", "x", "--catalog", "y", "--sink", "z", "--engine", "spark"])
+        .args([
+            "match-rate",
+            "--date",
+            "2026-11-20",
+            "--views",
+            "x",
+            "--catalog",
+            "y",
+            "--sink",
+            "z",
+            "--engine",
+            "spark",
+        ])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
@@ -716,7 +944,14 @@ fn emrship_run_local_generates_sample_data_once_and_writes_the_sink() {
             .current_dir(dir.path())
             .arg("run")
             .arg(&spec)
-            .args(["--local", "--date", "2026-11-20", "--format", "json", "--sink"])
+            .args([
+                "--local",
+                "--date",
+                "2026-11-20",
+                "--format",
+                "json",
+                "--sink",
+            ])
             .arg(&sink)
             .output()
             .unwrap()
@@ -725,13 +960,19 @@ fn emrship_run_local_generates_sample_data_once_and_writes_the_sink() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("generated sample data"), "{stderr}");
-    let sample = dir.path().join("target/emrship/sample/match-rate/2026-11-20");
+    let sample = dir
+        .path()
+        .join("target/emrship/sample/match-rate/2026-11-20");
     assert!(sample.join("_SUCCESS").exists());
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let (views, _) = scan(sample.join("views").to_str().unwrap(), 1).unwrap();
-    let catalog: BTreeSet<(String, String)> = read_pairs(&sample.join("catalog")).into_iter().collect();
+    let catalog: BTreeSet<(String, String)> =
+        read_pairs(&sample.join("catalog")).into_iter().collect();
     assert_eq!(rates_from_json(&json), expected_rates(&views, &catalog));
-    assert_eq!(read_table(&sink, "advertiser_match_rates", day()).len(), json["advertiser_match_rates"].as_array().unwrap().len());
+    assert_eq!(
+        read_table(&sink, "advertiser_match_rates", day()).len(),
+        json["advertiser_match_rates"].as_array().unwrap().len()
+    );
 
     let again = run();
     let stderr = String::from_utf8_lossy(&again.stderr);
@@ -745,9 +986,15 @@ fn s3_views_catalog_and_sink_against_moto() {
     let moto = common::moto::Moto::start();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    assert!(gen_command(&data, "parquet", &[]).status().unwrap().success());
+    assert!(gen_command(&data, "parquet", &[])
+        .status()
+        .unwrap()
+        .success());
     let csv_catalog = dir.path().join("csv");
-    assert!(gen_command(&csv_catalog, "csv", &[]).status().unwrap().success());
+    assert!(gen_command(&csv_catalog, "csv", &[])
+        .status()
+        .unwrap()
+        .success());
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let s3 = moto.s3().await;
@@ -768,13 +1015,28 @@ fn s3_views_catalog_and_sink_against_moto() {
                     .unwrap();
             }
         }
-        s3.put_object().bucket("lake").key("views/dt=2026-11-20/_SUCCESS").body(Vec::new().into()).send().await.unwrap();
+        s3.put_object()
+            .bucket("lake")
+            .key("views/dt=2026-11-20/_SUCCESS")
+            .body(Vec::new().into())
+            .send()
+            .await
+            .unwrap();
     });
     let run = |sink: &str| {
         moto.command(env!("CARGO_BIN_EXE_emrship-job"))
             .args([
-                "match-rate", "--date", "2026-11-20", "--views", "s3://lake/views/dt=2026-11-20/",
-                "--catalog", "s3://lake/catalog/part-*.csv", "--sink", sink, "--format", "json",
+                "match-rate",
+                "--date",
+                "2026-11-20",
+                "--views",
+                "s3://lake/views/dt=2026-11-20/",
+                "--catalog",
+                "s3://lake/catalog/part-*.csv",
+                "--sink",
+                sink,
+                "--format",
+                "json",
             ])
             .output()
             .unwrap()
@@ -784,7 +1046,8 @@ fn s3_views_catalog_and_sink_against_moto() {
     assert!(output.status.success(), "{stderr}");
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let (views, _) = scan(data.join("views").to_str().unwrap(), 1).unwrap();
-    let catalog: BTreeSet<(String, String)> = read_pairs(&data.join("catalog")).into_iter().collect();
+    let catalog: BTreeSet<(String, String)> =
+        read_pairs(&data.join("catalog")).into_iter().collect();
     assert_eq!(rates_from_json(&json), expected_rates(&views, &catalog));
     // Run the day again: the S3 dataset holds exactly one copy of the day.
     assert!(run("s3://lake/results").status.success());
@@ -809,18 +1072,33 @@ fn s3_views_catalog_and_sink_against_moto() {
         }
         keys
     });
-    let product_files: Vec<&String> = listing.iter().filter(|k| k.starts_with("results/product_matches/day=2026-11-20/")).collect();
-    let rate_files: Vec<&String> = listing.iter().filter(|k| k.starts_with("results/advertiser_match_rates/day=2026-11-20/")).collect();
+    let product_files: Vec<&String> = listing
+        .iter()
+        .filter(|k| k.starts_with("results/product_matches/day=2026-11-20/"))
+        .collect();
+    let rate_files: Vec<&String> = listing
+        .iter()
+        .filter(|k| k.starts_with("results/advertiser_match_rates/day=2026-11-20/"))
+        .collect();
     assert_eq!(product_files.len(), 1, "{listing:?}");
     assert_eq!(rate_files.len(), 1, "{listing:?}");
     assert!(listing.iter().all(|k| !k.contains("_tmp-")), "{listing:?}");
     // The product rows on S3 are the ones the local run writes.
     let body = runtime.block_on(async {
         let s3 = moto.s3().await;
-        let object = s3.get_object().bucket("lake").key(product_files[0]).send().await.unwrap();
+        let object = s3
+            .get_object()
+            .bucket("lake")
+            .key(product_files[0])
+            .send()
+            .await
+            .unwrap();
         object.body.collect().await.unwrap().into_bytes()
     });
-    let reader = ParquetRecordBatchReaderBuilder::try_new(body).unwrap().build().unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(body)
+        .unwrap()
+        .build()
+        .unwrap();
     let mut rows: Vec<String> = reader.flat_map(|b| batch_rows(&b.unwrap())).collect();
     rows.sort();
     let local = dir.path().join("local-out");
@@ -830,7 +1108,16 @@ fn s3_views_catalog_and_sink_against_moto() {
     // A missing S3 object is an error naming it.
     let output = moto
         .command(env!("CARGO_BIN_EXE_emrship-job"))
-        .args(["match-rate", "--date", "2026-11-20", "--views", "s3://lake/nothing-here/", "--catalog", "s3://lake/catalog/", "--sink"])
+        .args([
+            "match-rate",
+            "--date",
+            "2026-11-20",
+            "--views",
+            "s3://lake/nothing-here/",
+            "--catalog",
+            "s3://lake/catalog/",
+            "--sink",
+        ])
         .arg(dir.path().join("unused"))
         .output()
         .unwrap();

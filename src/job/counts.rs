@@ -27,7 +27,7 @@ use rayon::prelude::*;
 
 use super::model::{JobError, ProductMatches, StringColumn};
 
-pub const HASH_SEED: u64 = 0x5EED_0F_E3A5_11E5;
+pub const HASH_SEED: u64 = 0x005E_ED0F_E3A5_11E5;
 const K: u64 = 0x9E37_79B9_7F4A_7C15;
 const BUCKET_SALT: u64 = 0xB0C4_E75A_17ED_0001;
 /// Number of hash-table shards in a [`PairCounts`] (a power of two).
@@ -56,7 +56,9 @@ pub fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
     if !rest.is_empty() {
         let mut word = [0u8; 8];
         word[..rest.len()].copy_from_slice(rest);
-        h = (h ^ u64::from_le_bytes(word)).wrapping_mul(K).rotate_left(31);
+        h = (h ^ u64::from_le_bytes(word))
+            .wrapping_mul(K)
+            .rotate_left(31);
     }
     fmix64(h)
 }
@@ -107,10 +109,7 @@ impl Interner {
     pub fn intern(&mut self, name: &str) -> AdvertiserKey {
         let hash = advertiser_hash(name);
         let names = &self.names;
-        if let Some(&index) = self
-            .index
-            .find(hash, |&i| &*names[i as usize] == name)
-        {
+        if let Some(&index) = self.index.find(hash, |&i| &*names[i as usize] == name) {
             return AdvertiserKey { index, hash };
         }
         let index = u32::try_from(self.names.len()).expect("fewer than 2^32 advertisers");
@@ -296,10 +295,7 @@ impl PairCounts {
             })
             .collect();
         base.total_views += parts.iter().map(|p| p.total_views).sum::<u64>();
-        let mut part_shards: Vec<Vec<Shard>> = parts
-            .into_iter()
-            .map(|p| p.shards)
-            .collect();
+        let mut part_shards: Vec<Vec<Shard>> = parts.into_iter().map(|p| p.shards).collect();
         // Transpose: for each shard index, the base shard and every part's shard.
         let mut columns: Vec<Vec<Shard>> = (0..SHARDS).map(|_| Vec::new()).collect();
         for shards in &mut part_shards {
@@ -362,7 +358,9 @@ impl PairCounts {
     pub fn decode(blob: &[u8], what: &str) -> Result<PairCounts, JobError> {
         let bad = |why: &str| JobError::input(what, format!("not a valid pair-count blob: {why}"));
         if blob.len() < MAGIC.len() || &blob[..MAGIC.len()] != MAGIC {
-            return Err(bad("wrong magic (expected EMRSPC01: version 1 of emrship-job)"));
+            return Err(bad(
+                "wrong magic (expected EMRSPC01: version 1 of emrship-job)",
+            ));
         }
         let mut reader = Reader {
             data: blob,
@@ -463,7 +461,10 @@ impl PairCounts {
         });
         let bytes: usize = shards.iter().map(|s| s.arena.len()).sum();
         let mut table = ProductMatches {
-            advertisers: order.iter().map(|&i| advertisers.name(i).to_string()).collect(),
+            advertisers: order
+                .iter()
+                .map(|&i| advertisers.name(i).to_string())
+                .collect(),
             advertiser: Vec::with_capacity(total),
             product_id: StringColumn::with_capacity(total, bytes),
             view_count: Vec::with_capacity(total),
@@ -585,9 +586,11 @@ mod tests {
     #[test]
     fn hashes_are_stable_across_releases() {
         // Pinned: the Spark engine's buckets depend on these exact values.
+        assert_eq!(pair_hash("adv-1", "p-1"), 0xb2a0_466c_255e_2f91);
+        assert_eq!(bucket_of("adv-1", "p-1", 1000), 404);
+        assert_eq!(bucket_of("adv-2", "p-1", 1000), 165);
         assert_eq!(bucket_of("adv-1", "p-1", 1), 0);
         let h = pair_hash("adv-1", "p-1");
-        assert_eq!(h, pair_hash("adv-1", "p-1"));
         assert_ne!(h, pair_hash("adv-1p", "-1"));
         assert_eq!(hash_bytes(0, b""), fmix64(0));
     }

@@ -122,7 +122,11 @@ impl Random {
     /// A bijection on 0..2^bits (xorshift-multiply rounds, each invertible).
     #[inline]
     fn permute_bits(self, stream: u64, x: u64, bits: u32) -> u64 {
-        let mask = if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
+        let mask = if bits >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << bits) - 1
+        };
         let key = self.draw(stream, 0);
         let mut x = (x ^ key) & mask;
         let shift = (bits / 2).max(1);
@@ -174,7 +178,8 @@ impl Model {
     fn product_id(&self, i: u64) -> String {
         format!(
             "p{:011}",
-            self.random.permute_bits(PRODUCT_ORDER, i, self.product_bits)
+            self.random
+                .permute_bits(PRODUCT_ORDER, i, self.product_bits)
         )
     }
 
@@ -199,8 +204,7 @@ impl Model {
         } else {
             let i = r - m;
             (
-                self.random
-                    .zipf(EXTRA_ADVERTISER, i, self.spec.advertisers),
+                self.random.zipf(EXTRA_ADVERTISER, i, self.spec.advertisers),
                 self.spec.pairs + i,
             )
         }
@@ -249,7 +253,9 @@ pub fn generate(spec: &GenSpec) -> Result<GenReport, JobError> {
     let products = spec.pairs + (spec.catalog_size - matched.len() as u64);
     let product_bits = (64 - products.max(2).leading_zeros()).max(20);
     if product_bits > 36 {
-        return Err(usage("more than 2^36 products: too many to generate".into()));
+        return Err(usage(
+            "more than 2^36 products: too many to generate".into(),
+        ));
     }
     let model = Model {
         spec: spec.clone(),
@@ -268,15 +274,18 @@ pub fn generate(spec: &GenSpec) -> Result<GenReport, JobError> {
     let catalog_dir = spec.out.join("catalog");
     for dir in [&views_dir, &catalog_dir] {
         if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(|e| {
-                JobError::Other(format!("cannot replace {}: {e}", dir.display()))
-            })?;
+            std::fs::remove_dir_all(dir)
+                .map_err(|e| JobError::Other(format!("cannot replace {}: {e}", dir.display())))?;
         }
         std::fs::create_dir_all(dir)
             .map_err(|e| JobError::Other(format!("cannot create {}: {e}", dir.display())))?;
     }
     let _ = std::fs::remove_file(spec.out.join("_SUCCESS"));
-    let files_for = |rows: u64| spec.files.unwrap_or(rows.div_ceil(ROWS_PER_FILE)).clamp(1, rows.max(1));
+    let files_for = |rows: u64| {
+        spec.files
+            .unwrap_or(rows.div_ceil(ROWS_PER_FILE))
+            .clamp(1, rows.max(1))
+    };
     let views_files = files_for(spec.events);
     let catalog_files = files_for(spec.catalog_size);
     let ext = spec.format.extension();
@@ -344,7 +353,11 @@ fn write_file(
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     match model.spec.format {
         GenFormat::Parquet => {
-            let schema = if views { views_schema() } else { catalog_schema() };
+            let schema = if views {
+                views_schema()
+            } else {
+                catalog_schema()
+            };
             // Snappy, as most Spark-written data is; product ids and times are unique enough
             // that a dictionary only costs time.
             let properties = WriterProperties::builder()
@@ -422,11 +435,13 @@ fn write_file(
                     ),
                 };
                 if line.len() > 1 << 16 {
-                    out.write_all(line.as_bytes()).map_err(|e| fail(e.to_string()))?;
+                    out.write_all(line.as_bytes())
+                        .map_err(|e| fail(e.to_string()))?;
                     line.clear();
                 }
             }
-            out.write_all(line.as_bytes()).map_err(|e| fail(e.to_string()))?;
+            out.write_all(line.as_bytes())
+                .map_err(|e| fail(e.to_string()))?;
         }
     }
     use std::io::Write;
@@ -446,7 +461,9 @@ mod tests {
             seen.sort_unstable();
             assert_eq!(seen, (0..n).collect::<Vec<_>>(), "n = {n}");
         }
-        let mut seen: Vec<u64> = (0..1 << 12).map(|x| random.permute_bits(2, x, 12)).collect();
+        let mut seen: Vec<u64> = (0..1 << 12)
+            .map(|x| random.permute_bits(2, x, 12))
+            .collect();
         seen.sort_unstable();
         seen.dedup();
         assert_eq!(seen.len(), 1 << 12);

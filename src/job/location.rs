@@ -41,7 +41,10 @@ impl std::fmt::Display for Location {
 impl Location {
     /// Parses a single object/file URI (no listing): `s3://bucket/key`, `file:///path` or a path.
     pub fn parse(uri: &str) -> Result<Location, JobError> {
-        if let Some(rest) = uri.strip_prefix("s3://").or_else(|| uri.strip_prefix("s3a://")) {
+        if let Some(rest) = uri
+            .strip_prefix("s3://")
+            .or_else(|| uri.strip_prefix("s3a://"))
+        {
             let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
                 return Err(JobError::Usage(format!(
@@ -100,10 +103,8 @@ impl Location {
             Location::S3 { bucket, key } => {
                 let store = s3_store(bucket)?;
                 let path = ObjectPath::from(key.as_str());
-                block_on(async {
-                    store.get(&path).await?.bytes().await
-                })
-                .map_err(|e| JobError::input(self, format!("cannot read: {}", s3_error(&e))))
+                block_on(async { store.get(&path).await?.bytes().await })
+                    .map_err(|e| JobError::input(self, format!("cannot read: {}", s3_error(&e))))
             }
         }
     }
@@ -133,16 +134,31 @@ impl Location {
     /// Copies an object to another key of the same bucket (S3) or renames a file (local).
     pub fn copy_to(&self, to: &Location) -> Result<(), JobError> {
         match (self, to) {
-            (Location::S3 { bucket, key }, Location::S3 { bucket: b2, key: k2 }) if bucket == b2 => {
+            (
+                Location::S3 { bucket, key },
+                Location::S3 {
+                    bucket: b2,
+                    key: k2,
+                },
+            ) if bucket == b2 => {
                 let store = s3_store(bucket)?;
-                let (from, to_path) = (ObjectPath::from(key.as_str()), ObjectPath::from(k2.as_str()));
+                let (from, to_path) = (
+                    ObjectPath::from(key.as_str()),
+                    ObjectPath::from(k2.as_str()),
+                );
                 block_on(async { store.copy(&from, &to_path).await }).map_err(|e| {
                     JobError::Other(format!("cannot copy {self} to {to}: {}", s3_error(&e)))
                 })
             }
-            (Location::Local(a), Location::Local(b)) => std::fs::copy(a, b).map(|_| ()).map_err(|e| {
-                JobError::Other(format!("cannot copy {} to {}: {e}", a.display(), b.display()))
-            }),
+            (Location::Local(a), Location::Local(b)) => {
+                std::fs::copy(a, b).map(|_| ()).map_err(|e| {
+                    JobError::Other(format!(
+                        "cannot copy {} to {}: {e}",
+                        a.display(),
+                        b.display()
+                    ))
+                })
+            }
             _ => Err(JobError::Other(format!(
                 "cannot copy {self} to {to}: different stores"
             ))),
@@ -250,7 +266,9 @@ impl Location {
                 let prefix = key.trim_end_matches('/');
                 let prefix = (!prefix.is_empty()).then(|| ObjectPath::from(prefix));
                 let listing = block_on(async { store.list_with_delimiter(prefix.as_ref()).await })
-                    .map_err(|e| JobError::Other(format!("cannot list {self}: {}", s3_error(&e))))?;
+                    .map_err(|e| {
+                        JobError::Other(format!("cannot list {self}: {}", s3_error(&e)))
+                    })?;
                 let mut names: Vec<String> = listing
                     .common_prefixes
                     .iter()
@@ -270,7 +288,9 @@ impl Location {
                 let mut out = Vec::new();
                 let mut stack = vec![dir.clone()];
                 while let Some(dir) = stack.pop() {
-                    let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+                    let Ok(entries) = std::fs::read_dir(&dir) else {
+                        continue;
+                    };
                     for entry in entries.filter_map(|e| e.ok()) {
                         let path = entry.path();
                         if path.is_dir() {
@@ -362,7 +382,10 @@ pub fn list_inputs(uri: &str) -> Result<Vec<Location>, JobError> {
                     Ok(_) => vec![location.clone()],
                     Err(object_store::Error::NotFound { .. }) => location.list_dir()?,
                     Err(e) => {
-                        return Err(JobError::input(uri, format!("cannot read: {}", s3_error(&e))))
+                        return Err(JobError::input(
+                            uri,
+                            format!("cannot read: {}", s3_error(&e)),
+                        ))
                     }
                 }
             }

@@ -23,14 +23,13 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Int16Type, Int32Type, Int64Type, Int8Type, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type,
-    UInt32Type, UInt64Type, UInt8Type,
+    Int16Type, Int32Type, Int64Type, Int8Type, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
+use arrow_array::AnyDictionaryArray;
 use arrow_array::{
     Array, ArrayRef, Int32Array, LargeStringArray, RecordBatch, StringArray, StringViewArray,
 };
-use arrow_array::AnyDictionaryArray;
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
@@ -187,7 +186,14 @@ pub fn plan_file(location: &Location, options: ScanOptions) -> Result<Vec<ScanUn
     for column in [ADVERTISER_ID, PRODUCT_ID] {
         match index_of(column) {
             Some(i) => projection.push(i),
-            None => return Err(missing_column(location, options, column, schema_names(&schema))),
+            None => {
+                return Err(missing_column(
+                    location,
+                    options,
+                    column,
+                    schema_names(&schema),
+                ))
+            }
         }
     }
     if options.day.is_some() {
@@ -199,8 +205,15 @@ pub fn plan_file(location: &Location, options: ScanOptions) -> Result<Vec<ScanUn
     // the reader then hands the dictionary over instead of materialising a string per row.
     let advertiser = &schema.fields()[projection[0]];
     let metadata = if matches!(advertiser.data_type(), DataType::Utf8 | DataType::LargeUtf8)
-        && schema.fields().iter().all(|f| !matches!(f.data_type(), DataType::Struct(_) | DataType::List(_) | DataType::LargeList(_) | DataType::Map(_, _)))
-    {
+        && schema.fields().iter().all(|f| {
+            !matches!(
+                f.data_type(),
+                DataType::Struct(_)
+                    | DataType::List(_)
+                    | DataType::LargeList(_)
+                    | DataType::Map(_, _)
+            )
+        }) {
         let fields: Vec<Field> = schema
             .fields()
             .iter()
@@ -293,8 +306,9 @@ pub fn scan_unit<V: PairVisitor>(
             }
             match &file.bytes {
                 ParquetBytes::Local(path) => {
-                    let reader = File::open(path)
-                        .map_err(|e| JobError::input(&file.location, format!("cannot open: {e}")))?;
+                    let reader = File::open(path).map_err(|e| {
+                        JobError::input(&file.location, format!("cannot open: {e}"))
+                    })?;
                     scan_parquet(file, reader, row_groups, options, visitor, stats)
                 }
                 ParquetBytes::Memory(data) => {
@@ -341,9 +355,17 @@ fn scan_parquet<T: ChunkReader + 'static, V: PairVisitor>(
         .map(|rg| parquet.row_group(rg).num_rows() as u64)
         .sum();
     for batch in reader {
-        let batch = batch
-            .map_err(|e| JobError::input(location, format!("corrupt Parquet data: {e}")))?;
-        scan_batch(location, &batch, first_row, window.as_ref(), visitor, stats, &mut cache)?;
+        let batch =
+            batch.map_err(|e| JobError::input(location, format!("corrupt Parquet data: {e}")))?;
+        scan_batch(
+            location,
+            &batch,
+            first_row,
+            window.as_ref(),
+            visitor,
+            stats,
+            &mut cache,
+        )?;
         first_row += batch.num_rows() as u64;
     }
     Ok(())
@@ -448,12 +470,10 @@ impl StrColumn {
                 }
             }
             DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
-                let values = arrow_array::cast::as_primitive_array::<Int64Type>(
-                    &widen_ints(array),
-                )
-                .iter()
-                .map(|v| v.map(|v| v.to_string()))
-                .collect();
+                let values = arrow_array::cast::as_primitive_array::<Int64Type>(&widen_ints(array))
+                    .iter()
+                    .map(|v| v.map(|v| v.to_string()))
+                    .collect();
                 StrColumn::Owned(values)
             }
             DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
@@ -513,12 +533,23 @@ fn widen_dict<K: arrow_array::types::ArrowDictionaryKeyType>(
     (keys, dict.values().clone())
 }
 
-
 fn widen_ints(array: &ArrayRef) -> ArrayRef {
     let values: arrow_array::Int64Array = match array.data_type() {
-        DataType::Int8 => array.as_primitive::<Int8Type>().iter().map(|v| v.map(i64::from)).collect(),
-        DataType::Int16 => array.as_primitive::<Int16Type>().iter().map(|v| v.map(i64::from)).collect(),
-        DataType::Int32 => array.as_primitive::<Int32Type>().iter().map(|v| v.map(i64::from)).collect(),
+        DataType::Int8 => array
+            .as_primitive::<Int8Type>()
+            .iter()
+            .map(|v| v.map(i64::from))
+            .collect(),
+        DataType::Int16 => array
+            .as_primitive::<Int16Type>()
+            .iter()
+            .map(|v| v.map(i64::from))
+            .collect(),
+        DataType::Int32 => array
+            .as_primitive::<Int32Type>()
+            .iter()
+            .map(|v| v.map(i64::from))
+            .collect(),
         _ => array.as_primitive::<Int64Type>().clone(),
     };
     Arc::new(values)
@@ -526,10 +557,26 @@ fn widen_ints(array: &ArrayRef) -> ArrayRef {
 
 fn unsigned_strings(array: &ArrayRef) -> Vec<Option<String>> {
     match array.data_type() {
-        DataType::UInt8 => array.as_primitive::<UInt8Type>().iter().map(|v| v.map(|v| v.to_string())).collect(),
-        DataType::UInt16 => array.as_primitive::<UInt16Type>().iter().map(|v| v.map(|v| v.to_string())).collect(),
-        DataType::UInt32 => array.as_primitive::<UInt32Type>().iter().map(|v| v.map(|v| v.to_string())).collect(),
-        _ => array.as_primitive::<UInt64Type>().iter().map(|v| v.map(|v| v.to_string())).collect(),
+        DataType::UInt8 => array
+            .as_primitive::<UInt8Type>()
+            .iter()
+            .map(|v| v.map(|v| v.to_string()))
+            .collect(),
+        DataType::UInt16 => array
+            .as_primitive::<UInt16Type>()
+            .iter()
+            .map(|v| v.map(|v| v.to_string()))
+            .collect(),
+        DataType::UInt32 => array
+            .as_primitive::<UInt32Type>()
+            .iter()
+            .map(|v| v.map(|v| v.to_string()))
+            .collect(),
+        _ => array
+            .as_primitive::<UInt64Type>()
+            .iter()
+            .map(|v| v.map(|v| v.to_string()))
+            .collect(),
     }
 }
 
@@ -565,8 +612,8 @@ impl DayWindow {
         )
     }
 
-    /// Whether an ISO-8601 string falls in the day; `Err` when it is not a time.
-    pub fn contains_text(&self, value: &str) -> Result<bool, ()> {
+    /// Whether an ISO-8601 string falls in the day; `None` when it is not a time.
+    pub fn contains_text(&self, value: &str) -> Option<bool> {
         let bytes = value.as_bytes();
         // Fast path: `YYYY-MM-DD[(T| )HH:MM:SS[.fff]][Z]` without an offset is decided by
         // its date part when that equals the day.
@@ -574,12 +621,14 @@ impl DayWindow {
             && bytes[..10] == *self.text.as_bytes()
             && (bytes.len() == 10
                 || ((bytes[10] == b'T' || bytes[10] == b' ')
-                    && bytes[11..].iter().all(|b| b.is_ascii_digit() || matches!(b, b':' | b'.' | b'Z'))))
+                    && bytes[11..]
+                        .iter()
+                        .all(|b| b.is_ascii_digit() || matches!(b, b':' | b'.' | b'Z'))))
         {
-            return Ok(true);
+            return Some(true);
         }
-        let seconds = parse_time(value).ok_or(())?;
-        Ok(seconds >= self.start_seconds && seconds < self.start_seconds + 86_400)
+        let seconds = parse_time(value)?;
+        Some(seconds >= self.start_seconds && seconds < self.start_seconds + 86_400)
     }
 }
 
@@ -589,20 +638,31 @@ fn parse_time(value: &str) -> Option<i64> {
     if let Ok(t) = DateTime::parse_from_rfc3339(value) {
         return Some(t.timestamp());
     }
-    for format in ["%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%#z"] {
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%#z",
+    ] {
         if let Ok(t) = DateTime::parse_from_str(value, format) {
             return Some(t.timestamp());
         }
     }
     let naive = value.strip_suffix('Z').unwrap_or(value);
-    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(naive, format) {
             return Some(t.and_utc().timestamp());
         }
     }
-    NaiveDate::parse_from_str(naive, "%Y-%m-%d")
-        .ok()
-        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp())
+    NaiveDate::parse_from_str(naive, "%Y-%m-%d").ok().map(|d| {
+        d.and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp()
+    })
 }
 
 /// The event_time column of one batch, ready to test rows against the day.
@@ -670,7 +730,7 @@ impl TimeColumn {
                 Some(text) => window
                     .expect("a text time column has a window")
                     .contains_text(text)
-                    .map_err(|()| text.to_string()),
+                    .ok_or_else(|| text.to_string()),
             },
         }
     }
@@ -696,7 +756,11 @@ fn scan_batch<V: PairVisitor>(
 ) -> Result<(), JobError> {
     let column = |name: &str| batch.column_by_name(name);
     let advertisers = column(ADVERTISER_ID).expect("projected advertiser_id");
-    let products = StrColumn::new(column(PRODUCT_ID).expect("projected product_id"), location, PRODUCT_ID)?;
+    let products = StrColumn::new(
+        column(PRODUCT_ID).expect("projected product_id"),
+        location,
+        PRODUCT_ID,
+    )?;
     let times = TimeColumn::new(column(EVENT_TIME), window, location)?;
     let advertisers = StrColumn::new(advertisers, location, ADVERTISER_ID)?;
     let rows = batch.num_rows();
@@ -792,7 +856,10 @@ fn text_field<'r>(
     match value {
         None => Ok(None),
         Some(bytes) => std::str::from_utf8(bytes).map(Some).map_err(|_| {
-            JobError::input(location, format!("row {row}: column `{column}` is not UTF-8 text"))
+            JobError::input(
+                location,
+                format!("row {row}: column `{column}` is not UTF-8 text"),
+            )
         }),
     }
 }
@@ -804,7 +871,9 @@ fn scan_csv<V: PairVisitor>(
     visitor: &mut V,
     stats: &mut ScanStats,
 ) -> Result<(), JobError> {
-    let data = data.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(data);
+    let data = data
+        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
+        .unwrap_or(data);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -851,7 +920,7 @@ fn scan_csv<V: PairVisitor>(
                 if !text.is_empty()
                     && !window
                         .contains_text(text)
-                        .map_err(|()| bad_time(location, row, text))?
+                        .ok_or_else(|| bad_time(location, row, text))?
                 {
                     stats.rows_outside_day += 1;
                     continue;
@@ -934,7 +1003,7 @@ fn scan_json_lines<V: PairVisitor>(
                     if !text.is_empty()
                         && !window
                             .contains_text(text)
-                            .map_err(|()| bad_time(location, line_no, text))?
+                            .ok_or_else(|| bad_time(location, line_no, text))?
                     {
                         stats.rows_outside_day += 1;
                         continue;
@@ -977,12 +1046,16 @@ mod tests {
             "2026-11-21T01:00:00+02:00",
             "2026-11-19T23:30:00-01:00",
         ] {
-            assert_eq!(window.contains_text(inside), Ok(true), "{inside}");
+            assert_eq!(window.contains_text(inside), Some(true), "{inside}");
         }
-        for outside in ["2026-11-21T00:00:00Z", "2026-11-19T23:59:59", "2026-11-20T23:30:00-01:00"] {
-            assert_eq!(window.contains_text(outside), Ok(false), "{outside}");
+        for outside in [
+            "2026-11-21T00:00:00Z",
+            "2026-11-19T23:59:59",
+            "2026-11-20T23:30:00-01:00",
+        ] {
+            assert_eq!(window.contains_text(outside), Some(false), "{outside}");
         }
-        assert!(window.contains_text("yesterday").is_err());
-        assert!(window.contains_text("2026-11-2x").is_err());
+        assert!(window.contains_text("yesterday").is_none());
+        assert!(window.contains_text("2026-11-2x").is_none());
     }
 }

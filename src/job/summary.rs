@@ -14,7 +14,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -57,7 +57,11 @@ pub fn render(report: &RunReport, top: usize) -> String {
         thousands(s.rows_missing_ids),
     );
     let views: u64 = report.advertiser_rates.iter().map(|r| r.total_views).sum();
-    let matched_views: u64 = report.advertiser_rates.iter().map(|r| r.matched_views).sum();
+    let matched_views: u64 = report
+        .advertiser_rates
+        .iter()
+        .map(|r| r.matched_views)
+        .sum();
     let _ = writeln!(
         out,
         "{} advertisers, {} distinct products viewed, {} in the catalog ({}); {} of {} views matched ({})",
@@ -85,7 +89,12 @@ pub fn render(report: &RunReport, top: usize) -> String {
     let rows = top_unmatched(&report.advertiser_rates, top);
     if !rows.is_empty() {
         let _ = writeln!(out, "top advertisers by unmatched views:");
-        let width = rows.iter().map(|r| r.advertiser_id.len()).max().unwrap_or(0).max(13);
+        let width = rows
+            .iter()
+            .map(|r| r.advertiser_id.len())
+            .max()
+            .unwrap_or(0)
+            .max(13);
         let _ = writeln!(
             out,
             "  {:<width$}  {:>15}  {:>13}  {:>10}",
@@ -107,18 +116,33 @@ pub fn render(report: &RunReport, top: usize) -> String {
 
 /// `advertiser_match_rates` as an aligned text table (stdout).
 pub fn rates_text(rates: &[AdvertiserRate]) -> String {
-    let width = rates.iter().map(|r| r.advertiser_id.len()).max().unwrap_or(0).max(13);
+    let width = rates
+        .iter()
+        .map(|r| r.advertiser_id.len())
+        .max()
+        .unwrap_or(0)
+        .max(13);
     let mut out = String::new();
     let _ = writeln!(
         out,
         "{:<width$}  {:>12}  {:>13}  {:>14}  {:>16}  {:>10}",
-        "advertiser_id", "total_views", "matched_views", "total_products", "matched_products", "match_rate"
+        "advertiser_id",
+        "total_views",
+        "matched_views",
+        "total_products",
+        "matched_products",
+        "match_rate"
     );
     for r in rates {
         let _ = writeln!(
             out,
             "{:<width$}  {:>12}  {:>13}  {:>14}  {:>16}  {:>10.4}",
-            r.advertiser_id, r.total_views, r.matched_views, r.total_products, r.matched_products, r.match_rate
+            r.advertiser_id,
+            r.total_views,
+            r.matched_views,
+            r.total_products,
+            r.matched_products,
+            r.match_rate
         );
     }
     out
@@ -180,8 +204,16 @@ mod tests {
 
     #[test]
     fn top_unmatched_orders_by_unmatched_views_then_id() {
-        let rates = [rate("a", 10, 10), rate("b", 10, 2), rate("c", 100, 92), rate("d", 5, 0)];
-        let ids: Vec<&str> = top_unmatched(&rates, 3).iter().map(|r| r.advertiser_id.as_str()).collect();
+        let rates = [
+            rate("a", 10, 10),
+            rate("b", 10, 2),
+            rate("c", 100, 92),
+            rate("d", 5, 0),
+        ];
+        let ids: Vec<&str> = top_unmatched(&rates, 3)
+            .iter()
+            .map(|r| r.advertiser_id.as_str())
+            .collect();
         assert_eq!(ids, ["b", "c", "d"]);
     }
 }

@@ -47,9 +47,8 @@ impl ParquetSink {
     pub fn open(url: &str) -> Result<ParquetSink, JobError> {
         let root = Location::parse(url).map_err(|e| JobError::sink(url, e))?;
         match &root {
-            Location::Local(path) => std::fs::create_dir_all(path).map_err(|e| {
-                JobError::sink(url, format!("cannot create the directory: {e}"))
-            })?,
+            Location::Local(path) => std::fs::create_dir_all(path)
+                .map_err(|e| JobError::sink(url, format!("cannot create the directory: {e}")))?,
             Location::S3 { .. } => {
                 root.list_subdirs().map_err(|e| JobError::sink(url, e))?;
             }
@@ -92,14 +91,18 @@ impl ParquetSink {
                 let old = dir.join(format!("_old-{day_dir}-{run}"));
                 let had_old = target.exists();
                 if had_old {
-                    std::fs::rename(&target, &old)
-                        .map_err(|e| fail(format!("cannot move {} aside: {e}", target.display())))?;
+                    std::fs::rename(&target, &old).map_err(|e| {
+                        fail(format!("cannot move {} aside: {e}", target.display()))
+                    })?;
                 }
                 if let Err(e) = std::fs::rename(dir.join(staging), &target) {
                     if had_old {
                         let _ = std::fs::rename(&old, &target);
                     }
-                    return Err(fail(format!("cannot move the new day into {}: {e}", target.display())));
+                    return Err(fail(format!(
+                        "cannot move the new day into {}: {e}",
+                        target.display()
+                    )));
                 }
                 if had_old {
                     std::fs::remove_dir_all(&old)
@@ -112,7 +115,10 @@ impl ParquetSink {
                 let before = target.list_all().map_err(|e| fail(e.to_string()))?;
                 let mut written = Vec::new();
                 for name in names {
-                    let to = target.join(&format!("{}-{run}.parquet", name.trim_end_matches(".parquet")));
+                    let to = target.join(&format!(
+                        "{}-{run}.parquet",
+                        name.trim_end_matches(".parquet")
+                    ));
                     table_dir
                         .join(staging)
                         .join(name)
@@ -158,8 +164,10 @@ impl DaySink for ParquetSink {
         let day_dir = format!("day={}", tables.day.format("%Y-%m-%d"));
         let run = run_id();
         let staging = format!("_tmp-{day_dir}-{run}");
-        let product_files = product_match_files(tables).map_err(|e| JobError::sink(&self.url, e))?;
-        let rate_files = vec![advertiser_rate_file(tables).map_err(|e| JobError::sink(&self.url, e))?];
+        let product_files =
+            product_match_files(tables).map_err(|e| JobError::sink(&self.url, e))?;
+        let rate_files =
+            vec![advertiser_rate_file(tables).map_err(|e| JobError::sink(&self.url, e))?];
         let product_dir = self.root.join(PRODUCT_MATCHES);
         let rate_dir = self.root.join(ADVERTISER_MATCH_RATES);
         let written = self
@@ -185,7 +193,9 @@ impl DaySink for ParquetSink {
 
 fn properties() -> WriterProperties {
     WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("zstd level 1")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("zstd level 1"),
+        ))
         .build()
 }
 
@@ -216,7 +226,10 @@ fn day_number(tables: &MatchRateTables) -> i32 {
     (tables.day - epoch).num_days() as i32
 }
 
-fn write_file(schema: SchemaRef, batches: impl Iterator<Item = RecordBatch>) -> Result<Bytes, String> {
+fn write_file(
+    schema: SchemaRef,
+    batches: impl Iterator<Item = RecordBatch>,
+) -> Result<Bytes, String> {
     let mut out = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut out, schema, Some(properties()))
         .map_err(|e| format!("cannot start a Parquet file: {e}"))?;
@@ -274,12 +287,24 @@ fn advertiser_rate_file(tables: &MatchRateTables) -> Result<Bytes, String> {
     let n = rates.len();
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Date32Array::from(vec![day_number(tables); n])),
-        Arc::new(StringArray::from_iter_values(rates.iter().map(|r| &r.advertiser_id))),
-        Arc::new(Int64Array::from_iter_values(rates.iter().map(|r| r.total_views as i64))),
-        Arc::new(Int64Array::from_iter_values(rates.iter().map(|r| r.matched_views as i64))),
-        Arc::new(Int64Array::from_iter_values(rates.iter().map(|r| r.total_products as i64))),
-        Arc::new(Int64Array::from_iter_values(rates.iter().map(|r| r.matched_products as i64))),
-        Arc::new(Float64Array::from_iter_values(rates.iter().map(|r| r.match_rate))),
+        Arc::new(StringArray::from_iter_values(
+            rates.iter().map(|r| &r.advertiser_id),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rates.iter().map(|r| r.total_views as i64),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rates.iter().map(|r| r.matched_views as i64),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rates.iter().map(|r| r.total_products as i64),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rates.iter().map(|r| r.matched_products as i64),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rates.iter().map(|r| r.match_rate),
+        )),
     ];
     let batch = RecordBatch::try_new(advertiser_match_rates_schema(), columns)
         .expect("columns match the schema");
