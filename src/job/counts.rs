@@ -486,18 +486,22 @@ impl PairCounts {
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Entry {
-    /// The product id's first 8 bytes, big-endian: most comparisons end here.
-    prefix: u64,
+    /// The product id's first 16 bytes, big-endian, zero-padded: most comparisons end here
+    /// without touching the arena.
+    prefix: [u64; 2],
     shard: u32,
     slot: u32,
 }
 
 #[inline]
-fn prefix_key(bytes: &[u8]) -> u64 {
-    let mut word = [0u8; 8];
-    let n = bytes.len().min(8);
-    word[..n].copy_from_slice(&bytes[..n]);
-    u64::from_be_bytes(word)
+fn prefix_key(bytes: &[u8]) -> [u64; 2] {
+    let mut words = [0u8; 16];
+    let n = bytes.len().min(16);
+    words[..n].copy_from_slice(&bytes[..n]);
+    [
+        u64::from_be_bytes(words[..8].try_into().expect("8 bytes")),
+        u64::from_be_bytes(words[8..].try_into().expect("8 bytes")),
+    ]
 }
 
 fn merge_shard(mine: &mut Shard, theirs: &Shard, remap: &[u32]) {

@@ -29,7 +29,12 @@ fn run_on(job: &MatchRateJob, threads: usize) -> Result<RunReport, JobError> {
     };
     let mut sink = sink::open(&job.sink)?;
     let catalog = catalog::open(&job.catalog)?;
-    let files = list_inputs(&job.views)?;
+    let files = list_inputs(&job.views).map_err(|e| match e {
+        JobError::Input { path, message } if path == job.views => {
+            JobError::input(format!("views {path}"), message)
+        }
+        other => other,
+    })?;
     lap("open", &mut timings);
 
     let (counts, scan) = scan_views(&files, job.day, threads)?;
