@@ -102,6 +102,16 @@ pub struct RunArgs {
     /// or s3:// prefix). Without it a local run writes SQLite under target/emrship/.
     #[arg(long, value_name = "URL")]
     pub sink: Option<String>,
+    /// Read these views instead of the spec's (a file, directory, glob or s3:// prefix).
+    /// Without it, a spec whose views are not local runs on generated sample data.
+    #[arg(long, value_name = "URI")]
+    pub views: Option<String>,
+    /// Use this catalog instead of the spec's (files or dynamodb://TABLE).
+    #[arg(long, value_name = "URI")]
+    pub catalog: Option<String>,
+    /// Worker threads (default: every core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
 }

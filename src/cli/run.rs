@@ -1,10 +1,161 @@
-//! `emrship run --local`: placeholder until the job engine lands (issue 4).
+//! `emrship run <spec> --local`: runs a spec's job on this machine with the arguments the
+//! cluster step would get (`job.args`, `--date` included), through the same argument parser
+//! as `emrship-job`, on the local engine, in this process.
+//!
+//! So that it works on a fresh machine without an AWS account: views or a catalog that are not
+//! local (`s3://`, `dynamodb://`) and not overridden with `--views`/`--catalog` are replaced by
+//! deterministic sample data generated once under `target/emrship/sample/<name>/<date>/`; a
+//! sink that is not local (`postgres://`, `s3://`) and not overridden with `--sink` becomes
+//! `sqlite://target/emrship/<name>.sqlite`. Each substitution is said on stderr.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::RunArgs;
+use clap::Parser;
 
-pub fn run(_args: RunArgs) -> ExitCode {
-    eprintln!("emrship run: not built yet");
-    ExitCode::from(super::EXIT_FAILURE)
+use super::plan::{load_plan, LoadedPlan};
+use super::{OutputFormat, RunArgs, EXIT_FAILURE};
+use crate::job::cli::{exit_code, print_report, Engine, Format, MatchRateArgs};
+use crate::job::engine;
+use crate::job::gen::{self, GenFormat, GenSpec};
+use crate::job::model::{Day, JobError};
+use crate::job::summary;
+
+/// The sample `run --local` generates when the spec's inputs are remote: small enough to
+/// generate in about a second, big enough to show skew.
+pub fn sample_spec(out: PathBuf, day: Day) -> GenSpec {
+    GenSpec {
+        events: 500_000,
+        pairs: 100_000,
+        advertisers: 40,
+        catalog_size: 150_000,
+        match_fraction: 0.8,
+        out,
+        day,
+        seed: 1,
+        files: Some(4),
+        format: GenFormat::Parquet,
+    }
+}
+
+fn is_remote_input(uri: &str) -> bool {
+    uri.starts_with("s3://") || uri.starts_with("s3a://") || uri.starts_with("dynamodb://")
+}
+
+fn is_remote_sink(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("s3://")
+}
+
+/// The job's arguments as `run --local` runs them, and what it said about substitutions.
+pub fn local_arguments(
+    spec_args: &[String],
+    name: &str,
+    args: &RunArgs,
+) -> Result<(MatchRateArgs, Vec<String>), JobError> {
+    let mut job = MatchRateArgs::try_parse_from(
+        std::iter::once("match-rate".to_string()).chain(spec_args.iter().cloned()),
+    )
+    .map_err(|e| JobError::Usage(format!("the spec's job.args do not parse: {e}")))?;
+    let mut notes = Vec::new();
+    job.engine = Engine::Local;
+    job.threads = args.threads;
+    job.format = match args.format {
+        OutputFormat::Text => Format::Text,
+        OutputFormat::Json => Format::Json,
+    };
+    if let Some(views) = &args.views {
+        job.views = views.clone();
+    }
+    if let Some(catalog) = &args.catalog {
+        job.catalog = catalog.clone();
+    }
+    let needs_sample = (args.views.is_none() && is_remote_input(&job.views))
+        || (args.catalog.is_none() && is_remote_input(&job.catalog));
+    if needs_sample {
+        let dir = PathBuf::from(format!(
+            "target/emrship/sample/{name}/{}",
+            job.date.format("%Y-%m-%d")
+        ));
+        if !dir.join("_SUCCESS").exists() {
+            gen::generate(&sample_spec(dir.clone(), job.date))?;
+            notes.push(format!(
+                "generated sample data in {} (the spec reads {} and {})",
+                dir.display(),
+                job.views,
+                job.catalog
+            ));
+        } else {
+            notes.push(format!(
+                "using the sample data in {} (the spec reads {} and {})",
+                dir.display(),
+                job.views,
+                job.catalog
+            ));
+        }
+        if args.views.is_none() {
+            job.views = dir.join("views").display().to_string();
+        }
+        if args.catalog.is_none() {
+            job.catalog = dir.join("catalog").display().to_string();
+        }
+    }
+    match &args.sink {
+        Some(sink) => job.sink = sink.clone(),
+        None if is_remote_sink(&job.sink) => {
+            let path = Path::new("target/emrship").join(format!("{name}.sqlite"));
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    JobError::Other(format!("cannot create {}: {e}", parent.display()))
+                })?;
+            }
+            notes.push(format!(
+                "writing to sqlite://{} instead of {} (give --sink to choose)",
+                path.display(),
+                job.sink
+            ));
+            job.sink = format!("sqlite://{}", path.display());
+        }
+        None => {}
+    }
+    Ok((job, notes))
+}
+
+pub fn run(args: RunArgs) -> ExitCode {
+    let LoadedPlan { job: plan, .. } = match load_plan(&args.spec) {
+        Ok(loaded) => loaded,
+        Err((code, message)) => {
+            eprint!("{message}");
+            return ExitCode::from(code);
+        }
+    };
+    if plan.job.command != "match-rate" {
+        eprintln!(
+            "emrship run: error: `{}` cannot run locally yet; emrship-job runs match-rate",
+            plan.job.command
+        );
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    let fail = |e: JobError| {
+        eprintln!("emrship run: error: {e}");
+        ExitCode::from(exit_code(&e))
+    };
+    let (job_args, notes) = match local_arguments(&plan.job.args, &plan.name, &args) {
+        Ok(parsed) => parsed,
+        Err(e) => return fail(e),
+    };
+    for note in notes {
+        eprintln!("emrship run: {note}");
+    }
+    eprintln!(
+        "emrship run: {} --date {} --views {} --catalog {} --sink {} (local engine)",
+        plan.job.command, job_args.date, job_args.views, job_args.catalog, job_args.sink
+    );
+    match engine::local::run(&job_args.job()) {
+        Ok(report) => {
+            eprint!("{}", summary::render(&report, 10));
+            print_report(&report, job_args.format);
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
 }

@@ -4,8 +4,20 @@
 //! Data flow: views (Parquet/CSV/JSONL, local or s3://) → count per (advertiser, product) →
 //! catalog lookup of the distinct pairs (files or DynamoDB) → `product_matches` → per-advertiser
 //! reduce → `advertiser_match_rates` → a sink (PostgreSQL, SQLite, Parquet directory or s3://).
+//!
+//! - [`location`]: files, directories, globs and `s3://` prefixes;
+//! - [`source`]: reading Parquet/CSV/JSONL rows; [`counts`]: the aggregation kernel;
+//! - [`catalog`], [`sink`]: where the catalog comes from and the tables go;
+//! - [`engine`]: the local engine (and the Spark engine's shared pieces);
+//! - [`gen`]: synthetic data; [`summary`]: what a run prints; [`cli`]: the binary.
 
 pub mod catalog;
 pub mod cli;
+pub mod counts;
+pub mod engine;
+pub mod gen;
+pub mod location;
 pub mod model;
 pub mod sink;
+pub mod source;
+pub mod summary;

@@ -4,13 +4,12 @@
 use super::model::{Catalog, JobError};
 
 pub mod dynamodb;
+pub mod files;
 
-/// Opens the catalog `uri` names.
+/// Opens the catalog `uri` names: `dynamodb://TABLE`, else files (`file://` accepted).
 pub fn open(uri: &str) -> Result<Box<dyn Catalog + Send + Sync>, JobError> {
     if let Some(table) = uri.strip_prefix("dynamodb://") {
         return Ok(Box::new(dynamodb::DynamoDbCatalog::connect(table)?));
     }
-    Err(JobError::Usage(format!(
-        "catalog {uri}: file catalogs are not built yet"
-    )))
+    Ok(Box::new(files::FileCatalog::open(uri)?))
 }

@@ -1,10 +1,12 @@
 //! Where a day's tables go, chosen by the sink URL:
 //! `postgres://…` / `postgresql://…` (binary COPY, one transaction per day), `sqlite://PATH`
-//! (the embedded default for local runs), and anything else — a local directory or an `s3://`
-//! prefix — as Parquet datasets (`product_matches/day=D/…`, `advertiser_match_rates/day=D/…`).
+//! (the embedded default for local runs), and anything else — a local directory (`file://`
+//! accepted) or an `s3://` prefix — as Parquet datasets (`product_matches/day=D/…`,
+//! `advertiser_match_rates/day=D/…`).
 
 use super::model::{DaySink, JobError};
 
+pub mod parquet;
 pub mod postgres;
 pub mod sqlite;
 
@@ -19,7 +21,5 @@ pub fn open(url: &str) -> Result<Box<dyn DaySink>, JobError> {
             path,
         ))?));
     }
-    Err(JobError::Usage(format!(
-        "sink {url}: Parquet dataset sinks are not built yet"
-    )))
+    Ok(Box::new(parquet::ParquetSink::open(url)?))
 }

@@ -1,0 +1,661 @@
+//! The aggregation kernel: view counts per (advertiser_id, product_id).
+//!
+//! Memory-lean by construction: advertiser ids are interned to `u32` (a few thousand per day),
+//! product ids are copied once into a byte arena per shard, and each distinct pair costs one
+//! 32-byte slot (hash, count, arena offset, length, advertiser). Pairs are spread over
+//! [`SHARDS`] hash tables so tables grow in small steps (no 2× spike of one huge table) and
+//! merging/sorting runs shard-parallel.
+//!
+//! Hashes are *stable*: they depend only on the id bytes (never on process state or an
+//! in-process index), so every process of the Spark engine agrees on them:
+//!
+//! - `hash_bytes(seed, bytes)`: 8-byte little-endian words (the last one zero-padded), each
+//!   folded as `h = rotl((h ^ w) * K, 31)` from `h = seed ^ len * K`, `K = 0x9E3779B97F4A7C15`,
+//!   finished with MurmurHash3's fmix64.
+//! - advertiser hash = `hash_bytes(HASH_SEED, advertiser_id)`; pair hash =
+//!   `hash_bytes(advertiser hash, product_id)`.
+//! - [`bucket_of_hash`]: `((fmix64(hash ^ BUCKET_SALT) >> 32) * N) >> 32` — uniform over N
+//!   buckets, and independent of the bits the hash tables use.
+//!
+//! Blob format ([`PairCounts::encode`], version 1): magic `EMRSPC01`, then LEB128 varints:
+//! advertiser count, each advertiser as (length, UTF-8 bytes); pair count, each pair as
+//! (advertiser index, product length, product bytes, view count). Decoding checks every length
+//! and index and that the blob ends exactly where it should.
+
+use hashbrown::HashTable;
+use rayon::prelude::*;
+
+use super::model::{JobError, ProductMatches, StringColumn};
+
+pub const HASH_SEED: u64 = 0x005E_ED0F_E3A5_11E5;
+const K: u64 = 0x9E37_79B9_7F4A_7C15;
+const BUCKET_SALT: u64 = 0xB0C4_E75A_17ED_0001;
+/// Number of hash-table shards in a [`PairCounts`] (a power of two).
+pub const SHARDS: usize = 64;
+const MAGIC: &[u8; 8] = b"EMRSPC01";
+
+#[inline]
+fn fmix64(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// The stable byte hash described in the module documentation.
+#[inline]
+pub fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
+    let mut h = seed ^ (bytes.len() as u64).wrapping_mul(K);
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
+        h = (h ^ word).wrapping_mul(K).rotate_left(31);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut word = [0u8; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        h = (h ^ u64::from_le_bytes(word))
+            .wrapping_mul(K)
+            .rotate_left(31);
+    }
+    fmix64(h)
+}
+
+#[inline]
+pub fn advertiser_hash(advertiser_id: &str) -> u64 {
+    hash_bytes(HASH_SEED, advertiser_id.as_bytes())
+}
+
+#[inline]
+pub fn pair_hash(advertiser_id: &str, product_id: &str) -> u64 {
+    hash_bytes(advertiser_hash(advertiser_id), product_id.as_bytes())
+}
+
+/// The bucket (0..buckets) of a pair hash; `buckets` must be at least 1.
+#[inline]
+pub fn bucket_of_hash(hash: u64, buckets: u32) -> u32 {
+    ((fmix64(hash ^ BUCKET_SALT) >> 32).wrapping_mul(buckets as u64) >> 32) as u32
+}
+
+/// The bucket of a pair, as every process of the Spark engine computes it.
+pub fn bucket_of(advertiser_id: &str, product_id: &str, buckets: u32) -> u32 {
+    bucket_of_hash(pair_hash(advertiser_id, product_id), buckets)
+}
+
+#[inline]
+fn shard_of(hash: u64) -> usize {
+    // Bits 32..38: hashbrown itself uses the low bits (position) and the top 7 (tag).
+    ((hash >> 32) as usize) & (SHARDS - 1)
+}
+
+/// An interned advertiser: its index in one [`PairCounts`] and its stable hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdvertiserKey {
+    pub index: u32,
+    pub hash: u64,
+}
+
+/// Distinct strings → dense `u32` indexes, with their stable hashes.
+#[derive(Debug, Default, Clone)]
+pub struct Interner {
+    names: Vec<Box<str>>,
+    hashes: Vec<u64>,
+    index: HashTable<u32>,
+}
+
+impl Interner {
+    pub fn intern(&mut self, name: &str) -> AdvertiserKey {
+        let hash = advertiser_hash(name);
+        let names = &self.names;
+        if let Some(&index) = self.index.find(hash, |&i| &*names[i as usize] == name) {
+            return AdvertiserKey { index, hash };
+        }
+        let index = u32::try_from(self.names.len()).expect("fewer than 2^32 advertisers");
+        self.names.push(name.into());
+        self.hashes.push(hash);
+        let hashes = &self.hashes;
+        self.index
+            .insert_unique(hash, index, |&i| hashes[i as usize]);
+        AdvertiserKey { index, hash }
+    }
+
+    pub fn get(&self, name: &str) -> Option<AdvertiserKey> {
+        let hash = advertiser_hash(name);
+        self.index
+            .find(hash, |&i| &*self.names[i as usize] == name)
+            .map(|&index| AdvertiserKey { index, hash })
+    }
+
+    pub fn name(&self, index: u32) -> &str {
+        &self.names[index as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    hash: u64,
+    count: u64,
+    offset: u32,
+    len: u32,
+    advertiser: u32,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Shard {
+    table: HashTable<Slot>,
+    arena: Vec<u8>,
+}
+
+impl Shard {
+    #[inline]
+    fn add(&mut self, hash: u64, advertiser: u32, product: &[u8], count: u64) {
+        let arena = &self.arena;
+        if let Some(slot) = self.table.find_mut(hash, |s| {
+            s.hash == hash
+                && s.advertiser == advertiser
+                && s.len as usize == product.len()
+                && &arena[s.offset as usize..s.offset as usize + s.len as usize] == product
+        }) {
+            slot.count += count;
+            return;
+        }
+        let offset = u32::try_from(self.arena.len())
+            .ok()
+            .filter(|o| (*o as usize) + product.len() <= u32::MAX as usize)
+            .expect("a shard's product ids exceed 4 GiB");
+        self.arena.extend_from_slice(product);
+        self.table.insert_unique(
+            hash,
+            Slot {
+                hash,
+                count,
+                offset,
+                len: product.len() as u32,
+                advertiser,
+            },
+            |s| s.hash,
+        );
+    }
+
+    fn product(&self, slot: &Slot) -> &[u8] {
+        &self.arena[slot.offset as usize..slot.offset as usize + slot.len as usize]
+    }
+}
+
+/// View counts per (advertiser_id, product_id): built by scanning, merged across threads or
+/// processes, partitioned into buckets, serialized as blobs, and finally turned into the
+/// sorted `product_matches` columns.
+#[derive(Debug, Clone)]
+pub struct PairCounts {
+    advertisers: Interner,
+    shards: Vec<Shard>,
+    total_views: u64,
+}
+
+impl Default for PairCounts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PairCounts {
+    pub fn new() -> Self {
+        PairCounts {
+            advertisers: Interner::default(),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            total_views: 0,
+        }
+    }
+
+    /// Interns an advertiser id; scanners call this once per distinct value they see (per
+    /// dictionary page, per run of equal values) and then [`PairCounts::add_with`].
+    pub fn advertiser(&mut self, advertiser_id: &str) -> AdvertiserKey {
+        self.advertisers.intern(advertiser_id)
+    }
+
+    /// Adds `count` views of `product_id` for an advertiser interned in *this* table.
+    #[inline]
+    pub fn add_with(&mut self, advertiser: AdvertiserKey, product_id: &[u8], count: u64) {
+        let hash = hash_bytes(advertiser.hash, product_id);
+        self.shards[shard_of(hash)].add(hash, advertiser.index, product_id, count);
+        self.total_views += count;
+    }
+
+    pub fn add(&mut self, advertiser_id: &str, product_id: &str, count: u64) {
+        let key = self.advertiser(advertiser_id);
+        self.add_with(key, product_id.as_bytes(), count);
+    }
+
+    /// Distinct pairs.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.table.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sum of all view counts.
+    pub fn total_views(&self) -> u64 {
+        self.total_views
+    }
+
+    /// Every (advertiser_id, product_id, view_count), in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, u64)> + '_ {
+        self.shards.iter().flat_map(move |shard| {
+            shard.table.iter().map(move |slot| {
+                (
+                    self.advertisers.name(slot.advertiser),
+                    product_str(shard.product(slot)),
+                    slot.count,
+                )
+            })
+        })
+    }
+
+    /// Adds every count of `other` into `self`.
+    pub fn merge(&mut self, other: PairCounts) {
+        let remap: Vec<u32> = (0..other.advertisers.len() as u32)
+            .map(|i| self.advertisers.intern(other.advertisers.name(i)).index)
+            .collect();
+        self.total_views += other.total_views;
+        for (mine, theirs) in self.shards.iter_mut().zip(&other.shards) {
+            merge_shard(mine, theirs, &remap);
+        }
+    }
+
+    /// Merges many tables into one, shard by shard in parallel (the local engine's per-thread
+    /// tables, or a reduce task's decoded blobs).
+    pub fn merge_all(mut parts: Vec<PairCounts>) -> PairCounts {
+        if parts.is_empty() {
+            return PairCounts::new();
+        }
+        // The largest table is the base: the fewest slots move.
+        parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        let mut base = parts.remove(0);
+        if parts.is_empty() {
+            return base;
+        }
+        let remaps: Vec<Vec<u32>> = parts
+            .iter()
+            .map(|part| {
+                (0..part.advertisers.len() as u32)
+                    .map(|i| base.advertisers.intern(part.advertisers.name(i)).index)
+                    .collect()
+            })
+            .collect();
+        base.total_views += parts.iter().map(|p| p.total_views).sum::<u64>();
+        let mut part_shards: Vec<Vec<Shard>> = parts.into_iter().map(|p| p.shards).collect();
+        // Transpose: for each shard index, the base shard and every part's shard.
+        let mut columns: Vec<Vec<Shard>> = (0..SHARDS).map(|_| Vec::new()).collect();
+        for shards in &mut part_shards {
+            for (i, shard) in shards.drain(..).enumerate() {
+                columns[i].push(shard);
+            }
+        }
+        base.shards
+            .par_iter_mut()
+            .zip(columns.into_par_iter())
+            .for_each(|(mine, theirs)| {
+                for (shard, remap) in theirs.into_iter().zip(&remaps) {
+                    merge_shard(mine, &shard, remap);
+                }
+            });
+        base
+    }
+
+    /// Splits into `buckets` tables by [`bucket_of_hash`] (the Spark engine's map side).
+    pub fn partition(&self, buckets: u32) -> Vec<PairCounts> {
+        assert!(buckets >= 1, "at least one bucket");
+        let mut out: Vec<PairCounts> = (0..buckets).map(|_| PairCounts::new()).collect();
+        let mut keys: Vec<Vec<Option<AdvertiserKey>>> =
+            vec![vec![None; self.advertisers.len()]; buckets as usize];
+        for shard in &self.shards {
+            for slot in shard.table.iter() {
+                let b = bucket_of_hash(slot.hash, buckets) as usize;
+                let key = *keys[b][slot.advertiser as usize].get_or_insert_with(|| {
+                    out[b].advertiser(self.advertisers.name(slot.advertiser))
+                });
+                out[b].add_with(key, shard.product(slot), slot.count);
+            }
+        }
+        out
+    }
+
+    /// The compact binary form (see the module documentation).
+    pub fn encode(&self) -> Vec<u8> {
+        let bytes: usize = self.shards.iter().map(|s| s.arena.len()).sum();
+        let mut out = Vec::with_capacity(16 + bytes + self.len() * 6);
+        out.extend_from_slice(MAGIC);
+        put_varint(&mut out, self.advertisers.len() as u64);
+        for name in &self.advertisers.names {
+            put_varint(&mut out, name.len() as u64);
+            out.extend_from_slice(name.as_bytes());
+        }
+        put_varint(&mut out, self.len() as u64);
+        for shard in &self.shards {
+            for slot in shard.table.iter() {
+                put_varint(&mut out, slot.advertiser as u64);
+                put_varint(&mut out, slot.len as u64);
+                out.extend_from_slice(shard.product(slot));
+                put_varint(&mut out, slot.count);
+            }
+        }
+        out
+    }
+
+    /// Reads a blob written by [`PairCounts::encode`]; `what` names it in errors.
+    pub fn decode(blob: &[u8], what: &str) -> Result<PairCounts, JobError> {
+        let bad = |why: &str| JobError::input(what, format!("not a valid pair-count blob: {why}"));
+        if blob.len() < MAGIC.len() || &blob[..MAGIC.len()] != MAGIC {
+            return Err(bad(
+                "wrong magic (expected EMRSPC01: version 1 of emrship-job)",
+            ));
+        }
+        let mut reader = Reader {
+            data: blob,
+            pos: MAGIC.len(),
+        };
+        let mut counts = PairCounts::new();
+        let advertisers = reader.varint().ok_or_else(|| bad("truncated"))?;
+        let mut keys = Vec::with_capacity(advertisers.min(1 << 20) as usize);
+        for _ in 0..advertisers {
+            let name = reader.str().ok_or_else(|| bad("truncated advertiser id"))?;
+            let key = counts.advertiser(name);
+            if key.index as usize != keys.len() {
+                return Err(bad("duplicate advertiser id"));
+            }
+            keys.push(key);
+        }
+        let pairs = reader.varint().ok_or_else(|| bad("truncated"))?;
+        for _ in 0..pairs {
+            let advertiser = reader.varint().ok_or_else(|| bad("truncated pair"))?;
+            let key = *keys
+                .get(advertiser as usize)
+                .ok_or_else(|| bad("advertiser index out of range"))?;
+            let product = reader.str().ok_or_else(|| bad("truncated product id"))?;
+            let count = reader.varint().ok_or_else(|| bad("truncated count"))?;
+            counts.add_with(key, product.as_bytes(), count);
+        }
+        if reader.pos != blob.len() {
+            return Err(bad("trailing bytes"));
+        }
+        Ok(counts)
+    }
+
+    /// The sorted `product_matches` columns, every `matched` false (the catalog lookup fills
+    /// them in). Advertisers with no pairs are dropped.
+    pub fn into_product_matches(self) -> ProductMatches {
+        let PairCounts {
+            advertisers,
+            shards,
+            ..
+        } = self;
+        // Rank advertisers by id (only those with pairs).
+        let mut per_advertiser = vec![0usize; advertisers.len()];
+        for shard in &shards {
+            for slot in shard.table.iter() {
+                per_advertiser[slot.advertiser as usize] += 1;
+            }
+        }
+        let mut order: Vec<u32> = (0..advertisers.len() as u32)
+            .filter(|&i| per_advertiser[i as usize] > 0)
+            .collect();
+        order.sort_unstable_by(|&a, &b| advertisers.name(a).cmp(advertisers.name(b)));
+        let mut rank = vec![u32::MAX; advertisers.len()];
+        for (r, &i) in order.iter().enumerate() {
+            rank[i as usize] = r as u32;
+        }
+        // Group starts by rank (counting sort), then sort each advertiser's products.
+        let mut starts = Vec::with_capacity(order.len() + 1);
+        let mut total = 0usize;
+        for &i in &order {
+            starts.push(total);
+            total += per_advertiser[i as usize];
+        }
+        starts.push(total);
+        let slot_lists: Vec<Vec<Slot>> = shards
+            .par_iter()
+            .map(|s| s.table.iter().copied().collect())
+            .collect();
+        let mut entries = vec![Entry::default(); total];
+        let mut next = starts.clone();
+        for (shard_index, slots) in slot_lists.iter().enumerate() {
+            let shard = &shards[shard_index];
+            for (slot_index, slot) in slots.iter().enumerate() {
+                let r = rank[slot.advertiser as usize] as usize;
+                entries[next[r]] = Entry {
+                    prefix: prefix_key(shard.product(slot)),
+                    shard: shard_index as u32,
+                    slot: slot_index as u32,
+                };
+                next[r] += 1;
+            }
+        }
+        let product_of = |e: &Entry| -> &[u8] {
+            shards[e.shard as usize].product(&slot_lists[e.shard as usize][e.slot as usize])
+        };
+        let mut groups = Vec::with_capacity(order.len());
+        let mut rest: &mut [Entry] = &mut entries;
+        for r in 0..order.len() {
+            let (group, tail) = rest.split_at_mut(starts[r + 1] - starts[r]);
+            groups.push(group);
+            rest = tail;
+        }
+        groups.par_iter_mut().for_each(|group| {
+            group.sort_unstable_by(|a, b| {
+                a.prefix
+                    .cmp(&b.prefix)
+                    .then_with(|| product_of(a).cmp(product_of(b)))
+            })
+        });
+        let bytes: usize = shards.iter().map(|s| s.arena.len()).sum();
+        let mut table = ProductMatches {
+            advertisers: order
+                .iter()
+                .map(|&i| advertisers.name(i).to_string())
+                .collect(),
+            advertiser: Vec::with_capacity(total),
+            product_id: StringColumn::with_capacity(total, bytes),
+            view_count: Vec::with_capacity(total),
+            matched: vec![false; total],
+        };
+        for r in 0..order.len() {
+            for entry in &entries[starts[r]..starts[r + 1]] {
+                let slot = &slot_lists[entry.shard as usize][entry.slot as usize];
+                table.advertiser.push(r as u32);
+                table
+                    .product_id
+                    .push(product_str(shards[entry.shard as usize].product(slot)));
+                table.view_count.push(slot.count);
+            }
+        }
+        table
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Entry {
+    /// The product id's first 16 bytes, big-endian, zero-padded: most comparisons end here
+    /// without touching the arena.
+    prefix: [u64; 2],
+    shard: u32,
+    slot: u32,
+}
+
+#[inline]
+fn prefix_key(bytes: &[u8]) -> [u64; 2] {
+    let mut words = [0u8; 16];
+    let n = bytes.len().min(16);
+    words[..n].copy_from_slice(&bytes[..n]);
+    [
+        u64::from_be_bytes(words[..8].try_into().expect("8 bytes")),
+        u64::from_be_bytes(words[8..].try_into().expect("8 bytes")),
+    ]
+}
+
+fn merge_shard(mine: &mut Shard, theirs: &Shard, remap: &[u32]) {
+    mine.table.reserve(theirs.table.len() / 2, |s| s.hash);
+    for slot in theirs.table.iter() {
+        mine.add(
+            slot.hash,
+            remap[slot.advertiser as usize],
+            theirs.product(slot),
+            slot.count,
+        );
+    }
+}
+
+fn product_str(bytes: &[u8]) -> &str {
+    // Only `&str` values are ever added, so the arena holds UTF-8 between slot bounds.
+    std::str::from_utf8(bytes).expect("product ids are UTF-8")
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn varint(&mut self) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = *self.data.get(self.pos)?;
+            self.pos += 1;
+            value |= ((byte & 0x7f) as u64) << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    fn str(&mut self) -> Option<&'a str> {
+        let len = usize::try_from(self.varint()?).ok()?;
+        let end = self.pos.checked_add(len)?;
+        let bytes = self.data.get(self.pos..end)?;
+        self.pos = end;
+        std::str::from_utf8(bytes).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn reference(rows: &[(String, String)]) -> BTreeMap<(String, String), u64> {
+        let mut map = BTreeMap::new();
+        for (a, p) in rows {
+            *map.entry((a.clone(), p.clone())).or_insert(0) += 1;
+        }
+        map
+    }
+
+    fn as_map(counts: &PairCounts) -> BTreeMap<(String, String), u64> {
+        counts
+            .iter()
+            .map(|(a, p, c)| ((a.to_string(), p.to_string()), c))
+            .collect()
+    }
+
+    fn rows(n: usize, seed: u64) -> Vec<(String, String)> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x = fmix64(x.wrapping_add(K));
+                (format!("a{}", x % 7), format!("p{}", (x >> 20) % 50))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hashes_are_stable_across_releases() {
+        // Pinned: the Spark engine's buckets depend on these exact values.
+        assert_eq!(pair_hash("adv-1", "p-1"), 0xb2a0_466c_255e_2f91);
+        assert_eq!(bucket_of("adv-1", "p-1", 1000), 404);
+        assert_eq!(bucket_of("adv-2", "p-1", 1000), 165);
+        assert_eq!(bucket_of("adv-1", "p-1", 1), 0);
+        let h = pair_hash("adv-1", "p-1");
+        assert_ne!(h, pair_hash("adv-1p", "-1"));
+        assert_eq!(hash_bytes(0, b""), fmix64(0));
+    }
+
+    #[test]
+    fn merge_partition_and_blobs_keep_every_count() {
+        let data = rows(5000, 1);
+        let expected = reference(&data);
+        let mut a = PairCounts::new();
+        let mut b = PairCounts::new();
+        for (i, (adv, prod)) in data.iter().enumerate() {
+            if i % 3 == 0 { &mut a } else { &mut b }.add(adv, prod, 1);
+        }
+        let merged = PairCounts::merge_all(vec![a.clone(), b.clone()]);
+        assert_eq!(as_map(&merged), expected);
+        a.merge(b);
+        assert_eq!(as_map(&a), expected);
+        assert_eq!(a.total_views(), 5000);
+
+        let buckets = a.partition(5);
+        for (i, bucket) in buckets.iter().enumerate() {
+            for (adv, prod, _) in bucket.iter() {
+                assert_eq!(bucket_of(adv, prod, 5) as usize, i);
+            }
+        }
+        let decoded: Vec<PairCounts> = buckets
+            .iter()
+            .map(|b| PairCounts::decode(&b.encode(), "blob").unwrap())
+            .collect();
+        assert_eq!(as_map(&PairCounts::merge_all(decoded)), expected);
+    }
+
+    #[test]
+    fn decode_rejects_damaged_blobs() {
+        let mut counts = PairCounts::new();
+        counts.add("a", "p", 3);
+        let blob = counts.encode();
+        assert!(PairCounts::decode(&blob[..blob.len() - 1], "x").is_err());
+        assert!(PairCounts::decode(b"EMRSPC02", "x").is_err());
+        let mut longer = blob.clone();
+        longer.push(0);
+        let err = PairCounts::decode(&longer, "bucket-3").unwrap_err();
+        assert!(err.to_string().contains("bucket-3"), "{err}");
+    }
+
+    #[test]
+    fn product_matches_are_sorted_by_advertiser_then_product() {
+        let data = rows(3000, 9);
+        let expected = reference(&data);
+        let mut counts = PairCounts::new();
+        counts.advertiser("never-used");
+        for (adv, prod) in &data {
+            counts.add(adv, prod, 1);
+        }
+        let table = counts.into_product_matches();
+        let got: Vec<((String, String), u64)> = table
+            .iter()
+            .map(|r| ((r.advertiser_id.into(), r.product_id.into()), r.view_count))
+            .collect();
+        let want: Vec<((String, String), u64)> = expected.into_iter().collect();
+        assert_eq!(got, want);
+        assert!(!table.advertisers.contains(&"never-used".to_string()));
+    }
+}

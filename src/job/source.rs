@@ -1,0 +1,1061 @@
+//! Reading (advertiser_id, product_id[, event_time]) rows from Parquet, CSV and JSON Lines
+//! files, local or on S3, into a [`PairVisitor`] (the counter for views, the key set for a file
+//! catalog).
+//!
+//! - Format by extension: `.parquet`/`.parq`/`.pq`, `.csv` (header row), `.jsonl`/`.ndjson`/
+//!   `.json` (one object per line). A local file with another name is read as Parquet if it
+//!   starts with Parquet's magic bytes.
+//! - Parquet is read with a projection to the needed columns, one work unit per row group so
+//!   the scan runs in parallel inside big files too; `advertiser_id` is read dictionary-encoded
+//!   so each distinct advertiser is looked up once per batch, not once per row.
+//! - Ids are strings (Parquet string, large string, string view or dictionary of strings);
+//!   integer ids are accepted and read as their decimal text, so `42` and `"42"` are the same id.
+//! - `event_time` is optional: a Parquet timestamp (any unit; without a time zone it is taken
+//!   as UTC), a Parquet date, or an ISO-8601 string (`2026-11-20T13:05:00Z`, with an offset, or
+//!   without one meaning UTC). Rows outside the UTC day of `--date` are skipped and counted;
+//!   rows with a null `event_time` are kept; a value that is not a time is an error naming the
+//!   file, column and row.
+//! - A null or empty id is counted in [`ScanStats::rows_missing_ids`], never fatal.
+//! - A missing column is an error naming the file, the column and the columns present.
+
+use std::fs::File;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Int16Type, Int32Type, Int64Type, Int8Type, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+};
+use arrow_array::AnyDictionaryArray;
+use arrow_array::{
+    Array, ArrayRef, Int32Array, LargeStringArray, RecordBatch, StringArray, StringViewArray,
+};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use parquet::arrow::ProjectionMask;
+use parquet::file::reader::ChunkReader;
+
+use super::counts::{AdvertiserKey, PairCounts};
+use super::location::Location;
+use super::model::{Day, JobError, ScanStats};
+
+pub const ADVERTISER_ID: &str = "advertiser_id";
+pub const PRODUCT_ID: &str = "product_id";
+pub const EVENT_TIME: &str = "event_time";
+
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// Receives the rows of a scan.
+pub trait PairVisitor {
+    type Advertiser: Copy;
+    /// Called once per distinct advertiser value a scanner sees (per batch or run of equal
+    /// values); `None` skips that advertiser's rows (they are read but not visited).
+    fn advertiser(&mut self, advertiser_id: &str) -> Option<Self::Advertiser>;
+    fn pair(&mut self, advertiser: Self::Advertiser, product_id: &str);
+}
+
+impl PairVisitor for PairCounts {
+    type Advertiser = AdvertiserKey;
+
+    #[inline]
+    fn advertiser(&mut self, advertiser_id: &str) -> Option<AdvertiserKey> {
+        Some(PairCounts::advertiser(self, advertiser_id))
+    }
+
+    #[inline]
+    fn pair(&mut self, advertiser: AdvertiserKey, product_id: &str) {
+        self.add_with(advertiser, product_id.as_bytes(), 1);
+    }
+}
+
+/// What a scan reads: which day (views) or no day filter (catalog), and what to call the
+/// files in errors.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanOptions {
+    pub day: Option<Day>,
+    /// "views" or "catalog": says in errors which input is wrong.
+    pub role: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Parquet,
+    Csv,
+    JsonLines,
+}
+
+impl Format {
+    pub fn of(location: &Location) -> Result<Format, JobError> {
+        let name = location.file_name().to_ascii_lowercase();
+        let ext = name.rsplit('.').next().unwrap_or("");
+        match ext {
+            "parquet" | "parq" | "pq" => Ok(Format::Parquet),
+            "csv" => Ok(Format::Csv),
+            "jsonl" | "ndjson" | "json" => Ok(Format::JsonLines),
+            _ => {
+                if let Location::Local(path) = location {
+                    let mut magic = [0u8; 4];
+                    if let Ok(mut file) = File::open(path) {
+                        use std::io::Read;
+                        if file.read_exact(&mut magic).is_ok() && &magic == b"PAR1" {
+                            return Ok(Format::Parquet);
+                        }
+                    }
+                }
+                Err(JobError::input(
+                    location,
+                    "unknown file format; name files .parquet, .csv (with a header row) or .jsonl/.ndjson/.json",
+                ))
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+enum ParquetBytes {
+    Local(std::path::PathBuf),
+    Memory(Bytes),
+}
+
+/// A Parquet file whose footer has been read once, shared by its row-group units.
+pub struct ParquetFile {
+    location: Location,
+    bytes: ParquetBytes,
+    metadata: ArrowReaderMetadata,
+    projection: Vec<usize>,
+}
+
+/// A share of the input one task scans: a set of row groups of one Parquet file, or one whole
+/// CSV/JSON file.
+pub enum ScanUnit {
+    Parquet {
+        file: Arc<ParquetFile>,
+        row_groups: Vec<usize>,
+        /// The first unit of a file counts the file in [`ScanStats::files`].
+        first: bool,
+    },
+    Whole {
+        location: Location,
+        format: Format,
+    },
+}
+
+impl ScanUnit {
+    pub fn location(&self) -> &Location {
+        match self {
+            ScanUnit::Parquet { file, .. } => &file.location,
+            ScanUnit::Whole { location, .. } => location,
+        }
+    }
+}
+
+/// Reads what is needed to split a file into units: the Parquet footer (checking the columns
+/// now, so a bad file fails before any work), nothing for CSV/JSON.
+pub fn plan_file(location: &Location, options: ScanOptions) -> Result<Vec<ScanUnit>, JobError> {
+    let format = Format::of(location)?;
+    if format != Format::Parquet {
+        return Ok(vec![ScanUnit::Whole {
+            location: location.clone(),
+            format,
+        }]);
+    }
+    let bytes = match location {
+        Location::Local(path) => ParquetBytes::Local(path.clone()),
+        Location::S3 { .. } => ParquetBytes::Memory(location.read()?),
+    };
+    let corrupt = |e: parquet::errors::ParquetError| {
+        JobError::input(location, format!("not a readable Parquet file: {e}"))
+    };
+    let plain = match &bytes {
+        ParquetBytes::Local(path) => {
+            let file = File::open(path)
+                .map_err(|e| JobError::input(location, format!("cannot open: {e}")))?;
+            ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(corrupt)?
+        }
+        ParquetBytes::Memory(data) => {
+            ArrowReaderMetadata::load(data, ArrowReaderOptions::new()).map_err(corrupt)?
+        }
+    };
+    let schema = plain.schema().clone();
+    let index_of = |name: &str| schema.fields().iter().position(|f| f.name() == name);
+    let mut projection = Vec::new();
+    for column in [ADVERTISER_ID, PRODUCT_ID] {
+        match index_of(column) {
+            Some(i) => projection.push(i),
+            None => {
+                return Err(missing_column(
+                    location,
+                    options,
+                    column,
+                    schema_names(&schema),
+                ))
+            }
+        }
+    }
+    if options.day.is_some() {
+        if let Some(i) = index_of(EVENT_TIME) {
+            projection.push(i);
+        }
+    }
+    // Ask for advertiser_id as a dictionary: Parquet usually stores it dictionary-encoded, and
+    // the reader then hands the dictionary over instead of materialising a string per row.
+    let advertiser = &schema.fields()[projection[0]];
+    let metadata = if matches!(advertiser.data_type(), DataType::Utf8 | DataType::LargeUtf8)
+        && schema.fields().iter().all(|f| {
+            !matches!(
+                f.data_type(),
+                DataType::Struct(_)
+                    | DataType::List(_)
+                    | DataType::LargeList(_)
+                    | DataType::Map(_, _)
+            )
+        }) {
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                if i == projection[0] {
+                    f.as_ref().clone().with_data_type(DataType::Dictionary(
+                        Box::new(DataType::Int32),
+                        Box::new(f.data_type().clone()),
+                    ))
+                } else {
+                    f.as_ref().clone()
+                }
+            })
+            .collect();
+        let hinted = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+        ArrowReaderMetadata::try_new(
+            plain.metadata().clone(),
+            ArrowReaderOptions::new().with_schema(hinted),
+        )
+        .unwrap_or(plain)
+    } else {
+        plain
+    };
+    let row_groups = metadata.metadata().num_row_groups();
+    let file = Arc::new(ParquetFile {
+        location: location.clone(),
+        bytes,
+        metadata,
+        projection,
+    });
+    if row_groups == 0 {
+        return Ok(vec![ScanUnit::Parquet {
+            file,
+            row_groups: Vec::new(),
+            first: true,
+        }]);
+    }
+    Ok((0..row_groups)
+        .map(|rg| ScanUnit::Parquet {
+            file: file.clone(),
+            row_groups: vec![rg],
+            first: rg == 0,
+        })
+        .collect())
+}
+
+fn schema_names(schema: &Schema) -> Vec<String> {
+    schema.fields().iter().map(|f| f.name().clone()).collect()
+}
+
+fn missing_column(
+    location: &Location,
+    options: ScanOptions,
+    column: &str,
+    present: Vec<String>,
+) -> JobError {
+    let present = if present.is_empty() {
+        "none".to_string()
+    } else {
+        present.join(", ")
+    };
+    JobError::input(
+        location,
+        format!(
+            "no column `{column}` (columns present: {present}); the {} need columns advertiser_id and product_id",
+            options.role
+        ),
+    )
+}
+
+/// Scans one unit into `visitor`, adding to `stats`.
+pub fn scan_unit<V: PairVisitor>(
+    unit: &ScanUnit,
+    options: ScanOptions,
+    visitor: &mut V,
+    stats: &mut ScanStats,
+) -> Result<(), JobError> {
+    match unit {
+        ScanUnit::Parquet {
+            file,
+            row_groups,
+            first,
+        } => {
+            if *first {
+                stats.files += 1;
+            }
+            if row_groups.is_empty() {
+                return Ok(());
+            }
+            match &file.bytes {
+                ParquetBytes::Local(path) => {
+                    let reader = File::open(path).map_err(|e| {
+                        JobError::input(&file.location, format!("cannot open: {e}"))
+                    })?;
+                    scan_parquet(file, reader, row_groups, options, visitor, stats)
+                }
+                ParquetBytes::Memory(data) => {
+                    scan_parquet(file, data.clone(), row_groups, options, visitor, stats)
+                }
+            }
+        }
+        ScanUnit::Whole { location, format } => {
+            stats.files += 1;
+            let data = location.read()?;
+            match format {
+                Format::Csv => scan_csv(location, &data, options, visitor, stats),
+                Format::JsonLines => scan_json_lines(location, &data, options, visitor, stats),
+                Format::Parquet => unreachable!("Parquet files are planned into row groups"),
+            }
+        }
+    }
+}
+
+fn scan_parquet<T: ChunkReader + 'static, V: PairVisitor>(
+    file: &ParquetFile,
+    reader: T,
+    row_groups: &[usize],
+    options: ScanOptions,
+    visitor: &mut V,
+    stats: &mut ScanStats,
+) -> Result<(), JobError> {
+    let location = &file.location;
+    let mask = ProjectionMask::roots(
+        file.metadata.metadata().file_metadata().schema_descr(),
+        file.projection.iter().copied(),
+    );
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(reader, file.metadata.clone())
+        .with_projection(mask)
+        .with_row_groups(row_groups.to_vec())
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(|e| JobError::input(location, format!("not a readable Parquet file: {e}")))?;
+    let window = options.day.map(DayWindow::new);
+    let mut cache = AdvertiserCache::default();
+    let parquet = file.metadata.metadata();
+    // Row numbers in errors count from the start of the file.
+    let mut first_row: u64 = (0..row_groups[0])
+        .map(|rg| parquet.row_group(rg).num_rows() as u64)
+        .sum();
+    for batch in reader {
+        let batch =
+            batch.map_err(|e| JobError::input(location, format!("corrupt Parquet data: {e}")))?;
+        scan_batch(
+            location,
+            &batch,
+            first_row,
+            window.as_ref(),
+            visitor,
+            stats,
+            &mut cache,
+        )?;
+        first_row += batch.num_rows() as u64;
+    }
+    Ok(())
+}
+
+/// The advertiser of a row: missing (null/empty), skipped by the visitor, or a key.
+#[derive(Clone, Copy)]
+enum AdvertiserSlot<A> {
+    Missing,
+    Skip,
+    Key(A),
+}
+
+fn resolve<V: PairVisitor>(visitor: &mut V, id: Option<&str>) -> AdvertiserSlot<V::Advertiser> {
+    match id {
+        None | Some("") => AdvertiserSlot::Missing,
+        Some(id) => match visitor.advertiser(id) {
+            Some(key) => AdvertiserSlot::Key(key),
+            None => AdvertiserSlot::Skip,
+        },
+    }
+}
+
+/// Remembers the last advertiser looked up: inputs often hold runs of one advertiser.
+struct AdvertiserCache<A> {
+    last: String,
+    slot: Option<AdvertiserSlot<A>>,
+}
+
+impl<A> Default for AdvertiserCache<A> {
+    fn default() -> Self {
+        AdvertiserCache {
+            last: String::new(),
+            slot: None,
+        }
+    }
+}
+
+impl<A: Copy> AdvertiserCache<A> {
+    #[inline]
+    fn get<V: PairVisitor<Advertiser = A>>(
+        &mut self,
+        visitor: &mut V,
+        id: Option<&str>,
+    ) -> AdvertiserSlot<A> {
+        let Some(id) = id else {
+            return AdvertiserSlot::Missing;
+        };
+        if let Some(slot) = self.slot {
+            if self.last == id {
+                return slot;
+            }
+        }
+        let slot = resolve(visitor, Some(id));
+        self.last.clear();
+        self.last.push_str(id);
+        self.slot = Some(slot);
+        slot
+    }
+}
+
+/// A string-valued column of one batch.
+enum StrColumn {
+    Utf8(StringArray),
+    Large(LargeStringArray),
+    View(StringViewArray),
+    Dict {
+        keys: Int32Array,
+        values: Box<StrColumn>,
+    },
+    Owned(Vec<Option<String>>),
+}
+
+impl StrColumn {
+    fn new(array: &ArrayRef, location: &Location, column: &str) -> Result<StrColumn, JobError> {
+        Ok(match array.data_type() {
+            DataType::Utf8 => StrColumn::Utf8(array.as_string::<i32>().clone()),
+            DataType::LargeUtf8 => StrColumn::Large(array.as_string::<i64>().clone()),
+            DataType::Utf8View => StrColumn::View(array.as_string_view().clone()),
+            DataType::Dictionary(key, _) => {
+                let (keys, values) = match key.as_ref() {
+                    DataType::Int32 => {
+                        let dict = array.as_dictionary::<Int32Type>();
+                        (dict.keys().clone(), dict.values().clone())
+                    }
+                    DataType::Int8 => widen_dict::<Int8Type>(array),
+                    DataType::Int16 => widen_dict::<Int16Type>(array),
+                    DataType::Int64 => widen_dict::<Int64Type>(array),
+                    DataType::UInt8 => widen_dict::<UInt8Type>(array),
+                    DataType::UInt16 => widen_dict::<UInt16Type>(array),
+                    DataType::UInt32 => widen_dict::<UInt32Type>(array),
+                    other => {
+                        return Err(JobError::input(
+                            location,
+                            format!("column `{column}` has dictionary keys of type {other}, which emrship-job does not read"),
+                        ))
+                    }
+                };
+                StrColumn::Dict {
+                    keys,
+                    values: Box::new(StrColumn::new(&values, location, column)?),
+                }
+            }
+            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+                let values = arrow_array::cast::as_primitive_array::<Int64Type>(&widen_ints(array))
+                    .iter()
+                    .map(|v| v.map(|v| v.to_string()))
+                    .collect();
+                StrColumn::Owned(values)
+            }
+            DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+                StrColumn::Owned(unsigned_strings(array))
+            }
+            other => {
+                return Err(JobError::input(
+                    location,
+                    format!(
+                        "column `{column}` has type {other}; it must hold strings (or integers)"
+                    ),
+                ))
+            }
+        })
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> Option<&str> {
+        match self {
+            StrColumn::Utf8(a) => (!a.is_null(i)).then(|| a.value(i)),
+            StrColumn::Large(a) => (!a.is_null(i)).then(|| a.value(i)),
+            StrColumn::View(a) => (!a.is_null(i)).then(|| a.value(i)),
+            StrColumn::Dict { keys, values } => {
+                if keys.is_null(i) {
+                    None
+                } else {
+                    values.get(keys.value(i) as usize)
+                }
+            }
+            StrColumn::Owned(v) => v[i].as_deref(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            StrColumn::Utf8(a) => a.len(),
+            StrColumn::Large(a) => a.len(),
+            StrColumn::View(a) => a.len(),
+            StrColumn::Dict { keys, .. } => keys.len(),
+            StrColumn::Owned(v) => v.len(),
+        }
+    }
+}
+
+fn widen_dict<K: arrow_array::types::ArrowDictionaryKeyType>(
+    array: &ArrayRef,
+) -> (Int32Array, ArrayRef) {
+    let dict = array.as_dictionary::<K>();
+    let normalized = dict.normalized_keys();
+    let keys: Int32Array = (0..dict.len())
+        .map(|i| {
+            (!dict.keys().is_null(i))
+                .then(|| i32::try_from(normalized[i]).ok())
+                .flatten()
+        })
+        .collect();
+    (keys, dict.values().clone())
+}
+
+fn widen_ints(array: &ArrayRef) -> ArrayRef {
+    let values: arrow_array::Int64Array = match array.data_type() {
+        DataType::Int8 => array
+            .as_primitive::<Int8Type>()
+            .iter()
+            .map(|v| v.map(i64::from))
+            .collect(),
+        DataType::Int16 => array
+            .as_primitive::<Int16Type>()
+            .iter()
+            .map(|v| v.map(i64::from))
+            .collect(),
+        DataType::Int32 => array
+            .as_primitive::<Int32Type>()
+            .iter()
+            .map(|v| v.map(i64::from))
+            .collect(),
+        _ => array.as_primitive::<Int64Type>().clone(),
+    };
+    Arc::new(values)
+}
+
+fn unsigned_strings(array: &ArrayRef) -> Vec<Option<String>> {
+    match array.data_type() {
+        DataType::UInt8 => array
+            .as_primitive::<UInt8Type>()
+            .iter()
+            .map(|v| v.map(|v| v.to_string()))
+            .collect(),
+        DataType::UInt16 => array
+            .as_primitive::<UInt16Type>()
+            .iter()
+            .map(|v| v.map(|v| v.to_string()))
+            .collect(),
+        DataType::UInt32 => array
+            .as_primitive::<UInt32Type>()
+            .iter()
+            .map(|v| v.map(|v| v.to_string()))
+            .collect(),
+        _ => array
+            .as_primitive::<UInt64Type>()
+            .iter()
+            .map(|v| v.map(|v| v.to_string()))
+            .collect(),
+    }
+}
+
+/// The UTC day a run keeps, in the forms the scanners compare against.
+pub struct DayWindow {
+    text: String,
+    start_seconds: i64,
+}
+
+impl DayWindow {
+    pub fn new(day: Day) -> DayWindow {
+        DayWindow {
+            text: day.format("%Y-%m-%d").to_string(),
+            start_seconds: day
+                .and_hms_opt(0, 0, 0)
+                .expect("midnight exists")
+                .and_utc()
+                .timestamp(),
+        }
+    }
+
+    /// Whether a timestamp in `unit` since the epoch falls in the day.
+    fn bounds(&self, unit: &TimeUnit) -> (i64, i64) {
+        let per_second = match unit {
+            TimeUnit::Second => 1,
+            TimeUnit::Millisecond => 1_000,
+            TimeUnit::Microsecond => 1_000_000,
+            TimeUnit::Nanosecond => 1_000_000_000,
+        };
+        (
+            self.start_seconds * per_second,
+            (self.start_seconds + 86_400) * per_second,
+        )
+    }
+
+    /// Whether an ISO-8601 string falls in the day; `None` when it is not a time.
+    pub fn contains_text(&self, value: &str) -> Option<bool> {
+        let bytes = value.as_bytes();
+        // Fast path: `YYYY-MM-DD[(T| )HH:MM:SS[.fff]][Z]` without an offset is decided by
+        // its date part when that equals the day.
+        if bytes.len() >= 10
+            && bytes[..10] == *self.text.as_bytes()
+            && (bytes.len() == 10
+                || ((bytes[10] == b'T' || bytes[10] == b' ')
+                    && bytes[11..]
+                        .iter()
+                        .all(|b| b.is_ascii_digit() || matches!(b, b':' | b'.' | b'Z'))))
+        {
+            return Some(true);
+        }
+        let seconds = parse_time(value)?;
+        Some(seconds >= self.start_seconds && seconds < self.start_seconds + 86_400)
+    }
+}
+
+/// Seconds since the epoch of an ISO-8601 date or date-time (no offset means UTC).
+fn parse_time(value: &str) -> Option<i64> {
+    let value = value.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Some(t.timestamp());
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%#z",
+    ] {
+        if let Ok(t) = DateTime::parse_from_str(value, format) {
+            return Some(t.timestamp());
+        }
+    }
+    let naive = value.strip_suffix('Z').unwrap_or(value);
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(naive, format) {
+            return Some(t.and_utc().timestamp());
+        }
+    }
+    NaiveDate::parse_from_str(naive, "%Y-%m-%d").ok().map(|d| {
+        d.and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp()
+    })
+}
+
+/// The event_time column of one batch, ready to test rows against the day.
+enum TimeColumn {
+    Absent,
+    Stamps {
+        values: arrow_array::Int64Array,
+        low: i64,
+        high: i64,
+    },
+    Days {
+        values: arrow_array::Date32Array,
+        day: i32,
+    },
+    Text(StrColumn),
+}
+
+impl TimeColumn {
+    fn new(
+        array: Option<&ArrayRef>,
+        window: Option<&DayWindow>,
+        location: &Location,
+    ) -> Result<TimeColumn, JobError> {
+        let (Some(array), Some(window)) = (array, window) else {
+            return Ok(TimeColumn::Absent);
+        };
+        Ok(match array.data_type() {
+            DataType::Timestamp(unit, _) => {
+                let values: arrow_array::Int64Array = match unit {
+                    TimeUnit::Second => array.as_primitive::<TimestampSecondType>().reinterpret_cast(),
+                    TimeUnit::Millisecond => array.as_primitive::<TimestampMillisecondType>().reinterpret_cast(),
+                    TimeUnit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().reinterpret_cast(),
+                    TimeUnit::Nanosecond => array.as_primitive::<TimestampNanosecondType>().reinterpret_cast(),
+                };
+                let (low, high) = window.bounds(unit);
+                TimeColumn::Stamps { values, low, high }
+            }
+            DataType::Date32 => TimeColumn::Days {
+                values: array.as_primitive::<arrow_array::types::Date32Type>().clone(),
+                day: (window.start_seconds / 86_400) as i32,
+            },
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
+                TimeColumn::Text(StrColumn::new(array, location, EVENT_TIME)?)
+            }
+            other => {
+                return Err(JobError::input(
+                    location,
+                    format!("column `event_time` has type {other}; use a timestamp, a date or an ISO-8601 string"),
+                ))
+            }
+        })
+    }
+
+    /// Whether row `i` is in the day (null times are kept).
+    #[inline]
+    fn keeps(&self, i: usize, window: Option<&DayWindow>) -> Result<bool, String> {
+        match self {
+            TimeColumn::Absent => Ok(true),
+            TimeColumn::Stamps { values, low, high } => {
+                Ok(values.is_null(i) || (values.value(i) >= *low && values.value(i) < *high))
+            }
+            TimeColumn::Days { values, day } => Ok(values.is_null(i) || values.value(i) == *day),
+            TimeColumn::Text(column) => match column.get(i) {
+                None | Some("") => Ok(true),
+                Some(text) => window
+                    .expect("a text time column has a window")
+                    .contains_text(text)
+                    .ok_or_else(|| text.to_string()),
+            },
+        }
+    }
+}
+
+fn bad_time(location: &Location, row: u64, text: &str) -> JobError {
+    JobError::input(
+        location,
+        format!(
+            "row {row}: event_time `{text}` is not an ISO-8601 time (expected e.g. 2026-11-20T13:05:00Z)"
+        ),
+    )
+}
+
+fn scan_batch<V: PairVisitor>(
+    location: &Location,
+    batch: &RecordBatch,
+    first_row: u64,
+    window: Option<&DayWindow>,
+    visitor: &mut V,
+    stats: &mut ScanStats,
+    cache: &mut AdvertiserCache<V::Advertiser>,
+) -> Result<(), JobError> {
+    let column = |name: &str| batch.column_by_name(name);
+    let advertisers = column(ADVERTISER_ID).expect("projected advertiser_id");
+    let products = StrColumn::new(
+        column(PRODUCT_ID).expect("projected product_id"),
+        location,
+        PRODUCT_ID,
+    )?;
+    let times = TimeColumn::new(column(EVENT_TIME), window, location)?;
+    let advertisers = StrColumn::new(advertisers, location, ADVERTISER_ID)?;
+    let rows = batch.num_rows();
+    stats.rows_read += rows as u64;
+
+    let rows_ctx = Rows {
+        location,
+        products: &products,
+        times: &times,
+        window,
+        first_row,
+    };
+    if let StrColumn::Dict { keys, values } = &advertisers {
+        // Resolve each dictionary value once per batch.
+        let mut slots: Vec<Option<AdvertiserSlot<V::Advertiser>>> = vec![None; values.len()];
+        for i in 0..rows {
+            let slot = if keys.is_null(i) {
+                AdvertiserSlot::Missing
+            } else {
+                let k = keys.value(i) as usize;
+                match slots[k] {
+                    Some(slot) => slot,
+                    None => {
+                        let slot = resolve(visitor, values.get(k));
+                        slots[k] = Some(slot);
+                        slot
+                    }
+                }
+            };
+            rows_ctx.visit(i, slot, visitor, stats)?;
+        }
+    } else {
+        for i in 0..rows {
+            let slot = cache.get(visitor, advertisers.get(i));
+            rows_ctx.visit(i, slot, visitor, stats)?;
+        }
+    }
+    Ok(())
+}
+
+/// The per-row part of a batch scan: ids present, then the day, then the visitor.
+struct Rows<'a> {
+    location: &'a Location,
+    products: &'a StrColumn,
+    times: &'a TimeColumn,
+    window: Option<&'a DayWindow>,
+    first_row: u64,
+}
+
+impl Rows<'_> {
+    #[inline]
+    fn visit<V: PairVisitor>(
+        &self,
+        i: usize,
+        slot: AdvertiserSlot<V::Advertiser>,
+        visitor: &mut V,
+        stats: &mut ScanStats,
+    ) -> Result<(), JobError> {
+        let product = match self.products.get(i) {
+            None | Some("") => None,
+            Some(p) => Some(p),
+        };
+        let (advertiser, product) = match (slot, product) {
+            (AdvertiserSlot::Missing, _) | (_, None) => {
+                stats.rows_missing_ids += 1;
+                return Ok(());
+            }
+            (AdvertiserSlot::Skip, Some(p)) => (None, p),
+            (AdvertiserSlot::Key(key), Some(p)) => (Some(key), p),
+        };
+        let keeps = self
+            .times
+            .keeps(i, self.window)
+            .map_err(|text| bad_time(self.location, self.first_row + i as u64 + 1, &text))?;
+        if !keeps {
+            stats.rows_outside_day += 1;
+            return Ok(());
+        }
+        stats.rows_counted += 1;
+        if let Some(key) = advertiser {
+            visitor.pair(key, product);
+        }
+        Ok(())
+    }
+}
+
+fn text_field<'r>(
+    location: &Location,
+    row: u64,
+    column: &str,
+    value: Option<&'r [u8]>,
+) -> Result<Option<&'r str>, JobError> {
+    match value {
+        None => Ok(None),
+        Some(bytes) => std::str::from_utf8(bytes).map(Some).map_err(|_| {
+            JobError::input(
+                location,
+                format!("row {row}: column `{column}` is not UTF-8 text"),
+            )
+        }),
+    }
+}
+
+fn scan_csv<V: PairVisitor>(
+    location: &Location,
+    data: &[u8],
+    options: ScanOptions,
+    visitor: &mut V,
+    stats: &mut ScanStats,
+) -> Result<(), JobError> {
+    let data = data
+        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
+        .unwrap_or(data);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(data);
+    let headers: Vec<String> = reader
+        .byte_headers()
+        .map_err(|e| JobError::input(location, format!("cannot read the CSV header row: {e}")))?
+        .iter()
+        .map(|h| String::from_utf8_lossy(h).trim().to_string())
+        .collect();
+    let index_of = |name: &str| headers.iter().position(|h| h == name);
+    let advertiser_index = index_of(ADVERTISER_ID)
+        .ok_or_else(|| missing_column(location, options, ADVERTISER_ID, headers.clone()))?;
+    let product_index = index_of(PRODUCT_ID)
+        .ok_or_else(|| missing_column(location, options, PRODUCT_ID, headers.clone()))?;
+    let window = options.day.map(DayWindow::new);
+    let time_index = window.as_ref().and(index_of(EVENT_TIME));
+    let mut cache = AdvertiserCache::default();
+    let mut record = csv::ByteRecord::new();
+    let mut row = 0u64;
+    loop {
+        let more = reader.read_byte_record(&mut record).map_err(|e| {
+            JobError::input(location, format!("row {}: malformed CSV: {e}", row + 1))
+        })?;
+        if !more {
+            break;
+        }
+        row += 1;
+        stats.rows_read += 1;
+        let advertiser = text_field(location, row, ADVERTISER_ID, record.get(advertiser_index))?
+            .filter(|s| !s.is_empty());
+        let product = text_field(location, row, PRODUCT_ID, record.get(product_index))?
+            .filter(|s| !s.is_empty());
+        let slot = cache.get(visitor, advertiser);
+        let (slot, product) = match (slot, product) {
+            (AdvertiserSlot::Missing, _) | (_, None) => {
+                stats.rows_missing_ids += 1;
+                continue;
+            }
+            (slot, Some(product)) => (slot, product),
+        };
+        if let (Some(window), Some(i)) = (&window, time_index) {
+            if let Some(text) = text_field(location, row, EVENT_TIME, record.get(i))? {
+                if !text.is_empty()
+                    && !window
+                        .contains_text(text)
+                        .ok_or_else(|| bad_time(location, row, text))?
+                {
+                    stats.rows_outside_day += 1;
+                    continue;
+                }
+            }
+        }
+        stats.rows_counted += 1;
+        if let AdvertiserSlot::Key(key) = slot {
+            visitor.pair(key, product);
+        }
+    }
+    Ok(())
+}
+
+/// An id from JSON: a string, or an integer read as its decimal text.
+fn json_id<'v>(
+    location: &Location,
+    line: u64,
+    column: &str,
+    value: Option<&'v serde_json::Value>,
+) -> Result<Option<std::borrow::Cow<'v, str>>, JobError> {
+    use serde_json::Value;
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(std::borrow::Cow::Borrowed(s))),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {
+            Ok(Some(std::borrow::Cow::Owned(n.to_string())))
+        }
+        Some(other) => Err(JobError::input(
+            location,
+            format!("line {line}: `{column}` is {other}; ids must be strings or integers"),
+        )),
+    }
+}
+
+fn scan_json_lines<V: PairVisitor>(
+    location: &Location,
+    data: &[u8],
+    options: ScanOptions,
+    visitor: &mut V,
+    stats: &mut ScanStats,
+) -> Result<(), JobError> {
+    let window = options.day.map(DayWindow::new);
+    let mut cache = AdvertiserCache::default();
+    let (mut seen_advertiser, mut seen_product) = (false, false);
+    let mut keys_seen: Vec<String> = Vec::new();
+    let mut rows = 0u64;
+    for (index, line) in data.split(|&b| b == b'\n').enumerate() {
+        let line_no = index as u64 + 1;
+        let line = line.trim_ascii();
+        if line.is_empty() {
+            continue;
+        }
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line)
+            .map_err(|e| {
+                JobError::input(location, format!("line {line_no}: not a JSON object: {e}"))
+            })?;
+        rows += 1;
+        stats.rows_read += 1;
+        if keys_seen.is_empty() {
+            keys_seen = object.keys().cloned().collect();
+        }
+        seen_advertiser |= object.contains_key(ADVERTISER_ID);
+        seen_product |= object.contains_key(PRODUCT_ID);
+        let advertiser = json_id(location, line_no, ADVERTISER_ID, object.get(ADVERTISER_ID))?;
+        let product = json_id(location, line_no, PRODUCT_ID, object.get(PRODUCT_ID))?;
+        let slot = cache.get(visitor, advertiser.as_deref());
+        let (slot, product) = match (slot, product) {
+            (AdvertiserSlot::Missing, _) | (_, None) => {
+                stats.rows_missing_ids += 1;
+                continue;
+            }
+            (slot, Some(product)) => (slot, product),
+        };
+        if let Some(window) = &window {
+            match object.get(EVENT_TIME) {
+                None | Some(serde_json::Value::Null) => {}
+                Some(serde_json::Value::String(text)) => {
+                    if !text.is_empty()
+                        && !window
+                            .contains_text(text)
+                            .ok_or_else(|| bad_time(location, line_no, text))?
+                    {
+                        stats.rows_outside_day += 1;
+                        continue;
+                    }
+                }
+                Some(other) => {
+                    return Err(JobError::input(
+                        location,
+                        format!("line {line_no}: event_time is {other}; use an ISO-8601 string"),
+                    ))
+                }
+            }
+        }
+        stats.rows_counted += 1;
+        if let AdvertiserSlot::Key(key) = slot {
+            visitor.pair(key, &product);
+        }
+    }
+    if rows > 0 {
+        for (seen, column) in [(seen_advertiser, ADVERTISER_ID), (seen_product, PRODUCT_ID)] {
+            if !seen {
+                return Err(missing_column(location, options, column, keys_seen));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_window_reads_iso_times() {
+        let window = DayWindow::new(NaiveDate::from_ymd_opt(2026, 11, 20).unwrap());
+        for inside in [
+            "2026-11-20",
+            "2026-11-20T00:00:00Z",
+            "2026-11-20 23:59:59.999",
+            "2026-11-21T01:00:00+02:00",
+            "2026-11-19T23:30:00-01:00",
+        ] {
+            assert_eq!(window.contains_text(inside), Some(true), "{inside}");
+        }
+        for outside in [
+            "2026-11-21T00:00:00Z",
+            "2026-11-19T23:59:59",
+            "2026-11-20T23:30:00-01:00",
+        ] {
+            assert_eq!(window.contains_text(outside), Some(false), "{outside}");
+        }
+        assert!(window.contains_text("yesterday").is_none());
+        assert!(window.contains_text("2026-11-2x").is_none());
+    }
+}
