@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod moto;
+#[cfg(feature = "job")]
+pub mod postgres;
 
 use std::path::Path;
 

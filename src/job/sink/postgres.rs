@@ -223,8 +223,9 @@ fn replace_day(
     let literal = &day.literal;
     tx.batch_execute(&format!(
         "CREATE TABLE {load} ({PRODUCT_MATCHES_COLUMNS}, \
-             CONSTRAINT {load}_day CHECK (day = DATE {literal}))",
+             CONSTRAINT {load_day} CHECK (day = DATE {literal}))",
         load = quote_ident(&load),
+        load_day = quote_ident(&format!("{load}_day")),
     ))?;
     copy_in(
         &mut tx,
