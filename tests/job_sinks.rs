@@ -449,6 +449,30 @@ fn pg_two_runs_of_the_same_day_at_once_leave_one_whole_day() {
     assert!(whole, "the day is not exactly one run's tables");
 }
 
+#[test]
+fn pg_foreign_product_matches_table_is_reported_not_overwritten() {
+    let db = TestSchema::new("pg_foreign");
+    let mut client = db.client();
+    client
+        .batch_execute(
+            "CREATE TABLE product_matches (id int); INSERT INTO product_matches VALUES (42);",
+        )
+        .unwrap();
+    match PostgresSink::connect_with_env(&db.url, db.env()) {
+        Ok(_) => panic!("accepted a product_matches table it did not create"),
+        Err(error) => {
+            let text = error.to_string();
+            assert!(text.contains("not partitioned by day"), "{text}");
+        }
+    }
+    let kept: i32 = client
+        .query_one("SELECT id FROM product_matches", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, 42);
+    assert_eq!(db.tables(), ["product_matches"]);
+}
+
 fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()

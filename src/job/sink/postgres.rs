@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use chrono::{Datelike, NaiveDate};
 use postgres::config::SslMode;
-use postgres::{Client, Config, NoTls, Transaction};
+use postgres::{Client, Config, NoTls};
 
 use crate::job::model::{
     AdvertiserRate, Day, DaySink, JobError, MatchRateTables, ProductMatches, SinkReport,
@@ -139,11 +139,7 @@ impl PostgresSink {
 impl DaySink for PostgresSink {
     fn write_day(&mut self, tables: &MatchRateTables) -> Result<SinkReport, JobError> {
         let day = check_day(&self.destination, tables.day)?;
-        let product_rows = encode_product_matches(tables.day, &tables.product_matches)
-            .map_err(|m| JobError::sink(&self.destination, m))?;
-        let rate_rows = encode_advertiser_rates(tables.day, &tables.advertiser_rates)
-            .map_err(|m| JobError::sink(&self.destination, m))?;
-        replace_day(&mut self.client, &day, &product_rows, &rate_rows).map_err(|e| {
+        replace_day(&mut self.client, &day, tables).map_err(|e| {
             JobError::sink(
                 &self.destination,
                 format!(
@@ -183,7 +179,7 @@ fn check_day(destination: &str, day: Day) -> Result<DayNames, JobError> {
 
 /// Creates the tables if missing. Serialised on an advisory lock so two first runs do not race
 /// on `CREATE TABLE IF NOT EXISTS` (which is not atomic against itself).
-fn ensure_schema(client: &mut Client) -> Result<(), postgres::Error> {
+fn ensure_schema(client: &mut Client) -> Result<(), SinkFailure> {
     let mut tx = client.transaction()?;
     tx.batch_execute(&format!(
         "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}';
@@ -200,14 +196,27 @@ fn ensure_schema(client: &mut Client) -> Result<(), postgres::Error> {
              match_rate double precision NOT NULL,
              PRIMARY KEY (day, advertiser_id));"
     ))?;
-    tx.commit()
+    let partitioned: bool = tx
+        .query_one(
+            "SELECT relkind = 'p' FROM pg_class WHERE oid = $1::text::regclass",
+            &[&PRODUCT_MATCHES],
+        )?
+        .get(0);
+    if !partitioned {
+        return Err(SinkFailure::Value(format!(
+            "table {PRODUCT_MATCHES} exists but is not partitioned by day, so it was not \
+             created by this sink; rename or drop it, or point the sink at another schema \
+             (options=-csearch_path=SCHEMA in the URL)"
+        )));
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 fn replace_day(
     client: &mut Client,
     day: &DayNames,
-    product_rows: &[u8],
-    rate_rows: &[u8],
+    tables: &MatchRateTables,
 ) -> Result<(), SinkFailure> {
     let mut tx = client.transaction()?;
     tx.batch_execute(&format!(
@@ -227,15 +236,11 @@ fn replace_day(
         load = quote_ident(&load),
         load_day = quote_ident(&format!("{load}_day")),
     ))?;
-    copy_in(
-        &mut tx,
-        &format!(
-            "COPY {} (day, advertiser_id, product_id, view_count, matched) \
-             FROM STDIN (FORMAT binary)",
-            quote_ident(&load)
-        ),
-        product_rows,
-    )?;
+    let writer = tx.copy_in(&format!(
+        "COPY {} (day, advertiser_id, product_id, view_count, matched) FROM STDIN (FORMAT binary)",
+        quote_ident(&load)
+    ))?;
+    encode_product_matches(tables.day, &tables.product_matches, writer)?.finish()?;
     tx.batch_execute(&format!(
         "ALTER TABLE {load} ADD CONSTRAINT {load_key} PRIMARY KEY (day, advertiser_id, product_id);
          ANALYZE {load};
@@ -270,32 +275,22 @@ fn replace_day(
         partition = quote_ident(&day.partition),
         partition_key = quote_ident(&format!("{}_pkey", day.partition)),
     ))?;
-    copy_in(
-        &mut tx,
-        &format!(
-            "COPY {ADVERTISER_MATCH_RATES} (day, advertiser_id, total_views, matched_views, \
-             total_products, matched_products, match_rate) FROM STDIN (FORMAT binary)"
-        ),
-        rate_rows,
-    )?;
+    let writer = tx.copy_in(&format!(
+        "COPY {ADVERTISER_MATCH_RATES} (day, advertiser_id, total_views, matched_views, \
+         total_products, matched_products, match_rate) FROM STDIN (FORMAT binary)"
+    ))?;
+    encode_advertiser_rates(tables.day, &tables.advertiser_rates, writer)?.finish()?;
     tx.commit()?;
     Ok(())
 }
 
-fn copy_in(tx: &mut Transaction<'_>, statement: &str, data: &[u8]) -> Result<(), SinkFailure> {
-    let mut writer = tx.copy_in(statement)?;
-    for chunk in data.chunks(COPY_CHUNK) {
-        writer.write_all(chunk).map_err(SinkFailure::Io)?;
-    }
-    writer.finish()?;
-    Ok(())
-}
-
-/// Why a write failed: the database said no, or the connection broke mid-COPY.
+/// Why a write failed: the database said no, the connection broke mid-COPY, or a value does
+/// not fit its column (the COPY is then abandoned, which rolls the transaction back).
 #[derive(Debug)]
 enum SinkFailure {
     Postgres(postgres::Error),
     Io(std::io::Error),
+    Value(String),
 }
 
 impl From<postgres::Error> for SinkFailure {
@@ -309,6 +304,7 @@ impl std::fmt::Display for SinkFailure {
         match self {
             SinkFailure::Postgres(e) => f.write_str(&describe(e)),
             SinkFailure::Io(e) => write!(f, "the connection broke during COPY: {}", describe(e)),
+            SinkFailure::Value(message) => f.write_str(message),
         }
     }
 }
@@ -473,24 +469,34 @@ fn date_days(day: Day) -> i32 {
     (day - POSTGRES_EPOCH).num_days() as i32
 }
 
-fn bigint(value: u64, column: &str, key: &str) -> Result<i64, String> {
+fn bigint(value: u64, column: &str, key: &str) -> Result<i64, SinkFailure> {
     i64::try_from(value).map_err(|_| {
-        format!("{column} {value} of {key} does not fit PostgreSQL's bigint (at most 2^63-1)")
+        SinkFailure::Value(format!(
+            "{column} {value} of {key} does not fit PostgreSQL's bigint (at most 2^63-1)"
+        ))
     })
 }
 
-struct CopyRows {
+/// Rows in COPY binary format, streamed to `out` in chunks of about [`COPY_CHUNK`] bytes (the
+/// whole day encoded at once would double the job's memory).
+struct CopyRows<W: Write> {
     buf: Vec<u8>,
+    out: W,
 }
 
-impl CopyRows {
-    fn new(capacity: usize) -> Self {
-        let mut buf = Vec::with_capacity(capacity);
+impl<W: Write> CopyRows<W> {
+    fn new(out: W) -> Self {
+        let mut buf = Vec::with_capacity(COPY_CHUNK + 4096);
         buf.extend_from_slice(COPY_HEADER);
-        CopyRows { buf }
+        CopyRows { buf, out }
     }
-    fn row(&mut self, fields: i16) {
+    fn row(&mut self, fields: i16) -> Result<(), SinkFailure> {
+        if self.buf.len() >= COPY_CHUNK {
+            self.out.write_all(&self.buf).map_err(SinkFailure::Io)?;
+            self.buf.clear();
+        }
         self.buf.extend_from_slice(&fields.to_be_bytes());
+        Ok(())
     }
     fn date(&mut self, days: i32) {
         self.buf.extend_from_slice(&4i32.to_be_bytes());
@@ -513,26 +519,24 @@ impl CopyRows {
         self.buf.extend_from_slice(&1i32.to_be_bytes());
         self.buf.push(value as u8);
     }
-    fn finish(mut self) -> Vec<u8> {
+    /// Writes the trailer and what is left; gives `out` back (to finish the COPY).
+    fn finish(mut self) -> Result<W, SinkFailure> {
         self.buf.extend_from_slice(&(-1i16).to_be_bytes());
-        self.buf
+        self.out.write_all(&self.buf).map_err(SinkFailure::Io)?;
+        Ok(self.out)
     }
 }
 
-/// `product_matches` rows of `day` in COPY binary format.
-fn encode_product_matches(day: Day, rows: &ProductMatches) -> Result<Vec<u8>, String> {
-    // Per row: count 2 + date 8 + two lengths 8 + view_count 12 + matched 5, plus the ids.
-    let advertiser_bytes: usize = rows
-        .advertiser
-        .iter()
-        .map(|&a| rows.advertisers[a as usize].len())
-        .sum();
-    let mut copy = CopyRows::new(
-        COPY_HEADER.len() + 2 + rows.len() * 35 + advertiser_bytes + rows.product_id.value_bytes(),
-    );
+/// Writes `product_matches` rows of `day` to `out` in COPY binary format.
+fn encode_product_matches<W: Write>(
+    day: Day,
+    rows: &ProductMatches,
+    out: W,
+) -> Result<W, SinkFailure> {
+    let mut copy = CopyRows::new(out);
     let days = date_days(day);
     for row in rows.iter() {
-        copy.row(5);
+        copy.row(5)?;
         copy.date(days);
         copy.text(row.advertiser_id);
         copy.text(row.product_id);
@@ -543,16 +547,20 @@ fn encode_product_matches(day: Day, rows: &ProductMatches) -> Result<Vec<u8>, St
         )?);
         copy.bool(row.matched);
     }
-    Ok(copy.finish())
+    copy.finish()
 }
 
-/// `advertiser_match_rates` rows of `day` in COPY binary format.
-fn encode_advertiser_rates(day: Day, rates: &[AdvertiserRate]) -> Result<Vec<u8>, String> {
-    let mut copy = CopyRows::new(COPY_HEADER.len() + 2 + rates.len() * 80);
+/// Writes `advertiser_match_rates` rows of `day` to `out` in COPY binary format.
+fn encode_advertiser_rates<W: Write>(
+    day: Day,
+    rates: &[AdvertiserRate],
+    out: W,
+) -> Result<W, SinkFailure> {
+    let mut copy = CopyRows::new(out);
     let days = date_days(day);
     for rate in rates {
         let key = &rate.advertiser_id;
-        copy.row(7);
+        copy.row(7)?;
         copy.date(days);
         copy.text(key);
         copy.int8(bigint(rate.total_views, "total_views", key)?);
@@ -561,7 +569,7 @@ fn encode_advertiser_rates(day: Day, rates: &[AdvertiserRate]) -> Result<Vec<u8>
         copy.int8(bigint(rate.matched_products, "matched_products", key)?);
         copy.float8(rate.match_rate);
     }
-    Ok(copy.finish())
+    copy.finish()
 }
 
 #[cfg(test)]
@@ -626,7 +634,7 @@ mod tests {
             view_count: 258,
             matched: true,
         }]);
-        let bytes = encode_product_matches(day, &rows).unwrap();
+        let bytes = encode_product_matches(day, &rows, Vec::new()).unwrap();
         let mut want = COPY_HEADER.to_vec();
         want.extend_from_slice(&[0, 5]);
         want.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 2]);
@@ -642,6 +650,41 @@ mod tests {
         );
     }
 
+    /// Records the size of every write, to see the stream is chunked.
+    struct Writes(Vec<usize>, Vec<u8>);
+
+    impl Write for Writes {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.push(buf.len());
+            self.1.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn large_days_stream_in_chunks_with_one_header_and_trailer() {
+        let ids: Vec<String> = (0..100_000).map(|p| format!("prod-{p:09}")).collect();
+        let rows = ProductMatches::from_rows(ids.iter().map(|p| ProductMatchRow {
+            advertiser_id: "adv-00001",
+            product_id: p,
+            view_count: 1,
+            matched: false,
+        }));
+        let Writes(sizes, bytes) =
+            encode_product_matches(POSTGRES_EPOCH, &rows, Writes(Vec::new(), Vec::new())).unwrap();
+        let row_bytes = 2 + 8 + (4 + 9) + (4 + 14) + 12 + 5;
+        assert_eq!(bytes.len(), COPY_HEADER.len() + 100_000 * row_bytes + 2);
+        assert!(bytes.starts_with(COPY_HEADER) && bytes.ends_with(&[0xff, 0xff]));
+        assert!(sizes.len() > 3, "{sizes:?}");
+        assert!(
+            sizes.iter().all(|&size| size < COPY_CHUNK + 4096),
+            "{sizes:?}"
+        );
+    }
+
     #[test]
     fn counts_beyond_bigint_are_refused_with_the_key() {
         let rows = ProductMatches::from_rows([ProductMatchRow {
@@ -650,7 +693,9 @@ mod tests {
             view_count: u64::MAX,
             matched: false,
         }]);
-        let error = encode_product_matches(POSTGRES_EPOCH, &rows).unwrap_err();
+        let error = encode_product_matches(POSTGRES_EPOCH, &rows, Vec::new())
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("(adv-1, prod-2)"), "{error}");
     }
 }
