@@ -6,12 +6,24 @@
 #
 # Needs: the machine's Rust toolchain and python3 (both on a fresh machine). Installs into the
 # repository only: the Python test environment in .venv-test (botocore's EMR model for
-# validating plans, moto for the AWS emulator).
+# validating plans, moto for the AWS emulator), and a test PostgreSQL cluster in
+# target/emrship-pg (scripts/postgres.sh; as root it apt-get installs Debian's postgresql
+# package when no server binaries are found). To test against your own server instead, set
+# EMRSHIP_TEST_PG_URL (a user that may create schemas) and PGPASSWORD.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 EMRSHIP_TEST_PYTHON="$(bash scripts/python-env.sh --print-python)"
 export EMRSHIP_TEST_PYTHON
+
+# The PostgreSQL sink tests need a real server: the given one if it answers, else ours, whose
+# user has the fixed test password (see scripts/postgres.sh).
+pg_url_given="${EMRSHIP_TEST_PG_URL:-}"
+EMRSHIP_TEST_PG_URL="$(bash scripts/postgres.sh --print-url)"
+export EMRSHIP_TEST_PG_URL
+if [[ "$EMRSHIP_TEST_PG_URL" != "$pg_url_given" ]]; then
+    export PGPASSWORD=emrship-test
+fi
 
 # CI reads the closing "test result" lines; keep cargo's own output.
 cargo test --locked --all-targets "$@"

@@ -4,6 +4,8 @@
 
 pub mod fault_proxy;
 pub mod moto;
+#[cfg(feature = "job")]
+pub mod postgres;
 
 use std::path::Path;
 
