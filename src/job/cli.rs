@@ -20,8 +20,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use super::engine::{self, spark, MatchRateJob};
-use super::location::Location;
 use super::gen::{self, GenFormat, GenSpec};
+use super::location::Location;
 use super::model::{Day, JobError};
 use super::summary;
 

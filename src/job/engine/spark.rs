@@ -135,7 +135,12 @@ fn location_uri(location: &Location) -> String {
 }
 
 /// Writes one frame: kind (1 byte), bucket (u32 LE), payload length (u64 LE), payload.
-pub fn write_frame(out: &mut impl Write, kind: u8, bucket: u32, payload: &[u8]) -> std::io::Result<()> {
+pub fn write_frame(
+    out: &mut impl Write,
+    kind: u8,
+    bucket: u32,
+    payload: &[u8],
+) -> std::io::Result<()> {
     let mut header = [0u8; FRAME_HEADER];
     header[0] = kind;
     header[1..5].copy_from_slice(&bucket.to_le_bytes());
@@ -328,7 +333,8 @@ impl StagedPart {
         };
         let stats = value.get("stats").ok_or_else(|| bad("no \"stats\""))?;
         Ok(StagedPart {
-            bucket: u32::try_from(number(&value, "bucket")?).map_err(|_| bad("bucket too large"))?,
+            bucket: u32::try_from(number(&value, "bucket")?)
+                .map_err(|_| bad("bucket too large"))?,
             staged: value
                 .get("staged")
                 .and_then(serde_json::Value::as_str)
@@ -366,7 +372,11 @@ pub fn reduce(
             "--bucket {bucket} is not below --buckets {buckets}"
         )));
     }
-    if attempt.is_empty() || !attempt.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if attempt.is_empty()
+        || !attempt
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
         return Err(JobError::Usage(format!(
             "--attempt {attempt:?}: use letters, digits, '-' and '_' only (it names a staged file)"
         )));
@@ -430,8 +440,7 @@ pub fn reduce(
 /// advertiser count, each advertiser (length, bytes); row count, each row (advertiser index,
 /// product length, product bytes, view count, matched 0/1).
 pub fn encode_staged(matches: &ProductMatches) -> Vec<u8> {
-    let mut out =
-        Vec::with_capacity(16 + matches.product_id.value_bytes() + matches.len() * 6);
+    let mut out = Vec::with_capacity(16 + matches.product_id.value_bytes() + matches.len() * 6);
     out.extend_from_slice(STAGED_MAGIC);
     put_varint(&mut out, matches.advertisers.len() as u64);
     for name in &matches.advertisers {
@@ -706,7 +715,11 @@ mod tests {
 
     #[test]
     fn staged_files_round_trip_and_reject_damage() {
-        let t = table(&[("a1", "p1", 3, true), ("a1", "p2", 1, false), ("a2", "p1", 7, true)]);
+        let t = table(&[
+            ("a1", "p1", 3, true),
+            ("a1", "p2", 1, false),
+            ("a2", "p1", 7, true),
+        ]);
         let blob = encode_staged(&t);
         assert_eq!(decode_staged(&blob, "x").unwrap(), t);
         assert!(decode_staged(&blob[..blob.len() - 1], "x").is_err());
@@ -717,7 +730,11 @@ mod tests {
     #[test]
     fn merge_sorted_interleaves_buckets_and_rejects_overlap() {
         let a = table(&[("a1", "p1", 1, true), ("a2", "p9", 2, false)]);
-        let b = table(&[("a1", "p0", 3, false), ("a1", "p5", 4, true), ("a3", "p1", 5, true)]);
+        let b = table(&[
+            ("a1", "p0", 3, false),
+            ("a1", "p5", 4, true),
+            ("a3", "p1", 5, true),
+        ]);
         let merged = merge_sorted(&[a.clone(), ProductMatches::default(), b]).unwrap();
         let rows: Vec<_> = merged
             .iter()
@@ -748,7 +765,10 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        assert_eq!(got, [(FRAME_VIEWS, 3, b"abc".to_vec()), (FRAME_STATS, 0, vec![])]);
+        assert_eq!(
+            got,
+            [(FRAME_VIEWS, 3, b"abc".to_vec()), (FRAME_STATS, 0, vec![])]
+        );
         assert!(read_frames(&mut &out[..5], |_, _, _| Ok(())).is_err());
     }
 
@@ -761,8 +781,13 @@ mod tests {
             stats: ScanStats::default(),
         };
         assert!(check_coverage(&[part(0), part(1)], 2).is_ok());
-        let err = check_coverage(&[part(0), part(0)], 2).unwrap_err().to_string();
-        assert!(err.contains("missing: [1]") && err.contains("repeated: [0]"), "{err}");
+        let err = check_coverage(&[part(0), part(0)], 2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("missing: [1]") && err.contains("repeated: [0]"),
+            "{err}"
+        );
         assert!(check_coverage(&[part(2)], 2).is_err());
         let line = part(1).to_line();
         assert_eq!(StagedPart::parse(&line).unwrap(), part(1));
