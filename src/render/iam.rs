@@ -200,7 +200,11 @@ fn scheduler_role(plan: &JobPlan) -> RoleDocuments {
 fn job_data_statements(plan: &JobPlan) -> Vec<Statement> {
     let job = &plan.job;
     let artifacts = plan.artifact_prefix();
-    let write_objects: BTreeSet<String> = job.writes.iter().map(S3Uri::objects_arn).collect();
+    let mut write_objects: BTreeSet<String> = job.writes.iter().map(S3Uri::objects_arn).collect();
+    if job.engine == crate::spec::raw::Engine::Spark {
+        // The spark engine's reduce tasks stage their rows there; the run removes them.
+        write_objects.insert(super::scripts::staging_prefix(plan).objects_arn());
+    }
 
     // Read-only objects: inputs, the artifact prefix (bundle, scripts, config files) and the
     // spec's own bootstrap scripts outside it (exact keys): nodes fetch those with this role.
