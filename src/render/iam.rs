@@ -610,9 +610,13 @@ schedule: { cron: "cron(0 6 * * ? *)", date: yesterday }
         let write = statement(statements, "ReadWriteObjects");
         assert!(actions(write).contains(&"s3:DeleteObject"));
         assert!(actions(write).contains(&"s3:PutObject"));
+        // The sink, and the spark engine's staging prefix (reduce tasks stage rows there).
         assert_eq!(
             resources(write),
-            ["arn:aws:s3:::example-ads-data/match-rates/*"]
+            [
+                "arn:aws:s3:::example-ads-data/emrship/match-rate/staging/*",
+                "arn:aws:s3:::example-ads-data/match-rates/*"
+            ]
         );
         // No statement grants DeleteObject on what is only read.
         for statement in statements {
@@ -827,7 +831,10 @@ schedule: { cron: "cron(0 6 * * ? *)", date: yesterday }
         );
         assert_eq!(
             resources(statement(statements, "ReadWriteObjects")),
-            ["arn:aws:s3:::example-ads-data/match-rates/*"]
+            [
+                "arn:aws:s3:::example-ads-data/emrship/match-rate/staging/*",
+                "arn:aws:s3:::example-ads-data/match-rates/*"
+            ]
         );
         let parameters = statement(statements, "ReadParameters");
         assert_eq!(actions(parameters), ["ssm:GetParameter"]);
