@@ -618,12 +618,14 @@ schedule: { cron: "cron(0 6 * * ? *)", date: yesterday }
                 "arn:aws:s3:::example-ads-data/match-rates/*"
             ]
         );
-        // No statement grants DeleteObject on what is only read.
+        // No statement grants DeleteObject on what is only read (of the artifacts, only the
+        // staging prefix is written).
         for statement in statements {
             if actions(statement).contains(&"s3:DeleteObject") {
                 assert!(!resources(statement)
                     .iter()
-                    .any(|r| r.contains("product-views") || r.contains("emrship/")));
+                    .any(|r| r.contains("product-views")
+                        || (r.contains("emrship/") && !r.ends_with("/staging/*"))));
             }
         }
 
