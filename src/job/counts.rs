@@ -245,6 +245,24 @@ impl PairCounts {
         self.len() == 0
     }
 
+    /// Whether the pair is in this table (the Spark engine's reduce joins a bucket's views
+    /// with the same bucket's catalog keys through this).
+    pub fn contains(&self, advertiser_id: &str, product_id: &str) -> bool {
+        let Some(key) = self.advertisers.get(advertiser_id) else {
+            return false;
+        };
+        let hash = hash_bytes(key.hash, product_id.as_bytes());
+        let shard = &self.shards[shard_of(hash)];
+        shard
+            .table
+            .find(hash, |s| {
+                s.hash == hash
+                    && s.advertiser == key.index
+                    && shard.product(s) == product_id.as_bytes()
+            })
+            .is_some()
+    }
+
     /// Sum of all view counts.
     pub fn total_views(&self) -> u64 {
         self.total_views
