@@ -6,3 +6,4 @@
 
 pub mod emr_request;
 pub mod sdk;
+pub mod s3;

@@ -190,17 +190,17 @@ pub fn check_fits(facts: &ElfFacts, node: &NodeTarget<'_>) -> Result<(), String>
         } else {
             format!("32-bit {}", facts.machine.describe())
         };
-        let why = match node.arch {
-            Arch::Arm64 => format!("the instance types ({types}) are Graviton (arm64): build for aarch64"),
+        let fix = match node.arch {
+            Arch::Arm64 => format!(
+                "the instance types ({types}) are Graviton (arm64): build for aarch64 with {}",
+                zigbuild_hint(Arch::Arm64)
+            ),
             Arch::X86_64 => format!(
-                "the instance types ({types}) are x86_64: build for x86_64, or choose Graviton (arm64) instance types and set job.arch: arm64"
+                "the instance types ({types}) are x86_64: build for x86_64 with {}; or, to run on Graviton, choose arm64 instance types (m6g, r6g, …) and set job.arch: arm64",
+                zigbuild_hint(Arch::X86_64)
             ),
         };
-        return Err(format!(
-            "it is built for {built}, but the nodes are {}; {why}: {}",
-            node.arch,
-            zigbuild_hint(node.arch)
-        ));
+        return Err(format!("it is built for {built}, but {fix}"));
     }
     if let (Linkage::Dynamic(_), Some(need)) = (&facts.linkage, &facts.glibc) {
         if need.version > node.release.glibc {
@@ -210,7 +210,7 @@ pub fn check_fits(facts: &ElfFacts, node: &NodeTarget<'_>) -> Result<(), String>
                 let shown: Vec<&str> = need.symbols.iter().take(5).map(String::as_str).collect();
                 let more = need.symbols.len().saturating_sub(shown.len());
                 format!(
-                    " (for {}{})",
+                    " for {}{}",
                     shown.join(", "),
                     if more > 0 {
                         format!(" and {more} more")
@@ -327,7 +327,7 @@ mod tests {
             glibc: Some(need(v)),
         };
         let error = check_fits(&dynamic((2, 38)), &node(Arch::X86_64, &al2023)).unwrap_err();
-        assert!(error.contains("needs glibc 2.38 (GLIBC_2.38 (for strlcpy))"), "{error}");
+        assert!(error.contains("needs glibc 2.38 (GLIBC_2.38 for strlcpy)"), "{error}");
         assert!(error.contains("emr-7.5.0 nodes run Amazon Linux 2023 with glibc 2.34"), "{error}");
         assert!(error.contains("--target x86_64-unknown-linux-gnu.2.26"), "{error}");
         assert!(check_fits(&dynamic((2, 34)), &node(Arch::X86_64, &al2023)).is_ok());
