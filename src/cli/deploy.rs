@@ -65,7 +65,8 @@ pub fn run(args: DeployArgs) -> ExitCode {
         }
         Err((code, message)) => {
             let message = message.trim_end();
-            if message.contains('\n') {
+            if code == super::EXIT_SPEC_ERROR {
+                // Spec diagnostics come rendered, one block per problem.
                 eprintln!("{message}");
             } else {
                 eprintln!("error: {message}");
