@@ -106,7 +106,14 @@ impl Project {
         let mut command = moto.command(env!("CARGO_BIN_EXE_emrship"));
         command
             .current_dir(self.dir.path())
-            .args(["deploy", "spec.yaml", "--date", "2026-11-20", "--format", "json"])
+            .args([
+                "deploy",
+                "spec.yaml",
+                "--date",
+                "2026-11-20",
+                "--format",
+                "json",
+            ])
             .args(["--binary", "emrship-job"])
             .args(extra);
         command.output().unwrap()
@@ -134,7 +141,12 @@ fn report(output: &Output) -> Vec<Value> {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice::<Value>(&output.stdout)
-        .unwrap_or_else(|e| panic!("deploy's stdout is not JSON ({e}): {}", String::from_utf8_lossy(&output.stdout)))
+        .unwrap_or_else(|e| {
+            panic!(
+                "deploy's stdout is not JSON ({e}): {}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })
         .as_array()
         .unwrap()
         .clone()
@@ -211,7 +223,10 @@ fn deploy_puts_every_artifact_at_its_content_addressed_key_and_a_second_deploy_s
 
         let first = report(&project.deploy(&moto, &[]));
         let kinds: Vec<&str> = first.iter().map(|e| e["kind"].as_str().unwrap()).collect();
-        assert_eq!(kinds, ["bundle", "bootstrap_script", "spark_driver", "job_file"]);
+        assert_eq!(
+            kinds,
+            ["bundle", "bootstrap_script", "spark_driver", "job_file"]
+        );
         for e in &first {
             assert_eq!(e["uploaded"], true, "{e}");
             let key = key_of(e["s3_uri"].as_str().unwrap());
@@ -258,24 +273,48 @@ fn deploy_puts_every_artifact_at_its_content_addressed_key_and_a_second_deploy_s
                 "files/job.conf" => assert_eq!(content, b"threshold = 0.5\n"),
                 "spec.yaml" => {
                     let text = String::from_utf8(content).unwrap();
-                    assert!(text.contains("dt={{date}}/"), "run variables unfilled: {text}");
+                    assert!(
+                        text.contains("dt={{date}}/"),
+                        "run variables unfilled: {text}"
+                    );
                 }
                 _ => {}
             }
             names.push(name);
         }
-        assert_eq!(names, ["driver.py", "emrship-job", "files/job.conf", "spec.yaml"]);
+        assert_eq!(
+            names,
+            ["driver.py", "emrship-job", "files/job.conf", "spec.yaml"]
+        );
 
         // The bootstrap script uploaded checks exactly this bundle.
-        let bootstrap = get(&s3, &key_of(entry(&first, "bootstrap_script")["s3_uri"].as_str().unwrap())).await;
+        let bootstrap = get(
+            &s3,
+            &key_of(
+                entry(&first, "bootstrap_script")["s3_uri"]
+                    .as_str()
+                    .unwrap(),
+            ),
+        )
+        .await;
         let bootstrap = String::from_utf8(bootstrap).unwrap();
-        assert!(bootstrap.contains(&format!("BUNDLE_SHA256={}", bundle["sha256"].as_str().unwrap())));
+        assert!(bootstrap.contains(&format!(
+            "BUNDLE_SHA256={}",
+            bundle["sha256"].as_str().unwrap()
+        )));
         assert!(bootstrap.contains(bundle["s3_uri"].as_str().unwrap()));
 
         // `emrship plan` afterwards shows the built bundle instead of `pending-build`.
         let plan = Command::new(env!("CARGO_BIN_EXE_emrship"))
             .current_dir(project.dir.path())
-            .args(["plan", "spec.yaml", "--date", "2026-11-20", "--format", "json"])
+            .args([
+                "plan",
+                "spec.yaml",
+                "--date",
+                "2026-11-20",
+                "--format",
+                "json",
+            ])
             .output()
             .unwrap();
         assert!(plan.status.success(), "{}", stderr(&plan));
@@ -331,7 +370,14 @@ fn changing_one_job_file_or_one_mode_uploads_a_new_bundle_key() {
 
         // Every bundle stays at its key (earlier plans still point at theirs).
         let keys: Vec<String> = objects(&s3).await.into_iter().map(|o| o.0).collect();
-        for uri in [&first, &content_changed, &mode_changed, &binary_mode_changed].map(|r| bundle_uri(r)) {
+        for uri in [
+            &first,
+            &content_changed,
+            &mode_changed,
+            &binary_mode_changed,
+        ]
+        .map(|r| bundle_uri(r))
+        {
             assert!(keys.contains(&key_of(&uri)), "{uri} missing from {keys:?}");
         }
     });
@@ -369,9 +415,17 @@ fn a_bundle_over_8_mib_goes_up_in_parts_and_lands_intact() {
         assert!(etag.trim_matches('"').ends_with("-2"), "ETag {etag}");
         let file = entry(&first, "job_file");
         assert_eq!(file["parts"], 2);
-        assert_eq!(get(&s3, &key_of(file["s3_uri"].as_str().unwrap())).await, big);
+        assert_eq!(
+            get(&s3, &key_of(file["s3_uri"].as_str().unwrap())).await,
+            big
+        );
         // No upload left open.
-        let open = s3.list_multipart_uploads().bucket(BUCKET).send().await.unwrap();
+        let open = s3
+            .list_multipart_uploads()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
         assert!(open.uploads().is_empty(), "{:?}", open.uploads());
 
         // Unchanged: found by HEAD, nothing sent.
@@ -391,13 +445,19 @@ fn a_missing_bucket_is_one_clear_error_and_nothing_is_uploaded() {
         message.contains(&format!("the bucket `{BUCKET}`")) && message.contains("does not exist"),
         "{message}"
     );
-    assert!(message.contains(&format!("aws s3 mb s3://{BUCKET}")), "{message}");
+    assert!(
+        message.contains(&format!("aws s3 mb s3://{BUCKET}")),
+        "{message}"
+    );
     assert_eq!(message.matches("error:").count(), 1, "{message}");
     assert!(output.stdout.is_empty());
     runtime().block_on(async {
         let s3 = moto.s3().await;
         let buckets = s3.list_buckets().send().await.unwrap();
-        assert!(buckets.buckets().is_empty(), "deploy must not create buckets");
+        assert!(
+            buckets.buckets().is_empty(),
+            "deploy must not create buckets"
+        );
     });
 }
 
@@ -454,28 +514,45 @@ fn a_binary_for_the_wrong_architecture_is_refused_before_anything_is_uploaded() 
     let message = refused(&binaries().aarch64_glibc_2_26, "emr-6.15.0");
     assert!(message.contains("built for aarch64 (arm64)"), "{message}");
     assert!(message.contains("(m5.xlarge) are x86_64"), "{message}");
-    assert!(message.contains("--target x86_64-unknown-linux-gnu.2.26"), "{message}");
+    assert!(
+        message.contains("--target x86_64-unknown-linux-gnu.2.26"),
+        "{message}"
+    );
 }
 
 #[test]
 fn a_binary_needing_a_newer_glibc_than_the_release_is_refused() {
     let message = refused(&binaries().x86_64_glibc_2_38, "emr-7.5.0");
-    assert!(message.contains("needs glibc 2.38 (GLIBC_2.38 for strlcpy)"), "{message}");
+    assert!(
+        message.contains("needs glibc 2.38 (GLIBC_2.38 for strlcpy)"),
+        "{message}"
+    );
     assert!(
         message.contains("emr-7.5.0 nodes run Amazon Linux 2023 with glibc 2.34"),
         "{message}"
     );
-    assert!(message.contains("--target x86_64-unknown-linux-gnu.2.26"), "{message}");
+    assert!(
+        message.contains("--target x86_64-unknown-linux-gnu.2.26"),
+        "{message}"
+    );
 }
 
 #[test]
 fn a_file_that_is_not_an_elf_binary_is_refused() {
     let moto = Moto::start();
     let project = Project::new("emr-6.15.0", &binaries().x86_64_glibc_2_26);
-    std::fs::write(project.path("emrship-job"), "#!/bin/sh\necho not a binary\n").unwrap();
+    std::fs::write(
+        project.path("emrship-job"),
+        "#!/bin/sh\necho not a binary\n",
+    )
+    .unwrap();
     let output = project.deploy(&moto, &["--dry-run"]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("not an ELF executable"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("not an ELF executable"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -505,20 +582,31 @@ fn dry_run_builds_and_checks_but_uploads_nothing_and_needs_no_credentials() {
             .current_dir(project.dir.path())
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")
-            .args(["deploy", "spec.yaml", "--binary", "emrship-job", "--dry-run"])
+            .args([
+                "deploy",
+                "spec.yaml",
+                "--binary",
+                "emrship-job",
+                "--dry-run",
+            ])
             .args(["--date", "2026-11-20", "--format", "json"])
             .output()
             .unwrap();
         let planned = report(&output);
         assert_eq!(planned.len(), 4);
-        assert!(planned.iter().all(|e| e["status"] == "dry-run" && e["uploaded"] == false));
+        assert!(planned
+            .iter()
+            .all(|e| e["status"] == "dry-run" && e["uploaded"] == false));
         assert!(objects(&s3).await.is_empty());
         // The bundle was built: its digest is the one a real deploy would upload.
         let local = std::fs::read(project.local_bundle()).unwrap();
         assert_eq!(entry(&planned, "bundle")["sha256"], sha256_hex(&local));
 
         let real = report(&project.deploy(&moto, &[]));
-        assert_eq!(entry(&real, "bundle")["s3_uri"], entry(&planned, "bundle")["s3_uri"]);
+        assert_eq!(
+            entry(&real, "bundle")["s3_uri"],
+            entry(&planned, "bundle")["s3_uri"]
+        );
     });
 }
 

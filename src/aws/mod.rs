@@ -5,5 +5,5 @@
 //! requests into the SDK's input types.
 
 pub mod emr_request;
-pub mod sdk;
 pub mod s3;
+pub mod sdk;

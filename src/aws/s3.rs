@@ -358,7 +358,14 @@ async fn upload_parts_and_complete(
         )
         .send()
         .await
-        .map_err(|e| explain("completing the multipart upload of", "s3:PutObject", uri, &e))?;
+        .map_err(|e| {
+            explain(
+                "completing the multipart upload of",
+                "s3:PutObject",
+                uri,
+                &e,
+            )
+        })?;
     Ok(count)
 }
 

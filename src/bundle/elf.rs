@@ -285,7 +285,9 @@ mod tests {
         assert_eq!(facts.machine, host);
         assert!(facts.is_64);
         assert!(matches!(facts.linkage, Linkage::Dynamic(_)));
-        let need = facts.glibc.expect("a glibc-linked binary has version needs");
+        let need = facts
+            .glibc
+            .expect("a glibc-linked binary has version needs");
         assert!(need.version >= (2, 2), "{need:?}");
         assert!(!need.symbols.is_empty(), "{need:?}");
     }
@@ -307,7 +309,10 @@ mod tests {
             ..facts
         };
         let error = check_fits(&facts, &node(Arch::Arm64, &release)).unwrap_err();
-        assert!(error.contains("Graviton (arm64): build for aarch64"), "{error}");
+        assert!(
+            error.contains("Graviton (arm64): build for aarch64"),
+            "{error}"
+        );
         assert!(error.contains("aarch64-unknown-linux-gnu.2.26"), "{error}");
     }
 
@@ -327,9 +332,18 @@ mod tests {
             glibc: Some(need(v)),
         };
         let error = check_fits(&dynamic((2, 38)), &node(Arch::X86_64, &al2023)).unwrap_err();
-        assert!(error.contains("needs glibc 2.38 (GLIBC_2.38 for strlcpy)"), "{error}");
-        assert!(error.contains("emr-7.5.0 nodes run Amazon Linux 2023 with glibc 2.34"), "{error}");
-        assert!(error.contains("--target x86_64-unknown-linux-gnu.2.26"), "{error}");
+        assert!(
+            error.contains("needs glibc 2.38 (GLIBC_2.38 for strlcpy)"),
+            "{error}"
+        );
+        assert!(
+            error.contains("emr-7.5.0 nodes run Amazon Linux 2023 with glibc 2.34"),
+            "{error}"
+        );
+        assert!(
+            error.contains("--target x86_64-unknown-linux-gnu.2.26"),
+            "{error}"
+        );
         assert!(check_fits(&dynamic((2, 34)), &node(Arch::X86_64, &al2023)).is_ok());
         assert!(check_fits(&dynamic((2, 34)), &node(Arch::X86_64, &al2)).is_err());
         assert!(check_fits(&dynamic((2, 26)), &node(Arch::X86_64, &al2)).is_ok());

@@ -79,7 +79,8 @@ pub fn build(inputs: &BundleInputs) -> Result<Bundle, String> {
             mode: mode & 0o7777,
         });
     }
-    let mut listing: Vec<(String, u32)> = entries.iter().map(|e| (e.name.clone(), e.mode)).collect();
+    let mut listing: Vec<(String, u32)> =
+        entries.iter().map(|e| (e.name.clone(), e.mode)).collect();
     listing.sort();
     let zip = archive::write_zip(entries)?;
     Ok(Bundle {

@@ -94,10 +94,7 @@ pub fn build_job_binary(source_dir: &Path, arch: Arch) -> Result<PathBuf, String
     let zigbuild = find_cargo_zigbuild(source_dir)?;
     // The pip-installed cargo-zigbuild runs Zig as `python3 -m ziglang`: the venv's python must
     // come first on PATH.
-    let mut path = vec![zigbuild
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()];
+    let mut path = vec![zigbuild.parent().map(Path::to_path_buf).unwrap_or_default()];
     if let Some(existing) = std::env::var_os("PATH") {
         path.extend(std::env::split_paths(&existing));
     }

@@ -346,12 +346,20 @@ async fn connect(
         let options = args.aws.options(Some(&region));
         let config = sdk::load(&options).await;
         s3::require_credentials(&config).await.map_err(failure)?;
-        clients.push((region, s3::client(&config, sdk::endpoint_overridden(&options))));
+        clients.push((
+            region,
+            s3::client(&config, sdk::endpoint_overridden(&options)),
+        ));
     }
     Ok(clients)
 }
 
-fn report(upload: &PendingUpload, status: &'static str, uploaded: bool, parts: usize) -> UploadReport {
+fn report(
+    upload: &PendingUpload,
+    status: &'static str,
+    uploaded: bool,
+    parts: usize,
+) -> UploadReport {
     UploadReport {
         spec: upload.spec.clone(),
         kind: upload.kind,
