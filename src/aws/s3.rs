@@ -7,7 +7,8 @@
 //! SHA256 checksum, and any failure (or Ctrl-C) aborts the upload so no parts are left behind
 //! to be billed.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use aws_config::SdkConfig;
 use aws_sdk_s3::config::ProvideCredentials;
@@ -16,7 +17,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::render::artifacts::Digest256;
@@ -177,6 +178,7 @@ pub async fn upload_once(
     digest: &Digest256,
     progress: Progress,
 ) -> Result<UploadOutcome, String> {
+    watch_interrupts();
     if holds(client, uri, digest).await? {
         return Ok(UploadOutcome {
             uploaded: false,
@@ -190,7 +192,7 @@ pub async fn upload_once(
             parts,
         })
     } else {
-        client
+        let put = client
             .put_object()
             .bucket(&uri.bucket)
             .key(&uri.key)
@@ -198,15 +200,71 @@ pub async fn upload_once(
             .checksum_algorithm(ChecksumAlgorithm::Sha256)
             .checksum_sha256(base64(&Sha256::digest(bytes.as_slice())))
             .body(ByteStream::from(bytes.as_ref().clone()))
-            .send()
-            .await
-            .map_err(|e| explain("uploading", "s3:PutObject", uri, &e))?;
+            .send();
+        // A single PutObject leaves nothing behind when dropped half-way.
+        tokio::select! {
+            answer = put => answer.map_err(|e| explain("uploading", "s3:PutObject", uri, &e))?,
+            () = interrupted() => return Err(format!("interrupted (Ctrl-C) while uploading {uri}")),
+        };
         progress(digest.bytes);
         Ok(UploadOutcome {
             uploaded: true,
             parts: 0,
         })
     }
+}
+
+/// Ctrl-C, seen by every upload in flight. One listener for the process: installing tokio's
+/// SIGINT handler replaces the default "terminate", so every upload must watch it, or a Ctrl-C
+/// between multipart uploads would be swallowed.
+struct Interrupt {
+    fired: AtomicBool,
+    notify: Notify,
+}
+
+fn interrupt() -> &'static Arc<Interrupt> {
+    static INTERRUPT: OnceLock<Arc<Interrupt>> = OnceLock::new();
+    INTERRUPT.get_or_init(|| {
+        let interrupt = Arc::new(Interrupt {
+            fired: AtomicBool::new(false),
+            notify: Notify::new(),
+        });
+        // Registered here, synchronously: from now on SIGINT is ours, so no upload can be
+        // started and then killed before it is watched.
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
+            Ok(mut sigint) => {
+                let listener = interrupt.clone();
+                tokio::spawn(async move {
+                    if sigint.recv().await.is_some() {
+                        listener.fired.store(true, Ordering::SeqCst);
+                        listener.notify.notify_waiters();
+                    }
+                });
+            }
+            // Without a handler, Ctrl-C keeps its default (terminate): uploads still complete
+            // or abort on their own errors.
+            Err(e) => eprintln!("warning: cannot watch for Ctrl-C ({e}); an interrupted multipart upload may be left open"),
+        }
+        interrupt
+    })
+}
+
+/// Takes over Ctrl-C for the uploads to come, so an interrupted multipart upload is aborted
+/// instead of left behind. Call inside the tokio runtime, before the first upload.
+pub fn watch_interrupts() {
+    interrupt();
+}
+
+/// Resolves once the user pressed Ctrl-C (must run inside the tokio runtime).
+async fn interrupted() {
+    let interrupt = interrupt();
+    let notified = interrupt.notify.notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
+    if interrupt.fired.load(Ordering::SeqCst) {
+        return;
+    }
+    notified.await;
 }
 
 /// The part size for an object of `len` bytes: at least [`MIN_PART_SIZE`], whole MiB, and no
@@ -241,7 +299,7 @@ async fn multipart(
     let work = upload_parts_and_complete(client, uri, &upload_id, bytes, progress);
     let result = tokio::select! {
         result = work => result,
-        _ = tokio::signal::ctrl_c() => Err(format!("interrupted while uploading {uri}")),
+        () = interrupted() => Err(format!("interrupted (Ctrl-C) while uploading {uri}")),
     };
     match result {
         Ok(parts) => Ok(parts),

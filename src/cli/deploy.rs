@@ -376,6 +376,7 @@ async fn upload_all(
     clients: &[(String, aws_sdk_s3::Client)],
     prepared: &[Prepared],
 ) -> Result<Vec<UploadReport>, Failure> {
+    s3::watch_interrupts();
     let mut reports = Vec::new();
     let client_for = |region: &str| {
         clients
