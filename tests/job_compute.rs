@@ -979,7 +979,10 @@ fn emrship_run_local_generates_sample_data_once_and_writes_the_sink() {
     assert!(again.status.success(), "{stderr}");
     assert!(stderr.contains("using the sample data"), "{stderr}");
     let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
-    assert_eq!(again["advertiser_match_rates"], json["advertiser_match_rates"]);
+    assert_eq!(
+        again["advertiser_match_rates"],
+        json["advertiser_match_rates"]
+    );
 }
 
 #[test]

@@ -277,10 +277,7 @@ impl PairCounts {
     pub fn add_batch(&mut self, rows: &[(AdvertiserKey, &str)]) {
         let mut hashes = std::mem::take(&mut self.scratch);
         hashes.clear();
-        hashes.extend(
-            rows.iter()
-                .map(|(a, p)| hash_bytes(a.hash, p.as_bytes())),
-        );
+        hashes.extend(rows.iter().map(|(a, p)| hash_bytes(a.hash, p.as_bytes())));
         let n = rows.len();
         let half = PREFETCH_DISTANCE / 2;
         for i in 0..n {
@@ -537,14 +534,31 @@ impl PairCounts {
             view_count: Vec::with_capacity(total),
             matched: vec![false; total],
         };
+        // Entries are in output order but their slots and bytes are scattered: prefetch the
+        // slot, then the bytes, of rows ahead.
+        let slot_of = |e: &Entry| &slot_lists[e.shard as usize][e.slot as usize];
+        let mut row = 0usize;
         for r in 0..order.len() {
             for entry in &entries[starts[r]..starts[r + 1]] {
-                let slot = &slot_lists[entry.shard as usize][entry.slot as usize];
+                if let Some(ahead) = entries.get(row + PREFETCH_DISTANCE) {
+                    prefetch(slot_of(ahead));
+                }
+                if let Some(near) = entries.get(row + PREFETCH_DISTANCE / 2) {
+                    let shard = &shards[near.shard as usize];
+                    prefetch(
+                        shard
+                            .arena
+                            .as_ptr()
+                            .wrapping_add(slot_of(near).offset as usize),
+                    );
+                }
+                let slot = slot_of(entry);
                 table.advertiser.push(r as u32);
                 table
                     .product_id
                     .push(product_str(shards[entry.shard as usize].product(slot)));
                 table.view_count.push(slot.count);
+                row += 1;
             }
         }
         table

@@ -72,7 +72,11 @@ impl<S: TableSlot> ProbeTable<S> {
     /// Prefetches the first slot `hash` probes.
     #[inline(always)]
     pub fn prefetch(&self, hash: u64) {
-        prefetch(self.slots.as_ptr().wrapping_add(hash as usize & self.mask()));
+        prefetch(
+            self.slots
+                .as_ptr()
+                .wrapping_add(hash as usize & self.mask()),
+        );
     }
 
     /// The first slot `hash` probes, if it holds that hash (for prefetching what it points to).
