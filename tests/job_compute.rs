@@ -978,9 +978,11 @@ fn emrship_run_local_generates_sample_data_once_and_writes_the_sink() {
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(again.status.success(), "{stderr}");
     assert!(stderr.contains("using the sample data"), "{stderr}");
-    // The report carries timings, so compare the results, not the bytes.
-    let again_json: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
-    assert_eq!(rates_from_json(&again_json), rates_from_json(&json));
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(
+        again["advertiser_match_rates"],
+        json["advertiser_match_rates"]
+    );
 }
 
 #[test]
