@@ -27,6 +27,7 @@ use rayon::prelude::*;
 
 use super::model::{JobError, ProductMatches, StringColumn};
 use super::table::{prefetch, ProbeTable, TableSlot, PREFETCH_DISTANCE};
+use super::varint::{put_varint, Reader};
 
 pub const HASH_SEED: u64 = 0x005E_ED0F_E3A5_11E5;
 const K: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -625,42 +626,6 @@ fn merge_shard(mine: &mut Shard, theirs: &Shard, remap: &[u32]) {
 fn product_str(bytes: &[u8]) -> &str {
     // Only `&str` values are ever added, so the arena holds UTF-8 between slot bounds.
     std::str::from_utf8(bytes).expect("product ids are UTF-8")
-}
-
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn varint(&mut self) -> Option<u64> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = *self.data.get(self.pos)?;
-            self.pos += 1;
-            value |= ((byte & 0x7f) as u64) << shift;
-            if byte & 0x80 == 0 {
-                return Some(value);
-            }
-        }
-        None
-    }
-
-    fn str(&mut self) -> Option<&'a str> {
-        let len = usize::try_from(self.varint()?).ok()?;
-        let end = self.pos.checked_add(len)?;
-        let bytes = self.data.get(self.pos..end)?;
-        self.pos = end;
-        std::str::from_utf8(bytes).ok()
-    }
 }
 
 #[cfg(test)]

@@ -22,3 +22,4 @@ pub mod sink;
 pub mod source;
 pub mod summary;
 pub mod table;
+mod varint;

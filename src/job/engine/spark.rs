@@ -41,6 +41,7 @@ use crate::job::counts::PairCounts;
 use crate::job::location::{list_inputs, Location};
 use crate::job::model::{JobError, MatchRateTables, ProductMatches, ScanStats, StringColumn};
 use crate::job::source::{plan_file, scan_unit, ScanOptions, ScanUnit};
+use crate::job::varint::{put_varint, Reader};
 use crate::job::{catalog, sink};
 
 /// A frame's kind: view counts, catalog keys, or scan statistics.
@@ -661,42 +662,6 @@ pub fn clean_staging(staging: &Location) -> Result<(), JobError> {
         }
     }
     Ok(())
-}
-
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn varint(&mut self) -> Option<u64> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = *self.data.get(self.pos)?;
-            self.pos += 1;
-            value |= ((byte & 0x7f) as u64) << shift;
-            if byte & 0x80 == 0 {
-                return Some(value);
-            }
-        }
-        None
-    }
-
-    fn str(&mut self) -> Option<&'a str> {
-        let len = usize::try_from(self.varint()?).ok()?;
-        let end = self.pos.checked_add(len)?;
-        let bytes = self.data.get(self.pos..end)?;
-        self.pos = end;
-        std::str::from_utf8(bytes).ok()
-    }
 }
 
 #[cfg(test)]
