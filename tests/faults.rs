@@ -179,7 +179,12 @@ impl Project {
                     .send()
                     .await
                     .unwrap();
-                keys.extend(listed.contents().iter().map(|o| o.key().unwrap().to_string()));
+                keys.extend(
+                    listed
+                        .contents()
+                        .iter()
+                        .map(|o| o.key().unwrap().to_string()),
+                );
                 token = listed.next_continuation_token().map(str::to_string);
                 if token.is_none() {
                     break;
@@ -270,7 +275,11 @@ fn assert_artifacts_intact(project: &Project, report: &[Value]) {
             .get(&key)
             .unwrap_or_else(|| panic!("nothing at {key}"));
         assert_eq!(sha256_hex(&bytes), sha, "{key}");
-        assert_eq!(bytes.len() as u64, entry["bytes"].as_u64().unwrap(), "{key}");
+        assert_eq!(
+            bytes.len() as u64,
+            entry["bytes"].as_u64().unwrap(),
+            "{key}"
+        );
         want_keys.push(key);
     }
     want_keys.sort();
@@ -373,7 +382,12 @@ fn deploy_provision_submit_survive_faults_seed_3() {
 }
 
 /// `matches` hit exactly `times` requests of the proxy.
-fn assert_hit(proxy: &FaultProxy, what: &str, fate: Fate, matches: fn(&common::fault_proxy::Seen) -> bool) {
+fn assert_hit(
+    proxy: &FaultProxy,
+    what: &str,
+    fate: Fate,
+    matches: fn(&common::fault_proxy::Seen) -> bool,
+) {
     let hits = proxy
         .seen()
         .iter()
@@ -390,7 +404,9 @@ fn a_lost_create_multipart_answer_leaves_no_orphaned_upload() {
         project.moto.port,
         FaultMix::NONE,
         0,
-        vec![Rule::first(1, Fate::DroppedAfter, |s| s.is_create_multipart())],
+        vec![Rule::first(1, Fate::DroppedAfter, |s| {
+            s.is_create_multipart()
+        })],
     );
     let report = deploy_report(&project.deploy(&proxy.endpoint));
     assert_hit(&proxy, "CreateMultipartUpload", Fate::DroppedAfter, |s| {

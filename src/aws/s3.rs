@@ -359,11 +359,7 @@ async fn multipart(
 /// Aborts every multipart upload of exactly `uri`'s key other than `ours`: called once the
 /// object is in place, when they can only be the attempts whose answers were lost (or another
 /// deploy of the same bytes, which then finds the object there).
-async fn abort_strays(
-    client: &Client,
-    uri: &S3Uri,
-    ours: &str,
-) -> Result<(), String> {
+async fn abort_strays(client: &Client, uri: &S3Uri, ours: &str) -> Result<(), String> {
     let listed = client
         .list_multipart_uploads()
         .bucket(&uri.bucket)

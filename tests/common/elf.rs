@@ -53,4 +53,3 @@ pub fn binaries() -> &'static TestBinaries {
         }
     })
 }
-

@@ -493,7 +493,9 @@ fn forward(mut request: Message, upstream: u16, head_request: bool) -> std::io::
         read_body(&mut upstream_reader, &mut response, framing)?;
         response.without_headers(&["connection", "keep-alive"]);
         if read_to_end {
-            response.head.push(format!("Content-Length: {}", response.body.len()));
+            response
+                .head
+                .push(format!("Content-Length: {}", response.body.len()));
         }
         // HTTP/1.0 status lines would make the client close after each answer.
         if let Some(rest) = response.head[0].strip_prefix("HTTP/1.0") {
