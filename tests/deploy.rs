@@ -11,60 +11,13 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
+use common::elf::binaries;
 use common::moto::Moto;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 const BUCKET: &str = "emrship-deploy-test";
-
-struct TestBinaries {
-    x86_64_glibc_2_26: PathBuf,
-    aarch64_glibc_2_26: PathBuf,
-    x86_64_glibc_2_38: PathBuf,
-}
-
-/// Compiles the test binaries once per test run (cached under cargo's test temp folder).
-fn binaries() -> &'static TestBinaries {
-    static BINARIES: OnceLock<TestBinaries> = OnceLock::new();
-    BINARIES.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("deploy-test-binaries");
-        std::fs::create_dir_all(&dir).unwrap();
-        let hello = dir.join("hello.c");
-        std::fs::write(
-            &hello,
-            "#include <stdio.h>\nint main(void) { puts(\"emrship-job test\"); return 0; }\n",
-        )
-        .unwrap();
-        // strlcpy arrived in glibc 2.38: linking it makes the binary need GLIBC_2.38.
-        let newer = dir.join("needs_2_38.c");
-        std::fs::write(
-            &newer,
-            "#include <stdio.h>\n#include <string.h>\nint main(int argc, char **argv) {\n  char b[8]; strlcpy(b, argv[0], sizeof b); puts(b); return argc > 5;\n}\n",
-        )
-        .unwrap();
-        let python = common::moto::test_python();
-        let compile = |source: &Path, target: &str, name: &str| {
-            let out = dir.join(name);
-            if !out.is_file() {
-                let status = Command::new(&python)
-                    .args(["-m", "ziglang", "cc", "-O1", "-s", "-target", target, "-o"])
-                    .arg(&out)
-                    .arg(source)
-                    .status()
-                    .expect("run python -m ziglang cc");
-                assert!(status.success(), "zig cc for {target} failed");
-            }
-            out
-        };
-        TestBinaries {
-            x86_64_glibc_2_26: compile(&hello, "x86_64-linux-gnu.2.26", "x86_64-2.26"),
-            aarch64_glibc_2_26: compile(&hello, "aarch64-linux-gnu.2.26", "aarch64-2.26"),
-            x86_64_glibc_2_38: compile(&newer, "x86_64-linux-gnu.2.38", "x86_64-2.38"),
-        }
-    })
-}
 
 /// A spec in its own folder, with one job file and a copy of a test binary beside it. Deploy
 /// runs in that folder, so its local bundle (target/emrship/<name>/bundle.zip) lands there too.

@@ -11,15 +11,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use aws_sdk_emr::types::ClusterState;
 use serde_json::{json, Value};
 
+use common::emr::{assert_exit, block, stderr, stdout_json};
+use common::fault_proxy::{Fate, FaultMix, FaultProxy};
 use common::moto::Moto;
 use emrship::aws::iam::parse_document;
 use emrship::cli::SpecArgs;
@@ -27,42 +26,9 @@ use emrship::render::artifacts::Digest256;
 
 const SPEC: &str = "job-specs/match-rate.yaml";
 const DATE: &str = "2026-11-20";
-const ACTIVE: &[&str] = &["STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"];
-
-fn block<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
-}
 
 fn spec_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(SPEC)
-}
-
-fn stdout_json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn assert_exit(output: &Output, code: i32) {
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        stderr(output)
-    );
 }
 
 /// One emulator and one working folder holding a built bundle (as `deploy` leaves it at
@@ -184,122 +150,25 @@ impl Env {
 
     /// Active clusters carrying the run key tag, through the API.
     fn active_for_run_key(&self, run_key: &str) -> Vec<String> {
-        block(async {
-            let listed = self
-                .emr
-                .list_clusters()
-                .set_cluster_states(Some(
-                    ACTIVE.iter().map(|s| ClusterState::from(*s)).collect(),
-                ))
-                .send()
-                .await
-                .unwrap();
-            let mut ids = Vec::new();
-            for cluster in listed.clusters() {
-                let id = cluster.id().unwrap();
-                let described = self
-                    .emr
-                    .describe_cluster()
-                    .cluster_id(id)
-                    .send()
-                    .await
-                    .unwrap();
-                if described
-                    .cluster()
-                    .unwrap()
-                    .tags()
-                    .iter()
-                    .any(|t| t.key() == Some("emrship:run-key") && t.value() == Some(run_key))
-                {
-                    ids.push(id.to_string());
-                }
-            }
-            ids
-        })
+        common::emr::active_for_run_key(&self.emr, run_key)
     }
 
     fn all_clusters(&self) -> usize {
-        block(async {
-            self.emr
-                .list_clusters()
-                .send()
-                .await
-                .unwrap()
-                .clusters()
-                .len()
-        })
+        common::emr::all_clusters(&self.emr)
     }
 
     fn cluster_state(&self, id: &str) -> String {
-        block(async {
-            self.emr
-                .describe_cluster()
-                .cluster_id(id)
-                .send()
-                .await
-                .unwrap()
-                .cluster()
-                .unwrap()
-                .status()
-                .unwrap()
-                .state()
-                .unwrap()
-                .as_str()
-                .to_string()
-        })
+        common::emr::cluster_state(&self.emr, id)
     }
 
     /// (id, name, state, args) of every step, oldest first.
-    fn steps(&self, cluster_id: &str) -> Vec<(String, String, String, Vec<String>)> {
-        block(async {
-            let listed = self
-                .emr
-                .list_steps()
-                .cluster_id(cluster_id)
-                .send()
-                .await
-                .unwrap();
-            let mut steps: Vec<_> = listed
-                .steps()
-                .iter()
-                .map(|s| {
-                    (
-                        s.id().unwrap().to_string(),
-                        s.name().unwrap().to_string(),
-                        s.status().unwrap().state().unwrap().as_str().to_string(),
-                        s.config().unwrap().args().to_vec(),
-                    )
-                })
-                .collect();
-            steps.reverse();
-            steps
-        })
+    fn steps(&self, cluster_id: &str) -> Vec<common::emr::StepRow> {
+        common::emr::steps(&self.emr, cluster_id)
     }
 
-    /// Moves a step (or the cluster) through `states`, one every `interval_ms`, in moto.
+    /// Moves a step (or the cluster) through `states`, one every 400 ms, in moto.
     fn transitions(&self, cluster_id: &str, step_id: Option<&str>, states: &[&str], reason: &str) {
-        let body = json!({
-            "cluster_id": cluster_id,
-            "step_id": step_id,
-            "states": states,
-            "interval_ms": 400,
-            "reason": reason,
-        })
-        .to_string();
-        let mut stream = TcpStream::connect(("127.0.0.1", self.moto.port)).unwrap();
-        write!(
-            stream,
-            "POST /_emrship/emr-transitions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: \
-             application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        assert!(
-            response.lines().next().unwrap_or("").contains(" 200 "),
-            "{response}"
-        );
+        common::emr::transitions(self.moto.port, cluster_id, step_id, states, reason);
     }
 }
 
@@ -924,130 +793,20 @@ fn a_spec_error_exits_2_before_any_call() {
     assert_eq!(env.all_clusters(), 0);
 }
 
-/// A loopback proxy in front of moto that fails every fourth request, in turn: a
-/// ThrottlingException (JSON protocols) or 503 (others), a 503, a connection dropped before the
-/// request reaches moto, and one dropped after moto handled it (the response is lost, as when a
-/// network path dies mid-call).
-struct FaultyProxy {
-    endpoint: String,
-    faults: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-fn read_http_message(stream: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut data = Vec::new();
-    let mut buf = [0u8; 8192];
-    let header_end = loop {
-        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = stream.read(&mut buf).ok()?;
-        if n == 0 {
-            return None;
-        }
-        data.extend_from_slice(&buf[..n]);
-    };
-    let head = String::from_utf8_lossy(&data[..header_end]).to_lowercase();
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .map_or(0, |v| v.trim().parse().unwrap_or(0));
-    while data.len() < header_end + length {
-        let n = stream.read(&mut buf).ok()?;
-        if n == 0 {
-            return None;
-        }
-        data.extend_from_slice(&buf[..n]);
-    }
-    Some(data)
-}
-
-/// `message` with its `Connection` header replaced by `Connection: close`.
-fn closing(message: &[u8]) -> Vec<u8> {
-    let header_end = message
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(message.len(), |i| i + 2);
-    let head = String::from_utf8_lossy(&message[..header_end]);
-    let mut lines: Vec<&str> = head
-        .split("\r\n")
-        .filter(|l| !l.is_empty() && !l.to_lowercase().starts_with("connection:"))
-        .collect();
-    lines.push("Connection: close");
-    let mut out = (lines.join("\r\n") + "\r\n").into_bytes();
-    out.extend_from_slice(&message[header_end..]);
-    out
-}
-
-impl FaultyProxy {
-    fn start(upstream_port: u16) -> FaultyProxy {
-        use std::sync::atomic::Ordering;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let faults = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let faults_seen = faults.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(mut client) = client else { continue };
-                let n = counter.fetch_add(1, Ordering::SeqCst);
-                let faults = faults_seen.clone();
-                std::thread::spawn(move || {
-                    let Some(request) = read_http_message(&mut client) else {
-                        return;
-                    };
-                    let json_protocol = String::from_utf8_lossy(&request)
-                        .to_lowercase()
-                        .contains("x-amz-target:");
-                    let fault = (n % 4 == 1).then_some((n / 4) % 4);
-                    if fault.is_some() {
-                        faults.fetch_add(1, Ordering::SeqCst);
-                    }
-                    let reply = |client: &mut TcpStream, status: &str, body: &str, extra: &str| {
-                        let _ = write!(
-                            client,
-                            "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: \
-                             close\r\n\r\n{body}",
-                            body.len()
-                        );
-                    };
-                    match fault {
-                        Some(0) if json_protocol => reply(
-                            &mut client,
-                            "400 Bad Request",
-                            r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
-                            "Content-Type: application/x-amz-json-1.1\r\nx-amzn-ErrorType: \
-                             ThrottlingException\r\n",
-                        ),
-                        Some(0) | Some(1) => reply(&mut client, "503 Service Unavailable", "", ""),
-                        Some(2) => {} // dropped before reaching moto
-                        _ => {
-                            let Ok(mut upstream) = TcpStream::connect(("127.0.0.1", upstream_port))
-                            else {
-                                return;
-                            };
-                            if upstream.write_all(&closing(&request)).is_err() {
-                                return;
-                            }
-                            let mut response = Vec::new();
-                            let _ = upstream.read_to_end(&mut response);
-                            if fault == Some(3) {
-                                return; // moto acted; the response is lost
-                            }
-                            let _ = client.write_all(&closing(&response));
-                        }
-                    }
-                });
-            }
-        });
-        FaultyProxy { endpoint, faults }
-    }
-}
-
 #[test]
 fn provision_and_submit_survive_throttling_503s_and_dropped_connections() {
     let env = Env::new();
     env.deploy(DATE);
-    let proxy = FaultyProxy::start(env.moto.port);
+    let proxy = FaultProxy::start(
+        env.moto.port,
+        FaultMix {
+            throttle: 8,
+            unavailable: 6,
+            drop_before: 6,
+            drop_after: 6,
+        },
+        4,
+    );
     let spec = env.spec();
     let through_proxy = |args: &[&str]| {
         env.command()
@@ -1101,8 +860,12 @@ fn provision_and_submit_survive_throttling_503s_and_dropped_connections() {
         steps.iter().any(|s| json!([s.0]) == submitted),
         "{steps:?} / {submitted}"
     );
-    assert!(
-        proxy.faults.load(std::sync::atomic::Ordering::SeqCst) >= 4,
-        "the proxy injected faults"
-    );
+    for fate in [
+        Fate::Throttled,
+        Fate::Unavailable,
+        Fate::DroppedBefore,
+        Fate::DroppedAfter,
+    ] {
+        assert!(proxy.count(fate) > 0, "the proxy injected {fate:?}");
+    }
 }

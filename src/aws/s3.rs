@@ -282,6 +282,7 @@ async fn multipart(
     digest: &Digest256,
     progress: Progress,
 ) -> Result<usize, String> {
+    let bytes_len = bytes.len() as u64;
     let created = client
         .create_multipart_upload()
         .bucket(&uri.bucket)
@@ -301,6 +302,35 @@ async fn multipart(
         result = work => result,
         () = interrupted() => Err(format!("interrupted (Ctrl-C) while uploading {uri}")),
     };
+    // Another upload of this key completed the object (or our CompleteMultipartUpload acted
+    // but its answer was lost, and the SDK's retry found the upload gone): the content-addressed
+    // key holds our bytes, which is all a deploy needs.
+    let interrupted_now = interrupt().fired.load(Ordering::SeqCst);
+    let result = match result {
+        Err(message) if !interrupted_now && holds(client, uri, digest).await.unwrap_or(false) => {
+            eprintln!("note: {message}, but {uri} already holds these bytes");
+            // Ours may still be open (another deploy completed the object first); if it was
+            // the one completed, S3 answers NoSuchUpload, which is as good.
+            let _ = client
+                .abort_multipart_upload()
+                .bucket(&uri.bucket)
+                .key(&uri.key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+            Ok(bytes_len.div_ceil(part_size(bytes_len)) as usize)
+        }
+        other => other,
+    };
+    if result.is_ok() {
+        // A CreateMultipartUpload whose answer was lost (connection dropped after S3 acted) was
+        // retried by the SDK: S3 holds an upload nobody knows the id of, billed until aborted.
+        // With the object in place every other upload of this content-addressed key would only
+        // write the same bytes again, so none is worth keeping.
+        if let Err(stray) = abort_strays(client, uri, &upload_id).await {
+            eprintln!("warning: {stray}");
+        }
+    }
     match result {
         Ok(parts) => Ok(parts),
         Err(message) => {
@@ -324,6 +354,51 @@ async fn multipart(
             })
         }
     }
+}
+
+/// Aborts every multipart upload of exactly `uri`'s key other than `ours`: called once the
+/// object is in place, when they can only be the attempts whose answers were lost (or another
+/// deploy of the same bytes, which then finds the object there).
+async fn abort_strays(client: &Client, uri: &S3Uri, ours: &str) -> Result<(), String> {
+    let listed = client
+        .list_multipart_uploads()
+        .bucket(&uri.bucket)
+        .prefix(&uri.key)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot check for multipart uploads of {uri} left by lost answers: {}; list them with \
+                 `aws s3api list-multipart-uploads --bucket {} --prefix {}` (needs s3:ListBucketMultipartUploads)",
+                DisplayErrorContext(e),
+                uri.bucket,
+                uri.key
+            )
+        })?;
+    for upload in listed.uploads() {
+        let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) else {
+            continue;
+        };
+        if key != uri.key || id == ours {
+            continue;
+        }
+        client
+            .abort_multipart_upload()
+            .bucket(&uri.bucket)
+            .key(key)
+            .upload_id(id)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot abort multipart upload {id} of {uri} (left by a lost answer): {}; remove it with \
+                     `aws s3api abort-multipart-upload --bucket {} --key {key} --upload-id {id}`",
+                    DisplayErrorContext(e),
+                    uri.bucket
+                )
+            })?;
+    }
+    Ok(())
 }
 
 async fn upload_parts_and_complete(

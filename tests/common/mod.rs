@@ -2,6 +2,10 @@
 
 #![allow(dead_code)]
 
+#[cfg(feature = "aws")]
+pub mod elf;
+#[cfg(feature = "aws")]
+pub mod emr;
 pub mod fault_proxy;
 pub mod moto;
 #[cfg(feature = "job")]
