@@ -583,12 +583,10 @@ fn a_step_failing_under_submit_wait_is_diagnosed_from_its_logs_and_exits_4() {
     );
 }
 
-/// KNOWN BUG, left failing on purpose: AddJobFlowSteps has no idempotency token and the SDK
-/// retries an attempt whose answer was lost, so EMR holds the step twice (the job would run
-/// twice). Needs a fix in `submit` (e.g. no SDK retry for that call on dropped connections, then
-/// reconcile with ListSteps, or CancelSteps of the duplicate). Run with `--ignored` to see it.
+/// AddJobFlowSteps has no idempotency token: were the SDK to retry an attempt whose answer was
+/// lost, EMR would hold the step twice and the job would run twice. `submit` sends it without
+/// SDK retries and reconciles with ListSteps before sending again.
 #[test]
-#[ignore = "known bug: a lost AddJobFlowSteps answer duplicates the step"]
 fn a_lost_add_job_flow_steps_answer_adds_the_step_once() {
     let project = Project::new(b"threshold = 0.5\n");
     let direct = project.moto.endpoint.clone();

@@ -44,6 +44,26 @@ pub struct ClusterSummary {
     pub created: (i64, u32),
 }
 
+/// Sends of AddJobFlowSteps before giving up (each preceded by a check that EMR did not
+/// already act on the previous one).
+const ADD_STEPS_ATTEMPTS: u32 = 6;
+
+/// The ids of `wanted`, in order, among the steps that appeared since `before` (`now` is newest
+/// first, as ListSteps returns it); `None` when EMR shows no such steps.
+fn added_by_us(
+    before: &std::collections::HashSet<String>,
+    now: &[StepView],
+    wanted: &[StepConfig],
+) -> Option<Vec<String>> {
+    let mut new_oldest_first = now.iter().rev().filter(|step| !before.contains(&step.id));
+    let mut ids = Vec::with_capacity(wanted.len());
+    for step in wanted {
+        let found = new_oldest_first.find(|candidate| candidate.name == step.name)?;
+        ids.push(found.id.clone());
+    }
+    Some(ids)
+}
+
 pub struct Emr {
     client: Client,
 }
@@ -220,7 +240,14 @@ impl Emr {
         Ok(steps)
     }
 
-    /// AddJobFlowSteps; returns the new steps' ids in order.
+    /// AddJobFlowSteps, at most once; returns the new steps' ids in order.
+    ///
+    /// AddJobFlowSteps takes no idempotency token: when EMR adds the steps but the answer is
+    /// lost (a dropped connection, a timeout), an SDK retry adds them again and the job runs
+    /// twice. So the call goes out with the SDK's retries off, and after any failure the
+    /// cluster's steps are listed: new steps (absent from the listing taken before the call)
+    /// with our names are what our call added. Only when EMR shows none is the call sent
+    /// again, with backoff, and only for errors that may pass.
     pub async fn add_steps(
         &self,
         cluster_id: &str,
@@ -228,15 +255,43 @@ impl Emr {
     ) -> Result<Vec<String>, AwsError> {
         let configs = emr_request::step_configs(steps)
             .map_err(|e| invalid("AddJobFlowSteps", e.to_string()))?;
-        let output = self
-            .client
-            .add_job_flow_steps()
-            .job_flow_id(cluster_id)
-            .set_steps(Some(configs))
-            .send()
-            .await
-            .map_err(emr_error("AddJobFlowSteps"))?;
-        Ok(output.step_ids().to_vec())
+        let before: std::collections::HashSet<String> = self
+            .steps(cluster_id, &[])
+            .await?
+            .into_iter()
+            .map(|step| step.id)
+            .collect();
+        let mut delay = std::time::Duration::from_millis(500);
+        let mut attempt = 1;
+        loop {
+            let sent = self
+                .client
+                .add_job_flow_steps()
+                .job_flow_id(cluster_id)
+                .set_steps(Some(configs.clone()))
+                .customize()
+                .config_override(
+                    aws_sdk_emr::config::Builder::default().retry_config(
+                        aws_sdk_emr::config::retry::RetryConfig::disabled(),
+                    ),
+                )
+                .send()
+                .await;
+            let err = match sent {
+                Ok(output) => return Ok(output.step_ids().to_vec()),
+                Err(err) => AwsError::from_sdk("AddJobFlowSteps", err),
+            };
+            let added = added_by_us(&before, &self.steps(cluster_id, &[]).await?, steps);
+            if let Some(ids) = added {
+                return Ok(ids);
+            }
+            if !err.transient || attempt >= ADD_STEPS_ATTEMPTS {
+                return Err(err);
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(std::time::Duration::from_secs(10));
+            attempt += 1;
+        }
     }
 
     pub async fn terminate(&self, cluster_ids: &[String]) -> Result<(), AwsError> {
@@ -247,5 +302,51 @@ impl Emr {
             .await
             .map_err(emr_error("TerminateJobFlows"))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::steps::HadoopJarStep;
+
+    fn step(id: &str, name: &str) -> StepView {
+        StepView {
+            id: id.into(),
+            name: name.into(),
+            state: "PENDING".into(),
+            reason: None,
+        }
+    }
+
+    fn config(name: &str) -> StepConfig {
+        StepConfig {
+            name: name.into(),
+            action_on_failure: "CONTINUE",
+            hadoop_jar_step: HadoopJarStep {
+                jar: "command-runner.jar".into(),
+                args: vec!["true".into()],
+            },
+        }
+    }
+
+    #[test]
+    fn steps_added_since_the_listing_are_ours_in_order() {
+        let before = ["s-OLD".to_string()].into_iter().collect();
+        // Newest first, as ListSteps answers; an older step of the same name is not ours.
+        let now = [
+            step("s-B", "second"),
+            step("s-A", "first"),
+            step("s-OLD", "first"),
+        ];
+        assert_eq!(
+            added_by_us(&before, &now, &[config("first"), config("second")]),
+            Some(vec!["s-A".to_string(), "s-B".to_string()])
+        );
+        assert_eq!(
+            added_by_us(&before, &now[2..], &[config("first")]),
+            None,
+            "nothing new: the call must be sent again"
+        );
     }
 }
