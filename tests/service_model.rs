@@ -3,27 +3,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::EXAMPLES;
-
-/// The test environment's Python: `EMRSHIP_TEST_PYTHON` as set by scripts/test.sh, or the venv
-/// that scripts/python-env.sh creates (and installs, the first time).
-fn python() -> PathBuf {
-    if let Some(path) = std::env::var_os("EMRSHIP_TEST_PYTHON") {
-        return PathBuf::from(path);
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let output = Command::new("bash")
-        .arg(root.join("scripts/python-env.sh"))
-        .arg("--print-python")
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run scripts/python-env.sh");
-    assert!(output.status.success(), "scripts/python-env.sh failed");
-    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
-}
 
 fn plan_json(spec: &str, overlays: &[&str]) -> Vec<u8> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -61,7 +44,7 @@ fn validate(python: &Path, json: &[u8], extra: &[&str]) -> std::process::Output 
 
 #[test]
 fn every_example_plan_is_accepted_by_the_emr_service_model() {
-    let python = python();
+    let python = common::moto::test_python();
     for (case, spec, overlays) in EXAMPLES {
         let output = validate(&python, &plan_json(spec, overlays), &[]);
         assert!(
@@ -79,7 +62,7 @@ fn every_example_plan_is_accepted_by_the_emr_service_model() {
 #[test]
 fn the_validator_rejects_what_the_service_model_rejects() {
     // Guards the guard: a plan with a misspelt member must fail validation.
-    let python = python();
+    let python = common::moto::test_python();
     let json = plan_json("job-specs/match-rate.yaml", &[]);
     let mut plan: serde_json::Value = serde_json::from_slice(&json).unwrap();
     plan["run_job_flow"]["Instances"]["InstanceGroups"][0]["InstanceTyp"] = "m5.xlarge".into();

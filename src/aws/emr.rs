@@ -271,9 +271,8 @@ impl Emr {
                 .set_steps(Some(configs.clone()))
                 .customize()
                 .config_override(
-                    aws_sdk_emr::config::Builder::default().retry_config(
-                        aws_sdk_emr::config::retry::RetryConfig::disabled(),
-                    ),
+                    aws_sdk_emr::config::Builder::default()
+                        .retry_config(aws_sdk_emr::config::retry::RetryConfig::disabled()),
                 )
                 .send()
                 .await;
