@@ -125,7 +125,7 @@ fn synthetic(day: NaiveDate, rows: usize) -> MatchRateTables {
         matches
             .view_count
             .push(1 + ((a * 31 + p * 17) % 500) as u64);
-        matches.matched.push((a + p) % 5 != 0);
+        matches.matched.push(!(a + p).is_multiple_of(5));
     }
     MatchRateTables::from_product_matches(day, matches)
 }

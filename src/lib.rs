@@ -6,6 +6,8 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "aws")]
+pub mod bundle;
 #[cfg(all(feature = "aws", feature = "job"))]
 pub mod cli;
 pub mod diagnose;

@@ -48,7 +48,7 @@ fn synthetic(day: Day, advertisers: usize, products: usize, variant: usize) -> M
             matches
                 .view_count
                 .push(1 + ((a * 31 + p * 17 + variant) % 1000) as u64);
-            matches.matched.push((a + p + variant) % 3 != 0);
+            matches.matched.push(!(a + p + variant).is_multiple_of(3));
         }
     }
     MatchRateTables::from_product_matches(day, matches)

@@ -9,4 +9,5 @@ pub mod emr_logs;
 pub mod emr_request;
 pub mod error;
 pub mod iam;
+pub mod s3;
 pub mod sdk;

@@ -13,14 +13,15 @@
 //! job's flags plus its own. Exit status: 0 ok, 2 usage or bad input, 1 anything else; errors
 //! go to stderr as `emrship-job: error: …`, data to stdout.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use super::engine::{self, MatchRateJob};
+use super::engine::{self, spark, MatchRateJob};
 use super::gen::{self, GenFormat, GenSpec};
+use super::location::Location;
 use super::model::{Day, JobError};
 use super::summary;
 
@@ -53,9 +54,63 @@ pub struct MatchRateCommand {
     pub args: Option<MatchRateArgs>,
 }
 
-/// The Spark engine's task modes (added with the Spark engine).
+/// The Spark engine's task modes, run by the rendered driver (see `engine::spark`).
 #[derive(Debug, Subcommand)]
-pub enum MatchRateMode {}
+pub enum MatchRateMode {
+    /// (driver) Print the input files, one `views<TAB>URI` or `catalog<TAB>URI` per line.
+    ListInputs(MatchRateArgs),
+    /// (map task) Scan the files listed on stdin; write bucketed binary frames to stdout.
+    Map(MapArgs),
+    /// (reduce task) Merge one bucket's frames from stdin, join the catalog, stage the rows;
+    /// print one JSON line naming the staged file.
+    Reduce(ReduceArgs),
+    /// (driver) Merge the staged files named by the JSON lines on stdin, replace the day in
+    /// the sink, remove the staging directory, print the summary.
+    Finalize(FinalizeArgs),
+    /// (driver) Remove everything left under a staging directory.
+    Clean(CleanArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MapArgs {
+    /// Buckets to hash-partition into (one reduce task each).
+    #[arg(long)]
+    pub buckets: u32,
+    #[command(flatten)]
+    pub job: MatchRateArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReduceArgs {
+    #[arg(long)]
+    pub bucket: u32,
+    #[arg(long)]
+    pub buckets: u32,
+    /// This run's staging directory or s3:// prefix.
+    #[arg(long, value_name = "URI")]
+    pub staging: String,
+    /// This task attempt's unique id (names the staged file).
+    #[arg(long)]
+    pub attempt: String,
+    #[command(flatten)]
+    pub job: MatchRateArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FinalizeArgs {
+    #[arg(long)]
+    pub buckets: u32,
+    #[arg(long, value_name = "URI")]
+    pub staging: String,
+    #[command(flatten)]
+    pub job: MatchRateArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CleanArgs {
+    #[arg(long, value_name = "URI")]
+    pub staging: String,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Engine {
@@ -180,7 +235,10 @@ pub fn main() -> ExitCode {
     let cli = JobCli::parse();
     match cli.command {
         JobCommand::MatchRate(command) => match (command.mode, command.args) {
-            (Some(mode), _) => match mode {},
+            (Some(mode), _) => match run_mode(mode) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            },
             (None, Some(args)) => match run_match_rate(&args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(e),
@@ -219,6 +277,69 @@ pub fn run_match_rate(args: &MatchRateArgs) -> Result<(), JobError> {
     eprint!("{}", summary::render(&report, 10));
     print_report(&report, args.format);
     Ok(())
+}
+
+/// Runs one of the Spark engine's task modes (stdin/stdout as `engine::spark` describes).
+pub fn run_mode(mode: MatchRateMode) -> Result<(), JobError> {
+    let write_error = |e: std::io::Error| JobError::Other(format!("cannot write stdout: {e}"));
+    match mode {
+        MatchRateMode::ListInputs(args) => {
+            let inputs = spark::list_task_inputs(&args.job())?;
+            let mut stdout = std::io::stdout().lock();
+            for input in inputs {
+                writeln!(stdout, "{}", input.line()).map_err(write_error)?;
+            }
+            stdout.flush().map_err(write_error)
+        }
+        MatchRateMode::Map(map) => {
+            let inputs = read_stdin_lines()?
+                .iter()
+                .map(|line| spark::TaskInput::parse(line))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            spark::map(&map.job.job(), map.buckets, &inputs, &mut stdout)
+        }
+        MatchRateMode::Reduce(reduce) => {
+            let staging = Location::parse(&reduce.staging)?;
+            let mut stdin = std::io::BufReader::new(std::io::stdin().lock());
+            let part = spark::reduce(
+                &reduce.job.job(),
+                reduce.bucket,
+                reduce.buckets,
+                &staging,
+                &reduce.attempt,
+                &mut stdin,
+            )?;
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{}", part.to_line()).map_err(write_error)
+        }
+        MatchRateMode::Finalize(finalize) => {
+            let staging = Location::parse(&finalize.staging)?;
+            let parts = read_stdin_lines()?
+                .iter()
+                .map(|line| spark::StagedPart::parse(line))
+                .collect::<Result<Vec<_>, _>>()?;
+            let report = spark::finalize(&finalize.job.job(), finalize.buckets, &staging, &parts)?;
+            eprint!("{}", summary::render(&report, 10));
+            print_report(&report, finalize.job.format);
+            Ok(())
+        }
+        MatchRateMode::Clean(clean) => spark::clean_staging(&Location::parse(&clean.staging)?),
+    }
+}
+
+/// stdin's non-empty lines.
+fn read_stdin_lines() -> Result<Vec<String>, JobError> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|e| JobError::Other(format!("cannot read stdin: {e}")))?;
+    Ok(text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
 }
 
 /// The run's data on stdout.

@@ -26,6 +26,7 @@ use hashbrown::HashTable;
 use rayon::prelude::*;
 
 use super::model::{JobError, ProductMatches, StringColumn};
+use super::table::{prefetch, ProbeTable, TableSlot, PREFETCH_DISTANCE};
 
 pub const HASH_SEED: u64 = 0x005E_ED0F_E3A5_11E5;
 const K: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -141,18 +142,41 @@ impl Interner {
     }
 }
 
+/// One distinct pair: 32 bytes, aligned so a probe reads one cache line.
 #[derive(Debug, Clone, Copy)]
+#[repr(align(32))]
 struct Slot {
     hash: u64,
     count: u64,
     offset: u32,
     len: u32,
+    /// `u32::MAX` marks a free slot.
     advertiser: u32,
+}
+
+impl TableSlot for Slot {
+    const EMPTY: Slot = Slot {
+        hash: 0,
+        count: 0,
+        offset: 0,
+        len: 0,
+        advertiser: u32::MAX,
+    };
+
+    #[inline(always)]
+    fn is_empty(&self) -> bool {
+        self.advertiser == u32::MAX
+    }
+
+    #[inline(always)]
+    fn hash(&self) -> u64 {
+        self.hash
+    }
 }
 
 #[derive(Debug, Default, Clone)]
 struct Shard {
-    table: HashTable<Slot>,
+    table: ProbeTable<Slot>,
     arena: Vec<u8>,
 }
 
@@ -160,31 +184,45 @@ impl Shard {
     #[inline]
     fn add(&mut self, hash: u64, advertiser: u32, product: &[u8], count: u64) {
         let arena = &self.arena;
-        if let Some(slot) = self.table.find_mut(hash, |s| {
-            s.hash == hash
-                && s.advertiser == advertiser
+        let entry = self.table.entry(hash, |s| {
+            s.advertiser == advertiser
                 && s.len as usize == product.len()
                 && &arena[s.offset as usize..s.offset as usize + s.len as usize] == product
-        }) {
-            slot.count += count;
-            return;
+        });
+        match entry {
+            Ok(slot) => slot.count += count,
+            Err(vacant) => {
+                let offset = u32::try_from(self.arena.len())
+                    .ok()
+                    .filter(|o| (*o as usize) + product.len() <= u32::MAX as usize)
+                    .expect("a shard's product ids exceed 4 GiB");
+                self.arena.extend_from_slice(product);
+                self.table.fill(
+                    vacant,
+                    Slot {
+                        hash,
+                        count,
+                        offset,
+                        len: product.len() as u32,
+                        advertiser,
+                    },
+                );
+            }
         }
-        let offset = u32::try_from(self.arena.len())
-            .ok()
-            .filter(|o| (*o as usize) + product.len() <= u32::MAX as usize)
-            .expect("a shard's product ids exceed 4 GiB");
-        self.arena.extend_from_slice(product);
-        self.table.insert_unique(
-            hash,
-            Slot {
-                hash,
-                count,
-                offset,
-                len: product.len() as u32,
-                advertiser,
-            },
-            |s| s.hash,
-        );
+    }
+
+    /// Prefetches where `hash` lives and, when its slot is already cached and matches, the
+    /// product bytes the comparison will read.
+    #[inline(always)]
+    fn prefetch_slot(&self, hash: u64) {
+        self.table.prefetch(hash);
+    }
+
+    #[inline(always)]
+    fn prefetch_bytes(&self, hash: u64) {
+        if let Some(slot) = self.table.peek(hash) {
+            prefetch(self.arena.as_ptr().wrapping_add(slot.offset as usize));
+        }
     }
 
     fn product(&self, slot: &Slot) -> &[u8] {
@@ -200,6 +238,8 @@ pub struct PairCounts {
     advertisers: Interner,
     shards: Vec<Shard>,
     total_views: u64,
+    /// Reused per batch: the batch's hashes.
+    scratch: Vec<u64>,
 }
 
 impl Default for PairCounts {
@@ -214,6 +254,7 @@ impl PairCounts {
             advertisers: Interner::default(),
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             total_views: 0,
+            scratch: Vec::new(),
         }
     }
 
@@ -231,6 +272,29 @@ impl PairCounts {
         self.total_views += count;
     }
 
+    /// Adds one view of each (advertiser, product) — a scanned batch. Hashes the batch first,
+    /// then probes while prefetching ahead (see [`crate::job::table`]).
+    pub fn add_batch(&mut self, rows: &[(AdvertiserKey, &str)]) {
+        let mut hashes = std::mem::take(&mut self.scratch);
+        hashes.clear();
+        hashes.extend(rows.iter().map(|(a, p)| hash_bytes(a.hash, p.as_bytes())));
+        let n = rows.len();
+        let half = PREFETCH_DISTANCE / 2;
+        for i in 0..n {
+            if let Some(&h) = hashes.get(i + PREFETCH_DISTANCE) {
+                self.shards[shard_of(h)].prefetch_slot(h);
+            }
+            if let Some(&h) = hashes.get(i + half) {
+                self.shards[shard_of(h)].prefetch_bytes(h);
+            }
+            let hash = hashes[i];
+            let (advertiser, product) = rows[i];
+            self.shards[shard_of(hash)].add(hash, advertiser.index, product.as_bytes(), 1);
+        }
+        self.total_views += n as u64;
+        self.scratch = hashes;
+    }
+
     pub fn add(&mut self, advertiser_id: &str, product_id: &str, count: u64) {
         let key = self.advertiser(advertiser_id);
         self.add_with(key, product_id.as_bytes(), count);
@@ -243,6 +307,24 @@ impl PairCounts {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether the pair is in this table (the Spark engine's reduce joins a bucket's views
+    /// with the same bucket's catalog keys through this).
+    pub fn contains(&self, advertiser_id: &str, product_id: &str) -> bool {
+        let Some(key) = self.advertisers.get(advertiser_id) else {
+            return false;
+        };
+        let hash = hash_bytes(key.hash, product_id.as_bytes());
+        let shard = &self.shards[shard_of(hash)];
+        shard
+            .table
+            .find(hash, |s| {
+                s.hash == hash
+                    && s.advertiser == key.index
+                    && shard.product(s) == product_id.as_bytes()
+            })
+            .is_some()
     }
 
     /// Sum of all view counts.
@@ -470,14 +552,31 @@ impl PairCounts {
             view_count: Vec::with_capacity(total),
             matched: vec![false; total],
         };
+        // Entries are in output order but their slots and bytes are scattered: prefetch the
+        // slot, then the bytes, of rows ahead.
+        let slot_of = |e: &Entry| &slot_lists[e.shard as usize][e.slot as usize];
+        let mut row = 0usize;
         for r in 0..order.len() {
             for entry in &entries[starts[r]..starts[r + 1]] {
-                let slot = &slot_lists[entry.shard as usize][entry.slot as usize];
+                if let Some(ahead) = entries.get(row + PREFETCH_DISTANCE) {
+                    prefetch(slot_of(ahead));
+                }
+                if let Some(near) = entries.get(row + PREFETCH_DISTANCE / 2) {
+                    let shard = &shards[near.shard as usize];
+                    prefetch(
+                        shard
+                            .arena
+                            .as_ptr()
+                            .wrapping_add(slot_of(near).offset as usize),
+                    );
+                }
+                let slot = slot_of(entry);
                 table.advertiser.push(r as u32);
                 table
                     .product_id
                     .push(product_str(shards[entry.shard as usize].product(slot)));
                 table.view_count.push(slot.count);
+                row += 1;
             }
         }
         table
@@ -505,8 +604,15 @@ fn prefix_key(bytes: &[u8]) -> [u64; 2] {
 }
 
 fn merge_shard(mine: &mut Shard, theirs: &Shard, remap: &[u32]) {
-    mine.table.reserve(theirs.table.len() / 2, |s| s.hash);
-    for slot in theirs.table.iter() {
+    mine.table.reserve(theirs.table.len() / 2);
+    let slots: Vec<&Slot> = theirs.table.iter().collect();
+    for (i, slot) in slots.iter().enumerate() {
+        if let Some(ahead) = slots.get(i + PREFETCH_DISTANCE) {
+            mine.prefetch_slot(ahead.hash);
+        }
+        if let Some(near) = slots.get(i + PREFETCH_DISTANCE / 2) {
+            mine.prefetch_bytes(near.hash);
+        }
         mine.add(
             slot.hash,
             remap[slot.advertiser as usize],

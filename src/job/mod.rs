@@ -21,3 +21,4 @@ pub mod model;
 pub mod sink;
 pub mod source;
 pub mod summary;
+pub mod table;

@@ -56,6 +56,13 @@ pub trait PairVisitor {
     /// values); `None` skips that advertiser's rows (they are read but not visited).
     fn advertiser(&mut self, advertiser_id: &str) -> Option<Self::Advertiser>;
     fn pair(&mut self, advertiser: Self::Advertiser, product_id: &str);
+    /// A batch of rows at once (Parquet scans call this per record batch), so a visitor can
+    /// hash them all first and overlap its memory accesses.
+    fn pairs(&mut self, rows: &[(Self::Advertiser, &str)]) {
+        for &(advertiser, product_id) in rows {
+            self.pair(advertiser, product_id);
+        }
+    }
 }
 
 impl PairVisitor for PairCounts {
@@ -69,6 +76,10 @@ impl PairVisitor for PairCounts {
     #[inline]
     fn pair(&mut self, advertiser: AdvertiserKey, product_id: &str) {
         self.add_with(advertiser, product_id.as_bytes(), 1);
+    }
+
+    fn pairs(&mut self, rows: &[(AdvertiserKey, &str)]) {
+        self.add_batch(rows);
     }
 }
 
@@ -773,6 +784,7 @@ fn scan_batch<V: PairVisitor>(
         window,
         first_row,
     };
+    let mut kept: Vec<(V::Advertiser, &str)> = Vec::with_capacity(rows);
     if let StrColumn::Dict { keys, values } = &advertisers {
         // Resolve each dictionary value once per batch.
         let mut slots: Vec<Option<AdvertiserSlot<V::Advertiser>>> = vec![None; values.len()];
@@ -790,14 +802,15 @@ fn scan_batch<V: PairVisitor>(
                     }
                 }
             };
-            rows_ctx.visit(i, slot, visitor, stats)?;
+            rows_ctx.visit(i, slot, &mut kept, stats)?;
         }
     } else {
         for i in 0..rows {
             let slot = cache.get(visitor, advertisers.get(i));
-            rows_ctx.visit(i, slot, visitor, stats)?;
+            rows_ctx.visit(i, slot, &mut kept, stats)?;
         }
     }
+    visitor.pairs(&kept);
     Ok(())
 }
 
@@ -810,13 +823,14 @@ struct Rows<'a> {
     first_row: u64,
 }
 
-impl Rows<'_> {
+impl<'a> Rows<'a> {
+    /// Checks row `i` and, when it counts, adds it to `kept`.
     #[inline]
-    fn visit<V: PairVisitor>(
+    fn visit<A: Copy>(
         &self,
         i: usize,
-        slot: AdvertiserSlot<V::Advertiser>,
-        visitor: &mut V,
+        slot: AdvertiserSlot<A>,
+        kept: &mut Vec<(A, &'a str)>,
         stats: &mut ScanStats,
     ) -> Result<(), JobError> {
         let product = match self.products.get(i) {
@@ -841,7 +855,7 @@ impl Rows<'_> {
         }
         stats.rows_counted += 1;
         if let Some(key) = advertiser {
-            visitor.pair(key, product);
+            kept.push((key, product));
         }
         Ok(())
     }

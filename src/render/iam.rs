@@ -200,7 +200,11 @@ fn scheduler_role(plan: &JobPlan) -> RoleDocuments {
 fn job_data_statements(plan: &JobPlan) -> Vec<Statement> {
     let job = &plan.job;
     let artifacts = plan.artifact_prefix();
-    let write_objects: BTreeSet<String> = job.writes.iter().map(S3Uri::objects_arn).collect();
+    let mut write_objects: BTreeSet<String> = job.writes.iter().map(S3Uri::objects_arn).collect();
+    if job.engine == crate::spec::raw::Engine::Spark {
+        // The spark engine's reduce tasks stage their rows there; the run removes them.
+        write_objects.insert(super::scripts::staging_prefix(plan).objects_arn());
+    }
 
     // Read-only objects: inputs, the artifact prefix (bundle, scripts, config files) and the
     // spec's own bootstrap scripts outside it (exact keys): nodes fetch those with this role.
@@ -606,16 +610,22 @@ schedule: { cron: "cron(0 6 * * ? *)", date: yesterday }
         let write = statement(statements, "ReadWriteObjects");
         assert!(actions(write).contains(&"s3:DeleteObject"));
         assert!(actions(write).contains(&"s3:PutObject"));
+        // The sink, and the spark engine's staging prefix (reduce tasks stage rows there).
         assert_eq!(
             resources(write),
-            ["arn:aws:s3:::example-ads-data/match-rates/*"]
+            [
+                "arn:aws:s3:::example-ads-data/emrship/match-rate/staging/*",
+                "arn:aws:s3:::example-ads-data/match-rates/*"
+            ]
         );
-        // No statement grants DeleteObject on what is only read.
+        // No statement grants DeleteObject on what is only read (of the artifacts, only the
+        // staging prefix is written).
         for statement in statements {
             if actions(statement).contains(&"s3:DeleteObject") {
                 assert!(!resources(statement)
                     .iter()
-                    .any(|r| r.contains("product-views") || r.contains("emrship/")));
+                    .any(|r| r.contains("product-views")
+                        || (r.contains("emrship/") && !r.ends_with("/staging/*"))));
             }
         }
 
@@ -823,7 +833,10 @@ schedule: { cron: "cron(0 6 * * ? *)", date: yesterday }
         );
         assert_eq!(
             resources(statement(statements, "ReadWriteObjects")),
-            ["arn:aws:s3:::example-ads-data/match-rates/*"]
+            [
+                "arn:aws:s3:::example-ads-data/emrship/match-rate/staging/*",
+                "arn:aws:s3:::example-ads-data/match-rates/*"
+            ]
         );
         let parameters = statement(statements, "ReadParameters");
         assert_eq!(actions(parameters), ["ssm:GetParameter"]);

@@ -47,6 +47,12 @@ pub fn bootstrap_script(plan: &JobPlan, bundle_uri: &S3Uri, bundle: Option<&Dige
     )
 }
 
+/// Where the spark engine's reduce tasks stage their rows until the driver finalizes: one
+/// `<run key>/` under it per run, removed by the run itself.
+pub fn staging_prefix(plan: &JobPlan) -> S3Uri {
+    plan.artifact_prefix().join("staging/")
+}
+
 /// The PySpark driver that fans `emrship-job` out over the executors.
 pub fn spark_driver(plan: &JobPlan) -> String {
     render(
@@ -55,6 +61,7 @@ pub fn spark_driver(plan: &JobPlan) -> String {
             "name": plan.name,
             "command": plan.job.command,
             "parallelism": plan.spark.sizing.as_ref().map_or(2, |s| s.default_parallelism),
+            "staging": staging_prefix(plan).to_string(),
         }),
     )
 }

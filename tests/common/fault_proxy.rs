@@ -218,11 +218,8 @@ fn read_message(
             let mut size_line = String::new();
             reader.read_line(&mut size_line)?;
             message.body.extend_from_slice(size_line.as_bytes());
-            let size = usize::from_str_radix(
-                size_line.trim().split(';').next().unwrap_or("0"),
-                16,
-            )
-            .unwrap_or(0);
+            let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16)
+                .unwrap_or(0);
             if size == 0 {
                 // Trailers, then the blank line.
                 loop {

@@ -8,13 +8,13 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use hashbrown::HashTable;
 use rayon::prelude::*;
 
 use crate::job::counts::{hash_bytes, AdvertiserKey, Interner};
 use crate::job::location::{list_inputs, Location};
 use crate::job::model::{Catalog, JobError, PairRef, ScanStats};
 use crate::job::source::{plan_file, scan_unit, PairVisitor, ScanOptions, ScanUnit};
+use crate::job::table::{prefetch, ProbeTable, TableSlot, PREFETCH_DISTANCE};
 
 pub struct FileCatalog {
     uri: String,
@@ -44,20 +44,57 @@ fn as_catalog_error(uri: &str, error: JobError) -> JobError {
     }
 }
 
-/// The requested keys, hashed for lookup by (advertiser, product).
-struct KeySet<'k> {
-    keys: &'k [PairRef<'k>],
-    advertisers: Interner,
-    key_advertiser: Vec<u32>,
-    hashes: Vec<u64>,
-    table: HashTable<u32>,
+/// One requested key in the lookup table: 32 bytes, one cache line per probe.
+#[derive(Debug, Clone, Copy)]
+#[repr(align(32))]
+struct KeySlot {
+    hash: u64,
+    /// Where the product id is in [`KeySet::bytes`].
+    offset: u64,
+    len: u32,
+    advertiser: u32,
+    /// Index into the requested keys; `u32::MAX` marks a free slot.
+    key: u32,
 }
 
-impl<'k> KeySet<'k> {
-    fn build(keys: &'k [PairRef<'k>]) -> KeySet<'k> {
+impl TableSlot for KeySlot {
+    const EMPTY: KeySlot = KeySlot {
+        hash: 0,
+        offset: 0,
+        len: 0,
+        advertiser: 0,
+        key: u32::MAX,
+    };
+
+    #[inline(always)]
+    fn is_empty(&self) -> bool {
+        self.key == u32::MAX
+    }
+
+    #[inline(always)]
+    fn hash(&self) -> u64 {
+        self.hash
+    }
+}
+
+/// The requested keys, hashed for lookup by (advertiser, product); product bytes are copied
+/// into one arena so a probe's comparison is one more (prefetched) cache line.
+struct KeySet {
+    advertisers: Interner,
+    bytes: Vec<u8>,
+    table: ProbeTable<KeySlot>,
+}
+
+impl KeySet {
+    fn build(keys: &[PairRef<'_>]) -> Result<KeySet, JobError> {
+        if keys.len() >= u32::MAX as usize {
+            return Err(JobError::Other(format!(
+                "{} catalog lookups at once is more than this catalog reader supports (2^32 - 1)",
+                keys.len()
+            )));
+        }
         let mut advertisers = Interner::default();
-        let mut key_advertiser = Vec::with_capacity(keys.len());
-        let mut advertiser_hashes = Vec::with_capacity(keys.len());
+        let mut key_advertisers = Vec::with_capacity(keys.len());
         let mut last: Option<(&str, AdvertiserKey)> = None;
         for &(advertiser, _) in keys {
             let key = match last {
@@ -65,34 +102,55 @@ impl<'k> KeySet<'k> {
                 _ => advertisers.intern(advertiser),
             };
             last = Some((advertiser, key));
-            key_advertiser.push(key.index);
-            advertiser_hashes.push(key.hash);
+            key_advertisers.push(key);
         }
         let hashes: Vec<u64> = keys
             .par_iter()
-            .zip(advertiser_hashes.par_iter())
-            .map(|(&(_, product), &seed)| hash_bytes(seed, product.as_bytes()))
+            .zip(key_advertisers.par_iter())
+            .map(|(&(_, product), advertiser)| hash_bytes(advertiser.hash, product.as_bytes()))
             .collect();
-        let mut table = HashTable::with_capacity(keys.len());
-        for (i, &hash) in hashes.iter().enumerate() {
-            table.insert_unique(hash, i as u32, |&j| hashes[j as usize]);
+        let mut bytes = Vec::with_capacity(keys.iter().map(|k| k.1.len()).sum());
+        let mut table = ProbeTable::with_capacity(keys.len());
+        for (i, (&(_, product), advertiser)) in keys.iter().zip(&key_advertisers).enumerate() {
+            if let Some(&ahead) = hashes.get(i + PREFETCH_DISTANCE) {
+                table.prefetch(ahead);
+            }
+            let offset = bytes.len() as u64;
+            bytes.extend_from_slice(product.as_bytes());
+            table.insert_unique(KeySlot {
+                hash: hashes[i],
+                offset,
+                len: product.len() as u32,
+                advertiser: advertiser.index,
+                key: i as u32,
+            });
         }
-        KeySet {
-            keys,
+        Ok(KeySet {
             advertisers,
-            key_advertiser,
-            hashes,
+            bytes,
             table,
-        }
+        })
+    }
+
+    #[inline]
+    fn find(&self, hash: u64, advertiser: u32, product: &[u8]) -> Option<u32> {
+        self.table
+            .find(hash, |s| {
+                s.advertiser == advertiser
+                    && s.len as usize == product.len()
+                    && &self.bytes[s.offset as usize..s.offset as usize + s.len as usize] == product
+            })
+            .map(|s| s.key)
     }
 }
 
-struct Marker<'a, 'k> {
-    set: &'a KeySet<'k>,
+struct Marker<'a> {
+    set: &'a KeySet,
     hits: &'a [AtomicBool],
+    hashes: Vec<u64>,
 }
 
-impl PairVisitor for Marker<'_, '_> {
+impl PairVisitor for Marker<'_> {
     type Advertiser = AdvertiserKey;
 
     fn advertiser(&mut self, advertiser_id: &str) -> Option<AdvertiserKey> {
@@ -101,15 +159,30 @@ impl PairVisitor for Marker<'_, '_> {
 
     #[inline]
     fn pair(&mut self, advertiser: AdvertiserKey, product_id: &str) {
-        let set = self.set;
         let hash = hash_bytes(advertiser.hash, product_id.as_bytes());
-        if let Some(&i) = set.table.find(hash, |&i| {
-            let i = i as usize;
-            set.hashes[i] == hash
-                && set.key_advertiser[i] == advertiser.index
-                && set.keys[i].1 == product_id
-        }) {
+        if let Some(i) = self.set.find(hash, advertiser.index, product_id.as_bytes()) {
             self.hits[i as usize].store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn pairs(&mut self, rows: &[(AdvertiserKey, &str)]) {
+        let set = self.set;
+        self.hashes.clear();
+        self.hashes
+            .extend(rows.iter().map(|(a, p)| hash_bytes(a.hash, p.as_bytes())));
+        let half = PREFETCH_DISTANCE / 2;
+        for (i, &(advertiser, product)) in rows.iter().enumerate() {
+            if let Some(&ahead) = self.hashes.get(i + PREFETCH_DISTANCE) {
+                set.table.prefetch(ahead);
+            }
+            if let Some(&near) = self.hashes.get(i + half) {
+                if let Some(slot) = set.table.peek(near) {
+                    prefetch(set.bytes.as_ptr().wrapping_add(slot.offset as usize));
+                }
+            }
+            if let Some(k) = set.find(self.hashes[i], advertiser.index, product.as_bytes()) {
+                self.hits[k as usize].store(true, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -119,7 +192,7 @@ impl Catalog for FileCatalog {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let set = KeySet::build(keys);
+        let set = KeySet::build(keys)?;
         let hits: Vec<AtomicBool> = (0..keys.len()).map(|_| AtomicBool::new(false)).collect();
         let options = ScanOptions {
             day: None,
@@ -140,6 +213,7 @@ impl Catalog for FileCatalog {
                 let mut marker = Marker {
                     set: &set,
                     hits: &hits,
+                    hashes: Vec::new(),
                 };
                 scan_unit(unit, options, &mut marker, &mut ScanStats::default())
             })

@@ -18,6 +18,7 @@ use super::model::{
 use super::source::{plan_file, scan_unit, ScanOptions, ScanUnit};
 
 pub mod local;
+pub mod spark;
 
 /// One day's match-rate run: where the views, catalog and results are.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,7 +27,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{Datelike, NaiveDate};
-use postgres::config::SslMode;
 use postgres::{Client, Config, NoTls};
 
 use crate::job::model::{
@@ -82,6 +81,13 @@ impl PostgresSink {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, JobError> {
         let destination = redact_url(url);
+        if let Some(mode) = tls_mode(url) {
+            return Err(JobError::Usage(format!(
+                "sink {destination}: sslmode={mode} is not supported yet (this build speaks \
+                 PostgreSQL without TLS); use a database reachable inside the VPC without TLS \
+                 (on RDS: rds.force_ssl=0 in its parameter group), or drop sslmode={mode}"
+            )));
+        }
         let mut config = Config::from_str(url).map_err(|e| {
             JobError::Usage(format!(
                 "sink {destination}: not a PostgreSQL URL ({}); expected \
@@ -94,13 +100,6 @@ impl PostgresSink {
                 "sink {destination}: the URL holds a password; remove it and put the password \
                  in {PASSWORD_ENV}, or the Secrets Manager ARN of the secret holding it in \
                  {SECRET_PASSWORD_ENV} (the plan does that for `job.secrets.PGPASSWORD`)"
-            )));
-        }
-        if config.get_ssl_mode() == SslMode::Require {
-            return Err(JobError::Usage(format!(
-                "sink {destination}: sslmode=require is not supported yet (this build speaks \
-                 PostgreSQL without TLS); use a database reachable inside the VPC without \
-                 TLS, or drop sslmode=require"
             )));
         }
         if let Some(password) = resolve_password(&destination, &env)? {
@@ -368,6 +367,18 @@ pub fn redact_url(url: &str) -> String {
     redacted
 }
 
+/// The `sslmode` of `url` when it demands TLS (`require`, `verify-ca`, `verify-full`), which
+/// this build cannot speak; `disable` and `prefer` (the default) connect without TLS.
+fn tls_mode(url: &str) -> Option<&str> {
+    let (_, query) = url.split_once('?')?;
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(key, _)| *key == "sslmode")
+        .map(|(_, value)| value)
+        .find(|value| matches!(*value, "require" | "verify-ca" | "verify-full"))
+}
+
 /// The password: PGPASSWORD if set, else the secret EMRSHIP_SECRET_PGPASSWORD names, else none
 /// (the server may not ask for one).
 fn resolve_password(
@@ -614,6 +625,17 @@ mod tests {
         );
         assert_eq!(region_of_arn("ads-db"), None);
         assert_eq!(region_of_arn("arn:aws:s3:::bucket"), None);
+    }
+
+    #[test]
+    fn tls_demanding_ssl_modes_are_recognised() {
+        assert_eq!(tls_mode("postgres://h/db?sslmode=require"), Some("require"));
+        assert_eq!(
+            tls_mode("postgres://h/db?connect_timeout=5&sslmode=verify-full"),
+            Some("verify-full")
+        );
+        assert_eq!(tls_mode("postgres://h/db?sslmode=prefer"), None);
+        assert_eq!(tls_mode("postgres://h/db"), None);
     }
 
     #[test]
