@@ -1,10 +1,11 @@
 //! The local engine: the whole job in this process, using every core.
 
-use std::time::Instant;
-
-use super::{default_threads, look_up_catalog, scan_views, MatchRateJob, RunReport};
+use super::{
+    default_threads, look_up_catalog, reduce_and_write, scan_views, MatchRateJob, PhaseClock,
+    RunReport,
+};
 use crate::job::location::list_inputs;
-use crate::job::model::{JobError, MatchRateTables};
+use crate::job::model::JobError;
 use crate::job::{catalog, sink};
 
 /// Runs `job`: opens the sink and catalog first (so a wrong URL fails before any work), scans
@@ -20,13 +21,7 @@ pub fn run(job: &MatchRateJob) -> Result<RunReport, JobError> {
 }
 
 fn run_on(job: &MatchRateJob, threads: usize) -> Result<RunReport, JobError> {
-    let mut timings = Vec::new();
-    let started = Instant::now();
-    let mut phase = Instant::now();
-    let mut lap = |name: &'static str, timings: &mut Vec<_>| {
-        timings.push((name, phase.elapsed()));
-        phase = Instant::now();
-    };
+    let mut clock = PhaseClock::start();
     let mut sink = sink::open(&job.sink)?;
     let catalog = catalog::open(&job.catalog)?;
     let files = list_inputs(&job.views).map_err(|e| match e {
@@ -35,28 +30,14 @@ fn run_on(job: &MatchRateJob, threads: usize) -> Result<RunReport, JobError> {
         }
         other => other,
     })?;
-    lap("open", &mut timings);
+    clock.lap("open");
 
     let (counts, scan) = scan_views(&files, job.day, threads)?;
-    lap("scan", &mut timings);
+    clock.lap("scan");
     let mut matches = counts.into_product_matches();
-    lap("sort", &mut timings);
+    clock.lap("sort");
     look_up_catalog(catalog.as_ref(), &mut matches)?;
-    lap("catalog", &mut timings);
-    let pairs = matches.len() as u64;
-    let matched_pairs = matches.matched.iter().filter(|&&m| m).count() as u64;
-    let tables = MatchRateTables::from_product_matches(job.day, matches);
-    lap("reduce", &mut timings);
-    let sink_report = sink.write_day(&tables)?;
-    lap("sink", &mut timings);
-    timings.push(("total", started.elapsed()));
-    Ok(RunReport {
-        day: job.day,
-        scan,
-        pairs,
-        matched_pairs,
-        advertiser_rates: tables.advertiser_rates,
-        sink: sink_report,
-        timings,
-    })
+    clock.lap("catalog");
+    let report = reduce_and_write(job.day, scan, matches, sink.as_mut(), &mut clock)?;
+    Ok(clock.finish(report))
 }

@@ -6,14 +6,15 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
 use super::counts::PairCounts;
 use super::location::Location;
 use super::model::{
-    AdvertiserRate, Catalog, Day, JobError, PairRef, ProductMatches, ScanStats, SinkReport,
+    AdvertiserRate, Catalog, Day, DaySink, JobError, MatchRateTables, PairRef, ProductMatches,
+    ScanStats, SinkReport,
 };
 use super::source::{plan_file, scan_unit, ScanOptions, ScanUnit};
 
@@ -44,6 +45,63 @@ pub struct RunReport {
     pub sink: SinkReport,
     /// Wall time of each phase, in order.
     pub timings: Vec<(&'static str, Duration)>,
+}
+
+/// Wall time of each phase of a run, in order, for the report.
+pub(crate) struct PhaseClock {
+    started: Instant,
+    phase: Instant,
+    timings: Vec<(&'static str, Duration)>,
+}
+
+impl PhaseClock {
+    pub(crate) fn start() -> PhaseClock {
+        let now = Instant::now();
+        PhaseClock {
+            started: now,
+            phase: now,
+            timings: Vec::new(),
+        }
+    }
+
+    /// Ends the current phase under `name` and starts the next.
+    pub(crate) fn lap(&mut self, name: &'static str) {
+        self.timings.push((name, self.phase.elapsed()));
+        self.phase = Instant::now();
+    }
+
+    /// The report with every phase and the total.
+    pub(crate) fn finish(mut self, mut report: RunReport) -> RunReport {
+        self.timings.push(("total", self.started.elapsed()));
+        report.timings = self.timings;
+        report
+    }
+}
+
+/// The common end of both engines once `product_matches` is complete: the per-advertiser
+/// reduce, then the day replaced in the sink. Timings are left to the caller's clock.
+pub(crate) fn reduce_and_write(
+    day: Day,
+    scan: ScanStats,
+    matches: ProductMatches,
+    sink: &mut dyn DaySink,
+    clock: &mut PhaseClock,
+) -> Result<RunReport, JobError> {
+    let pairs = matches.len() as u64;
+    let matched_pairs = matches.matched.iter().filter(|&&m| m).count() as u64;
+    let tables = MatchRateTables::from_product_matches(day, matches);
+    clock.lap("reduce");
+    let sink_report = sink.write_day(&tables)?;
+    clock.lap("sink");
+    Ok(RunReport {
+        day,
+        scan,
+        pairs,
+        matched_pairs,
+        advertiser_rates: tables.advertiser_rates,
+        sink: sink_report,
+        timings: Vec::new(),
+    })
 }
 
 /// Scans `files` for the views of `day` with `threads` workers, each counting into its own

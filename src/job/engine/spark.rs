@@ -30,16 +30,18 @@
 
 use std::collections::BinaryHeap;
 use std::io::{Read, Write};
-use std::time::Instant;
 
 use bytes::Bytes;
 use rayon::prelude::*;
 use serde_json::json;
 
-use super::{default_threads, look_up_catalog, scan_views, MatchRateJob, RunReport};
+use super::{
+    default_threads, look_up_catalog, reduce_and_write, scan_views, MatchRateJob, PhaseClock,
+    RunReport,
+};
 use crate::job::counts::PairCounts;
 use crate::job::location::{list_inputs, Location};
-use crate::job::model::{JobError, MatchRateTables, ProductMatches, ScanStats, StringColumn};
+use crate::job::model::{JobError, ProductMatches, ScanStats, StringColumn};
 use crate::job::source::{plan_file, scan_unit, ScanOptions, ScanUnit};
 use crate::job::varint::{put_varint, Reader};
 use crate::job::{catalog, sink};
@@ -588,13 +590,7 @@ pub fn finalize(
     staging: &Location,
     parts: &[StagedPart],
 ) -> Result<RunReport, JobError> {
-    let started = Instant::now();
-    let mut phase = Instant::now();
-    let mut timings = Vec::new();
-    let mut lap = |name: &'static str, timings: &mut Vec<_>| {
-        timings.push((name, phase.elapsed()));
-        phase = Instant::now();
-    };
+    let mut clock = PhaseClock::start();
     let mut sink = sink::open(&job.sink)?;
     check_coverage(parts, buckets)?;
     let threads = job.threads.unwrap_or_else(default_threads).max(1);
@@ -618,31 +614,17 @@ pub fn finalize(
             })
             .collect()
     })?;
-    lap("read staged", &mut timings);
+    clock.lap("read staged");
     let matches = merge_sorted(&tables)?;
     drop(tables);
     let mut scan = ScanStats::default();
     for part in parts {
         scan.merge(&part.stats);
     }
-    let pairs = matches.len() as u64;
-    let matched_pairs = matches.matched.iter().filter(|&&m| m).count() as u64;
-    let tables = MatchRateTables::from_product_matches(job.day, matches);
-    lap("reduce", &mut timings);
-    let sink_report = sink.write_day(&tables)?;
-    lap("sink", &mut timings);
+    let report = reduce_and_write(job.day, scan, matches, sink.as_mut(), &mut clock)?;
     clean_staging(staging)?;
-    lap("clean", &mut timings);
-    timings.push(("total", started.elapsed()));
-    Ok(RunReport {
-        day: job.day,
-        scan,
-        pairs,
-        matched_pairs,
-        advertiser_rates: tables.advertiser_rates,
-        sink: sink_report,
-        timings,
-    })
+    clock.lap("clean");
+    Ok(clock.finish(report))
 }
 
 /// Removes every object under the staging directory (and, locally, the directory itself).
