@@ -9,7 +9,8 @@
 # validating plans, moto for the AWS emulator), and a test PostgreSQL cluster in
 # target/emrship-pg (scripts/postgres.sh; as root it apt-get installs Debian's postgresql
 # package when no server binaries are found). To test against your own server instead, set
-# EMRSHIP_TEST_PG_URL (a user that may create schemas) and PGPASSWORD.
+# EMRSHIP_TEST_PG_URL (a user that may create schemas) and PGPASSWORD, and for the TLS tests
+# EMRSHIP_TEST_PG_CA (the PEM CA file that verifies the server's certificate for its host).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -23,6 +24,9 @@ EMRSHIP_TEST_PG_URL="$(bash scripts/postgres.sh --print-url)"
 export EMRSHIP_TEST_PG_URL
 if [[ "$EMRSHIP_TEST_PG_URL" != "$pg_url_given" ]]; then
     export PGPASSWORD=emrship-test
+    # The CA that signed our server's TLS certificate (the sink's TLS tests verify it).
+    EMRSHIP_TEST_PG_CA="$(bash scripts/postgres.sh --print-ca)"
+    export EMRSHIP_TEST_PG_CA
 fi
 
 # CI reads the closing "test result" lines; keep cargo's own output.
