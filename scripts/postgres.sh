@@ -195,6 +195,10 @@ ensure_tls() {
         mv "$ca_file.tmp" "$ca_file"
         rm -rf "$work"
         say "made a test CA ($ca_file) and a TLS certificate for 127.0.0.1/localhost"
+        # A server already on TLS reads the new files only on a reload.
+        if [[ "$(psql_admin -c 'SHOW ssl' 2>/dev/null)" == on ]]; then
+            psql_admin -c "SELECT pg_reload_conf()" >/dev/null
+        fi
     fi
     if [[ "$(psql_admin -c 'SHOW ssl')" != on ]]; then
         psql_admin -c "ALTER SYSTEM SET ssl = on" -c "SELECT pg_reload_conf()" >/dev/null
@@ -210,6 +214,18 @@ ensure_tls() {
         done
         say "turned on TLS in $data"
     fi
+    # The reload is asynchronous: wait until a verified TLS connection works.
+    local tries=0
+    until PGPASSWORD="$TEST_PASSWORD" "$bindir/psql" -Atq -c 'SELECT 1' \
+        "host=127.0.0.1 port=$port user=postgres dbname=postgres sslmode=verify-full sslrootcert=$ca_file" \
+        >/dev/null 2>&1; do
+        tries=$((tries + 1))
+        if [[ $tries -gt 50 ]]; then
+            say "a verified TLS connection to 127.0.0.1:$port fails (log: $log)"
+            exit 1
+        fi
+        sleep 0.2
+    done
 }
 
 # 2. The server started earlier.
