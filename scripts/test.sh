@@ -20,13 +20,14 @@ export EMRSHIP_TEST_PYTHON
 # The PostgreSQL sink tests need a real server: the given one if it answers, else ours, whose
 # user has the fixed test password (see scripts/postgres.sh).
 pg_url_given="${EMRSHIP_TEST_PG_URL:-}"
-EMRSHIP_TEST_PG_URL="$(bash scripts/postgres.sh --print-url)"
-export EMRSHIP_TEST_PG_URL
+# Two lines: the URL, then the CA that signed the server's TLS certificate (ours, or the given
+# EMRSHIP_TEST_PG_CA for a given server); the sink's TLS tests verify the server with it.
+pg_info="$(bash scripts/postgres.sh --print-url --print-ca)"
+EMRSHIP_TEST_PG_URL="$(sed -n 1p <<<"$pg_info")"
+EMRSHIP_TEST_PG_CA="$(sed -n 2p <<<"$pg_info")"
+export EMRSHIP_TEST_PG_URL EMRSHIP_TEST_PG_CA
 if [[ "$EMRSHIP_TEST_PG_URL" != "$pg_url_given" ]]; then
     export PGPASSWORD=emrship-test
-    # The CA that signed our server's TLS certificate (the sink's TLS tests verify it).
-    EMRSHIP_TEST_PG_CA="$(bash scripts/postgres.sh --print-ca)"
-    export EMRSHIP_TEST_PG_CA
 fi
 
 # CI reads the closing "test result" lines; keep cargo's own output.
