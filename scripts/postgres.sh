@@ -2,7 +2,7 @@
 # Make a PostgreSQL server reachable for the tests (the PostgreSQL sink is tested against a real
 # server).
 #
-# Usage: scripts/postgres.sh [--print-url | --stop]
+# Usage: scripts/postgres.sh [--print-url] [--print-ca] | --stop
 #
 #   1. If EMRSHIP_TEST_PG_URL is set and the server answers, use it (its password, if any,
 #      comes from PGPASSWORD as usual).
@@ -18,8 +18,15 @@
 #   `emrship-test` (a fixed test password; scripts/test.sh exports it as PGPASSWORD). Password
 #   authentication (scram-sha-256) is on for TCP, so the tests exercise the password path.
 #
+#   TLS: the started server also accepts TLS (ssl=on; plain connections still work). Its
+#   certificate (for 127.0.0.1 and localhost) is signed by a throwaway CA generated with
+#   openssl (installed with apt-get as root if missing) into the cluster; a server started by
+#   an earlier version of this script gets TLS on its next run (reconfigured and reloaded).
+#
 #   Output: progress on stderr. With --print-url, the server's URL on stdout, without the
-#   password, e.g.  postgres://emrship_test@127.0.0.1:45123/emrship_test
+#   password, e.g.  postgres://emrship_test@127.0.0.1:45123/emrship_test; with --print-ca
+#   (after the URL if both), the path of the CA certificate (PEM) that signed the server's
+#   certificate (for a server given by EMRSHIP_TEST_PG_URL: EMRSHIP_TEST_PG_CA, if set).
 #   Safe to run repeatedly and concurrently (a lock serialises runs).
 set -euo pipefail
 
@@ -28,22 +35,25 @@ TEST_DB=emrship_test
 TEST_PASSWORD=emrship-test
 
 print_url=0
+print_ca=0
 stop=0
 for arg in "$@"; do
     case "$arg" in
         --print-url) print_url=1 ;;
+        --print-ca) print_ca=1 ;;
         --stop) stop=1 ;;
         -h|--help)
-            sed -n '2,26s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+            sed -n '2,34s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
             exit 0 ;;
         *)
-            echo "postgres: unknown argument: $arg (usage: $0 [--print-url | --stop])" >&2
+            echo "postgres: unknown argument: $arg (usage: $0 [--print-url] [--print-ca] | --stop)" >&2
             exit 2 ;;
     esac
 done
 
 say() { echo "postgres: $*" >&2; }
 emit() { [[ $print_url == 1 ]] && echo "$1"; return 0; }
+emit_ca() { [[ $print_ca == 1 && -n "$1" ]] && echo "$1"; return 0; }
 
 # 1. A server given by the environment.
 if [[ $stop == 0 && -n "${EMRSHIP_TEST_PG_URL:-}" ]]; then
@@ -51,6 +61,7 @@ if [[ $stop == 0 && -n "${EMRSHIP_TEST_PG_URL:-}" ]]; then
         && psql "$EMRSHIP_TEST_PG_URL" -Atqc 'SELECT 1' >/dev/null 2>&1; then
         say "using EMRSHIP_TEST_PG_URL"
         emit "$EMRSHIP_TEST_PG_URL"
+        emit_ca "${EMRSHIP_TEST_PG_CA:-}"
         exit 0
     fi
     say "EMRSHIP_TEST_PG_URL is set but does not answer (or psql is missing); starting a local server"
@@ -117,9 +128,17 @@ data="$cluster/data"
 run="$cluster/run"
 log="$cluster/server.log"
 url_file="$dir/url"
+ca_file="$dir/ca.crt"
 
 running() {
-    [[ -f "$data/postmaster.pid" ]] && as_server_user "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1
+    [[ -f "$data/postmaster.pid" ]] || return 1
+    # A copied data directory (a checkout's target/ copied elsewhere) carries the original's
+    # postmaster.pid: that server is not ours, and its stale lock would stop ours starting.
+    if [[ "$(sed -n 2p "$data/postmaster.pid")" != "$data" ]]; then
+        rm -f "$data/postmaster.pid"
+        return 1
+    fi
+    as_server_user "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1
 }
 
 if [[ $stop == 1 ]]; then
@@ -130,10 +149,94 @@ if [[ $stop == 1 ]]; then
     exit 0
 fi
 
+psql_admin() {
+    as_server_user "$bindir/psql" -h "$run" -p "$port" -U postgres -d postgres \
+        -v ON_ERROR_STOP=1 -Atq "$@"
+}
+
+# A throwaway CA and a server certificate for 127.0.0.1/localhost in the data directory (the
+# server's default ssl_cert_file/ssl_key_file), the CA's certificate next to the URL file; then
+# ssl=on, applied by a reload. Idempotent: only missing pieces are made.
+ensure_tls() {
+    if ! command -v openssl >/dev/null 2>&1; then
+        if [[ $is_root != 1 ]]; then
+            say "openssl is missing (needed for the test server's TLS certificate); install Debian's openssl package"
+            exit 1
+        fi
+        say "installing Debian's openssl package (apt-get)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openssl \
+            >>"$dir/apt.log" 2>&1 || {
+            apt-get update -q >>"$dir/apt.log" 2>&1 || true
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openssl \
+                >>"$dir/apt.log" 2>&1 || { say "apt-get install openssl failed (log: $dir/apt.log)"; exit 1; }
+        }
+    fi
+    if [[ ! -f "$data/server.crt" || ! -f "$data/server.key" || ! -f "$ca_file" ]]; then
+        local work
+        work="$(mktemp -d)"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=emrship test CA" \
+            -keyout "$work/ca.key" -out "$work/ca.crt" \
+            -addext "basicConstraints=critical,CA:TRUE" \
+            -addext "keyUsage=critical,keyCertSign,cRLSign" >/dev/null 2>&1
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+            -keyout "$work/server.key" -out "$work/server.csr" >/dev/null 2>&1
+        printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+            "basicConstraints=critical,CA:FALSE" \
+            "keyUsage=critical,digitalSignature,keyEncipherment" \
+            "extendedKeyUsage=serverAuth" >"$work/ext.cnf"
+        openssl x509 -req -in "$work/server.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" \
+            -CAcreateserial -days 3650 -extfile "$work/ext.cnf" -out "$work/server.crt" \
+            >/dev/null 2>&1
+        chmod 600 "$work/server.key"
+        chmod 644 "$work/server.crt" "$work/ca.crt"
+        cp -p "$work/server.key" "$work/server.crt" "$data/"
+        [[ $is_root == 1 ]] && chown postgres: "$data/server.key" "$data/server.crt"
+        cp "$work/ca.crt" "$ca_file.tmp"
+        mv "$ca_file.tmp" "$ca_file"
+        rm -rf "$work"
+        say "made a test CA ($ca_file) and a TLS certificate for 127.0.0.1/localhost"
+        # A server already on TLS reads the new files only on a reload.
+        if [[ "$(psql_admin -c 'SHOW ssl' 2>/dev/null)" == on ]]; then
+            psql_admin -c "SELECT pg_reload_conf()" >/dev/null
+        fi
+    fi
+    if [[ "$(psql_admin -c 'SHOW ssl')" != on ]]; then
+        psql_admin -c "ALTER SYSTEM SET ssl = on" -c "SELECT pg_reload_conf()" >/dev/null
+        local waited=0
+        until [[ "$(psql_admin -c 'SHOW ssl')" == on ]]; do
+            sleep 0.2
+            waited=$((waited + 1))
+            if [[ $waited -gt 50 ]]; then
+                tail -n 20 "$log" >&2 || true
+                say "the server did not turn on ssl (log: $log)"
+                exit 1
+            fi
+        done
+        say "turned on TLS in $data"
+    fi
+    # The reload is asynchronous: wait until a verified TLS connection works.
+    local tries=0
+    until PGPASSWORD="$TEST_PASSWORD" "$bindir/psql" -Atq -c 'SELECT 1' \
+        "host=127.0.0.1 port=$port user=postgres dbname=postgres sslmode=verify-full sslrootcert=$ca_file" \
+        >/dev/null 2>&1; do
+        tries=$((tries + 1))
+        if [[ $tries -gt 50 ]]; then
+            say "a verified TLS connection to 127.0.0.1:$port fails (log: $log)"
+            exit 1
+        fi
+        sleep 0.2
+    done
+}
+
 # 2. The server started earlier.
 if running && [[ -f "$url_file" ]]; then
     say "reusing the server in $data"
-    emit "$(cat "$url_file")"
+    url="$(cat "$url_file")"
+    port="${url##*:}"
+    port="${port%%/*}"
+    ensure_tls
+    emit "$url"
+    emit_ca "$ca_file"
     exit 0
 fi
 
@@ -182,10 +285,7 @@ if [[ $started != 1 ]]; then
     exit 1
 fi
 
-psql_admin() {
-    as_server_user "$bindir/psql" -h "$run" -p "$port" -U postgres -d postgres \
-        -v ON_ERROR_STOP=1 -Atq "$@"
-}
+ensure_tls
 if [[ "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = '$TEST_USER'")" != 1 ]]; then
     psql_admin -c "CREATE ROLE $TEST_USER LOGIN CREATEDB PASSWORD '$TEST_PASSWORD'"
 fi
@@ -198,3 +298,4 @@ printf '%s\n' "$url" >"$url_file.tmp"
 mv "$url_file.tmp" "$url_file"
 say "started PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') in $data on 127.0.0.1:$port in $((SECONDS - start))s"
 emit "$url"
+emit_ca "$ca_file"

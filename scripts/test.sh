@@ -9,7 +9,8 @@
 # validating plans, moto for the AWS emulator), and a test PostgreSQL cluster in
 # target/emrship-pg (scripts/postgres.sh; as root it apt-get installs Debian's postgresql
 # package when no server binaries are found). To test against your own server instead, set
-# EMRSHIP_TEST_PG_URL (a user that may create schemas) and PGPASSWORD.
+# EMRSHIP_TEST_PG_URL (a user that may create schemas) and PGPASSWORD, and for the TLS tests
+# EMRSHIP_TEST_PG_CA (the PEM CA file that verifies the server's certificate for its host).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -19,8 +20,12 @@ export EMRSHIP_TEST_PYTHON
 # The PostgreSQL sink tests need a real server: the given one if it answers, else ours, whose
 # user has the fixed test password (see scripts/postgres.sh).
 pg_url_given="${EMRSHIP_TEST_PG_URL:-}"
-EMRSHIP_TEST_PG_URL="$(bash scripts/postgres.sh --print-url)"
-export EMRSHIP_TEST_PG_URL
+# Two lines: the URL, then the CA that signed the server's TLS certificate (ours, or the given
+# EMRSHIP_TEST_PG_CA for a given server); the sink's TLS tests verify the server with it.
+pg_info="$(bash scripts/postgres.sh --print-url --print-ca)"
+EMRSHIP_TEST_PG_URL="$(sed -n 1p <<<"$pg_info")"
+EMRSHIP_TEST_PG_CA="$(sed -n 2p <<<"$pg_info")"
+export EMRSHIP_TEST_PG_URL EMRSHIP_TEST_PG_CA
 if [[ "$EMRSHIP_TEST_PG_URL" != "$pg_url_given" ]]; then
     export PGPASSWORD=emrship-test
 fi

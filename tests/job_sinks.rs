@@ -713,3 +713,157 @@ fn sqlite_two_days_written_at_once_both_land() {
         assert_eq!(sqlite_rates(&path, tables.day), expected_rates(tables));
     }
 }
+
+// TLS: the test server (scripts/postgres.sh) accepts TLS with a certificate for 127.0.0.1 signed
+// by a throwaway CA, and plain connections too; `pg_stat_ssl` shows which one a session uses.
+
+fn test_ca() -> String {
+    server()
+        .ca
+        .as_ref()
+        .expect(
+            "the TLS tests need the CA of the test server's certificate: run scripts/test.sh, \
+             or set EMRSHIP_TEST_PG_CA for a server given by EMRSHIP_TEST_PG_URL",
+        )
+        .display()
+        .to_string()
+}
+
+/// `db.url` with `params` and a unique application_name to find the sink's session by.
+fn tls_url(db: &TestSchema, params: &[(&str, &str)]) -> (String, String) {
+    let application = format!("emrship-tls-{}", db.name);
+    let mut url = with_param(&db.url, "application_name", &application);
+    for (key, value) in params {
+        url = with_param(&url, key, value);
+    }
+    (url, application)
+}
+
+/// Whether the session of `application` is encrypted (`None`: no such session).
+fn session_uses_tls(client: &mut postgres::Client, application: &str) -> Option<bool> {
+    client
+        .query_opt(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a ON a.pid = s.pid
+              WHERE a.application_name = $1",
+            &[&application],
+        )
+        .unwrap()
+        .map(|row| row.get(0))
+}
+
+/// Opens the sink on `url`, checks whether its session is encrypted, writes a day and checks
+/// the rows landed.
+fn write_a_day_checking_tls(db: &TestSchema, url: &str, application: &str, tls: bool) {
+    let mut sink = PostgresSink::connect_with_env(url, db.env())
+        .unwrap_or_else(|e| panic!("cannot open the sink {url}: {e}"));
+    let mut client = db.client();
+    assert_eq!(session_uses_tls(&mut client, application), Some(tls));
+    let tables = awkward(day(21));
+    let report = sink.write_day(&tables).unwrap();
+    assert_eq!((report.product_rows, report.advertiser_rows), (4, 3));
+    assert_eq!(
+        pg_products(&mut client, day(21)),
+        expected_products(&tables)
+    );
+    assert_eq!(pg_rates(&mut client, day(21)), expected_rates(&tables));
+}
+
+#[test]
+fn pg_tls_verify_full_with_the_ca_writes_a_day_over_tls() {
+    let db = TestSchema::new("pg_tls_verify_full");
+    let ca = test_ca();
+    let (url, application) = tls_url(
+        &db,
+        &[("sslmode", "verify-full"), ("sslrootcert", ca.as_str())],
+    );
+    write_a_day_checking_tls(&db, &url, &application, true);
+}
+
+#[test]
+fn pg_tls_verify_ca_with_the_ca_writes_a_day_over_tls() {
+    let db = TestSchema::new("pg_tls_verify_ca");
+    let ca = test_ca();
+    let (url, application) = tls_url(&db, &[("sslmode", "verify-ca"), ("sslrootcert", &ca)]);
+    write_a_day_checking_tls(&db, &url, &application, true);
+}
+
+#[test]
+fn pg_tls_verify_full_without_the_ca_is_not_trusted() {
+    let db = TestSchema::new("pg_tls_untrusted");
+    let (url, application) = tls_url(&db, &[("sslmode", "verify-full")]);
+    match PostgresSink::connect_with_env(&url, db.env()) {
+        Ok(_) => panic!("trusted a certificate from a throwaway CA without sslrootcert"),
+        Err(JobError::Sink { message, .. }) => {
+            assert!(message.contains("not trusted"), "{message}");
+            assert!(message.contains("sslrootcert="), "{message}");
+            let password = server().password.clone().unwrap_or_default();
+            assert!(
+                password.is_empty() || !message.contains(&password),
+                "{message}"
+            );
+        }
+        Err(other) => panic!("not a sink error: {other}"),
+    }
+    assert_eq!(session_uses_tls(&mut db.client(), &application), None);
+    assert!(db.tables().is_empty());
+}
+
+#[test]
+fn pg_tls_require_encrypts_without_the_ca() {
+    let db = TestSchema::new("pg_tls_require");
+    let (url, application) = tls_url(&db, &[("sslmode", "require")]);
+    write_a_day_checking_tls(&db, &url, &application, true);
+}
+
+#[test]
+fn pg_tls_prefer_is_the_default_and_encrypts_when_offered() {
+    let db = TestSchema::new("pg_tls_prefer");
+    let (url, application) = tls_url(&db, &[]);
+    write_a_day_checking_tls(&db, &url, &application, true);
+}
+
+#[test]
+fn pg_tls_disable_still_connects_in_plain_text() {
+    let db = TestSchema::new("pg_tls_disable");
+    let (url, application) = tls_url(&db, &[("sslmode", "disable")]);
+    write_a_day_checking_tls(&db, &url, &application, false);
+}
+
+#[test]
+fn pg_tls_required_but_refused_by_the_server_is_a_clear_error() {
+    // A server that answers the TLS request with 'N' (no TLS), as PostgreSQL with ssl=off does.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut socket, _) = listener.accept().unwrap();
+        let mut request = [0u8; 8];
+        socket.read_exact(&mut request).unwrap();
+        // SSLRequest: length 8, code 80877103.
+        assert_eq!(request, [0, 0, 0, 8, 4, 210, 22, 47]);
+        socket.write_all(b"N").unwrap();
+        request
+    });
+    let url = format!("postgres://emrship@127.0.0.1:{port}/ads?sslmode=require&connect_timeout=5");
+    match PostgresSink::connect_with_env(&url, |_| None) {
+        Ok(_) => panic!("connected without TLS under sslmode=require"),
+        Err(JobError::Sink { message, .. }) => {
+            assert!(message.contains("does not accept TLS"), "{message}");
+            assert!(message.contains("sslmode=require"), "{message}");
+        }
+        Err(other) => panic!("not a sink error: {other}"),
+    }
+    server.join().unwrap();
+}
+
+#[test]
+fn pg_unknown_ssl_mode_is_a_usage_error() {
+    match sink::open("postgres://emrship@127.0.0.1:1/ads?sslmode=verify-everything") {
+        Ok(_) => panic!("accepted an unknown sslmode"),
+        Err(JobError::Usage(message)) => {
+            assert!(message.contains("sslmode=verify-everything"), "{message}");
+            assert!(message.contains("verify-full"), "{message}");
+        }
+        Err(other) => panic!("not a usage error: {other}"),
+    }
+}

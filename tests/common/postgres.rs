@@ -1,8 +1,9 @@
 //! A real PostgreSQL server for integration tests, and a fresh schema per test so tests run in
 //! parallel without seeing each other's tables.
 //!
-//! The server: EMRSHIP_TEST_PG_URL with PGPASSWORD (scripts/test.sh exports both), else the
-//! one scripts/postgres.sh starts (user `emrship_test`, fixed test password `emrship-test`).
+//! The server: EMRSHIP_TEST_PG_URL with PGPASSWORD and EMRSHIP_TEST_PG_CA (scripts/test.sh
+//! exports them), else the one scripts/postgres.sh starts (user `emrship_test`, fixed test
+//! password `emrship-test`, TLS with a throwaway CA).
 //!
 //! ```ignore
 //! let db = common::postgres::TestSchema::new("round_trip");
@@ -10,7 +11,7 @@
 //! let mut client = db.client();
 //! ```
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,6 +26,8 @@ pub struct TestServer {
     /// Without a password.
     pub url: String,
     pub password: Option<String>,
+    /// The PEM CA file that verifies the server's TLS certificate, if known.
+    pub ca: Option<PathBuf>,
 }
 
 /// The test server, found or started once per test binary.
@@ -36,21 +39,30 @@ pub fn server() -> &'static TestServer {
                 return TestServer {
                     url,
                     password: std::env::var("PGPASSWORD").ok(),
+                    ca: std::env::var_os("EMRSHIP_TEST_PG_CA")
+                        .filter(|ca| !ca.is_empty())
+                        .map(PathBuf::from),
                 };
             }
         }
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let output = Command::new("bash")
             .arg(root.join("scripts/postgres.sh"))
-            .arg("--print-url")
+            .args(["--print-url", "--print-ca"])
             .env_remove("EMRSHIP_TEST_PG_URL")
             .stderr(Stdio::inherit())
             .output()
             .expect("run scripts/postgres.sh");
         assert!(output.status.success(), "scripts/postgres.sh failed");
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let mut lines = stdout.lines().map(str::trim);
         TestServer {
-            url: String::from_utf8(output.stdout).unwrap().trim().to_string(),
+            url: lines
+                .next()
+                .expect("scripts/postgres.sh printed no URL")
+                .to_string(),
             password: Some(SCRIPT_PASSWORD.to_string()),
+            ca: lines.next().map(PathBuf::from),
         }
     })
 }

@@ -1,5 +1,6 @@
 //! PostgreSQL sink: `postgres://USER@HOST:PORT/DB?…` (the libpq URL parameters the `postgres`
-//! crate parses: `connect_timeout`, `application_name`, `options`, `sslmode`, …).
+//! crate parses: `connect_timeout`, `application_name`, `options`, …), plus libpq's `sslmode`
+//! (disable, prefer, require, verify-ca, verify-full) and `sslrootcert` (see [`tls`]).
 //!
 //! Layout: `product_matches` is partitioned by LIST (day), one partition per day named
 //! `product_matches_YYYYMMDD`, keyed by (day, advertiser_id, product_id); `advertiser_match_rates`
@@ -27,7 +28,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{Datelike, NaiveDate};
+use postgres::config::{Host, SslMode};
 use postgres::{Client, Config, NoTls};
+
+mod tls;
 
 use crate::job::model::{
     AdvertiserRate, Day, DaySink, JobError, MatchRateTables, ProductMatches, SinkReport,
@@ -81,13 +85,9 @@ impl PostgresSink {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, JobError> {
         let destination = redact_url(url);
-        if let Some(mode) = tls_mode(url) {
-            return Err(JobError::Usage(format!(
-                "sink {destination}: sslmode={mode} is not supported yet (this build speaks \
-                 PostgreSQL without TLS); use a database reachable inside the VPC without TLS \
-                 (on RDS: rds.force_ssl=0 in its parameter group), or drop sslmode={mode}"
-            )));
-        }
+        let (url, tls_options) = tls::split_tls_params(url)
+            .map_err(|e| JobError::Usage(format!("sink {destination}: {e}")))?;
+        let url = url.as_str();
         let mut config = Config::from_str(url).map_err(|e| {
             JobError::Usage(format!(
                 "sink {destination}: not a PostgreSQL URL ({}); expected \
@@ -111,16 +111,38 @@ impl PostgresSink {
         if config.get_application_name().is_none() {
             config.application_name("emrship-job");
         }
-        let mut client = config.connect(NoTls).map_err(|e| {
-            JobError::sink(
-                &destination,
-                format!(
+        let tls_config = tls::client_config(&tls_options)
+            .map_err(|e| JobError::Usage(format!("sink {destination}: {e}")))?;
+        // The `postgres` crate's modes: the verify modes are `require` plus our verifier.
+        config.ssl_mode(match tls_options.mode {
+            tls::SslMode::Disable => SslMode::Disable,
+            tls::SslMode::Prefer => SslMode::Prefer,
+            _ => SslMode::Require,
+        });
+        let connected = match tls_config {
+            None => config.connect(NoTls),
+            Some(tls_config) => config.connect(tls::MakeRustlsConnect::new(tls_config)),
+        };
+        let mut client = connected.map_err(|e| {
+            let host = config
+                .get_hosts()
+                .iter()
+                .find_map(|host| match host {
+                    Host::Tcp(name) => Some(name.as_str()),
+                    #[allow(unreachable_patterns)]
+                    _ => None,
+                })
+                .unwrap_or("the server");
+            let message = match tls::explain_failure(&e, &tls_options, host) {
+                Some(tls_problem) => format!("cannot connect over TLS: {tls_problem}"),
+                None => format!(
                     "cannot connect: {}; check that the server is running and reachable, the \
                      user and database exist, and the password ({PASSWORD_ENV} or \
                      {SECRET_PASSWORD_ENV}) is right",
                     describe(&e)
                 ),
-            )
+            };
+            JobError::sink(&destination, message)
         })?;
         ensure_schema(&mut client).map_err(|e| {
             JobError::sink(
@@ -365,18 +387,6 @@ pub fn redact_url(url: &str) -> String {
         }
     }
     redacted
-}
-
-/// The `sslmode` of `url` when it demands TLS (`require`, `verify-ca`, `verify-full`), which
-/// this build cannot speak; `disable` and `prefer` (the default) connect without TLS.
-fn tls_mode(url: &str) -> Option<&str> {
-    let (_, query) = url.split_once('?')?;
-    query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .filter(|(key, _)| *key == "sslmode")
-        .map(|(_, value)| value)
-        .find(|value| matches!(*value, "require" | "verify-ca" | "verify-full"))
 }
 
 /// The password: PGPASSWORD if set, else the secret EMRSHIP_SECRET_PGPASSWORD names, else none
@@ -625,17 +635,6 @@ mod tests {
         );
         assert_eq!(region_of_arn("ads-db"), None);
         assert_eq!(region_of_arn("arn:aws:s3:::bucket"), None);
-    }
-
-    #[test]
-    fn tls_demanding_ssl_modes_are_recognised() {
-        assert_eq!(tls_mode("postgres://h/db?sslmode=require"), Some("require"));
-        assert_eq!(
-            tls_mode("postgres://h/db?connect_timeout=5&sslmode=verify-full"),
-            Some("verify-full")
-        );
-        assert_eq!(tls_mode("postgres://h/db?sslmode=prefer"), None);
-        assert_eq!(tls_mode("postgres://h/db"), None);
     }
 
     #[test]
