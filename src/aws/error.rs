@@ -80,22 +80,3 @@ impl fmt::Display for AwsError {
 }
 
 impl std::error::Error for AwsError {}
-
-/// Fails with a clear message unless the SDK config can produce credentials, so a command
-/// stops before its first call instead of halfway through.
-pub async fn require_credentials(config: &aws_config::SdkConfig) -> Result<(), String> {
-    use aws_sdk_emr::config::ProvideCredentials;
-    let how_to_fix = "set AWS_PROFILE or pass --profile (a profile from ~/.aws/config), or set \
-                      AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run on a machine with an \
-                      instance role";
-    let Some(provider) = config.credentials_provider() else {
-        return Err(format!(
-            "no AWS credentials provider is configured; {how_to_fix}"
-        ));
-    };
-    provider
-        .provide_credentials()
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("no AWS credentials found ({e}); {how_to_fix}"))
-}

@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use aws_config::SdkConfig;
-use aws_sdk_s3::config::ProvideCredentials;
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::abort_multipart_upload::AbortMultipartUploadError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
@@ -46,32 +47,6 @@ pub fn client(config: &SdkConfig, path_style: bool) -> Client {
             .force_path_style(path_style)
             .build(),
     )
-}
-
-/// Resolves credentials once, before any request: "no credentials" is then one clear error
-/// instead of a dispatch failure on the first call.
-pub async fn require_credentials(config: &SdkConfig) -> Result<(), String> {
-    const HOW: &str = "configure credentials: `aws configure` or `aws sso login`, a profile (AWS_PROFILE or --profile), \
-                       AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or an instance/container role";
-    let Some(provider) = config.credentials_provider() else {
-        return Err(format!("no AWS credentials provider is configured; {HOW}"));
-    };
-    provider
-        .provide_credentials()
-        .await
-        .map(|_| ())
-        .map_err(|e| {
-            // The chain's own account of what it tried, without the Debug dump that
-            // DisplayErrorContext appends.
-            let mut tried = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(cause) = source {
-                tried.push_str(": ");
-                tried.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            format!("no AWS credentials found ({tried}); {HOW}")
-        })
 }
 
 /// One clear sentence per failure: what failed, where, and how to fix it.
@@ -311,13 +286,7 @@ async fn multipart(
             eprintln!("note: {message}, but {uri} already holds these bytes");
             // Ours may still be open (another deploy completed the object first); if it was
             // the one completed, S3 answers NoSuchUpload, which is as good.
-            let _ = client
-                .abort_multipart_upload()
-                .bucket(&uri.bucket)
-                .key(&uri.key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
+            let _ = abort_upload(client, uri, &upload_id).await;
             Ok(bytes_len.div_ceil(part_size(bytes_len)) as usize)
         }
         other => other,
@@ -335,13 +304,7 @@ async fn multipart(
         Ok(parts) => Ok(parts),
         Err(message) => {
             // Parts of an unfinished upload are stored (and billed) until aborted.
-            let aborted = client
-                .abort_multipart_upload()
-                .bucket(&uri.bucket)
-                .key(&uri.key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
+            let aborted = abort_upload(client, uri, &upload_id).await;
             Err(match aborted {
                 Ok(_) => format!("{message} (the multipart upload was aborted; nothing is left behind)"),
                 Err(e) => format!(
@@ -354,6 +317,22 @@ async fn multipart(
             })
         }
     }
+}
+
+/// Aborts multipart upload `upload_id` of `uri`'s key (its stored parts are billed until then).
+async fn abort_upload(
+    client: &Client,
+    uri: &S3Uri,
+    upload_id: &str,
+) -> Result<(), SdkError<AbortMultipartUploadError, HttpResponse>> {
+    client
+        .abort_multipart_upload()
+        .bucket(&uri.bucket)
+        .key(&uri.key)
+        .upload_id(upload_id)
+        .send()
+        .await
+        .map(|_| ())
 }
 
 /// Aborts every multipart upload of exactly `uri`'s key other than `ours`: called once the
@@ -382,14 +361,7 @@ async fn abort_strays(client: &Client, uri: &S3Uri, ours: &str) -> Result<(), St
         if key != uri.key || id == ours {
             continue;
         }
-        client
-            .abort_multipart_upload()
-            .bucket(&uri.bucket)
-            .key(key)
-            .upload_id(id)
-            .send()
-            .await
-            .map_err(|e| {
+        abort_upload(client, uri, id).await.map_err(|e| {
                 format!(
                     "cannot abort multipart upload {id} of {uri} (left by a lost answer): {}; remove it with \
                      `aws s3api abort-multipart-upload --bucket {} --key {key} --upload-id {id}`",

@@ -6,6 +6,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::config::ProvideCredentials;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AwsOptions {
@@ -54,4 +55,30 @@ pub fn endpoint_overridden(options: &AwsOptions) -> bool {
     options.endpoint_url.is_some()
         || std::env::var_os("AWS_ENDPOINT_URL").is_some()
         || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
+}
+
+/// Resolves credentials once, before any request: "no credentials" is then one clear error
+/// instead of a dispatch failure on the first call.
+pub async fn require_credentials(config: &SdkConfig) -> Result<(), String> {
+    const HOW: &str = "configure credentials: `aws configure` or `aws sso login`, a profile (AWS_PROFILE or --profile), \
+                       AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or an instance/container role";
+    let Some(provider) = config.credentials_provider() else {
+        return Err(format!("no AWS credentials provider is configured; {HOW}"));
+    };
+    provider
+        .provide_credentials()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            // The chain's own account of what it tried, without the Debug dump that
+            // DisplayErrorContext appends.
+            let mut tried = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                tried.push_str(": ");
+                tried.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            format!("no AWS credentials found ({tried}); {HOW}")
+        })
 }

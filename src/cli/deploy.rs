@@ -345,7 +345,9 @@ async fn connect(
         }
         let options = args.aws.options(Some(&region));
         let config = sdk::load(&options).await;
-        s3::require_credentials(&config).await.map_err(failure)?;
+        crate::aws::sdk::require_credentials(&config)
+            .await
+            .map_err(failure)?;
         clients.push((
             region,
             s3::client(&config, sdk::endpoint_overridden(&options)),

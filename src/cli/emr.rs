@@ -19,7 +19,8 @@ use super::{
     WaitArgs, EXIT_FAILURE, EXIT_RUN_FAILED, EXIT_TIMEOUT,
 };
 use crate::aws::emr::{ClusterView, Emr, ACTIVE_CLUSTER_STATES};
-use crate::aws::error::{require_credentials, AwsError};
+use crate::aws::error::AwsError;
+use crate::aws::sdk::require_credentials;
 use crate::aws::{iam, sdk};
 use crate::render::artifacts::Upload;
 use crate::render::run_job_flow::RUN_KEY_TAG;
