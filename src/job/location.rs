@@ -218,11 +218,8 @@ impl Location {
                 Ok(files)
             }
             Location::S3 { bucket, key } => {
-                let store = s3_store(bucket)?;
-                let prefix = key.trim_end_matches('/');
-                let prefix = (!prefix.is_empty()).then(|| ObjectPath::from(prefix));
-                let listing = block_on(async { store.list_with_delimiter(prefix.as_ref()).await })
-                    .map_err(|e| JobError::input(self, format!("cannot list: {}", s3_error(&e))))?;
+                let listing = s3_list(bucket, key)?
+                    .map_err(|e| JobError::input(self, format!("cannot list: {e}")))?;
                 let mut files: Vec<Location> = listing
                     .objects
                     .into_iter()
@@ -262,13 +259,8 @@ impl Location {
                 Ok(names)
             }
             Location::S3 { bucket, key } => {
-                let store = s3_store(bucket)?;
-                let prefix = key.trim_end_matches('/');
-                let prefix = (!prefix.is_empty()).then(|| ObjectPath::from(prefix));
-                let listing = block_on(async { store.list_with_delimiter(prefix.as_ref()).await })
-                    .map_err(|e| {
-                        JobError::Other(format!("cannot list {self}: {}", s3_error(&e)))
-                    })?;
+                let listing = s3_list(bucket, key)?
+                    .map_err(|e| JobError::Other(format!("cannot list {self}: {e}")))?;
                 let mut names: Vec<String> = listing
                     .common_prefixes
                     .iter()
@@ -318,11 +310,8 @@ impl Location {
         let Location::S3 { bucket, key } = self else {
             return Ok(Vec::new());
         };
-        let store = s3_store(bucket)?;
-        let prefix = key.trim_end_matches('/');
-        let prefix = (!prefix.is_empty()).then(|| ObjectPath::from(prefix));
-        let listing = block_on(async { store.list_with_delimiter(prefix.as_ref()).await })
-            .map_err(|e| JobError::Other(format!("cannot list {self}: {}", s3_error(&e))))?;
+        let listing = s3_list(bucket, key)?
+            .map_err(|e| JobError::Other(format!("cannot list {self}: {e}")))?;
         Ok(listing
             .objects
             .into_iter()
@@ -489,6 +478,19 @@ fn s3_store(bucket: &str) -> Result<Arc<AmazonS3>, JobError> {
     })?);
     stores.insert(bucket.to_string(), store.clone());
     Ok(store)
+}
+
+/// One level of `s3://bucket/key/`: its objects and common prefixes. The outer error is the
+/// client that could not be built; the inner one the listing, explained, for the caller to
+/// place in its own error.
+fn s3_list(bucket: &str, key: &str) -> Result<Result<object_store::ListResult, String>, JobError> {
+    let store = s3_store(bucket)?;
+    let prefix = key.trim_end_matches('/');
+    let prefix = (!prefix.is_empty()).then(|| ObjectPath::from(prefix));
+    Ok(
+        block_on(async { store.list_with_delimiter(prefix.as_ref()).await })
+            .map_err(|e| s3_error(&e)),
+    )
 }
 
 fn s3_error(error: &object_store::Error) -> String {
