@@ -146,6 +146,15 @@ impl Project {
         )
     }
 
+    /// Deploys and provisions straight to moto (no faults); the new cluster's id.
+    fn deployed_and_provisioned(&self) -> String {
+        let direct = self.moto.endpoint.clone();
+        deploy_report(&self.deploy(&direct));
+        let output = self.provision(&direct);
+        assert_exit(&output, 0);
+        cluster_id_of(&output)
+    }
+
     fn submit_args<'a>(&self, cluster_id: &'a str) -> Vec<&'a str> {
         vec![
             "submit",
@@ -308,10 +317,7 @@ fn survive_faults(seed: u64) {
 
     let output = project.provision(&proxy.endpoint);
     assert_exit(&output, 0);
-    let cluster_id = stdout_json(&output)["cluster_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let cluster_id = cluster_id_of(&output);
     assert_eq!(
         active_for_run_key(&project.emr, RUN_KEY),
         [cluster_id.as_str()],
@@ -381,7 +387,15 @@ fn deploy_provision_submit_survive_faults_seed_3() {
     survive_faults(3);
 }
 
-/// `matches` hit exactly `times` requests of the proxy.
+/// The `cluster_id` of a `provision --format json` run.
+fn cluster_id_of(output: &Output) -> String {
+    stdout_json(output)["cluster_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// At least one request matching `matches` was given `fate` by the proxy.
 fn assert_hit(
     proxy: &FaultProxy,
     what: &str,
@@ -396,42 +410,36 @@ fn assert_hit(
     assert!(hits > 0, "the proxy gave no {what} the fate {fate:?}");
 }
 
-#[test]
-fn a_lost_create_multipart_answer_leaves_no_orphaned_upload() {
-    let project = Project::new(&incompressible(9 * 1024 * 1024, 11));
-    // moto starts the upload; the client never hears its id and retries.
+/// Deploys a multipart-sized bundle while the proxy drops the answer to the first request
+/// matching `matches` after moto acted on it, so the client retries; the deploy must still land
+/// every artifact intact with nothing left open.
+fn deploy_losing_the_first_answer_to(
+    seed: u64,
+    what: &str,
+    matches: fn(&common::fault_proxy::Seen) -> bool,
+) {
+    let project = Project::new(&incompressible(9 * 1024 * 1024, seed));
     let proxy = FaultProxy::start_with_rules(
         project.moto.port,
         FaultMix::NONE,
         0,
-        vec![Rule::first(1, Fate::DroppedAfter, |s| {
-            s.is_create_multipart()
-        })],
+        vec![Rule::first(1, Fate::DroppedAfter, matches)],
     );
     let report = deploy_report(&project.deploy(&proxy.endpoint));
-    assert_hit(&proxy, "CreateMultipartUpload", Fate::DroppedAfter, |s| {
-        s.is_create_multipart()
-    });
+    assert_hit(&proxy, what, Fate::DroppedAfter, matches);
     assert_artifacts_intact(&project, &report);
 }
 
 #[test]
+fn a_lost_create_multipart_answer_leaves_no_orphaned_upload() {
+    // moto starts the upload; the client never hears its id and retries.
+    deploy_losing_the_first_answer_to(11, "CreateMultipartUpload", |s| s.is_create_multipart());
+}
+
+#[test]
 fn a_lost_complete_multipart_answer_still_deploys() {
-    let project = Project::new(&incompressible(9 * 1024 * 1024, 12));
     // moto completes the object; the client never hears it and retries the completion.
-    let proxy = FaultProxy::start_with_rules(
-        project.moto.port,
-        FaultMix::NONE,
-        0,
-        vec![Rule::first(1, Fate::DroppedAfter, |s| {
-            s.is_complete_multipart()
-        })],
-    );
-    let report = deploy_report(&project.deploy(&proxy.endpoint));
-    assert_hit(&proxy, "CompleteMultipartUpload", Fate::DroppedAfter, |s| {
-        s.is_complete_multipart()
-    });
-    assert_artifacts_intact(&project, &report);
+    deploy_losing_the_first_answer_to(12, "CompleteMultipartUpload", |s| s.is_complete_multipart());
 }
 
 #[test]
@@ -491,14 +499,7 @@ const EXECUTOR: &str = "container_1732168000000_0001_01_000002";
 #[test]
 fn a_step_failing_under_submit_wait_is_diagnosed_from_its_logs_and_exits_4() {
     let project = Project::new(b"threshold = 0.5\n");
-    let direct = project.moto.endpoint.clone();
-    deploy_report(&project.deploy(&direct));
-    let output = project.provision(&direct);
-    assert_exit(&output, 0);
-    let cluster_id = stdout_json(&output)["cluster_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let cluster_id = project.deployed_and_provisioned();
     let before: Vec<String> = common::emr::steps(&project.emr, &cluster_id)
         .into_iter()
         .map(|s| s.0)
@@ -507,7 +508,7 @@ fn a_step_failing_under_submit_wait_is_diagnosed_from_its_logs_and_exits_4() {
     let mut args = project.submit_args(&cluster_id);
     args.extend(["--wait", "--poll", "100ms", "--timeout", "60s"]);
     let child = project
-        .command(&direct, &args)
+        .command(&project.moto.endpoint, &args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -589,14 +590,7 @@ fn a_step_failing_under_submit_wait_is_diagnosed_from_its_logs_and_exits_4() {
 #[test]
 fn a_lost_add_job_flow_steps_answer_adds_the_step_once() {
     let project = Project::new(b"threshold = 0.5\n");
-    let direct = project.moto.endpoint.clone();
-    deploy_report(&project.deploy(&direct));
-    let output = project.provision(&direct);
-    assert_exit(&output, 0);
-    let cluster_id = stdout_json(&output)["cluster_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let cluster_id = project.deployed_and_provisioned();
     let launch_steps = common::emr::steps(&project.emr, &cluster_id).len();
     // EMR adds the step; the client never hears it and the SDK sends AddJobFlowSteps again.
     let proxy = FaultProxy::start_with_rules(
