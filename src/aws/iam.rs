@@ -337,6 +337,57 @@ pub async fn await_propagation(
     Ok(())
 }
 
+/// The role's ARN, or `None` when there is no role by that name.
+pub async fn role_arn(
+    config: &aws_config::SdkConfig,
+    name: &str,
+) -> Result<Option<String>, AwsError> {
+    match Client::new(config).get_role().role_name(name).send().await {
+        Ok(found) => Ok(found.role().map(|r| r.arn().to_string())),
+        Err(err) => {
+            let err = AwsError::from_sdk("GetRole", err);
+            if err.is_code("NoSuchEntity") {
+                Ok(None)
+            } else {
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Deletes one inline policy of a role, then the role; what was there to delete comes back as
+/// (policy deleted, role deleted). A role holding anything else (another inline policy, a
+/// managed policy, an instance profile) is not ours alone: IAM refuses, and the error says so.
+pub async fn delete_role_and_policy(
+    config: &aws_config::SdkConfig,
+    role: &str,
+    policy: &str,
+) -> Result<(bool, bool), AwsError> {
+    let client = Client::new(config);
+    let absent = |err: AwsError| {
+        if err.is_code("NoSuchEntity") {
+            Ok(false)
+        } else {
+            Err(err)
+        }
+    };
+    let policy_deleted = match client
+        .delete_role_policy()
+        .role_name(role)
+        .policy_name(policy)
+        .send()
+        .await
+    {
+        Ok(_) => true,
+        Err(err) => absent(AwsError::from_sdk("DeleteRolePolicy", err))?,
+    };
+    let role_deleted = match client.delete_role().role_name(role).send().await {
+        Ok(_) => true,
+        Err(err) => absent(AwsError::from_sdk("DeleteRole", err))?,
+    };
+    Ok((policy_deleted, role_deleted))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,8 @@ pub mod emr;
 pub mod emr_logs;
 pub mod emr_request;
 pub mod error;
+pub mod events;
 pub mod iam;
+pub mod lambda;
 pub mod s3;
 pub mod sdk;

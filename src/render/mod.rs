@@ -7,3 +7,4 @@ pub mod iam;
 pub mod run_job_flow;
 pub mod scripts;
 pub mod steps;
+pub mod schedule;
