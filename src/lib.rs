@@ -15,5 +15,6 @@ pub mod diagnose;
 pub mod job;
 pub mod plan;
 pub mod render;
+pub mod schedule;
 pub mod sizing;
 pub mod spec;

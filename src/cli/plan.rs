@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use super::{OutputFormat, PlanArgs, SpecArgs, EXIT_FAILURE, EXIT_SPEC_ERROR};
 use crate::render::artifacts::{Digest256, PlanInputs};
+use crate::schedule::PlanTemplate;
 use crate::spec::{self, LayerText, RunContext};
 
 fn read_layer(path: &Path) -> Result<LayerText, String> {
@@ -35,6 +36,19 @@ pub fn load_plan_with_bundle(
     args: &SpecArgs,
     bundle: Option<Digest256>,
 ) -> Result<LoadedPlan, (u8, String)> {
+    load_plan_and_template(args, bundle).map(|(loaded, _)| loaded)
+}
+
+/// As `load_plan`, and the plan template that renders the same plan for any date (what
+/// `emrship schedule` stores for the scheduler Lambda).
+pub fn load_template(args: &SpecArgs) -> Result<(LoadedPlan, PlanTemplate), (u8, String)> {
+    load_plan_and_template(args, None)
+}
+
+fn load_plan_and_template(
+    args: &SpecArgs,
+    bundle: Option<Digest256>,
+) -> Result<(LoadedPlan, PlanTemplate), (u8, String)> {
     let base = read_layer(&args.spec).map_err(|e| (EXIT_FAILURE, e))?;
     let overlays = args
         .overlays
@@ -81,11 +95,15 @@ pub fn load_plan_with_bundle(
     });
     let warnings = diagnostics.warnings().map(|d| d.one_line()).collect();
     let plan = crate::plan::build(&job, &inputs, warnings);
-    Ok(LoadedPlan {
-        job,
-        plan,
-        spec_dir,
-    })
+    let template = PlanTemplate::from_layers(&base, &overlays, &args.sets, &inputs, &job);
+    Ok((
+        LoadedPlan {
+            job,
+            plan,
+            spec_dir,
+        },
+        template,
+    ))
 }
 
 pub fn run(args: PlanArgs) -> ExitCode {
@@ -103,6 +121,43 @@ pub fn run(args: PlanArgs) -> ExitCode {
         Err((code, message)) => {
             eprint!("{message}");
             ExitCode::from(code)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The template renders, for any date, byte for byte what `emrship plan --date` renders.
+    #[test]
+    fn the_template_plans_each_day_as_plan_does() {
+        let spec = PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/job-specs/match-rate.yaml"
+        ));
+        let prod = PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/job-specs/envs/prod.yaml"
+        ));
+        let args = |date| SpecArgs {
+            spec: spec.clone(),
+            overlays: vec![prod.clone()],
+            sets: vec!["cluster.core.count=5".into()],
+            date: Some(date),
+        };
+        let first = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let (_, template) = load_template(&args(first)).unwrap();
+        let template = PlanTemplate::parse(&template.to_json(), "test").unwrap();
+        for date in [first, chrono::NaiveDate::from_ymd_opt(2027, 2, 28).unwrap()] {
+            let expected = load_plan(&args(date)).unwrap();
+            let (job, plan) = template.plan_for(date).unwrap();
+            assert_eq!(job.run_key(), expected.job.run_key());
+            assert_eq!(
+                serde_json::to_string_pretty(&plan).unwrap(),
+                serde_json::to_string_pretty(&expected.plan).unwrap(),
+                "{date}"
+            );
         }
     }
 }

@@ -1,0 +1,7 @@
+//! Scheduled runs: the plan template `emrship schedule` stores and the scheduler Lambda reads.
+//!
+//! `template` is pure (no I/O, no AWS SDK), like `spec` and `plan`.
+
+pub mod template;
+
+pub use template::{run_date, PlanTemplate};
