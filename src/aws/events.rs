@@ -10,11 +10,7 @@ fn events_error<E, R>(
     operation: &'static str,
 ) -> impl FnOnce(aws_sdk_eventbridge::error::SdkError<E, R>) -> AwsError
 where
-    E: aws_sdk_eventbridge::error::ProvideErrorMetadata
-        + std::error::Error
-        + Send
-        + Sync
-        + 'static,
+    E: aws_sdk_eventbridge::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     move |err| AwsError::from_sdk(operation, err)

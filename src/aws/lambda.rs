@@ -382,12 +382,7 @@ fn architectures(names: &[String]) -> Vec<Architecture> {
 fn environment(request: &CreateFunction) -> Environment {
     Environment::builder()
         .set_variables(Some(
-            request
-                .environment
-                .variables
-                .clone()
-                .into_iter()
-                .collect(),
+            request.environment.variables.clone().into_iter().collect(),
         ))
         .build()
 }

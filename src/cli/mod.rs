@@ -12,6 +12,7 @@ mod emr;
 mod logs;
 pub mod plan;
 mod run;
+mod schedule;
 mod size;
 
 pub use aws_args::AwsArgs;
@@ -65,6 +66,10 @@ pub enum Command {
     Terminate(TerminateArgs),
     /// Terminate the cluster of a spec's run (found by its run-key tag).
     Down(DownArgs),
+    /// Run a spec on its `schedule:`: a Lambda launched by an EventBridge rule (UTC cron).
+    Schedule(ScheduleArgs),
+    /// Remove what `schedule` created for a spec (and nothing else).
+    Unschedule(UnscheduleArgs),
 }
 
 /// The spec files and values that make a plan; shared by every command that reads a spec.
@@ -249,6 +254,42 @@ pub struct DownArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("code").args(["lambda_zip", "lambda_binary"])))]
+pub struct ScheduleArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Deploy this zip (it must hold an executable `bootstrap`) instead of building one.
+    #[arg(long, value_name = "FILE")]
+    pub lambda_zip: Option<PathBuf>,
+    /// Zip this emrship-lambda binary as `bootstrap` instead of building one.
+    #[arg(long, value_name = "FILE")]
+    pub lambda_binary: Option<PathBuf>,
+    /// The function's architecture (and the build's target).
+    #[arg(long, value_enum, default_value = "x86_64")]
+    pub arch: schedule::LambdaArchArg,
+    /// Print every request; send none (not even the template upload).
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UnscheduleArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Print what would be removed; send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct SizeArgs {
     /// EC2 instance type of the core nodes, e.g. r5.4xlarge.
     #[arg(long, required_unless_present = "list")]
@@ -287,6 +328,8 @@ pub fn main() -> ExitCode {
         Command::Terminate(args) => emr::terminate(args),
         Command::Down(args) => emr::down(args),
         Command::Logs(args) => logs::run(args),
+        Command::Schedule(args) => schedule::schedule(args),
+        Command::Unschedule(args) => schedule::unschedule(args),
     }
 }
 

@@ -5,6 +5,6 @@ pub mod artifacts;
 pub mod configurations;
 pub mod iam;
 pub mod run_job_flow;
+pub mod schedule;
 pub mod scripts;
 pub mod steps;
-pub mod schedule;

@@ -1,0 +1,790 @@
+//! `emrship schedule` / `emrship unschedule`: the scheduler Lambda, its role, its EventBridge
+//! rule, the rule's target and invoke permission, and the plan template it reads.
+//!
+//! Every request comes from the pure renderer (`render::schedule`); `--dry-run` prints them
+//! and makes no AWS call at all. A real run checks everything it can before its first change
+//! (spec, EMR roles, the Lambda zip), then brings each resource to the rendered request,
+//! touching only what differs: a second run sends no mutating call.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::plan::{load_plan, load_template, LoadedPlan};
+use super::{OutputFormat, ScheduleArgs, UnscheduleArgs, EXIT_FAILURE, EXIT_SPEC_ERROR};
+use crate::aws::error::AwsError;
+use crate::aws::events::Events;
+use crate::aws::lambda::{statement_id, statement_source_arn, Lambda};
+use crate::aws::sdk::{self, require_credentials};
+use crate::aws::{iam, s3};
+use crate::bundle::archive::{write_zip, ArchiveEntry};
+use crate::render::artifacts::Digest256;
+use crate::render::iam::IamPlan;
+use crate::render::schedule::{
+    schedule_requests, ScheduleInputs, ScheduleRequests, SCHEDULER_POLICY, TARGET_ID,
+};
+use crate::spec::s3::S3Uri;
+
+/// How long CreateFunction keeps trying while IAM propagates a role created moments ago.
+const ROLE_PROPAGATION: Duration = Duration::from_secs(90);
+/// How long a function update may take before we give up waiting for it.
+const FUNCTION_READY_WITHIN: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LambdaArchArg {
+    #[value(name = "x86_64")]
+    X86_64,
+    #[value(name = "arm64")]
+    Arm64,
+}
+
+impl LambdaArchArg {
+    pub fn lambda_name(self) -> &'static str {
+        match self {
+            LambdaArchArg::X86_64 => "x86_64",
+            LambdaArchArg::Arm64 => "arm64",
+        }
+    }
+}
+
+/// What happened to one resource.
+#[derive(Debug, Clone, Serialize)]
+struct Change {
+    resource: &'static str,
+    name: String,
+    /// created | updated | unchanged | deleted | absent | kept
+    action: &'static str,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    detail: String,
+}
+
+fn change(resource: &'static str, name: impl Into<String>, action: &'static str) -> Change {
+    Change {
+        resource,
+        name: name.into(),
+        action,
+        detail: String::new(),
+    }
+}
+
+struct Failure(u8, String);
+
+fn fail(message: impl Into<String>) -> Failure {
+    Failure(EXIT_FAILURE, message.into())
+}
+
+fn aws_failure(e: AwsError) -> Failure {
+    fail(e.to_string())
+}
+
+fn run_async(command: impl std::future::Future<Output = Result<(), Failure>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(code, message)) => {
+            eprintln!("{}", message.trim_end());
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn print_data(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{text}");
+}
+
+fn pretty(value: &impl Serialize) -> String {
+    serde_json::to_string_pretty(value).expect("rendered requests always serialize")
+}
+
+/// The spec's schedule, or the error a spec without one gets (a spec error: exit 2).
+fn require_schedule(loaded: &LoadedPlan, spec: &Path, command: &str) -> Result<(), Failure> {
+    if loaded.plan.schedule.is_some() {
+        return Ok(());
+    }
+    Err(Failure(
+        EXIT_SPEC_ERROR,
+        format!(
+            "{}: the spec has no `schedule:`, so there is nothing to {command}; add e.g.\n  \
+             schedule: {{ cron: \"cron(0 6 * * ? *)\", date: yesterday }}",
+            spec.display()
+        ),
+    ))
+}
+
+/// The Lambda zip: given, zipped from a given binary, or built.
+struct LambdaZip {
+    bytes: Vec<u8>,
+    source: String,
+}
+
+/// The zip must hold an executable `bootstrap`, or the function fails on its first tick
+/// instead of now.
+fn check_zip(bytes: &[u8], source: &str) -> Result<(), String> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| format!("{source} is not a zip file ({e})"))?;
+    let entry = archive.by_name("bootstrap").map_err(|_| {
+        format!(
+            "{source} has no `bootstrap` at its top level; a provided.al2023 function runs the \
+             file named `bootstrap` (build it with `emrship schedule` or pass --lambda-binary)"
+        )
+    })?;
+    match entry.unix_mode() {
+        Some(mode) if mode & 0o111 != 0 => Ok(()),
+        _ => Err(format!(
+            "`bootstrap` in {source} is not executable; Lambda cannot start it (zip it with \
+             mode 0755, or pass --lambda-binary and let emrship zip it)"
+        )),
+    }
+}
+
+/// A deterministic zip of `binary` as an executable `bootstrap`.
+fn zip_binary(binary: &Path) -> Result<Vec<u8>, String> {
+    let bytes =
+        std::fs::read(binary).map_err(|e| format!("cannot read {}: {e}", binary.display()))?;
+    write_zip(vec![ArchiveEntry {
+        name: "bootstrap".into(),
+        bytes,
+        mode: 0o755,
+    }])
+}
+
+fn lambda_zip(args: &ScheduleArgs) -> Result<LambdaZip, String> {
+    let zip = if let Some(path) = &args.lambda_zip {
+        LambdaZip {
+            bytes: std::fs::read(path)
+                .map_err(|e| format!("cannot read --lambda-zip {}: {e}", path.display()))?,
+            source: path.display().to_string(),
+        }
+    } else if let Some(binary) = &args.lambda_binary {
+        LambdaZip {
+            bytes: zip_binary(binary)?,
+            source: format!("{} (zipped as bootstrap)", binary.display()),
+        }
+    } else {
+        build_zip(args)?
+    };
+    check_zip(&zip.bytes, &zip.source)?;
+    Ok(zip)
+}
+
+fn build_zip(args: &ScheduleArgs) -> Result<LambdaZip, String> {
+    let _ = args;
+    Err(
+        "building the scheduler Lambda is not available in this build; pass --lambda-zip FILE \
+         or --lambda-binary FILE (an emrship-lambda built for provided.al2023)"
+            .to_string(),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// schedule
+
+pub fn schedule(args: ScheduleArgs) -> ExitCode {
+    let (loaded, template) = match load_template(&args.spec) {
+        Ok(loaded) => loaded,
+        Err((code, message)) => {
+            eprint!("{message}");
+            return ExitCode::from(code);
+        }
+    };
+    if let Err(Failure(code, message)) = require_schedule(&loaded, &args.spec.spec, "schedule") {
+        eprintln!("{message}");
+        return ExitCode::from(code);
+    }
+    let template = template.to_json().into_bytes();
+    run_async(schedule_async(args, loaded, template))
+}
+
+async fn schedule_async(
+    args: ScheduleArgs,
+    loaded: LoadedPlan,
+    template: Vec<u8>,
+) -> Result<(), Failure> {
+    let plan = &loaded.plan;
+    let schedule = plan.schedule.clone().expect("checked by require_schedule");
+    let spec_hint = args.spec.spec.display().to_string();
+    if plan.uploads.iter().any(|u| u.pending) {
+        let message = format!(
+            "the job bundle is not deployed yet: every scheduled run would point at \
+             `pending-build`. Run `emrship deploy {spec_hint}` (same overlays and --set values) \
+             first, then `emrship schedule` from the same folder"
+        );
+        if !args.dry_run {
+            return Err(fail(message));
+        }
+        eprintln!("warning: {message}");
+    }
+    let architecture = args.arch.lambda_name().to_string();
+    let region = args
+        .aws
+        .region
+        .clone()
+        .unwrap_or_else(|| loaded.job.region.clone());
+
+    if args.dry_run {
+        // No AWS call, no build: the zip is shown by digest when one was given.
+        let code = if args.lambda_zip.is_some() || args.lambda_binary.is_some() {
+            let zip = lambda_zip(&args).map_err(fail)?;
+            Digest256::of(&zip.bytes)
+        } else {
+            Digest256 {
+                sha256: crate::render::artifacts::PENDING_DIGEST.into(),
+                bytes: 0,
+            }
+        };
+        let inputs = ScheduleInputs {
+            template: Digest256::of(&template),
+            code,
+            architecture,
+            region,
+            account: loaded.job.account_id.clone(),
+        };
+        let requests = schedule_requests(plan, &inputs).expect("the plan has a schedule");
+        print_requests(&requests, args.format);
+        return Ok(());
+    }
+
+    let options = args.aws.options(Some(&loaded.job.region));
+    let config = sdk::load(&options).await;
+    require_credentials(&config).await.map_err(fail)?;
+
+    // Before any change: the EMR roles the function passes must exist (their ARNs also tell
+    // the account), and the zip must be usable.
+    eprintln!("checking the EMR roles the scheduled runs use…");
+    let mut account = None;
+    let mut missing = Vec::new();
+    for role in [
+        &loaded.job.roles.service,
+        &loaded.job.roles.instance_profile,
+    ] {
+        match iam::role_arn(&config, role).await.map_err(aws_failure)? {
+            Some(arn) => account = account.or_else(|| arn.split(':').nth(4).map(str::to_string)),
+            None => missing.push(role.as_str()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(fail(format!(
+            "the EMR role{} {} that scheduled runs pass to EMR {} not exist; run `emrship \
+             provision --create-roles {spec_hint}` (or create them yourself) first. Nothing \
+             was created.",
+            if missing.len() > 1 { "s" } else { "" },
+            missing.join(" and "),
+            if missing.len() > 1 { "do" } else { "does" }
+        )));
+    }
+    let account = account.filter(|a| !a.is_empty());
+    if let (Some(actual), Some(spec)) = (&account, &loaded.job.account_id) {
+        if actual != spec {
+            return Err(fail(format!(
+                "the spec's account_id is {spec}, but these credentials are in account \
+                 {actual}: the scheduler's policy would name the wrong account. Fix \
+                 `account_id` or use credentials for {spec}. Nothing was created."
+            )));
+        }
+    }
+    let zip = lambda_zip(&args).map_err(fail)?;
+    let inputs = ScheduleInputs {
+        template: Digest256::of(&template),
+        code: Digest256::of(&zip.bytes),
+        architecture,
+        region,
+        account: account.clone(),
+    };
+    let requests = schedule_requests(plan, &inputs).expect("the plan has a schedule");
+    let mut changes = Vec::new();
+
+    // The plan template.
+    let template_uri = S3Uri::parse(&schedule.plan_object).map_err(fail)?;
+    let s3 = s3::client(&config, sdk::endpoint_overridden(&options));
+    s3::check_bucket(&s3, &template_uri).await.map_err(fail)?;
+    let uploaded = s3::upload_once(
+        &s3,
+        &template_uri,
+        Arc::new(template),
+        &inputs.template,
+        Arc::new(|_| {}),
+    )
+    .await
+    .map_err(fail)?;
+    changes.push(change(
+        "plan template",
+        schedule.plan_object.clone(),
+        if uploaded.uploaded {
+            "updated"
+        } else {
+            "unchanged"
+        },
+    ));
+
+    // The scheduler role and its inline policy (nothing else of the plan's IAM).
+    let role_plan = IamPlan(
+        plan.iam
+            .0
+            .iter()
+            .filter(|(name, _)| **name == schedule.role)
+            .map(|(name, role)| (name.clone(), role.clone()))
+            .collect(),
+    );
+    eprintln!("bringing role {} to the plan…", schedule.role);
+    let role_changes = iam::ensure_roles(&config, &role_plan)
+        .await
+        .map_err(aws_failure)?;
+    let role_created = role_changes.iter().any(|c| c.starts_with("created role"));
+    changes.push(Change {
+        resource: "iam role",
+        name: schedule.role.clone(),
+        action: if role_created {
+            "created"
+        } else if role_changes.is_empty() {
+            "unchanged"
+        } else {
+            "updated"
+        },
+        detail: role_changes.join("; "),
+    });
+
+    // The function.
+    let lambda = Lambda::new(&config);
+    let wanted = &requests.create_function;
+    let function_arn = match lambda
+        .function(&wanted.function_name)
+        .await
+        .map_err(aws_failure)?
+    {
+        None => {
+            eprintln!("creating function {}…", wanted.function_name);
+            let arn = lambda
+                .create_function(wanted, &zip.bytes, ROLE_PROPAGATION)
+                .await
+                .map_err(aws_failure)?;
+            lambda
+                .wait_ready(&wanted.function_name, FUNCTION_READY_WITHIN)
+                .await
+                .map_err(aws_failure)?;
+            changes.push(change("lambda function", &wanted.function_name, "created"));
+            arn
+        }
+        Some(current) => {
+            let mut updated = Vec::new();
+            if !current.code_matches(wanted) {
+                eprintln!("updating the code of {}…", wanted.function_name);
+                lambda
+                    .wait_ready(&wanted.function_name, FUNCTION_READY_WITHIN)
+                    .await
+                    .map_err(aws_failure)?;
+                lambda
+                    .update_code(wanted, &zip.bytes)
+                    .await
+                    .map_err(aws_failure)?;
+                updated.push("code");
+            }
+            if !current.configuration_matches(wanted) {
+                eprintln!("updating the configuration of {}…", wanted.function_name);
+                lambda
+                    .wait_ready(&wanted.function_name, FUNCTION_READY_WITHIN)
+                    .await
+                    .map_err(aws_failure)?;
+                lambda
+                    .update_configuration(wanted)
+                    .await
+                    .map_err(aws_failure)?;
+                updated.push("configuration");
+            }
+            let tags = current.missing_tags(wanted);
+            if !tags.is_empty() {
+                lambda.tag(&current.arn, tags).await.map_err(aws_failure)?;
+                updated.push("tags");
+            }
+            if !updated.is_empty() {
+                lambda
+                    .wait_ready(&wanted.function_name, FUNCTION_READY_WITHIN)
+                    .await
+                    .map_err(aws_failure)?;
+            }
+            changes.push(Change {
+                resource: "lambda function",
+                name: wanted.function_name.clone(),
+                action: if updated.is_empty() {
+                    "unchanged"
+                } else {
+                    "updated"
+                },
+                detail: updated.join(", "),
+            });
+            current.arn
+        }
+    };
+
+    // The rule, its target, the permission.
+    let events = Events::new(&config);
+    let rule = events
+        .rule(&requests.put_rule.name)
+        .await
+        .map_err(aws_failure)?;
+    let rule_arn = match &rule {
+        Some(found) if found.matches(&requests.put_rule) => {
+            changes.push(change(
+                "eventbridge rule",
+                &requests.put_rule.name,
+                "unchanged",
+            ));
+            found.arn.clone()
+        }
+        _ => {
+            let arn = events
+                .put_rule(&requests.put_rule)
+                .await
+                .map_err(aws_failure)?;
+            changes.push(change(
+                "eventbridge rule",
+                &requests.put_rule.name,
+                if rule.is_some() { "updated" } else { "created" },
+            ));
+            arn
+        }
+    };
+    let mut put_targets = requests.put_targets.clone();
+    for target in &mut put_targets.targets {
+        target.arn = function_arn.clone();
+    }
+    let targets = events
+        .targets(&put_targets.rule)
+        .await
+        .map_err(aws_failure)?;
+    let ours = targets.iter().find(|t| t.id == TARGET_ID);
+    match ours {
+        Some(t) if t.arn == function_arn => {
+            changes.push(change("rule target", TARGET_ID, "unchanged"));
+        }
+        _ => {
+            events
+                .put_targets(&put_targets)
+                .await
+                .map_err(aws_failure)?;
+            changes.push(change(
+                "rule target",
+                TARGET_ID,
+                if ours.is_some() { "updated" } else { "created" },
+            ));
+        }
+    }
+    let mut permission = requests.add_permission.clone();
+    permission.source_arn = rule_arn.clone();
+    let statements = lambda
+        .policy_statements(&permission.function_name)
+        .await
+        .map_err(aws_failure)?;
+    let existing = statements
+        .iter()
+        .find(|s| statement_id(s) == Some(permission.statement_id.as_str()));
+    match existing {
+        Some(s) if statement_source_arn(s) == Some(rule_arn.as_str()) => {
+            changes.push(change(
+                "invoke permission",
+                &permission.statement_id,
+                "unchanged",
+            ));
+        }
+        Some(_) => {
+            lambda
+                .remove_permission(&permission.function_name, &permission.statement_id)
+                .await
+                .map_err(aws_failure)?;
+            lambda
+                .add_permission(&permission)
+                .await
+                .map_err(aws_failure)?;
+            changes.push(change(
+                "invoke permission",
+                &permission.statement_id,
+                "updated",
+            ));
+        }
+        None => {
+            lambda
+                .add_permission(&permission)
+                .await
+                .map_err(aws_failure)?;
+            changes.push(change(
+                "invoke permission",
+                &permission.statement_id,
+                "created",
+            ));
+        }
+    }
+
+    let result = json!({
+        "schedule": requests.summary,
+        "rule_arn": rule_arn,
+        "function_arn": function_arn,
+        "code": { "source": zip.source, "code_sha256": wanted.code.code_sha256 },
+        "changes": changes,
+    });
+    print_changes(&result, &changes, args.format);
+    Ok(())
+}
+
+fn print_requests(requests: &ScheduleRequests, format: OutputFormat) {
+    match format {
+        OutputFormat::Json => print_data(&pretty(requests)),
+        OutputFormat::Text => {
+            let mut out = format!("Schedule (dry run; nothing sent)\n  {}\n", requests.summary);
+            let value = serde_json::to_value(requests).expect("requests serialize");
+            for (name, request) in value.as_object().into_iter().flatten() {
+                if name == "summary" {
+                    continue;
+                }
+                out.push_str(&format!("\n{}\n", operation_name(name)));
+                for line in pretty(request).lines() {
+                    out.push_str(&format!("  {line}\n"));
+                }
+            }
+            print_data(out.trim_end());
+        }
+    }
+}
+
+/// `put_rule` → `PutRule` (the API operation each rendered request is for).
+fn operation_name(field: &str) -> String {
+    match field {
+        "put_plan_template" => "PutObject (plan template)".into(),
+        other => other
+            .split('_')
+            .map(|word| {
+                let mut chars = word.chars();
+                chars.next().map_or_else(String::new, |c| {
+                    c.to_ascii_uppercase().to_string() + chars.as_str()
+                })
+            })
+            .collect(),
+    }
+}
+
+fn print_changes(result: &Value, changes: &[Change], format: OutputFormat) {
+    match format {
+        OutputFormat::Json => print_data(&pretty(result)),
+        OutputFormat::Text => {
+            let mut out = String::new();
+            if let Some(summary) = result["schedule"].as_str() {
+                out.push_str(&format!("Schedule: {summary}\n"));
+            }
+            for c in changes {
+                out.push_str(&format!("  {:<9} {:<16} {}", c.action, c.resource, c.name));
+                if !c.detail.is_empty() {
+                    out.push_str(&format!(" ({})", c.detail));
+                }
+                out.push('\n');
+            }
+            print_data(out.trim_end());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// unschedule
+
+pub fn unschedule(args: UnscheduleArgs) -> ExitCode {
+    let loaded = match load_plan(&args.spec) {
+        Ok(loaded) => loaded,
+        Err((code, message)) => {
+            eprint!("{message}");
+            return ExitCode::from(code);
+        }
+    };
+    if let Err(Failure(code, message)) = require_schedule(&loaded, &args.spec.spec, "unschedule") {
+        eprintln!("{message}");
+        return ExitCode::from(code);
+    }
+    run_async(unschedule_async(args, loaded))
+}
+
+async fn unschedule_async(args: UnscheduleArgs, loaded: LoadedPlan) -> Result<(), Failure> {
+    let schedule = loaded
+        .plan
+        .schedule
+        .clone()
+        .expect("checked by require_schedule");
+    let template_uri = S3Uri::parse(&schedule.plan_object).map_err(fail)?;
+    // In removal order: nothing points at a resource after it is gone.
+    let steps = [
+        (
+            "invoke permission",
+            crate::render::schedule::STATEMENT_ID.to_string(),
+            "RemovePermission",
+        ),
+        ("rule target", TARGET_ID.to_string(), "RemoveTargets"),
+        ("eventbridge rule", schedule.rule_name.clone(), "DeleteRule"),
+        (
+            "lambda function",
+            schedule.function_name.clone(),
+            "DeleteFunction",
+        ),
+        (
+            "iam role policy",
+            SCHEDULER_POLICY.to_string(),
+            "DeleteRolePolicy",
+        ),
+        ("iam role", schedule.role.clone(), "DeleteRole"),
+        (
+            "plan template",
+            schedule.plan_object.clone(),
+            "DeleteObject",
+        ),
+    ];
+    if args.dry_run {
+        let requests: Vec<Value> = steps
+            .iter()
+            .map(|(resource, name, operation)| {
+                json!({ "operation": operation, "resource": resource, "name": name })
+            })
+            .collect();
+        match args.format {
+            OutputFormat::Json => print_data(&pretty(&json!({ "requests": requests }))),
+            OutputFormat::Text => {
+                let mut out = String::from("Unschedule (dry run; nothing sent)\n");
+                for (resource, name, operation) in &steps {
+                    out.push_str(&format!("  {operation:<17} {resource} {name}\n"));
+                }
+                print_data(out.trim_end());
+            }
+        }
+        return Ok(());
+    }
+
+    let options = args.aws.options(Some(&loaded.job.region));
+    let config = sdk::load(&options).await;
+    require_credentials(&config).await.map_err(fail)?;
+    let lambda = Lambda::new(&config);
+    let events = Events::new(&config);
+    let gone = |found: bool| if found { "deleted" } else { "absent" };
+    let mut changes = Vec::new();
+
+    let removed = lambda
+        .remove_permission(
+            &schedule.function_name,
+            crate::render::schedule::STATEMENT_ID,
+        )
+        .await
+        .map_err(aws_failure)?;
+    changes.push(change(
+        "invoke permission",
+        crate::render::schedule::STATEMENT_ID,
+        gone(removed),
+    ));
+
+    let targets = events
+        .targets(&schedule.rule_name)
+        .await
+        .map_err(aws_failure)?;
+    let ours = targets.iter().any(|t| t.id == TARGET_ID);
+    if ours {
+        events
+            .remove_targets(&schedule.rule_name, &[TARGET_ID.to_string()])
+            .await
+            .map_err(aws_failure)?;
+    }
+    changes.push(change("rule target", TARGET_ID, gone(ours)));
+    let others: Vec<&str> = targets
+        .iter()
+        .filter(|t| t.id != TARGET_ID)
+        .map(|t| t.id.as_str())
+        .collect();
+    if others.is_empty() {
+        let found = events
+            .rule(&schedule.rule_name)
+            .await
+            .map_err(aws_failure)?
+            .is_some();
+        if found {
+            events
+                .delete_rule(&schedule.rule_name)
+                .await
+                .map_err(aws_failure)?;
+        }
+        changes.push(change("eventbridge rule", &schedule.rule_name, gone(found)));
+    } else {
+        // Someone else's targets are on the rule: deleting it would break them.
+        changes.push(Change {
+            resource: "eventbridge rule",
+            name: schedule.rule_name.clone(),
+            action: "kept",
+            detail: format!("it has other targets: {}", others.join(", ")),
+        });
+    }
+
+    let deleted = lambda
+        .delete_function(&schedule.function_name)
+        .await
+        .map_err(aws_failure)?;
+    changes.push(change(
+        "lambda function",
+        &schedule.function_name,
+        gone(deleted),
+    ));
+
+    let (policy, role) = iam::delete_role_and_policy(&config, &schedule.role, SCHEDULER_POLICY)
+        .await
+        .map_err(|e| {
+            fail(format!(
+                "{e}\nrole {} holds more than emrship's inline policy `{SCHEDULER_POLICY}`; \
+                 detach or delete the rest, then run `emrship unschedule` again",
+                schedule.role
+            ))
+        })?;
+    changes.push(change("iam role policy", SCHEDULER_POLICY, gone(policy)));
+    changes.push(change("iam role", &schedule.role, gone(role)));
+
+    let s3 = s3::client(&config, sdk::endpoint_overridden(&options));
+    let head = s3
+        .head_object()
+        .bucket(&template_uri.bucket)
+        .key(&template_uri.key)
+        .send()
+        .await;
+    let present = head.is_ok();
+    if present {
+        s3.delete_object()
+            .bucket(&template_uri.bucket)
+            .key(&template_uri.key)
+            .send()
+            .await
+            .map_err(|e| aws_failure(AwsError::from_sdk("DeleteObject", e)))?;
+    }
+    changes.push(change(
+        "plan template",
+        &schedule.plan_object,
+        gone(present),
+    ));
+
+    let result = json!({ "changes": changes });
+    match args.format {
+        OutputFormat::Json => print_data(&pretty(&result)),
+        OutputFormat::Text => {
+            let mut out = String::from("Unschedule\n");
+            for c in &changes {
+                out.push_str(&format!("  {:<9} {:<17} {}", c.action, c.resource, c.name));
+                if !c.detail.is_empty() {
+                    out.push_str(&format!(" ({})", c.detail));
+                }
+                out.push('\n');
+            }
+            print_data(out.trim_end());
+        }
+    }
+    Ok(())
+}
