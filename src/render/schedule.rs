@@ -208,7 +208,12 @@ pub fn schedule_requests(plan: &Plan, inputs: &ScheduleInputs) -> Option<Schedul
         .run_job_flow
         .tags
         .iter()
-        .filter(|tag| tag.key != super::run_job_flow::MANAGED_POLICY_TAG)
+        // The function outlives one run: no run key; the EMR managed-policy tag is for EMR's
+        // resources only.
+        .filter(|tag| {
+            tag.key != super::run_job_flow::MANAGED_POLICY_TAG
+                && tag.key != super::run_job_flow::RUN_KEY_TAG
+        })
         .map(|tag| (tag.key.clone(), tag.value.clone()))
         .collect();
     tags.insert("emrship:spec".into(), spec_name.clone());
