@@ -18,6 +18,7 @@
 
 pub mod archive;
 pub mod elf;
+pub mod lambda;
 pub mod zigbuild;
 
 use crate::render::artifacts::Digest256;

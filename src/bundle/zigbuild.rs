@@ -91,6 +91,26 @@ pub fn find_cargo_zigbuild(source_dir: &Path) -> Result<PathBuf, String> {
 /// Runs cargo-zigbuild for `arch` and returns the binary's path. Cargo's output goes to stderr
 /// (stdout carries deploy's results).
 pub fn build_job_binary(source_dir: &Path, arch: Arch) -> Result<PathBuf, String> {
+    let args = zigbuild_args(arch);
+    eprintln!(
+        "building emrship-job for {arch}: cargo {} (in {})",
+        args.join(" "),
+        source_dir.display()
+    );
+    run_cargo_zigbuild(source_dir, &args)?;
+    let binary = built_binary(source_dir, arch);
+    if binary.is_file() {
+        Ok(binary)
+    } else {
+        Err(format!(
+            "cargo zigbuild succeeded but {} does not exist",
+            binary.display()
+        ))
+    }
+}
+
+/// Runs `cargo-zigbuild <args>` in `source_dir`, its output on stderr.
+pub fn run_cargo_zigbuild(source_dir: &Path, args: &[String]) -> Result<(), String> {
     let zigbuild = find_cargo_zigbuild(source_dir)?;
     // The pip-installed cargo-zigbuild runs Zig as `python3 -m ziglang`: the venv's python must
     // come first on PATH.
@@ -99,14 +119,8 @@ pub fn build_job_binary(source_dir: &Path, arch: Arch) -> Result<PathBuf, String
         path.extend(std::env::split_paths(&existing));
     }
     let path = std::env::join_paths(path).map_err(|e| format!("cannot set PATH: {e}"))?;
-    let args = zigbuild_args(arch);
-    eprintln!(
-        "building emrship-job for {arch}: cargo {} (in {})",
-        args.join(" "),
-        source_dir.display()
-    );
     let status = Command::new(&zigbuild)
-        .args(&args)
+        .args(args)
         .current_dir(source_dir)
         .env("PATH", path)
         .stdin(Stdio::null())
@@ -119,15 +133,7 @@ pub fn build_job_binary(source_dir: &Path, arch: Arch) -> Result<PathBuf, String
             args.join(" ")
         ));
     }
-    let binary = built_binary(source_dir, arch);
-    if binary.is_file() {
-        Ok(binary)
-    } else {
-        Err(format!(
-            "cargo zigbuild succeeded but {} does not exist",
-            binary.display()
-        ))
-    }
+    Ok(())
 }
 
 #[cfg(test)]
