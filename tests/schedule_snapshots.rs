@@ -48,7 +48,10 @@ fn every_scheduled_example_renders_every_schedule_request() {
             plan.iam.0[&schedule.role].trust_policy
         );
     }
-    assert!(scheduled >= 2, "the examples should include scheduled specs");
+    assert!(
+        scheduled >= 2,
+        "the examples should include scheduled specs"
+    );
 }
 
 #[test]

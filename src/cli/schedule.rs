@@ -6,7 +6,7 @@
 //! (spec, EMR roles, the Lambda zip), then brings each resource to the rendered request,
 //! touching only what differs: a second run sends no mutating call.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +21,8 @@ use crate::aws::events::Events;
 use crate::aws::lambda::{statement_id, statement_source_arn, Lambda};
 use crate::aws::sdk::{self, require_credentials};
 use crate::aws::{iam, s3};
-use crate::bundle::archive::{write_zip, ArchiveEntry};
+use crate::bundle::lambda::{build_lambda_zip, lambda_zip_bytes, LambdaArch, LambdaBuild};
+use crate::bundle::zigbuild;
 use crate::render::artifacts::Digest256;
 use crate::render::iam::IamPlan;
 use crate::render::schedule::{
@@ -152,18 +153,7 @@ fn check_zip(bytes: &[u8], source: &str) -> Result<(), String> {
     }
 }
 
-/// A deterministic zip of `binary` as an executable `bootstrap`.
-fn zip_binary(binary: &Path) -> Result<Vec<u8>, String> {
-    let bytes =
-        std::fs::read(binary).map_err(|e| format!("cannot read {}: {e}", binary.display()))?;
-    write_zip(vec![ArchiveEntry {
-        name: "bootstrap".into(),
-        bytes,
-        mode: 0o755,
-    }])
-}
-
-fn lambda_zip(args: &ScheduleArgs) -> Result<LambdaZip, String> {
+fn lambda_zip(args: &ScheduleArgs, name: &str) -> Result<LambdaZip, String> {
     let zip = if let Some(path) = &args.lambda_zip {
         LambdaZip {
             bytes: std::fs::read(path)
@@ -171,24 +161,46 @@ fn lambda_zip(args: &ScheduleArgs) -> Result<LambdaZip, String> {
             source: path.display().to_string(),
         }
     } else if let Some(binary) = &args.lambda_binary {
+        let bytes = std::fs::read(binary)
+            .map_err(|e| format!("cannot read --lambda-binary {}: {e}", binary.display()))?;
         LambdaZip {
-            bytes: zip_binary(binary)?,
+            bytes: lambda_zip_bytes(&bytes)?,
             source: format!("{} (zipped as bootstrap)", binary.display()),
         }
     } else {
-        build_zip(args)?
+        build_zip(args, name)?
     };
     check_zip(&zip.bytes, &zip.source)?;
     Ok(zip)
 }
 
-fn build_zip(args: &ScheduleArgs) -> Result<LambdaZip, String> {
-    let _ = args;
-    Err(
-        "building the scheduler Lambda is not available in this build; pass --lambda-zip FILE \
-         or --lambda-binary FILE (an emrship-lambda built for provided.al2023)"
-            .to_string(),
-    )
+/// Builds `emrship-lambda` for the chosen architecture (release profile) and zips it under
+/// target/emrship/<name>/.
+fn build_zip(args: &ScheduleArgs, name: &str) -> Result<LambdaZip, String> {
+    let arch = match args.arch {
+        LambdaArchArg::X86_64 => LambdaArch::X86_64,
+        LambdaArchArg::Arm64 => LambdaArch::Arm64,
+    };
+    let source_dir = zigbuild::source_dir().map_err(|e| {
+        format!(
+            "{e}; or pass --lambda-zip FILE / --lambda-binary FILE (an emrship-lambda built \
+             for provided.al2023)"
+        )
+    })?;
+    let build = LambdaBuild {
+        source_dir,
+        profile: "release".into(),
+        target_dir: None,
+        out: PathBuf::from(format!(
+            "target/emrship/{name}/lambda-{}.zip",
+            arch.as_lambda_name()
+        )),
+    };
+    let zip = build_lambda_zip(arch, &build)?;
+    Ok(LambdaZip {
+        bytes: std::fs::read(&zip).map_err(|e| format!("cannot read {}: {e}", zip.display()))?,
+        source: zip.display().to_string(),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -239,7 +251,7 @@ async fn schedule_async(
     if args.dry_run {
         // No AWS call, no build: the zip is shown by digest when one was given.
         let code = if args.lambda_zip.is_some() || args.lambda_binary.is_some() {
-            let zip = lambda_zip(&args).map_err(fail)?;
+            let zip = lambda_zip(&args, &loaded.job.name).map_err(fail)?;
             Digest256::of(&zip.bytes)
         } else {
             Digest256 {
@@ -297,7 +309,7 @@ async fn schedule_async(
             )));
         }
     }
-    let zip = lambda_zip(&args).map_err(fail)?;
+    let zip = lambda_zip(&args, &loaded.job.name).map_err(fail)?;
     let inputs = ScheduleInputs {
         template: Digest256::of(&template),
         code: Digest256::of(&zip.bytes),
