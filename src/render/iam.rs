@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::artifacts::schedule_plan_uri;
-use super::run_job_flow::MANAGED_POLICY_TAG;
+use super::run_job_flow::{MANAGED_POLICY_TAG, RUN_KEY_TAG};
 use crate::spec::s3::S3Uri;
 use crate::spec::JobPlan;
 
@@ -127,7 +127,8 @@ fn scheduler_role(plan: &JobPlan) -> RoleDocuments {
     let function = scheduler_function_name(plan);
     let log_group = format!("arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{function}");
     let schedule_plan = schedule_plan_uri(plan);
-    let statements = vec![
+    let statements =
+        vec![
         // RunJobFlow has no resource ARN; the tag condition keeps the Lambda to clusters that
         // carry the EMR managed-policy tag (which the v2 service policy needs anyway).
         Statement::new(
@@ -144,13 +145,29 @@ fn scheduler_role(plan: &JobPlan) -> RoleDocuments {
             &["elasticmapreduce:ListClusters"],
             ["*".to_string()],
         ),
+        // The guard reads each tagged cluster, and a terminated one's steps (did the day
+        // complete?).
         Statement::new(
             "DescribeClusters",
-            &["elasticmapreduce:DescribeCluster"],
+            &["elasticmapreduce:DescribeCluster", "elasticmapreduce:ListSteps"],
             [format!(
                 "arn:aws:elasticmapreduce:{region}:{account}:cluster/*"
             )],
         ),
+        // Two launches of one day that both passed the guard: the younger cluster is
+        // terminated by the launch that started it. Only clusters of this job's runs.
+        Statement::new(
+            "TerminateOwnDuplicates",
+            &["elasticmapreduce:TerminateJobFlows"],
+            [format!(
+                "arn:aws:elasticmapreduce:{region}:{account}:cluster/*"
+            )],
+        )
+        .when(json!({
+            "StringLike": {
+                format!("elasticmapreduce:ResourceTag/{RUN_KEY_TAG}"): format!("{}/*", plan.name)
+            }
+        })),
         Statement::new(
             "PassServiceRole",
             &["iam:PassRole"],
@@ -742,9 +759,25 @@ schedule: { cron: "cron(0 6 * * ? *)", date: yesterday }
                 "aws:RequestTag/for-use-with-amazon-emr-managed-policies": "true"
             } })
         );
+        let read = statement(statements, "DescribeClusters");
         assert_eq!(
-            resources(statement(statements, "DescribeClusters")),
+            actions(read),
+            [
+                "elasticmapreduce:DescribeCluster",
+                "elasticmapreduce:ListSteps"
+            ]
+        );
+        assert_eq!(
+            resources(read),
             ["arn:aws:elasticmapreduce:us-east-1:123456789012:cluster/*"]
+        );
+        let terminate = statement(statements, "TerminateOwnDuplicates");
+        assert_eq!(actions(terminate), ["elasticmapreduce:TerminateJobFlows"]);
+        assert_eq!(
+            terminate["Condition"],
+            json!({ "StringLike": {
+                "elasticmapreduce:ResourceTag/emrship:run-key": "match-rate/*"
+            } })
         );
         assert_eq!(
             resources(statement(statements, "ReadSchedulePlan")),
