@@ -4,7 +4,7 @@
 //! offline and every artifact it renders is deterministic and snapshot-tested. `cli` is the
 //! edge that reads files and prints.
 
-#[cfg(feature = "aws")]
+#[cfg(any(feature = "aws", feature = "lambda"))]
 pub mod aws;
 #[cfg(feature = "aws")]
 pub mod bundle;

@@ -110,10 +110,12 @@ impl Emr {
 
     /// Active clusters (not terminating or terminated), every page.
     pub async fn active_clusters(&self) -> Result<Vec<ClusterSummary>, AwsError> {
-        let states: Vec<ClusterState> = ACTIVE_CLUSTER_STATES
-            .iter()
-            .map(|s| ClusterState::from(*s))
-            .collect();
+        self.clusters_in(ACTIVE_CLUSTER_STATES).await
+    }
+
+    /// Clusters in one of `states`, every page. (EMR lists ended clusters for two months.)
+    pub async fn clusters_in(&self, states: &[&str]) -> Result<Vec<ClusterSummary>, AwsError> {
+        let states: Vec<ClusterState> = states.iter().map(|s| ClusterState::from(*s)).collect();
         let mut pages = self
             .client
             .list_clusters()
@@ -148,8 +150,19 @@ impl Emr {
         key: &str,
         value: &str,
     ) -> Result<Vec<ClusterSummary>, AwsError> {
+        self.clusters_tagged(ACTIVE_CLUSTER_STATES, key, value)
+            .await
+    }
+
+    /// Clusters in one of `states` carrying the tag `key=value`, oldest first.
+    pub async fn clusters_tagged(
+        &self,
+        states: &[&str],
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<ClusterSummary>, AwsError> {
         let mut tagged = Vec::new();
-        for cluster in self.active_clusters().await? {
+        for cluster in self.clusters_in(states).await? {
             let described = self
                 .client
                 .describe_cluster()

@@ -5,11 +5,16 @@
 //! requests into the SDK's input types.
 
 pub mod emr;
+#[cfg(feature = "aws")]
 pub mod emr_logs;
 pub mod emr_request;
 pub mod error;
+#[cfg(feature = "aws")]
 pub mod events;
+#[cfg(feature = "aws")]
 pub mod iam;
+#[cfg(feature = "aws")]
 pub mod lambda;
+pub mod launch;
 pub mod s3;
 pub mod sdk;
