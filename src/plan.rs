@@ -379,7 +379,8 @@ impl fmt::Display for Plan {
         if let Some(schedule) = &self.schedule {
             let _ = writeln!(
                 out,
-                "\nSchedule: {} ({}), processes the day {} day(s) before each tick; Lambda {}",
+                "\nSchedule: {} (EventBridge fires in UTC; the date is taken in {}), processes \
+                 the day {} day(s) before each tick; Lambda {}",
                 schedule.expression, schedule.timezone, schedule.days_back, schedule.function_name
             );
         }

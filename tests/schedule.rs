@@ -264,7 +264,7 @@ fn schedule_creates_every_piece_and_a_second_run_changes_nothing() {
     assert_eq!(
         actions(&output),
         [
-            ("plan template".into(), "updated".into()),
+            ("plan template".into(), "uploaded".into()),
             ("iam role".into(), "created".into()),
             ("lambda function".into(), "created".into()),
             ("eventbridge rule".into(), "created".into()),
@@ -402,7 +402,7 @@ fn a_changed_spec_updates_in_place() {
         "{changes:?}"
     );
     assert!(
-        changes.contains(&("plan template".into(), "updated".into())),
+        changes.contains(&("plan template".into(), "uploaded".into())),
         "{changes:?}"
     );
     assert!(

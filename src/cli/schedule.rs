@@ -57,7 +57,7 @@ impl LambdaArchArg {
 struct Change {
     resource: &'static str,
     name: String,
-    /// created | updated | unchanged | deleted | absent | kept
+    /// created | updated | uploaded | unchanged | deleted | absent | kept
     action: &'static str,
     #[serde(skip_serializing_if = "String::is_empty")]
     detail: String,
@@ -337,7 +337,7 @@ async fn schedule_async(
         "plan template",
         schedule.plan_object.clone(),
         if uploaded.uploaded {
-            "updated"
+            "uploaded"
         } else {
             "unchanged"
         },
@@ -596,7 +596,7 @@ fn print_changes(result: &Value, changes: &[Change], format: OutputFormat) {
                 out.push_str(&format!("Schedule: {summary}\n"));
             }
             for c in changes {
-                out.push_str(&format!("  {:<9} {:<16} {}", c.action, c.resource, c.name));
+                out.push_str(&format!("  {:<9} {:<17} {}", c.action, c.resource, c.name));
                 if !c.detail.is_empty() {
                     out.push_str(&format!(" ({})", c.detail));
                 }

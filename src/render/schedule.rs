@@ -342,6 +342,13 @@ mod tests {
         assert_eq!(base64(b"a"), "YQ==");
     }
 
+    /// The handler reads the variable this renderer sets.
+    #[cfg(feature = "aws")]
+    #[test]
+    fn the_handler_reads_the_variable_the_function_gets() {
+        assert_eq!(PLAN_OBJECT_ENV, crate::schedule::handler::PLAN_OBJECT_ENV);
+    }
+
     #[test]
     fn describe_says_utc() {
         let schedule = SchedulePlan {
