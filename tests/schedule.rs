@@ -106,8 +106,18 @@ impl Env {
     }
 
     fn schedule_with(&self, endpoint: &str, spec: &Path, extra: &[&str]) -> Output {
+        self.schedule_binary(endpoint, spec, &self.binary, extra)
+    }
+
+    fn schedule_binary(
+        &self,
+        endpoint: &str,
+        spec: &Path,
+        binary: &Path,
+        extra: &[&str],
+    ) -> Output {
         let spec = spec.display().to_string();
-        let binary = self.binary.display().to_string();
+        let binary = binary.display().to_string();
         let mut args = vec![
             "schedule",
             spec.as_str(),
@@ -427,6 +437,38 @@ fn a_changed_spec_updates_in_place() {
         .description()
         .unwrap()
         .contains("cron(30 7 ? * MON-FRI *)"));
+    // A new binary: the code is updated in place (CodeSha256 is the new zip's).
+    let rebuilt = env.dir.path().join("emrship-lambda-rebuilt");
+    let mut bytes = std::fs::read(&env.binary).unwrap();
+    bytes.extend_from_slice(b"\0rebuilt");
+    std::fs::write(&rebuilt, &bytes).unwrap();
+    let output = env.schedule_binary(
+        &env.moto.endpoint,
+        &repo_spec(),
+        &rebuilt,
+        &["--set", "schedule.cron=cron(30 7 ? * MON-FRI *)"],
+    );
+    assert_exit(&output, 0);
+    let changes = stdout_json(&output)["changes"].clone();
+    let function_change = changes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["resource"] == "lambda function")
+        .unwrap();
+    assert_eq!(function_change["action"], "updated", "{changes:#}");
+    assert_eq!(function_change["detail"], "code", "{changes:#}");
+    let zip = lambda_zip_bytes(&bytes).unwrap();
+    assert_eq!(
+        env.function()
+            .unwrap()
+            .configuration()
+            .unwrap()
+            .code_sha256(),
+        Some(base64_sha256(&zip).as_str())
+    );
+    assert_eq!(env.rule(RULE).unwrap().arn(), Some(rule_arn.as_str()));
+
     // The stored template now carries the --set value.
     let after = env.plan_object().unwrap();
     assert_ne!(before, after);
@@ -550,6 +592,20 @@ fn a_missing_emr_role_is_one_clear_error_and_nothing_is_created() {
         message.trim().lines().count(),
         2,
         "one error (and one progress line):\n{message}"
+    );
+    env.assert_nothing_scheduled();
+}
+
+#[test]
+fn a_binary_for_the_other_architecture_is_refused_before_any_change() {
+    let env = Env::with_emr_roles();
+    let x86 = common::elf::binaries().x86_64_glibc_2_26.clone();
+    let output = env.schedule_binary(&env.moto.endpoint, &repo_spec(), &x86, &[]);
+    assert_exit(&output, 1);
+    let message = stderr(&output);
+    assert!(
+        message.contains("built for x86_64, but the function is arm64"),
+        "{message}"
     );
     env.assert_nothing_scheduled();
 }

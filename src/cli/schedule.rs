@@ -21,6 +21,7 @@ use crate::aws::events::Events;
 use crate::aws::lambda::{statement_id, statement_source_arn, Lambda};
 use crate::aws::sdk::{self, require_credentials};
 use crate::aws::{iam, s3};
+use crate::bundle::elf::{self, Machine};
 use crate::bundle::lambda::{build_lambda_zip, lambda_zip_bytes, LambdaArch, LambdaBuild};
 use crate::bundle::zigbuild;
 use crate::render::artifacts::Digest256;
@@ -135,22 +136,45 @@ struct LambdaZip {
 
 /// The zip must hold an executable `bootstrap`, or the function fails on its first tick
 /// instead of now.
-fn check_zip(bytes: &[u8], source: &str) -> Result<(), String> {
+fn check_zip(bytes: &[u8], source: &str, arch: LambdaArchArg) -> Result<(), String> {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| format!("{source} is not a zip file ({e})"))?;
-    let entry = archive.by_name("bootstrap").map_err(|_| {
+    let mut entry = archive.by_name("bootstrap").map_err(|_| {
         format!(
             "{source} has no `bootstrap` at its top level; a provided.al2023 function runs the \
              file named `bootstrap` (build it with `emrship schedule` or pass --lambda-binary)"
         )
     })?;
-    match entry.unix_mode() {
-        Some(mode) if mode & 0o111 != 0 => Ok(()),
-        _ => Err(format!(
+    if entry.unix_mode().is_none_or(|mode| mode & 0o111 == 0) {
+        return Err(format!(
             "`bootstrap` in {source} is not executable; Lambda cannot start it (zip it with \
              mode 0755, or pass --lambda-binary and let emrship zip it)"
-        )),
+        ));
     }
+    let mut binary = Vec::new();
+    std::io::Read::read_to_end(&mut entry, &mut binary)
+        .map_err(|e| format!("cannot read `bootstrap` in {source}: {e}"))?;
+    // A script `bootstrap` is legal; an executable for the other architecture never starts.
+    if let Ok(facts) = elf::inspect(&binary) {
+        let fits = matches!(
+            (facts.machine, arch),
+            (Machine::X86_64, LambdaArchArg::X86_64) | (Machine::Aarch64, LambdaArchArg::Arm64)
+        );
+        if !fits {
+            let built_for = match facts.machine {
+                Machine::X86_64 => "x86_64".to_string(),
+                Machine::Aarch64 => "arm64".to_string(),
+                Machine::Other(code) => format!("ELF machine {code}"),
+            };
+            return Err(format!(
+                "`bootstrap` in {source} is built for {built_for}, but the function is {}; pass \
+                 --arch to match, or a binary built for {}",
+                arch.lambda_name(),
+                arch.lambda_name()
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn lambda_zip(args: &ScheduleArgs, name: &str) -> Result<LambdaZip, String> {
@@ -170,7 +194,7 @@ fn lambda_zip(args: &ScheduleArgs, name: &str) -> Result<LambdaZip, String> {
     } else {
         build_zip(args, name)?
     };
-    check_zip(&zip.bytes, &zip.source)?;
+    check_zip(&zip.bytes, &zip.source, args.arch)?;
     Ok(zip)
 }
 
