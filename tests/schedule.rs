@@ -657,3 +657,53 @@ fn dry_run_prints_every_request_and_sends_nothing() {
     );
     env.assert_nothing_scheduled();
 }
+
+#[test]
+fn a_given_zip_is_deployed_as_is_and_must_hold_an_executable_bootstrap() {
+    use std::io::Write as _;
+    let env = Env::with_emr_roles();
+    let binary = std::fs::read(&env.binary).unwrap();
+    let zip_with_mode = |mode: u32| {
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default().unix_permissions(mode);
+        writer.start_file("bootstrap", options).unwrap();
+        writer.write_all(&binary).unwrap();
+        writer.finish().unwrap().into_inner()
+    };
+    let spec = repo_spec().display().to_string();
+    let run = |zip: &[u8]| {
+        let path = env.dir.path().join("given.zip");
+        std::fs::write(&path, zip).unwrap();
+        let args = [
+            "schedule",
+            spec.as_str(),
+            "--lambda-zip",
+            path.to_str().unwrap(),
+            "--arch",
+            "arm64",
+            "--format",
+            "json",
+        ];
+        env.emrship(&args)
+    };
+
+    let output = run(&zip_with_mode(0o644));
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("is not executable"),
+        "{}",
+        stderr(&output)
+    );
+    env.assert_nothing_scheduled();
+
+    let zip = zip_with_mode(0o755);
+    assert_exit(&run(&zip), 0);
+    assert_eq!(
+        env.function()
+            .unwrap()
+            .configuration()
+            .unwrap()
+            .code_sha256(),
+        Some(base64_sha256(&zip).as_str())
+    );
+}
