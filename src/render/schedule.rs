@@ -262,9 +262,10 @@ pub fn schedule_requests(plan: &Plan, inputs: &ScheduleInputs) -> Option<Schedul
                     schedule.plan_object.clone(),
                 )]),
             },
+            // Lambda allows 256 characters; the plan object is in the environment anyway.
             description: format!(
-                "emrship: launches {spec_name} on {} (runs the plan at {})",
-                schedule.expression, schedule.plan_object
+                "emrship: launches {spec_name} on {} (UTC)",
+                schedule.expression
             ),
             tags,
             code: Code {
