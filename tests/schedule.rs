@@ -15,7 +15,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use common::emr::{assert_exit, block, stderr, stdout_json};
-use common::fault_proxy::{FaultMix, FaultProxy, Seen};
+use common::fault_proxy::{Fate, FaultMix, FaultProxy, Rule, Seen};
 use common::moto::Moto;
 use emrship::aws::iam::parse_document;
 use emrship::bundle::lambda::lambda_zip_bytes;
@@ -706,4 +706,37 @@ fn a_given_zip_is_deployed_as_is_and_must_hold_an_executable_bootstrap() {
             .code_sha256(),
         Some(base64_sha256(&zip).as_str())
     );
+}
+
+#[test]
+fn create_function_waits_out_iam_propagation_of_the_new_role() {
+    let env = Env::with_emr_roles();
+    // Lambda's answer while a role created seconds ago has not reached it yet; moto never
+    // lags, so the proxy gives it to the first two CreateFunction calls.
+    let not_yet = Rule::first(
+        2,
+        Fate::Answered(
+            r#"{"__type":"InvalidParameterValueException","message":"The role defined for the function cannot be assumed by Lambda."}"#,
+        ),
+        |seen: &Seen| {
+            seen.method == "POST" && seen.path.trim_end_matches('/') == "/2015-03-31/functions"
+        },
+    );
+    let proxy = FaultProxy::start_with_rules(env.moto.port, FaultMix::NONE, 6, vec![not_yet]);
+    let output = env.schedule_with(&proxy.endpoint, &repo_spec(), &[]);
+    assert_exit(&output, 0);
+    let message = stderr(&output);
+    assert_eq!(
+        message.matches("not assumable by Lambda yet").count(),
+        2,
+        "{message}"
+    );
+    let answered = proxy
+        .seen()
+        .iter()
+        .filter(|s| matches!(s.fate, Fate::Answered(_)))
+        .count();
+    assert_eq!(answered, 2);
+    assert!(env.function().is_some());
+    assert_eq!(env.policy_statements().len(), 1);
 }

@@ -35,6 +35,10 @@ pub enum Fate {
     /// Answered 403 AccessDenied (not retryable): for rules that make an operation fail for
     /// good. The service never saw the request.
     Refused,
+    /// Answered 400 with this JSON error body (e.g. a service's own error that moto never
+    /// gives, like Lambda's "role cannot be assumed" right after CreateRole). The service never
+    /// saw the request.
+    Answered(&'static str),
 }
 
 /// What a [`Rule`] sees of a request.
@@ -542,6 +546,9 @@ fn serve(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 "Service Unavailable",
             ))?,
             Fate::Refused => client_writer.write_all(&refused_response(&request))?,
+            Fate::Answered(body) => {
+                client_writer.write_all(&plain_response(400, "application/json", body))?
+            }
             Fate::DroppedBefore => {
                 let _ = client_writer.shutdown(Shutdown::Both);
                 return Ok(());
