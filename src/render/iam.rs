@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::artifacts::schedule_plan_uri;
-use super::run_job_flow::MANAGED_POLICY_TAG;
+use super::run_job_flow::{MANAGED_POLICY_TAG, RUN_KEY_TAG};
 use crate::spec::s3::S3Uri;
 use crate::spec::JobPlan;
 
@@ -127,7 +127,8 @@ fn scheduler_role(plan: &JobPlan) -> RoleDocuments {
     let function = scheduler_function_name(plan);
     let log_group = format!("arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{function}");
     let schedule_plan = schedule_plan_uri(plan);
-    let statements = vec![
+    let statements =
+        vec![
         // RunJobFlow has no resource ARN; the tag condition keeps the Lambda to clusters that
         // carry the EMR managed-policy tag (which the v2 service policy needs anyway).
         Statement::new(
@@ -144,13 +145,25 @@ fn scheduler_role(plan: &JobPlan) -> RoleDocuments {
             &["elasticmapreduce:ListClusters"],
             ["*".to_string()],
         ),
+        // A run key's ended cluster counts as done when its steps all completed.
         Statement::new(
             "DescribeClusters",
-            &["elasticmapreduce:DescribeCluster"],
+            &["elasticmapreduce:DescribeCluster", "elasticmapreduce:ListSteps"],
             [format!(
                 "arn:aws:elasticmapreduce:{region}:{account}:cluster/*"
             )],
         ),
+        // Two launches of one day at once: the younger cluster is terminated (only this job's).
+        Statement::new(
+            "TerminateDuplicateCluster",
+            &["elasticmapreduce:TerminateJobFlows"],
+            [format!(
+                "arn:aws:elasticmapreduce:{region}:{account}:cluster/*"
+            )],
+        )
+        .when(json!({
+            "StringLike": { format!("aws:ResourceTag/{RUN_KEY_TAG}"): format!("{}/*", plan.name) }
+        })),
         Statement::new(
             "PassServiceRole",
             &["iam:PassRole"],
@@ -745,6 +758,12 @@ schedule: { cron: "cron(0 6 * * ? *)", date: yesterday }
         assert_eq!(
             resources(statement(statements, "DescribeClusters")),
             ["arn:aws:elasticmapreduce:us-east-1:123456789012:cluster/*"]
+        );
+        let terminate = statement(statements, "TerminateDuplicateCluster");
+        assert_eq!(actions(terminate), ["elasticmapreduce:TerminateJobFlows"]);
+        assert_eq!(
+            terminate["Condition"],
+            json!({ "StringLike": { "aws:ResourceTag/emrship:run-key": "match-rate/*" } })
         );
         assert_eq!(
             resources(statement(statements, "ReadSchedulePlan")),
