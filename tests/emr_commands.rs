@@ -21,8 +21,6 @@ use common::emr::{assert_exit, block, stderr, stdout_json};
 use common::fault_proxy::{Fate, FaultMix, FaultProxy};
 use common::moto::Moto;
 use emrship::aws::iam::parse_document;
-use emrship::cli::SpecArgs;
-use emrship::render::artifacts::Digest256;
 
 const SPEC: &str = "job-specs/match-rate.yaml";
 const DATE: &str = "2026-11-20";
@@ -83,46 +81,7 @@ impl Env {
 
     /// Uploads what `emrship deploy` would for `date`: bundle, rendered scripts, job files.
     fn deploy(&self, date: &str) {
-        let args = SpecArgs {
-            spec: spec_path(),
-            overlays: vec![],
-            sets: vec![],
-            date: Some(date.parse().unwrap()),
-        };
-        let loaded =
-            emrship::cli::plan::load_plan_with_bundle(&args, Some(Digest256::of(&self.bundle)))
-                .unwrap_or_else(|(_, e)| panic!("{e}"));
-        block(async {
-            let s3 = self.moto.s3().await;
-            let mut buckets = std::collections::BTreeSet::new();
-            for upload in &loaded.plan.uploads {
-                let uri = &upload.s3_uri;
-                if buckets.insert(uri.bucket.clone()) {
-                    let _ = s3.create_bucket().bucket(&uri.bucket).send().await;
-                }
-                let bytes = match upload.source.strip_prefix("rendered:") {
-                    Some(name) => loaded
-                        .plan
-                        .rendered_files
-                        .iter()
-                        .find(|f| f.name == name)
-                        .unwrap()
-                        .text
-                        .clone()
-                        .into_bytes(),
-                    None if upload.source.ends_with("bundle.zip") => self.bundle.clone(),
-                    None => std::fs::read(&upload.source).unwrap(),
-                };
-                assert_eq!(Some(bytes.len() as u64), upload.bytes, "{}", upload.source);
-                s3.put_object()
-                    .bucket(&uri.bucket)
-                    .key(&uri.key)
-                    .body(bytes.into())
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        });
+        common::emr::deploy(&self.moto, &spec_path(), date, &self.bundle);
     }
 
     fn provision(&self, date: &str, extra: &[&str]) -> Output {
@@ -172,36 +131,6 @@ impl Env {
     }
 }
 
-/// Drops empty `Properties` / `Configurations` members, which the API may or may not echo.
-fn without_empty(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .filter(|(_, v)| {
-                    !(v.as_array().is_some_and(|a| a.is_empty())
-                        || v.as_object().is_some_and(|o| o.is_empty()))
-                })
-                .map(|(k, v)| (k.clone(), without_empty(v)))
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(without_empty).collect()),
-        other => other.clone(),
-    }
-}
-
-fn configuration_json(c: &aws_sdk_emr::types::Configuration) -> Value {
-    let mut out = serde_json::Map::new();
-    out.insert("Classification".into(), json!(c.classification().unwrap()));
-    if let Some(properties) = c.properties() {
-        out.insert("Properties".into(), json!(properties));
-    }
-    out.insert(
-        "Configurations".into(),
-        Value::Array(c.configurations().iter().map(configuration_json).collect()),
-    );
-    without_empty(&Value::Object(out))
-}
-
 #[test]
 fn provision_launches_exactly_the_plan_and_reuses_the_cluster_of_the_same_run_key() {
     let env = Env::new();
@@ -215,118 +144,7 @@ fn provision_launches_exactly_the_plan_and_reuses_the_cluster_of_the_same_run_ke
     assert_eq!(first["reused"], json!(false));
     let id = first["cluster_id"].as_str().unwrap().to_string();
 
-    block(async {
-        let described = env
-            .emr
-            .describe_cluster()
-            .cluster_id(&id)
-            .send()
-            .await
-            .unwrap();
-        let cluster = described.cluster().unwrap();
-        assert_eq!(cluster.name(), request["Name"].as_str());
-        assert_eq!(cluster.release_label(), request["ReleaseLabel"].as_str());
-        assert_eq!(cluster.log_uri(), request["LogUri"].as_str());
-        assert_eq!(cluster.service_role(), request["ServiceRole"].as_str());
-        assert_eq!(
-            cluster
-                .ec2_instance_attributes()
-                .unwrap()
-                .iam_instance_profile(),
-            request["JobFlowRole"].as_str()
-        );
-        let configurations: Vec<Value> = cluster
-            .configurations()
-            .iter()
-            .map(configuration_json)
-            .collect();
-        assert_eq!(
-            Value::Array(configurations),
-            without_empty(&request["Configurations"])
-        );
-        let mut tags: Vec<(String, String)> = cluster
-            .tags()
-            .iter()
-            .map(|t| (t.key().unwrap().into(), t.value().unwrap().into()))
-            .collect();
-        tags.sort();
-        let mut want: Vec<(String, String)> = request["Tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| {
-                (
-                    t["Key"].as_str().unwrap().into(),
-                    t["Value"].as_str().unwrap().into(),
-                )
-            })
-            .collect();
-        want.sort();
-        assert_eq!(tags, want);
-
-        let groups = env
-            .emr
-            .list_instance_groups()
-            .cluster_id(&id)
-            .send()
-            .await
-            .unwrap();
-        let mut groups: Vec<Value> = groups
-            .instance_groups()
-            .iter()
-            .map(|g| {
-                json!({
-                    "Name": g.name(),
-                    "Market": g.market().map(|m| m.as_str()),
-                    "InstanceRole": g.instance_group_type().map(|t| t.as_str()),
-                    "InstanceType": g.instance_type(),
-                    "InstanceCount": g.requested_instance_count(),
-                })
-            })
-            .collect();
-        let mut want_groups: Vec<Value> = request["Instances"]["InstanceGroups"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|g| {
-                json!({
-                    "Name": g["Name"], "Market": g["Market"], "InstanceRole": g["InstanceRole"],
-                    "InstanceType": g["InstanceType"], "InstanceCount": g["InstanceCount"],
-                })
-            })
-            .collect();
-        let key = |v: &Value| v["InstanceRole"].to_string();
-        groups.sort_by_key(key);
-        want_groups.sort_by_key(key);
-        assert_eq!(groups, want_groups);
-
-        let actions = env
-            .emr
-            .list_bootstrap_actions()
-            .cluster_id(&id)
-            .send()
-            .await
-            .unwrap();
-        let actions: Vec<Value> = actions
-            .bootstrap_actions()
-            .iter()
-            .map(|a| {
-                json!({
-                    "Name": a.name(),
-                    "ScriptBootstrapAction": { "Path": a.script_path(), "Args": a.args() },
-                })
-            })
-            .collect();
-        assert_eq!(Value::Array(actions), request["BootstrapActions"]);
-    });
-
-    let steps = env.steps(&id);
-    let want_steps = request["Steps"].as_array().unwrap();
-    assert_eq!(steps.len(), want_steps.len());
-    for ((_, name, _, args), want) in steps.iter().zip(want_steps) {
-        assert_eq!(json!(name), want["Name"]);
-        assert_eq!(json!(args), want["HadoopJarStep"]["Args"]);
-    }
+    common::emr::assert_cluster_is_request(&env.emr, &id, request);
 
     // The same run key again: the cluster is reused, not doubled.
     let second = env.provision(DATE, &[]);

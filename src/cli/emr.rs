@@ -5,7 +5,10 @@
 //! makes no AWS call at all. `--wait` follows the cluster and steps (`watch`), and explains a
 //! failed step from its logs.
 
+mod launch;
 mod watch;
+
+pub use launch::{backfill, run_day};
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -409,32 +412,17 @@ async fn keep_oldest(
     run_key: &str,
     started: String,
 ) -> Result<(String, bool), Failure> {
-    let tagged = session
-        .emr
-        .active_clusters_tagged(RUN_KEY_TAG, run_key)
+    let kept = crate::aws::launch::keep_oldest(&session.emr, run_key, started)
         .await
-        .map_err(aws_failure)?;
-    match tagged.first() {
-        Some(oldest) if oldest.id != started && tagged.iter().any(|c| c.id == started) => {
-            eprintln!(
-                "another provision started cluster {} for run key {run_key} first; \
-                 terminating the duplicate {started} and reusing {}",
-                oldest.id, oldest.id
-            );
-            session
-                .emr
-                .terminate(std::slice::from_ref(&started))
-                .await
-                .map_err(|e| {
-                    fail(format!(
-                        "{e}\nthe duplicate cluster {started} is still running: terminate it \
-                         with `emrship terminate {started}`"
-                    ))
-                })?;
-            Ok((oldest.id.clone(), true))
-        }
-        _ => Ok((started, false)),
+        .map_err(fail)?;
+    if let Some(duplicate) = &kept.terminated_duplicate {
+        eprintln!(
+            "another provision started cluster {} for run key {run_key} first; \
+             terminated the duplicate {duplicate} and reusing {}",
+            kept.cluster_id, kept.cluster_id
+        );
     }
+    Ok((kept.cluster_id, kept.terminated_duplicate.is_some()))
 }
 
 fn print_result(format: OutputFormat, result: &Value, text: &str) {

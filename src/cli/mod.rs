@@ -49,7 +49,9 @@ pub enum Command {
     Plan(PlanArgs),
     /// Size Spark executors for an instance type and node count, showing the arithmetic.
     Size(SizeArgs),
-    /// Run a spec's job on this machine, with the arguments the cluster would get.
+    /// Run a spec's job on this machine (--local), with the arguments the cluster would get;
+    /// without --local, launch the day's cluster on EMR unless it already has an active or
+    /// completed one.
     Run(RunArgs),
     /// Build the job bundle and upload it with the rendered scripts to S3 (once per content).
     Deploy(DeployArgs),
@@ -70,6 +72,9 @@ pub enum Command {
     Schedule(ScheduleArgs),
     /// Remove what `schedule` created for a spec (and nothing else).
     Unschedule(UnscheduleArgs),
+    /// Launch a transient cluster for each day from --from to --to that has none yet (at most
+    /// --max-parallel at once), and report each day's outcome.
+    Backfill(BackfillArgs),
 }
 
 /// The spec files and values that make a plan; shared by every command that reads a spec.
@@ -100,8 +105,10 @@ pub struct PlanArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub spec: SpecArgs,
-    /// Run on this machine (the only mode today; on a cluster use provision/submit).
-    #[arg(long, required = true)]
+    /// Run on this machine. Without it, `run` launches the day's transient cluster on EMR
+    /// behind the run-key guard (as the scheduler does): nothing is launched when the day
+    /// already has an active or completed cluster.
+    #[arg(long)]
     pub local: bool,
     /// Where results go instead of the spec's sink (postgres://…, sqlite://PATH, a directory
     /// or s3:// prefix). Without it a local run writes SQLite under target/emrship/.
@@ -117,6 +124,40 @@ pub struct RunArgs {
     /// Worker threads (default: every core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Without --local: print the RunJobFlow request; call nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BackfillArgs {
+    /// The job spec (YAML).
+    pub spec: PathBuf,
+    #[arg(short = 'f', long = "overlay", value_name = "FILE")]
+    pub overlays: Vec<PathBuf>,
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// The first day to run.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub from: chrono::NaiveDate,
+    /// The last day to run (included).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub to: chrono::NaiveDate,
+    /// Clusters this backfill keeps active at once; the next day waits for one to end.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_parallel: u32,
+    /// Print each day's RunJobFlow request; call nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// First interval between checks for a free slot (it backs off from there, with jitter).
+    #[arg(long, value_name = "DURATION", default_value = "30s", hide = true)]
+    pub poll: String,
+    #[command(flatten)]
+    pub aws: AwsArgs,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
 }
@@ -327,6 +368,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => emr::status(args),
         Command::Terminate(args) => emr::terminate(args),
         Command::Down(args) => emr::down(args),
+        Command::Backfill(args) => emr::backfill(args),
         Command::Logs(args) => logs::run(args),
         Command::Schedule(args) => schedule::schedule(args),
         Command::Unschedule(args) => schedule::unschedule(args),

@@ -7,6 +7,9 @@
 //! deterministic sample data generated once under `target/emrship/sample/<name>/<date>/`; a
 //! sink that is not local (`postgres://`, `s3://`) and not overridden with `--sink` becomes
 //! `sqlite://target/emrship/<name>.sqlite`. Each substitution is said on stderr.
+//!
+//! Without `--local`, `run <spec> --date D` launches that day's cluster on EMR behind the
+//! run-key guard, as the scheduler does (`cli::emr::launch`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -121,6 +124,13 @@ pub fn local_arguments(
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
+    if !args.local {
+        return super::emr::run_day(args);
+    }
+    if args.dry_run {
+        eprintln!("emrship run: --dry-run applies when launching on EMR (without --local)");
+        return ExitCode::from(EXIT_FAILURE);
+    }
     let LoadedPlan { job: plan, .. } = match load_plan(&args.spec) {
         Ok(loaded) => loaded,
         Err((code, message)) => {

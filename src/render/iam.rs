@@ -145,8 +145,7 @@ fn scheduler_role(plan: &JobPlan) -> RoleDocuments {
             &["elasticmapreduce:ListClusters"],
             ["*".to_string()],
         ),
-        // The guard reads each tagged cluster, and a terminated one's steps (did the day
-        // complete?).
+        // A run key's ended cluster counts as done when its steps all completed.
         Statement::new(
             "DescribeClusters",
             &["elasticmapreduce:DescribeCluster", "elasticmapreduce:ListSteps"],
@@ -154,19 +153,16 @@ fn scheduler_role(plan: &JobPlan) -> RoleDocuments {
                 "arn:aws:elasticmapreduce:{region}:{account}:cluster/*"
             )],
         ),
-        // Two launches of one day that both passed the guard: the younger cluster is
-        // terminated by the launch that started it. Only clusters of this job's runs.
+        // Two launches of one day at once: the younger cluster is terminated (only this job's).
         Statement::new(
-            "TerminateOwnDuplicates",
+            "TerminateDuplicateCluster",
             &["elasticmapreduce:TerminateJobFlows"],
             [format!(
                 "arn:aws:elasticmapreduce:{region}:{account}:cluster/*"
             )],
         )
         .when(json!({
-            "StringLike": {
-                format!("elasticmapreduce:ResourceTag/{RUN_KEY_TAG}"): format!("{}/*", plan.name)
-            }
+            "StringLike": { format!("aws:ResourceTag/{RUN_KEY_TAG}"): format!("{}/*", plan.name) }
         })),
         Statement::new(
             "PassServiceRole",
@@ -759,25 +755,15 @@ schedule: { cron: "cron(0 6 * * ? *)", date: yesterday }
                 "aws:RequestTag/for-use-with-amazon-emr-managed-policies": "true"
             } })
         );
-        let read = statement(statements, "DescribeClusters");
         assert_eq!(
-            actions(read),
-            [
-                "elasticmapreduce:DescribeCluster",
-                "elasticmapreduce:ListSteps"
-            ]
-        );
-        assert_eq!(
-            resources(read),
+            resources(statement(statements, "DescribeClusters")),
             ["arn:aws:elasticmapreduce:us-east-1:123456789012:cluster/*"]
         );
-        let terminate = statement(statements, "TerminateOwnDuplicates");
+        let terminate = statement(statements, "TerminateDuplicateCluster");
         assert_eq!(actions(terminate), ["elasticmapreduce:TerminateJobFlows"]);
         assert_eq!(
             terminate["Condition"],
-            json!({ "StringLike": {
-                "elasticmapreduce:ResourceTag/emrship:run-key": "match-rate/*"
-            } })
+            json!({ "StringLike": { "aws:ResourceTag/emrship:run-key": "match-rate/*" } })
         );
         assert_eq!(
             resources(statement(statements, "ReadSchedulePlan")),

@@ -136,7 +136,7 @@ async fn run(event: &Value, context: &HandlerContext, log: LogLine<'_>) -> Resul
         .build();
     let emr = Emr::new(&config);
     let launch = launch_guarded(&emr, &job, &plan).await?;
-    log(json!({
+    let mut line = json!({
         "decision": "guard",
         "run_key": launch.run_key,
         "found": match launch.decision {
@@ -144,10 +144,17 @@ async fn run(event: &Value, context: &HandlerContext, log: LogLine<'_>) -> Resul
             Decision::AlreadyActive => "an active cluster",
             Decision::AlreadyCompleted => "a completed cluster",
         },
-        "cluster_id": (launch.decision != Decision::Launched).then_some(&launch.cluster_id),
-        "state": launch.state,
-        "previous_attempts": launch.previous_attempts,
-    }));
+    });
+    if launch.decision != Decision::Launched {
+        line["cluster_id"] = json!(launch.cluster_id);
+    }
+    if let Some(state) = &launch.state {
+        line["state"] = json!(state);
+    }
+    if !launch.previous_attempts.is_empty() {
+        line["previous_attempts"] = json!(launch.previous_attempts);
+    }
+    log(line);
     let mut line = json!({
         "decision": if launch.decision == Decision::Launched { "launched" } else { "skipped" },
         "outcome": launch.decision,

@@ -4,9 +4,12 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::Output;
 
 use aws_sdk_emr::types::ClusterState;
+use emrship::cli::SpecArgs;
+use emrship::render::artifacts::Digest256;
 use serde_json::{json, Value};
 
 /// The cluster states `emrship` counts as active.
@@ -159,4 +162,188 @@ pub fn transitions(
         response.lines().next().unwrap_or("").contains(" 200 "),
         "{response}"
     );
+}
+
+/// Drops empty `Properties` / `Configurations` members, which the API may or may not echo.
+pub fn without_empty(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| {
+                    !(v.as_array().is_some_and(|a| a.is_empty())
+                        || v.as_object().is_some_and(|o| o.is_empty()))
+                })
+                .map(|(k, v)| (k.clone(), without_empty(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_empty).collect()),
+        other => other.clone(),
+    }
+}
+
+pub fn configuration_json(c: &aws_sdk_emr::types::Configuration) -> Value {
+    let mut out = serde_json::Map::new();
+    out.insert("Classification".into(), json!(c.classification().unwrap()));
+    if let Some(properties) = c.properties() {
+        out.insert("Properties".into(), json!(properties));
+    }
+    out.insert(
+        "Configurations".into(),
+        Value::Array(c.configurations().iter().map(configuration_json).collect()),
+    );
+    without_empty(&Value::Object(out))
+}
+
+/// Asserts that cluster `id` is what `request` (a plan's `run_job_flow` JSON) asked for: name,
+/// release, roles, configurations, tags, instance groups, bootstrap actions and steps, as the
+/// API shows them.
+pub fn assert_cluster_is_request(emr: &aws_sdk_emr::Client, id: &str, request: &Value) {
+    block(async {
+        let described = emr.describe_cluster().cluster_id(id).send().await.unwrap();
+        let cluster = described.cluster().unwrap();
+        assert_eq!(cluster.name(), request["Name"].as_str());
+        assert_eq!(cluster.release_label(), request["ReleaseLabel"].as_str());
+        assert_eq!(cluster.log_uri(), request["LogUri"].as_str());
+        assert_eq!(cluster.service_role(), request["ServiceRole"].as_str());
+        assert_eq!(
+            cluster
+                .ec2_instance_attributes()
+                .unwrap()
+                .iam_instance_profile(),
+            request["JobFlowRole"].as_str()
+        );
+        let configurations: Vec<Value> = cluster
+            .configurations()
+            .iter()
+            .map(configuration_json)
+            .collect();
+        assert_eq!(
+            Value::Array(configurations),
+            without_empty(&request["Configurations"])
+        );
+        let mut tags: Vec<(String, String)> = cluster
+            .tags()
+            .iter()
+            .map(|t| (t.key().unwrap().into(), t.value().unwrap().into()))
+            .collect();
+        tags.sort();
+        let mut want: Vec<(String, String)> = request["Tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["Key"].as_str().unwrap().into(),
+                    t["Value"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        want.sort();
+        assert_eq!(tags, want);
+
+        let groups = emr
+            .list_instance_groups()
+            .cluster_id(id)
+            .send()
+            .await
+            .unwrap();
+        let mut groups: Vec<Value> = groups
+            .instance_groups()
+            .iter()
+            .map(|g| {
+                json!({
+                    "Name": g.name(),
+                    "Market": g.market().map(|m| m.as_str()),
+                    "InstanceRole": g.instance_group_type().map(|t| t.as_str()),
+                    "InstanceType": g.instance_type(),
+                    "InstanceCount": g.requested_instance_count(),
+                })
+            })
+            .collect();
+        let mut want_groups: Vec<Value> = request["Instances"]["InstanceGroups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                json!({
+                    "Name": g["Name"], "Market": g["Market"], "InstanceRole": g["InstanceRole"],
+                    "InstanceType": g["InstanceType"], "InstanceCount": g["InstanceCount"],
+                })
+            })
+            .collect();
+        let key = |v: &Value| v["InstanceRole"].to_string();
+        groups.sort_by_key(key);
+        want_groups.sort_by_key(key);
+        assert_eq!(groups, want_groups);
+
+        let actions = emr
+            .list_bootstrap_actions()
+            .cluster_id(id)
+            .send()
+            .await
+            .unwrap();
+        let actions: Vec<Value> = actions
+            .bootstrap_actions()
+            .iter()
+            .map(|a| {
+                json!({
+                    "Name": a.name(),
+                    "ScriptBootstrapAction": { "Path": a.script_path(), "Args": a.args() },
+                })
+            })
+            .collect();
+        assert_eq!(Value::Array(actions), request["BootstrapActions"]);
+    });
+
+    let steps = steps(emr, id);
+    let want_steps = request["Steps"].as_array().unwrap();
+    assert_eq!(steps.len(), want_steps.len());
+    for ((_, name, _, args), want) in steps.iter().zip(want_steps) {
+        assert_eq!(json!(name), want["Name"]);
+        assert_eq!(json!(args), want["HadoopJarStep"]["Args"]);
+    }
+}
+
+/// Uploads what `emrship deploy` would for `spec` on `date`: bundle, rendered scripts, job
+/// files, at the plan's keys (`bundle` is the built bundle's bytes).
+pub fn deploy(moto: &super::moto::Moto, spec: &Path, date: &str, bundle: &[u8]) {
+    let args = SpecArgs {
+        spec: spec.to_path_buf(),
+        overlays: vec![],
+        sets: vec![],
+        date: Some(date.parse().unwrap()),
+    };
+    let loaded = emrship::cli::plan::load_plan_with_bundle(&args, Some(Digest256::of(bundle)))
+        .unwrap_or_else(|(_, e)| panic!("{e}"));
+    block(async {
+        let s3 = moto.s3().await;
+        let mut buckets = std::collections::BTreeSet::new();
+        for upload in &loaded.plan.uploads {
+            let uri = &upload.s3_uri;
+            if buckets.insert(uri.bucket.clone()) {
+                let _ = s3.create_bucket().bucket(&uri.bucket).send().await;
+            }
+            let bytes = match upload.source.strip_prefix("rendered:") {
+                Some(name) => loaded
+                    .plan
+                    .rendered_files
+                    .iter()
+                    .find(|f| f.name == name)
+                    .unwrap()
+                    .text
+                    .clone()
+                    .into_bytes(),
+                None if upload.source.ends_with("bundle.zip") => bundle.to_vec(),
+                None => std::fs::read(&upload.source).unwrap(),
+            };
+            assert_eq!(Some(bytes.len() as u64), upload.bytes, "{}", upload.source);
+            s3.put_object()
+                .bucket(&uri.bucket)
+                .key(&uri.key)
+                .body(bytes.into())
+                .send()
+                .await
+                .unwrap();
+        }
+    });
 }
