@@ -18,6 +18,7 @@ pub mod engine;
 pub mod gen;
 pub mod location;
 pub mod model;
+pub mod rollup;
 pub mod sink;
 pub mod source;
 pub mod summary;
