@@ -8,6 +8,9 @@
 //!                            [--format parquet|csv|jsonl]
 //! emrship-job rollup --input URI --output URI [--engine local|spark] [--granularity 1h]
 //!                    [--threads N] [--buckets N] [--format text|json]
+//! emrship-job gen rollup --records N --out DIR [--records-per-file 2000000] [--files-per-hour 2]
+//!                        [--customers 5] [--urls 20000] [--seed 1] [--start 2026-11-20T00]
+//!                        [--format parquet|csv|jsonl]
 //! ```
 //!
 //! `match-rate` takes an optional mode before its flags ([`MatchRateMode`]): the Spark engine's
@@ -25,6 +28,7 @@ use super::engine::{self, spark, MatchRateJob};
 use super::gen::{self, GenFormat, GenSpec};
 use super::location::Location;
 use super::model::{Day, JobError};
+use super::rollup::gen as rollup_gen;
 use super::rollup::{self, RollupJob};
 use super::summary;
 
@@ -243,6 +247,50 @@ pub fn print_rollup_report(report: &rollup::RollupReport, format: Format) {
 pub enum GenCommand {
     /// Views and a catalog for the match-rate job.
     MatchRate(GenArgs),
+    /// Hive-partitioned page-view events for the rollup job.
+    Rollup(RollupGenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RollupGenArgs {
+    /// Events to write.
+    #[arg(long)]
+    pub records: u64,
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Events per file (the last file may be shorter).
+    #[arg(long, default_value_t = 2_000_000)]
+    pub records_per_file: u64,
+    #[arg(long, default_value_t = 2)]
+    pub files_per_hour: u64,
+    #[arg(long, default_value_t = 5)]
+    pub customers: u64,
+    /// Distinct articles per customer.
+    #[arg(long, default_value_t = 20_000)]
+    pub urls: u64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The first file's hour (UTC).
+    #[arg(long, value_name = "YYYY-MM-DDTHH", default_value = "2026-11-20T00", value_parser = rollup_gen::parse_start)]
+    pub start: chrono::NaiveDateTime,
+    #[arg(long, value_enum, default_value_t = GenFormat::Parquet)]
+    pub format: GenFormat,
+}
+
+impl RollupGenArgs {
+    pub fn spec(&self) -> rollup_gen::RollupGenSpec {
+        rollup_gen::RollupGenSpec {
+            records: self.records,
+            records_per_file: self.records_per_file,
+            files_per_hour: self.files_per_hour,
+            customers: self.customers,
+            urls: self.urls,
+            seed: self.seed,
+            start: self.start,
+            format: self.format,
+            out: self.out.clone(),
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -341,6 +389,27 @@ pub fn main() -> ExitCode {
             }
             Err(e) => fail(e),
         },
+        JobCommand::Gen(GenCommand::Rollup(args)) => {
+            let started = std::time::Instant::now();
+            match rollup_gen::generate(&args.spec()) {
+                Ok(report) => {
+                    let share = |n: u64| 100.0 * n as f64 / report.records.max(1) as f64;
+                    eprintln!(
+                        "wrote {} events in {} files over {} hours to {} in {:.1}s ({:.1}% late, {:.1}% repeated sessions, {:.1}% direct)",
+                        summary::thousands(report.records),
+                        report.files,
+                        report.hours,
+                        args.out.display(),
+                        started.elapsed().as_secs_f64(),
+                        share(report.late),
+                        share(report.repeated),
+                        share(report.direct),
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
     }
 }
 

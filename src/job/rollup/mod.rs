@@ -12,7 +12,10 @@
 //!
 //! Memory is ~20 bytes per event until its bucket is reduced (a `u32` group index and a `u128`
 //! session), plus the dictionaries and one entry per group.
+//!
+//! [`gen`]: `emrship-job gen rollup`, the synthetic events (the benchmark's and tests' data).
 
+pub mod gen;
 pub mod input;
 pub mod kernel;
 pub mod output;
