@@ -157,9 +157,13 @@ fn run_on(job: &RollupJob, threads: usize) -> Result<RollupReport, JobError> {
     clock.lap("list");
 
     let estimated: u64 = inputs.iter().map(|i| i.rows_hint).sum();
+    // About a million events per bucket, but enough buckets to keep every core busy in the
+    // reduce once there is more than a little data.
+    let by_size = estimated.div_ceil(EVENTS_PER_BUCKET);
+    let by_cores = (threads as u64 * 4).min(estimated / 100_000);
     let buckets = job
         .buckets
-        .unwrap_or_else(|| estimated.div_ceil(EVENTS_PER_BUCKET).clamp(1, MAX_BUCKETS) as usize)
+        .unwrap_or_else(|| by_size.max(by_cores).clamp(1, MAX_BUCKETS) as usize)
         .max(1);
     let shuffle = Shuffle::new(buckets);
     let (pieces, records) = map_all(&inputs, &shuffle, threads)?;
