@@ -49,7 +49,7 @@ pub enum JobCommand {
     MatchRate(MatchRateCommand),
     /// Hourly page-view rollup: per (customer, url, hour) page views, exact visitors and
     /// referrer counts, as JSON Lines documents.
-    Rollup(RollupArgs),
+    Rollup(RollupCommand),
     /// Generate deterministic synthetic inputs.
     #[command(subcommand)]
     Gen(GenCommand),
@@ -79,6 +79,55 @@ pub enum MatchRateMode {
     Finalize(FinalizeArgs),
     /// (driver) Remove everything left under a staging directory.
     Clean(CleanArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct RollupCommand {
+    #[command(subcommand)]
+    pub mode: Option<RollupMode>,
+    #[command(flatten)]
+    pub args: Option<RollupArgs>,
+}
+
+/// The rollup's Spark task modes, run by the rendered driver (see `rollup::spark`). The
+/// job's `--buckets` is the Spark bucket count here (the driver passes it).
+#[derive(Debug, Subcommand)]
+pub enum RollupMode {
+    /// (driver) Print the event files, one URI per line.
+    ListInputs(RollupArgs),
+    /// (map task) Read the files listed on stdin; write bucketed binary frames to stdout.
+    Map(RollupArgs),
+    /// (reduce task) Merge one bucket's frames from stdin, stage its documents; print one
+    /// JSON line naming the staged file.
+    Reduce(RollupReduceArgs),
+    /// (driver) Put the staged files named by the JSON lines on stdin in place as the output's
+    /// part files (atomically, `_SUCCESS` last), remove the staging directory, print the summary.
+    Finalize(RollupFinalizeArgs),
+    /// (driver) Remove everything left under a staging directory.
+    Clean(CleanArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RollupReduceArgs {
+    #[arg(long)]
+    pub bucket: u32,
+    /// This run's staging directory or s3:// prefix.
+    #[arg(long, value_name = "URI")]
+    pub staging: String,
+    /// This task attempt's unique id (names the staged file).
+    #[arg(long)]
+    pub attempt: String,
+    #[command(flatten)]
+    pub job: RollupArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RollupFinalizeArgs {
+    #[arg(long, value_name = "URI")]
+    pub staging: String,
+    #[command(flatten)]
+    pub job: RollupArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -369,10 +418,19 @@ pub fn main() -> ExitCode {
                 "match-rate needs --date, --views, --catalog and --sink (see --help)".into(),
             )),
         },
-        JobCommand::Rollup(args) => match run_rollup(&args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(e),
-        },
+        JobCommand::Rollup(command) => {
+            let result = match (command.mode, command.args) {
+                (Some(mode), _) => run_rollup_mode(mode),
+                (None, Some(args)) => run_rollup(&args),
+                (None, None) => Err(JobError::Usage(
+                    "rollup needs --input and --output (see --help)".into(),
+                )),
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
         JobCommand::Gen(GenCommand::MatchRate(args)) => match gen::generate(&args.spec()) {
             Ok(report) => {
                 eprintln!(
@@ -472,6 +530,66 @@ pub fn run_mode(mode: MatchRateMode) -> Result<(), JobError> {
             Ok(())
         }
         MatchRateMode::Clean(clean) => spark::clean_staging(&Location::parse(&clean.staging)?),
+    }
+}
+
+impl RollupArgs {
+    /// The Spark bucket count a task mode was given (`--buckets`, passed by the driver).
+    fn spark_buckets(&self) -> Result<u32, JobError> {
+        let buckets = self.buckets.ok_or_else(|| {
+            JobError::Usage(
+                "the rollup's map, reduce and finalize modes need --buckets (the driver passes it)"
+                    .into(),
+            )
+        })?;
+        u32::try_from(buckets)
+            .map_err(|_| JobError::Usage(format!("--buckets {buckets}: at most {}", u32::MAX)))
+    }
+}
+
+/// Runs one of the rollup's Spark task modes (stdin/stdout as `rollup::spark` describes).
+pub fn run_rollup_mode(mode: RollupMode) -> Result<(), JobError> {
+    let write_error = |e: std::io::Error| JobError::Other(format!("cannot write stdout: {e}"));
+    match mode {
+        RollupMode::ListInputs(args) => {
+            let files = rollup::spark::list_files(&args.job()?)?;
+            let mut stdout = std::io::stdout().lock();
+            for file in files {
+                writeln!(stdout, "{file}").map_err(write_error)?;
+            }
+            stdout.flush().map_err(write_error)
+        }
+        RollupMode::Map(args) => {
+            let (job, buckets) = (args.job()?, args.spark_buckets()?);
+            let files = read_stdin_lines()?;
+            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            rollup::spark::map(&job, buckets, &files, &mut stdout).map(|_| ())
+        }
+        RollupMode::Reduce(reduce) => {
+            reduce.job.job()?;
+            let staging = Location::parse(&reduce.staging)?;
+            let mut stdin = std::io::BufReader::new(std::io::stdin().lock());
+            let part = rollup::spark::reduce(
+                reduce.bucket,
+                reduce.job.spark_buckets()?,
+                &staging,
+                &reduce.attempt,
+                &mut stdin,
+            )?;
+            writeln!(std::io::stdout().lock(), "{}", part.to_line()).map_err(write_error)
+        }
+        RollupMode::Finalize(finalize) => {
+            let (job, buckets) = (finalize.job.job()?, finalize.job.spark_buckets()?);
+            let staging = Location::parse(&finalize.staging)?;
+            let parts = read_stdin_lines()?
+                .iter()
+                .map(|line| rollup::spark::StagedBucket::parse(line))
+                .collect::<Result<Vec<_>, _>>()?;
+            let report = rollup::spark::finalize(&job, buckets, &staging, &parts)?;
+            print_rollup_report(&report, finalize.job.format);
+            Ok(())
+        }
+        RollupMode::Clean(clean) => spark::clean_staging(&Location::parse(&clean.staging)?),
     }
 }
 

@@ -122,6 +122,17 @@ impl Shuffle {
         (h % self.buckets as u64) as usize
     }
 
+    /// The bytes of the long session ids interned so far, by number (packed as number + 1):
+    /// what a Spark map task ships, as the numbers mean nothing in another process.
+    pub fn long_sessions(&self) -> Vec<Box<[u8]>> {
+        let sessions = self.long_sessions.lock().expect("session interner");
+        let mut out: Vec<Box<[u8]>> = vec![Box::default(); sessions.len()];
+        for (bytes, &number) in sessions.iter() {
+            out[number as usize] = bytes.clone();
+        }
+        out
+    }
+
     pub fn finish(self) -> (Dictionaries, Vec<BucketGroups>) {
         (
             Dictionaries {

@@ -19,6 +19,7 @@ pub mod gen;
 pub mod input;
 pub mod kernel;
 pub mod output;
+pub mod spark;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
