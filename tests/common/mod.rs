@@ -10,6 +10,8 @@ pub mod fault_proxy;
 pub mod moto;
 #[cfg(feature = "job")]
 pub mod postgres;
+#[cfg(all(feature = "aws", feature = "job"))]
+pub mod spark;
 
 use std::path::Path;
 
