@@ -565,7 +565,9 @@ pub fn check_bucket_coverage(
     let mut seen = vec![0u32; buckets as usize];
     for bucket in got {
         let slot = seen.get_mut(bucket as usize).ok_or_else(|| {
-            JobError::Usage(format!("finalize got bucket {bucket} of --buckets {buckets}"))
+            JobError::Usage(format!(
+                "finalize got bucket {bucket} of --buckets {buckets}"
+            ))
         })?;
         *slot += 1;
     }

@@ -679,7 +679,8 @@ mod tests {
             b.customers.id(0, &customers);
             b.urls.id(0, &urls);
             b.referrers.id(0, &referrers);
-            b.groups.push((0, 0, 10, sessions.len() as u64, vec![(0, 1)]));
+            b.groups
+                .push((0, 0, 10, sessions.len() as u64, vec![(0, 1)]));
             for &s in sessions {
                 b.records.push((0, s));
             }
