@@ -836,3 +836,35 @@ fn s3_input_and_output_against_moto() {
     let after = runtime.block_on(async { s3_objects(&moto.s3().await, "rollups", "").await });
     assert_eq!(after, objects);
 }
+
+#[test]
+fn run_local_runs_the_example_spec_on_generated_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rollups");
+    let output = Command::new(env!("CARGO_BIN_EXE_emrship"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "run",
+            "job-specs/pageview-rollup.yaml",
+            "--local",
+            "--date",
+            "2026-11-20",
+        ])
+        .args(["--format", "json", "--output"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("sample events in target/emrship/sample/pageview-rollup/2026-11-20/events"),
+        "{stderr}"
+    );
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["records"], 300_000);
+    let docs = read_output(&out);
+    assert_eq!(summary["documents"], docs.len());
+    // The spec's day, and the late events of its first hour in the hour before.
+    assert!(docs.keys().any(|id| id.ends_with("|2026-11-20T00:00:00")));
+    assert!(docs.keys().any(|id| id.ends_with("|2026-11-19T23:00:00")));
+}
