@@ -29,8 +29,11 @@ pub type GroupKey = (u32, u32, i64);
 /// Strings to dense ids, shared by the map tasks (one lock per batch dictionary).
 #[derive(Default)]
 pub struct Interner {
-    inner: Mutex<(HashMap<Box<str>, u32>, Vec<Box<str>>)>,
+    inner: Mutex<InternerTable>,
 }
+
+/// Value → id, and id → value.
+type InternerTable = (HashMap<Box<str>, u32>, Vec<Box<str>>);
 
 impl Interner {
     /// The ids of `values`, in order, interning new ones.
