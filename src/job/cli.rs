@@ -13,9 +13,10 @@
 //!                        [--format parquet|csv|jsonl]
 //! ```
 //!
-//! `match-rate` takes an optional mode before its flags ([`MatchRateMode`]): the Spark engine's
-//! driver calls `emrship-job match-rate map|reduce|… --date … --views …`, each mode with the
-//! job's flags plus its own. Exit status: 0 ok, 2 usage or bad input, 1 anything else; errors
+//! `match-rate` and `rollup` take an optional mode before their flags ([`MatchRateMode`],
+//! [`RollupMode`]): the Spark engine's driver calls `emrship-job match-rate map|reduce|…
+//! --date … --views …` (or `emrship-job rollup map|reduce|… --input … --output …`), each mode
+//! with the job's flags plus its own. Exit status: 0 ok, 2 usage or bad input, 1 anything else; errors
 //! go to stderr as `emrship-job: error: …`, data to stdout.
 
 use std::io::{Read, Write};

@@ -141,9 +141,18 @@ struct FrameBuilder<'d> {
     referrers: Table<'d>,
     long_sessions: HashMap<u128, u64>,
     long_bytes: Vec<&'d [u8]>,
-    /// (customer, url, hour, page views, referrer counts), frame-local ids.
-    groups: Vec<(u32, u32, i64, u64, Vec<(u32, u64)>)>,
+    groups: Vec<FrameGroup>,
+    /// (the group's index in `groups`, packed session).
     records: Vec<(u32, u128)>,
+}
+
+/// A group of a frame, with frame-local string ids.
+struct FrameGroup {
+    customer: u32,
+    url: u32,
+    hour: i64,
+    page_views: u64,
+    referrers: Vec<(u32, u64)>,
 }
 
 /// Strings of a frame: the map's global id to the frame's id.
@@ -196,13 +205,13 @@ impl FrameBuilder<'_> {
         }
         put_varint(&mut out, self.groups.len() as u64);
         let mut records = self.records.chunk_by(|a, b| a.0 == b.0).peekable();
-        for (g, (customer, url, hour, page_views, referrers)) in self.groups.iter().enumerate() {
-            put_varint(&mut out, u64::from(*customer));
-            put_varint(&mut out, u64::from(*url));
-            put_varint(&mut out, zigzag(*hour));
-            put_varint(&mut out, *page_views);
-            put_varint(&mut out, referrers.len() as u64);
-            for &(referrer, count) in referrers {
+        for (g, group) in self.groups.iter().enumerate() {
+            put_varint(&mut out, u64::from(group.customer));
+            put_varint(&mut out, u64::from(group.url));
+            put_varint(&mut out, zigzag(group.hour));
+            put_varint(&mut out, group.page_views);
+            put_varint(&mut out, group.referrers.len() as u64);
+            for &(referrer, count) in &group.referrers {
                 put_varint(&mut out, u64::from(referrer));
                 put_varint(&mut out, count);
             }
@@ -292,9 +301,13 @@ fn partition(
                 .iter()
                 .map(|&(r, count)| (builder.referrers.id(r, &dictionaries.referrers), count))
                 .collect();
-            builder
-                .groups
-                .push((customer, url, hour, local.page_views[g], referrers));
+            builder.groups.push(FrameGroup {
+                customer,
+                url,
+                hour,
+                page_views: local.page_views[g],
+                referrers,
+            });
             to_frame.push((bucket, (builder.groups.len() - 1) as u32));
         }
         for piece in pieces {
@@ -679,15 +692,20 @@ mod tests {
             b.customers.id(0, &customers);
             b.urls.id(0, &urls);
             b.referrers.id(0, &referrers);
-            b.groups
-                .push((0, 0, 10, sessions.len() as u64, vec![(0, 1)]));
+            b.groups.push(FrameGroup {
+                customer: 0,
+                url: 0,
+                hour: 10,
+                page_views: sessions.len() as u64,
+                referrers: vec![(0, 1)],
+            });
             for &s in sessions {
                 b.records.push((0, s));
             }
             if long {
                 b.long_bytes.push(longs[0]);
                 b.records.push((0, 1));
-                b.groups[0].3 += 1;
+                b.groups[0].page_views += 1;
             }
             b.encode()
         };
