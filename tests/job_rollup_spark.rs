@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -22,16 +23,16 @@ struct SparkRun {
     result: Output,
 }
 
-/// Runs the planned step in local mode over `input`, writing to `output`.
-fn spark_submit(
+/// The planned step in local mode over `input`, writing to `output`, staging under `staging`.
+fn spark_submit_step(
     work: &Path,
     name: &str,
     master: &str,
     bundle: &Path,
-    input: &Path,
-    output: &Path,
-    must_succeed: bool,
-) -> SparkRun {
+    input: &str,
+    output: &str,
+    staging: &str,
+) -> Command {
     let mut args = planned_step_args(SPEC, &[]);
     assert!(
         args.iter().any(|a| a == "spark.speculation=true"),
@@ -44,11 +45,32 @@ fn spark_submit(
         Some("rollup"),
         "{args:?}"
     );
-    replace_flag(&mut args, driver_at, "--input", input.to_str().unwrap());
-    replace_flag(&mut args, driver_at, "--output", output.to_str().unwrap());
+    replace_flag(&mut args, driver_at, "--input", input);
+    replace_flag(&mut args, driver_at, "--output", output);
+    spark_submit_command(work, &args, staging)
+}
+
+/// Runs the planned step in local mode over `input`, writing to `output`.
+fn spark_submit(
+    work: &Path,
+    name: &str,
+    master: &str,
+    bundle: &Path,
+    input: &Path,
+    output: &Path,
+    must_succeed: bool,
+) -> SparkRun {
     let staging = work.join(format!("{name}-staging"));
     let result = timed(
-        &mut spark_submit_command(work, &args, &staging),
+        &mut spark_submit_step(
+            work,
+            name,
+            master,
+            bundle,
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+            staging.to_str().unwrap(),
+        ),
         &format!("spark-submit ({name})"),
         must_succeed,
     );
@@ -57,6 +79,26 @@ fn spark_submit(
         staging,
         result,
     }
+}
+
+/// Documents of JSON Lines texts, parsed and re-serialized, sorted; each text sorted by `_id`.
+fn parse_documents<'a>(texts: impl IntoIterator<Item = (String, &'a str)>) -> Vec<String> {
+    let mut docs = Vec::new();
+    for (name, text) in texts {
+        let mut previous: Option<String> = None;
+        for line in text.lines() {
+            let doc: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{name}: {e}: {line}"));
+            let id = doc["_id"].as_str().expect("_id").to_string();
+            if let Some(p) = &previous {
+                assert!(p < &id, "{name}: not sorted by _id at {id}");
+            }
+            previous = Some(id);
+            docs.push(doc.to_string());
+        }
+    }
+    docs.sort();
+    docs
 }
 
 /// The output's documents, parsed and re-serialized (so key order inside objects does not
@@ -77,23 +119,12 @@ fn documents(output: &Path) -> Vec<String> {
     for (i, name) in parts.iter().enumerate() {
         assert_eq!(**name, format!("part-{i:05}.jsonl"), "{names:?}");
     }
-    let mut docs = Vec::new();
-    for file in files.iter().filter(|f| !f.ends_with("_SUCCESS")) {
-        let text = std::fs::read_to_string(file).unwrap();
-        let mut previous: Option<String> = None;
-        for line in text.lines() {
-            let doc: serde_json::Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("{}: {e}: {line}", file.display()));
-            let id = doc["_id"].as_str().expect("_id").to_string();
-            if let Some(p) = &previous {
-                assert!(p < &id, "{}: not sorted by _id at {id}", file.display());
-            }
-            previous = Some(id);
-            docs.push(doc.to_string());
-        }
-    }
-    docs.sort();
-    docs
+    let texts: Vec<(String, String)> = files
+        .iter()
+        .filter(|f| !f.ends_with("_SUCCESS"))
+        .map(|f| (f.display().to_string(), std::fs::read_to_string(f).unwrap()))
+        .collect();
+    parse_documents(texts.iter().map(|(n, t)| (n.clone(), t.as_str())))
 }
 
 fn assert_same_documents(want: &[String], got: &[String], what: &str) {
@@ -293,4 +324,139 @@ fn spark_engine_matches_local_engine_survives_failed_attempts_and_fails_cleanly(
         Vec::<PathBuf>::new(),
         "staged files left behind"
     );
+}
+
+/// The S3 objects under `prefix` of `bucket`, with their bodies.
+async fn s3_objects(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> BTreeMap<String, String> {
+    let listing = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap();
+    let mut out = BTreeMap::new();
+    for object in listing.contents() {
+        let key = object.key().unwrap().to_string();
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+        let bytes = body.body.collect().await.unwrap().into_bytes();
+        out.insert(key, String::from_utf8(bytes.to_vec()).unwrap());
+    }
+    out
+}
+
+/// On S3 (moto): the map tasks read the events from S3, the reduce tasks stage under an S3
+/// staging prefix, and finalize replaces the S3 output (a previous run's extra part goes,
+/// `_SUCCESS` is there) and removes every staged object.
+#[test]
+fn spark_engine_reads_stages_and_writes_on_s3() {
+    let moto = common::moto::Moto::start();
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    let input = work.join("events");
+    run_ok(
+        Command::new(job_bin())
+            .args([
+                "gen",
+                "rollup",
+                "--records",
+                "60000",
+                "--records-per-file",
+                "10000",
+                "--files-per-hour",
+                "2",
+                "--customers",
+                "1",
+                "--urls",
+                "500",
+                "--out",
+            ])
+            .arg(&input),
+        "emrship-job gen rollup",
+    );
+    let local_output = work.join("local");
+    run_ok(
+        Command::new(job_bin())
+            .args(["rollup", "--input"])
+            .arg(&input)
+            .arg("--output")
+            .arg(&local_output),
+        "the local engine",
+    );
+    let want = documents(&local_output);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let s3 = moto.s3().await;
+        for bucket in ["events", "rollups", "artifacts"] {
+            s3.create_bucket().bucket(bucket).send().await.unwrap();
+        }
+        for file in files_under(&input) {
+            let key = format!("ev/{}", file.strip_prefix(&input).unwrap().display());
+            s3.put_object()
+                .bucket("events")
+                .key(key)
+                .body(std::fs::read(&file).unwrap().into())
+                .send()
+                .await
+                .unwrap();
+        }
+        s3.put_object()
+            .bucket("rollups")
+            .key("dt=2026-11-20/part-00099.jsonl")
+            .body(Vec::from(&b"a previous run's part"[..]).into())
+            .send()
+            .await
+            .unwrap();
+    });
+    let bundle = work.join("bundle.zip");
+    write_bundle(&bundle, &std::fs::read(job_bin()).unwrap());
+    let mut command = spark_submit_step(
+        work,
+        "s3",
+        "local[2]",
+        &bundle,
+        "s3://events/ev/",
+        "s3://rollups/dt=2026-11-20/",
+        "s3://artifacts/emrship/pageview-rollup/staging/",
+    );
+    command.env_remove("AWS_PROFILE").envs(moto.env());
+    timed(&mut command, "spark-submit (s3)", true);
+
+    let (output, staged) = runtime.block_on(async {
+        let s3 = moto.s3().await;
+        (
+            s3_objects(&s3, "rollups", "").await,
+            s3_objects(&s3, "artifacts", "").await,
+        )
+    });
+    let names: Vec<&str> = output.keys().map(String::as_str).collect();
+    // `_SUCCESS`, then the parts numbered from 0 (the previous run's part-00099 is gone).
+    assert_eq!(names.first(), Some(&"dt=2026-11-20/_SUCCESS"), "{names:?}");
+    let parts = &names[1..];
+    assert!(!parts.is_empty());
+    for (i, name) in parts.iter().enumerate() {
+        assert_eq!(
+            *name,
+            format!("dt=2026-11-20/part-{i:05}.jsonl"),
+            "{names:?}"
+        );
+    }
+    let got = parse_documents(
+        output
+            .iter()
+            .filter(|(k, _)| k.ends_with(".jsonl"))
+            .map(|(k, v)| (k.clone(), v.as_str())),
+    );
+    assert_same_documents(&want, &got, "spark run on S3");
+    assert_eq!(staged, BTreeMap::new(), "staged objects left behind");
 }

@@ -154,8 +154,13 @@ pub fn localize_step(
     driver_at
 }
 
-/// `spark-submit ARGS` from the test venv, run in `work` with staging under `staging`.
-pub fn spark_submit_command(work: &Path, args: &[String], staging: &Path) -> Command {
+/// `spark-submit ARGS` from the test venv, run in `work` with staging under `staging` (a
+/// directory or an `s3://` prefix).
+pub fn spark_submit_command(
+    work: &Path,
+    args: &[String],
+    staging: impl AsRef<std::ffi::OsStr>,
+) -> Command {
     let python = super::moto::test_python();
     let spark_submit = python.parent().unwrap().join("spark-submit");
     let mut command = Command::new(&spark_submit);
