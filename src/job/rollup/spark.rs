@@ -4,11 +4,11 @@
 //!
 //! 1. `list-inputs ARGS` (driver): one event file URI per line (Hive trees walked).
 //! 2. `map --buckets N ARGS` (one per map task, its share of the listing on stdin): runs the
-//!    local engine's map over those files, then re-partitions its groups into the N Spark
-//!    buckets by a hash of the group's *strings* (customer, url, hour) — the local engine's
-//!    ids are per process — and writes one [frame](write_frame) per non-empty bucket: the
-//!    bucket's strings, its groups with page views and referrer counts, and each group's
-//!    sessions, sorted and distinct within the task; plus one stats frame for bucket 0.
+//!    local engine's map over those files with N buckets (a group's bucket is a hash of its
+//!    values, so every process agrees) and writes one [frame](write_frame) per non-empty
+//!    bucket: the bucket's strings (the map's ids mean nothing elsewhere), its groups with page
+//!    views and referrer counts, and each group's sessions, sorted and distinct within the
+//!    task; plus one stats frame for bucket 0.
 //! 3. `reduce --bucket B --buckets N --staging URI --attempt A ARGS` (one per bucket, the
 //!    frames Spark shuffled to B on stdin): merges the groups, counts distinct sessions
 //!    exactly, writes the bucket's documents sorted by `_id` to
@@ -67,27 +67,6 @@ fn worker_pool(threads: usize) -> Result<rayon::ThreadPool, JobError> {
         .thread_name(|i| format!("emrship-rollup-{i}"))
         .build()
         .map_err(|e| JobError::Other(format!("cannot start {threads} worker threads: {e}")))
-}
-
-/// The Spark bucket of a group: a hash of its strings and hour, the same in every process.
-pub fn spark_bucket(customer: &str, url: &str, hour: i64, buckets: u32) -> u32 {
-    // FNV-1a over the fields (with a separator that cannot occur in UTF-8), then splitmix64's
-    // finalizer so similar urls spread.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in customer
-        .bytes()
-        .chain([0xff])
-        .chain(url.bytes())
-        .chain([0xff])
-        .chain(hour.to_le_bytes())
-    {
-        h ^= u64::from(byte);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    h ^= h >> 31;
-    (h % u64::from(buckets.max(1))) as u32
 }
 
 /// What a map task read.
@@ -252,12 +231,11 @@ pub fn map(
             .into_iter()
             .flatten()
             .collect();
-        // In-process buckets only spread the group table's locks; Spark's come below.
-        let shuffle = Shuffle::new(threads * 4);
+        let shuffle = Shuffle::new(buckets as usize);
         let (pieces, records) = map_all(&inputs, &shuffle, threads)?;
         let long_sessions = shuffle.long_sessions();
         let (dictionaries, groups) = shuffle.finish();
-        let frames = partition(&dictionaries, &long_sessions, groups, pieces, buckets);
+        let frames = encode_buckets(&dictionaries, &long_sessions, groups, pieces);
         let stats = MapStats {
             files: locations.len() as u64,
             map_tasks: inputs.len() as u64,
@@ -274,67 +252,56 @@ pub fn map(
     Ok(stats)
 }
 
-/// Splits the map's groups and sessions into the Spark buckets' frames (non-empty ones).
-fn partition(
+/// Encodes the map's buckets as frames (the non-empty ones). The local engine's buckets are
+/// the Spark buckets: a group's bucket comes from its values (`kernel::group_hash`), the same
+/// in every process, while the frames carry strings instead of this process's ids.
+fn encode_buckets(
     dictionaries: &Dictionaries,
     long_sessions: &[Box<[u8]>],
     groups: Vec<BucketGroups>,
     pieces: Vec<Vec<Piece>>,
-    buckets: u32,
 ) -> Vec<(u32, Vec<u8>)> {
-    let mut builders: Vec<FrameBuilder<'_>> =
-        (0..buckets).map(|_| FrameBuilder::default()).collect();
-    for (local, pieces) in groups.into_iter().zip(pieces) {
-        // The local group index → (Spark bucket, the group's index in that frame).
-        let mut to_frame: Vec<(u32, u32)> = Vec::with_capacity(local.keys.len());
-        for (g, &(customer, url, hour)) in local.keys.iter().enumerate() {
-            let bucket = spark_bucket(
-                &dictionaries.customers[customer as usize],
-                &dictionaries.urls[url as usize],
-                hour,
-                buckets,
-            );
-            let builder = &mut builders[bucket as usize];
-            let customer = builder.customers.id(customer, &dictionaries.customers);
-            let url = builder.urls.id(url, &dictionaries.urls);
-            let referrers = local.referrers[g]
-                .iter()
-                .map(|&(r, count)| (builder.referrers.id(r, &dictionaries.referrers), count))
-                .collect();
-            builder.groups.push(FrameGroup {
-                customer,
-                url,
-                hour,
-                page_views: local.page_views[g],
-                referrers,
-            });
-            to_frame.push((bucket, (builder.groups.len() - 1) as u32));
-        }
-        for piece in pieces {
-            for (&g, &session) in piece.groups.iter().zip(&piece.sessions) {
-                let (bucket, group) = to_frame[g as usize];
-                let builder = &mut builders[bucket as usize];
-                let session = if session != 0 && session < LONG_SESSION_LIMIT {
-                    let next = builder.long_bytes.len() as u64;
-                    let number = *builder.long_sessions.entry(session).or_insert(next);
-                    if number == next {
-                        builder
-                            .long_bytes
-                            .push(&long_sessions[(session - 1) as usize]);
-                    }
-                    u128::from(number) + 1
-                } else {
-                    session
-                };
-                builder.records.push((group, session));
-            }
-        }
-    }
-    builders
+    groups
         .into_par_iter()
+        .zip(pieces)
         .enumerate()
-        .filter(|(_, b)| !b.groups.is_empty())
-        .map(|(bucket, builder)| (bucket as u32, builder.encode()))
+        .filter(|(_, (local, _))| !local.keys.is_empty())
+        .map(|(bucket, (local, pieces))| {
+            let mut builder = FrameBuilder::default();
+            for (g, &(customer, url, hour)) in local.keys.iter().enumerate() {
+                let customer = builder.customers.id(customer, &dictionaries.customers);
+                let url = builder.urls.id(url, &dictionaries.urls);
+                let referrers = local.referrers[g]
+                    .iter()
+                    .map(|&(r, count)| (builder.referrers.id(r, &dictionaries.referrers), count))
+                    .collect();
+                builder.groups.push(FrameGroup {
+                    customer,
+                    url,
+                    hour,
+                    page_views: local.page_views[g],
+                    referrers,
+                });
+            }
+            for piece in pieces {
+                for (&g, &session) in piece.groups.iter().zip(&piece.sessions) {
+                    let session = if session != 0 && session < LONG_SESSION_LIMIT {
+                        let next = builder.long_bytes.len() as u64;
+                        let number = *builder.long_sessions.entry(session).or_insert(next);
+                        if number == next {
+                            builder
+                                .long_bytes
+                                .push(&long_sessions[(session - 1) as usize]);
+                        }
+                        u128::from(number) + 1
+                    } else {
+                        session
+                    };
+                    builder.records.push((g, session));
+                }
+            }
+            (bucket as u32, builder.encode())
+        })
         .collect()
 }
 
@@ -640,21 +607,6 @@ mod tests {
         for v in [0, 1, -1, 493_661, -493_661, i64::MAX, i64::MIN] {
             assert_eq!(unzigzag(zigzag(v)), v);
         }
-    }
-
-    #[test]
-    fn spark_buckets_depend_on_strings_only() {
-        let a = spark_bucket("site-0.example", "https://site-0.example/a/1", 493_661, 64);
-        assert_eq!(
-            a,
-            spark_bucket("site-0.example", "https://site-0.example/a/1", 493_661, 64)
-        );
-        assert!(a < 64);
-        // The separator keeps ("ab", "c") and ("a", "bc") apart in the hash input.
-        let spread: std::collections::HashSet<u32> = (0..200)
-            .map(|n| spark_bucket("c", &format!("https://c/{n}"), 1, 16))
-            .collect();
-        assert!(spread.len() > 12, "{spread:?}");
     }
 
     #[test]
