@@ -6,11 +6,17 @@
 //! emrship-job gen match-rate --events N --pairs P --advertisers A --catalog-size C
 //!                            --match-fraction F --out DIR [--date D] [--seed S] [--files K]
 //!                            [--format parquet|csv|jsonl]
+//! emrship-job rollup --input URI --output URI [--engine local|spark] [--granularity 1h]
+//!                    [--threads N] [--buckets N] [--format text|json]
+//! emrship-job gen rollup --records N --out DIR [--records-per-file 2000000] [--files-per-hour 2]
+//!                        [--customers 5] [--urls 20000] [--seed 1] [--start 2026-11-20T00]
+//!                        [--format parquet|csv|jsonl]
 //! ```
 //!
-//! `match-rate` takes an optional mode before its flags ([`MatchRateMode`]): the Spark engine's
-//! driver calls `emrship-job match-rate map|reduce|… --date … --views …`, each mode with the
-//! job's flags plus its own. Exit status: 0 ok, 2 usage or bad input, 1 anything else; errors
+//! `match-rate` and `rollup` take an optional mode before their flags ([`MatchRateMode`],
+//! [`RollupMode`]): the Spark engine's driver calls `emrship-job match-rate map|reduce|…
+//! --date … --views …` (or `emrship-job rollup map|reduce|… --input … --output …`), each mode
+//! with the job's flags plus its own. Exit status: 0 ok, 2 usage or bad input, 1 anything else; errors
 //! go to stderr as `emrship-job: error: …`, data to stdout.
 
 use std::io::{Read, Write};
@@ -23,6 +29,8 @@ use super::engine::{self, spark, MatchRateJob};
 use super::gen::{self, GenFormat, GenSpec};
 use super::location::Location;
 use super::model::{Day, JobError};
+use super::rollup::gen as rollup_gen;
+use super::rollup::{self, RollupJob};
 use super::summary;
 
 #[derive(Debug, Parser)]
@@ -40,6 +48,9 @@ pub struct JobCli {
 pub enum JobCommand {
     /// Per advertiser, how many of the products its users viewed on a day are in its catalog.
     MatchRate(MatchRateCommand),
+    /// Hourly page-view rollup: per (customer, url, hour) page views, exact visitors and
+    /// referrer counts, as JSON Lines documents.
+    Rollup(RollupCommand),
     /// Generate deterministic synthetic inputs.
     #[command(subcommand)]
     Gen(GenCommand),
@@ -69,6 +80,55 @@ pub enum MatchRateMode {
     Finalize(FinalizeArgs),
     /// (driver) Remove everything left under a staging directory.
     Clean(CleanArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct RollupCommand {
+    #[command(subcommand)]
+    pub mode: Option<RollupMode>,
+    #[command(flatten)]
+    pub args: Option<RollupArgs>,
+}
+
+/// The rollup's Spark task modes, run by the rendered driver (see `rollup::spark`). The
+/// job's `--buckets` is the Spark bucket count here (the driver passes it).
+#[derive(Debug, Subcommand)]
+pub enum RollupMode {
+    /// (driver) Print the event files, one URI per line.
+    ListInputs(RollupArgs),
+    /// (map task) Read the files listed on stdin; write bucketed binary frames to stdout.
+    Map(RollupArgs),
+    /// (reduce task) Merge one bucket's frames from stdin, stage its documents; print one
+    /// JSON line naming the staged file.
+    Reduce(RollupReduceArgs),
+    /// (driver) Put the staged files named by the JSON lines on stdin in place as the output's
+    /// part files (atomically, `_SUCCESS` last), remove the staging directory, print the summary.
+    Finalize(RollupFinalizeArgs),
+    /// (driver) Remove everything left under a staging directory.
+    Clean(CleanArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RollupReduceArgs {
+    #[arg(long)]
+    pub bucket: u32,
+    /// This run's staging directory or s3:// prefix.
+    #[arg(long, value_name = "URI")]
+    pub staging: String,
+    /// This task attempt's unique id (names the staged file).
+    #[arg(long)]
+    pub attempt: String,
+    #[command(flatten)]
+    pub job: RollupArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RollupFinalizeArgs {
+    #[arg(long, value_name = "URI")]
+    pub staging: String,
+    #[command(flatten)]
+    pub job: RollupArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -165,10 +225,122 @@ impl MatchRateArgs {
     }
 }
 
+/// The rollup job's arguments (`emrship run --local` parses a spec's `job.args` with this too).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "rollup", no_binary_name = false)]
+pub struct RollupArgs {
+    /// Page-view events: Parquet/CSV/JSONL files, a (Hive-partitioned) directory, a glob, or
+    /// an s3:// prefix.
+    #[arg(long, value_name = "URI")]
+    pub input: String,
+    /// Where the JSON Lines part files go: a directory or an s3:// prefix (replaced whole).
+    #[arg(long, value_name = "URI")]
+    pub output: String,
+    #[arg(long, value_enum, default_value_t = Engine::Local)]
+    pub engine: Engine,
+    /// Rollup period; only 1h (`freq` "1hour").
+    #[arg(long, default_value = "1h")]
+    pub granularity: String,
+    /// Worker threads (default: every core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Reduce buckets = output part files at most (default: about one per million events).
+    #[arg(long, value_name = "N")]
+    pub buckets: Option<usize>,
+    /// stdout: the run's summary as text or JSON.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+impl RollupArgs {
+    pub fn job(&self) -> Result<RollupJob, JobError> {
+        if !matches!(self.granularity.as_str(), "1h" | "1hour" | "hour") {
+            return Err(JobError::Usage(format!(
+                "--granularity {}: only 1h (hourly documents, freq \"1hour\") is supported",
+                self.granularity
+            )));
+        }
+        if self.buckets == Some(0) {
+            return Err(JobError::Usage("--buckets must be at least 1".into()));
+        }
+        Ok(RollupJob {
+            input: self.input.clone(),
+            output: self.output.clone(),
+            threads: self.threads,
+            buckets: self.buckets,
+        })
+    }
+}
+
+/// Runs the rollup and prints its summary (stdout, text or JSON).
+pub fn run_rollup(args: &RollupArgs) -> Result<(), JobError> {
+    if args.engine == Engine::Spark {
+        return Err(JobError::Usage(
+            "--engine spark runs through the rendered Spark driver (emrship plan/submit); on this machine use --engine local".into(),
+        ));
+    }
+    let report = rollup::run_local(&args.job()?)?;
+    print_rollup_report(&report, args.format);
+    Ok(())
+}
+
+pub fn print_rollup_report(report: &rollup::RollupReport, format: Format) {
+    let text = match format {
+        Format::Text => report.text(),
+        Format::Json => serde_json::to_string_pretty(&report.json()).expect("JSON") + "\n",
+    };
+    // A closed pipe (`| head`) is not an error of the job.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 #[derive(Debug, Subcommand)]
 pub enum GenCommand {
     /// Views and a catalog for the match-rate job.
     MatchRate(GenArgs),
+    /// Hive-partitioned page-view events for the rollup job.
+    Rollup(RollupGenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RollupGenArgs {
+    /// Events to write.
+    #[arg(long)]
+    pub records: u64,
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Events per file (the last file may be shorter).
+    #[arg(long, default_value_t = 2_000_000)]
+    pub records_per_file: u64,
+    #[arg(long, default_value_t = 2)]
+    pub files_per_hour: u64,
+    #[arg(long, default_value_t = 5)]
+    pub customers: u64,
+    /// Distinct articles per customer.
+    #[arg(long, default_value_t = 20_000)]
+    pub urls: u64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The first file's hour (UTC).
+    #[arg(long, value_name = "YYYY-MM-DDTHH", default_value = "2026-11-20T00", value_parser = rollup_gen::parse_start)]
+    pub start: chrono::NaiveDateTime,
+    #[arg(long, value_enum, default_value_t = GenFormat::Parquet)]
+    pub format: GenFormat,
+}
+
+impl RollupGenArgs {
+    pub fn spec(&self) -> rollup_gen::RollupGenSpec {
+        rollup_gen::RollupGenSpec {
+            records: self.records,
+            records_per_file: self.records_per_file,
+            files_per_hour: self.files_per_hour,
+            customers: self.customers,
+            urls: self.urls,
+            seed: self.seed,
+            start: self.start,
+            format: self.format,
+            out: self.out.clone(),
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -247,6 +419,19 @@ pub fn main() -> ExitCode {
                 "match-rate needs --date, --views, --catalog and --sink (see --help)".into(),
             )),
         },
+        JobCommand::Rollup(command) => {
+            let result = match (command.mode, command.args) {
+                (Some(mode), _) => run_rollup_mode(mode),
+                (None, Some(args)) => run_rollup(&args),
+                (None, None) => Err(JobError::Usage(
+                    "rollup needs --input and --output (see --help)".into(),
+                )),
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
         JobCommand::Gen(GenCommand::MatchRate(args)) => match gen::generate(&args.spec()) {
             Ok(report) => {
                 eprintln!(
@@ -263,6 +448,27 @@ pub fn main() -> ExitCode {
             }
             Err(e) => fail(e),
         },
+        JobCommand::Gen(GenCommand::Rollup(args)) => {
+            let started = std::time::Instant::now();
+            match rollup_gen::generate(&args.spec()) {
+                Ok(report) => {
+                    let share = |n: u64| 100.0 * n as f64 / report.records.max(1) as f64;
+                    eprintln!(
+                        "wrote {} events in {} files over {} hours to {} in {:.1}s ({:.1}% late, {:.1}% repeated sessions, {:.1}% direct)",
+                        summary::thousands(report.records),
+                        report.files,
+                        report.hours,
+                        args.out.display(),
+                        started.elapsed().as_secs_f64(),
+                        share(report.late),
+                        share(report.repeated),
+                        share(report.direct),
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
     }
 }
 
@@ -325,6 +531,66 @@ pub fn run_mode(mode: MatchRateMode) -> Result<(), JobError> {
             Ok(())
         }
         MatchRateMode::Clean(clean) => spark::clean_staging(&Location::parse(&clean.staging)?),
+    }
+}
+
+impl RollupArgs {
+    /// The Spark bucket count a task mode was given (`--buckets`, passed by the driver).
+    fn spark_buckets(&self) -> Result<u32, JobError> {
+        let buckets = self.buckets.ok_or_else(|| {
+            JobError::Usage(
+                "the rollup's map, reduce and finalize modes need --buckets (the driver passes it)"
+                    .into(),
+            )
+        })?;
+        u32::try_from(buckets)
+            .map_err(|_| JobError::Usage(format!("--buckets {buckets}: at most {}", u32::MAX)))
+    }
+}
+
+/// Runs one of the rollup's Spark task modes (stdin/stdout as `rollup::spark` describes).
+pub fn run_rollup_mode(mode: RollupMode) -> Result<(), JobError> {
+    let write_error = |e: std::io::Error| JobError::Other(format!("cannot write stdout: {e}"));
+    match mode {
+        RollupMode::ListInputs(args) => {
+            let files = rollup::spark::list_files(&args.job()?)?;
+            let mut stdout = std::io::stdout().lock();
+            for file in files {
+                writeln!(stdout, "{file}").map_err(write_error)?;
+            }
+            stdout.flush().map_err(write_error)
+        }
+        RollupMode::Map(args) => {
+            let (job, buckets) = (args.job()?, args.spark_buckets()?);
+            let files = read_stdin_lines()?;
+            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            rollup::spark::map(&job, buckets, &files, &mut stdout).map(|_| ())
+        }
+        RollupMode::Reduce(reduce) => {
+            reduce.job.job()?;
+            let staging = Location::parse(&reduce.staging)?;
+            let mut stdin = std::io::BufReader::new(std::io::stdin().lock());
+            let part = rollup::spark::reduce(
+                reduce.bucket,
+                reduce.job.spark_buckets()?,
+                &staging,
+                &reduce.attempt,
+                &mut stdin,
+            )?;
+            writeln!(std::io::stdout().lock(), "{}", part.to_line()).map_err(write_error)
+        }
+        RollupMode::Finalize(finalize) => {
+            let (job, buckets) = (finalize.job.job()?, finalize.job.spark_buckets()?);
+            let staging = Location::parse(&finalize.staging)?;
+            let parts = read_stdin_lines()?
+                .iter()
+                .map(|line| rollup::spark::StagedBucket::parse(line))
+                .collect::<Result<Vec<_>, _>>()?;
+            let report = rollup::spark::finalize(&job, buckets, &staging, &parts)?;
+            print_rollup_report(&report, finalize.job.format);
+            Ok(())
+        }
+        RollupMode::Clean(clean) => spark::clean_staging(&Location::parse(&clean.staging)?),
     }
 }
 

@@ -40,7 +40,7 @@ pub enum GenFormat {
 }
 
 impl GenFormat {
-    fn extension(self) -> &'static str {
+    pub(crate) fn extension(self) -> &'static str {
         match self {
             GenFormat::Parquet => "parquet",
             GenFormat::Csv => "csv",
@@ -94,26 +94,28 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Seeded draws, each a pure function of (seed, stream, index); shared with
+/// [`super::rollup::gen`].
 #[derive(Clone, Copy)]
-struct Random {
-    seed: u64,
+pub(crate) struct Random {
+    pub(crate) seed: u64,
 }
 
 impl Random {
     #[inline]
-    fn draw(self, stream: u64, index: u64) -> u64 {
+    pub(crate) fn draw(self, stream: u64, index: u64) -> u64 {
         mix(mix(self.seed ^ stream.wrapping_mul(0x1000_0000_01B3)) ^ index)
     }
 
     /// Uniform in [0, 1).
     #[inline]
-    fn unit(self, stream: u64, index: u64) -> f64 {
+    pub(crate) fn unit(self, stream: u64, index: u64) -> f64 {
         (self.draw(stream, index) >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Zipf-like (density ≈ 1/x) over 0..n.
     #[inline]
-    fn zipf(self, stream: u64, index: u64, n: u64) -> u64 {
+    pub(crate) fn zipf(self, stream: u64, index: u64, n: u64) -> u64 {
         let u = self.unit(stream, index);
         let x = ((n as f64 + 1.0).powf(u).floor() as u64).saturating_sub(1);
         x.min(n - 1)

@@ -10,6 +10,8 @@ pub mod fault_proxy;
 pub mod moto;
 #[cfg(feature = "job")]
 pub mod postgres;
+#[cfg(all(feature = "aws", feature = "job"))]
+pub mod spark;
 
 use std::path::Path;
 
@@ -36,6 +38,7 @@ pub const EXAMPLES: &[(&str, &str, &[&str])] = &[
         "job-specs/match-rate.yaml",
         &["job-specs/envs/prod.yaml"],
     ),
+    ("pageview-rollup", "job-specs/pageview-rollup.yaml", &[]),
     ("streaming-events", "job-specs/streaming-events.yaml", &[]),
 ];
 

@@ -554,12 +554,19 @@ pub fn merge_sorted(parts: &[ProductMatches]) -> Result<ProductMatches, JobError
 
 /// Checks that `parts` holds every bucket 0..buckets exactly once.
 pub fn check_coverage(parts: &[StagedPart], buckets: u32) -> Result<(), JobError> {
+    check_bucket_coverage(parts.iter().map(|p| p.bucket), buckets)
+}
+
+/// Checks that the buckets finalize got are 0..buckets, each exactly once (any job's).
+pub fn check_bucket_coverage(
+    got: impl IntoIterator<Item = u32>,
+    buckets: u32,
+) -> Result<(), JobError> {
     let mut seen = vec![0u32; buckets as usize];
-    for part in parts {
-        let slot = seen.get_mut(part.bucket as usize).ok_or_else(|| {
+    for bucket in got {
+        let slot = seen.get_mut(bucket as usize).ok_or_else(|| {
             JobError::Usage(format!(
-                "finalize got bucket {} of --buckets {buckets}",
-                part.bucket
+                "finalize got bucket {bucket} of --buckets {buckets}"
             ))
         })?;
         *slot += 1;
