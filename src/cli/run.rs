@@ -8,12 +8,12 @@
 //! sink that is not local (`postgres://`, `s3://`) and not overridden with `--sink` becomes
 //! `sqlite://target/emrship/<name>.sqlite`. Each substitution is said on stderr.
 //!
-//! Without `--local`, `run <spec> --date D` launches that day's cluster on EMR behind the
-//! run-key guard, as the scheduler does (`cli::emr::launch`).
-//!
 //! The rollup job ([`rollup`]) likewise: a remote `--input` becomes generated sample events
 //! under `target/emrship/sample/<name>/<date>/events/`, a remote `--output` a directory under
 //! `target/emrship/<name>/`.
+//!
+//! Without `--local`, `run <spec> --date D` launches that day's cluster on EMR behind the
+//! run-key guard, as the scheduler does (`cli::emr::launch`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
