@@ -6,6 +6,8 @@
 //! emrship-job gen match-rate --events N --pairs P --advertisers A --catalog-size C
 //!                            --match-fraction F --out DIR [--date D] [--seed S] [--files K]
 //!                            [--format parquet|csv|jsonl]
+//! emrship-job rollup --input URI --output URI [--engine local|spark] [--granularity 1h]
+//!                    [--threads N] [--buckets N] [--format text|json]
 //! emrship-job gen rollup --records N --out DIR [--records-per-file 2000000] [--files-per-hour 2]
 //!                        [--customers 5] [--urls 20000] [--seed 1] [--start 2026-11-20T00]
 //!                        [--format parquet|csv|jsonl]
@@ -27,6 +29,7 @@ use super::gen::{self, GenFormat, GenSpec};
 use super::location::Location;
 use super::model::{Day, JobError};
 use super::rollup::gen as rollup_gen;
+use super::rollup::{self, RollupJob};
 use super::summary;
 
 #[derive(Debug, Parser)]
@@ -44,6 +47,9 @@ pub struct JobCli {
 pub enum JobCommand {
     /// Per advertiser, how many of the products its users viewed on a day are in its catalog.
     MatchRate(MatchRateCommand),
+    /// Hourly page-view rollup: per (customer, url, hour) page views, exact visitors and
+    /// referrer counts, as JSON Lines documents.
+    Rollup(RollupArgs),
     /// Generate deterministic synthetic inputs.
     #[command(subcommand)]
     Gen(GenCommand),
@@ -167,6 +173,74 @@ impl MatchRateArgs {
             threads: self.threads,
         }
     }
+}
+
+/// The rollup job's arguments (`emrship run --local` parses a spec's `job.args` with this too).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "rollup", no_binary_name = false)]
+pub struct RollupArgs {
+    /// Page-view events: Parquet/CSV/JSONL files, a (Hive-partitioned) directory, a glob, or
+    /// an s3:// prefix.
+    #[arg(long, value_name = "URI")]
+    pub input: String,
+    /// Where the JSON Lines part files go: a directory or an s3:// prefix (replaced whole).
+    #[arg(long, value_name = "URI")]
+    pub output: String,
+    #[arg(long, value_enum, default_value_t = Engine::Local)]
+    pub engine: Engine,
+    /// Rollup period; only 1h (`freq` "1hour").
+    #[arg(long, default_value = "1h")]
+    pub granularity: String,
+    /// Worker threads (default: every core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Reduce buckets = output part files at most (default: about one per million events).
+    #[arg(long, value_name = "N")]
+    pub buckets: Option<usize>,
+    /// stdout: the run's summary as text or JSON.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+impl RollupArgs {
+    pub fn job(&self) -> Result<RollupJob, JobError> {
+        if !matches!(self.granularity.as_str(), "1h" | "1hour" | "hour") {
+            return Err(JobError::Usage(format!(
+                "--granularity {}: only 1h (hourly documents, freq \"1hour\") is supported",
+                self.granularity
+            )));
+        }
+        if self.buckets == Some(0) {
+            return Err(JobError::Usage("--buckets must be at least 1".into()));
+        }
+        Ok(RollupJob {
+            input: self.input.clone(),
+            output: self.output.clone(),
+            threads: self.threads,
+            buckets: self.buckets,
+        })
+    }
+}
+
+/// Runs the rollup and prints its summary (stdout, text or JSON).
+pub fn run_rollup(args: &RollupArgs) -> Result<(), JobError> {
+    if args.engine == Engine::Spark {
+        return Err(JobError::Usage(
+            "--engine spark runs through the rendered Spark driver (emrship plan/submit); on this machine use --engine local".into(),
+        ));
+    }
+    let report = rollup::run_local(&args.job()?)?;
+    print_rollup_report(&report, args.format);
+    Ok(())
+}
+
+pub fn print_rollup_report(report: &rollup::RollupReport, format: Format) {
+    let text = match format {
+        Format::Text => report.text(),
+        Format::Json => serde_json::to_string_pretty(&report.json()).expect("JSON") + "\n",
+    };
+    // A closed pipe (`| head`) is not an error of the job.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 #[derive(Debug, Subcommand)]
@@ -294,6 +368,10 @@ pub fn main() -> ExitCode {
             (None, None) => fail(JobError::Usage(
                 "match-rate needs --date, --views, --catalog and --sink (see --help)".into(),
             )),
+        },
+        JobCommand::Rollup(args) => match run_rollup(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e),
         },
         JobCommand::Gen(GenCommand::MatchRate(args)) => match gen::generate(&args.spec()) {
             Ok(report) => {

@@ -9,6 +9,7 @@
 //! - [`source`]: reading Parquet/CSV/JSONL rows; [`counts`]: the aggregation kernel;
 //! - [`catalog`], [`sink`]: where the catalog comes from and the tables go;
 //! - [`engine`]: the local engine (and the Spark engine's shared pieces);
+//! - [`rollup`]: the hourly page-view rollup (its own map/shuffle/reduce);
 //! - [`gen`]: synthetic data; [`summary`]: what a run prints; [`cli`]: the binary.
 
 pub mod catalog;

@@ -1,6 +1,346 @@
-//! The page-view rollup job (Parse.ly's hourly rollup): events → one document per
-//! (customer, url, hour) with page views, distinct visitors and referrer counts.
+//! `emrship-job rollup`: the hourly page-view rollup. Per (customer, url, UTC hour floor of
+//! `ts`): `page_views` (events), `visitors` (exact distinct `session_id`) and the referrer
+//! counts, written as JSON Lines documents (see `output` for the format and the atomic commit).
 //!
-//! - [`gen`]: `emrship-job gen rollup`, the synthetic events.
+//! Structured as map → shuffle-by-bucket → reduce, as the Spark engine will run it:
+//! - **map** (one task per Parquet row group or CSV/JSON file, in parallel on every core):
+//!   rows → per-bucket pieces of (group, session) records plus per-group sums ([`kernel`]);
+//! - **shuffle**: the pieces of bucket `b` from every task go to reduce `b` (in memory here);
+//! - **reduce** (one task per non-empty bucket, in parallel): distinct sessions per group,
+//!   the bucket's documents sorted by `_id`, one staged part file;
+//! - **finalize**: the staged parts moved into place atomically, `_SUCCESS` last.
+//!
+//! Memory is ~20 bytes per event until its bucket is reduced (a `u32` group index and a `u128`
+//! session), plus the dictionaries and one entry per group.
+//!
+//! [`gen`]: `emrship-job gen rollup`, the synthetic events (the benchmark's and tests' data).
 
 pub mod gen;
+pub mod input;
+pub mod kernel;
+pub mod output;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use serde_json::json;
+
+use self::input::{list_event_files, plan_file, read_input, MapInput};
+use self::kernel::{distinct_sessions, BucketGroups, Dictionaries, MapTask, Piece, Shuffle};
+use self::output::{document_id, hour_iso, part_name, write_document, Document, OutputWriter};
+use super::engine::default_threads;
+use super::model::JobError;
+use super::summary::thousands;
+
+/// Events per bucket the local engine aims for (about 20 MB of records per reduce task).
+const EVENTS_PER_BUCKET: u64 = 1_000_000;
+const MAX_BUCKETS: u64 = 512;
+
+/// One rollup run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupJob {
+    pub input: String,
+    pub output: String,
+    /// Worker threads; `None` uses every core.
+    pub threads: Option<usize>,
+    /// Reduce buckets; `None` sizes them from the input (about a million events each).
+    pub buckets: Option<usize>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RollupReport {
+    pub input: String,
+    pub output: String,
+    pub files: u64,
+    pub map_tasks: u64,
+    pub records: u64,
+    pub documents: u64,
+    pub parts: u64,
+    pub buckets: u64,
+    /// Sum of `visitors` over all documents.
+    pub visitors: u64,
+    /// Wall time of each phase, in order, then the total.
+    pub timings: Vec<(&'static str, Duration)>,
+}
+
+impl RollupReport {
+    /// The summary on stdout.
+    pub fn text(&self) -> String {
+        let mut out = format!(
+            "rollup: {} records from {} files ({} map tasks) -> {} documents ({} visitors) in {} part files at {}\n",
+            thousands(self.records),
+            thousands(self.files),
+            thousands(self.map_tasks),
+            thousands(self.documents),
+            thousands(self.visitors),
+            thousands(self.parts),
+            self.output,
+        );
+        let phases: Vec<String> = self
+            .timings
+            .iter()
+            .map(|(name, d)| format!("{name} {:.2}s", d.as_secs_f64()))
+            .collect();
+        out.push_str(&format!("time: {}\n", phases.join(", ")));
+        out
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        let timings: serde_json::Map<String, serde_json::Value> = self
+            .timings
+            .iter()
+            .map(|(name, d)| (format!("{name}_seconds"), json!(d.as_secs_f64())))
+            .collect();
+        json!({
+            "input": self.input,
+            "output": self.output,
+            "files": self.files,
+            "map_tasks": self.map_tasks,
+            "records": self.records,
+            "documents": self.documents,
+            "visitors": self.visitors,
+            "parts": self.parts,
+            "buckets": self.buckets,
+            "timings": timings,
+        })
+    }
+}
+
+/// Runs `job` on the local engine: every core of this process.
+pub fn run_local(job: &RollupJob) -> Result<RollupReport, JobError> {
+    let threads = job.threads.unwrap_or_else(default_threads).max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("emrship-rollup-{i}"))
+        .build()
+        .map_err(|e| JobError::Other(format!("cannot start {threads} worker threads: {e}")))?;
+    pool.install(|| run_on(job, threads))
+}
+
+struct Clock {
+    started: Instant,
+    phase: Instant,
+    timings: Vec<(&'static str, Duration)>,
+}
+
+impl Clock {
+    fn lap(&mut self, name: &'static str) {
+        self.timings.push((name, self.phase.elapsed()));
+        self.phase = Instant::now();
+    }
+}
+
+fn run_on(job: &RollupJob, threads: usize) -> Result<RollupReport, JobError> {
+    let now = Instant::now();
+    let mut clock = Clock {
+        started: now,
+        phase: now,
+        timings: Vec::new(),
+    };
+    let writer = OutputWriter::open(&job.output)?;
+    let files = list_event_files(&job.input).map_err(|e| match e {
+        JobError::Input { path, message } if path == job.input => {
+            JobError::input(format!("input {path}"), message)
+        }
+        other => other,
+    })?;
+    let inputs: Vec<MapInput> = files
+        .par_iter()
+        .map(plan_file)
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    clock.lap("list");
+
+    let estimated: u64 = inputs.iter().map(|i| i.rows_hint).sum();
+    // About a million events per bucket, but enough buckets to keep every core busy in the
+    // reduce once there is more than a little data.
+    let by_size = estimated.div_ceil(EVENTS_PER_BUCKET);
+    let by_cores = (threads as u64 * 4).min(estimated / 100_000);
+    let buckets = job
+        .buckets
+        .unwrap_or_else(|| by_size.max(by_cores).clamp(1, MAX_BUCKETS) as usize)
+        .max(1);
+    let shuffle = Shuffle::new(buckets);
+    let (pieces, records) = map_all(&inputs, &shuffle, threads)?;
+    clock.lap("map");
+
+    let (dictionaries, groups) = shuffle.finish();
+    let result = reduce_all(&writer, &dictionaries, groups, pieces);
+    let (names, documents, visitors) = match result {
+        Ok(done) => done,
+        Err(e) => {
+            writer.abort();
+            return Err(e);
+        }
+    };
+    clock.lap("reduce");
+    writer.commit(&names)?;
+    clock.lap("commit");
+    let mut timings = clock.timings;
+    timings.push(("total", clock.started.elapsed()));
+    Ok(RollupReport {
+        input: job.input.clone(),
+        output: job.output.clone(),
+        files: files.len() as u64,
+        map_tasks: inputs.len() as u64,
+        records,
+        documents,
+        parts: names.len() as u64,
+        buckets: buckets as u64,
+        visitors,
+        timings,
+    })
+}
+
+/// Runs every map task on `threads` workers; returns the pieces by bucket and the rows read.
+/// The error reported is the one of the earliest failing input, so it is deterministic.
+fn map_all(
+    inputs: &[MapInput],
+    shuffle: &Shuffle,
+    threads: usize,
+) -> Result<(Vec<Vec<Piece>>, u64), JobError> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let first_error: Mutex<Option<(usize, JobError)>> = Mutex::new(None);
+    let workers = threads.clamp(1, inputs.len().max(1));
+    let outputs: Vec<(Vec<Vec<Piece>>, u64)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done: Vec<Vec<Piece>> = Vec::new();
+                    let mut rows = 0;
+                    while !failed.load(Ordering::Relaxed) {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(input) = inputs.get(i) else { break };
+                        let mut task = MapTask::new(shuffle);
+                        let result = read_input(input, &mut |columns| task.add(columns));
+                        match result {
+                            Ok(_) => {
+                                rows += task.rows;
+                                done.push(task.finish());
+                            }
+                            Err(e) => {
+                                failed.store(true, Ordering::Relaxed);
+                                let mut slot = first_error.lock().expect("error slot");
+                                if slot.as_ref().is_none_or(|(j, _)| i < *j) {
+                                    *slot = Some((i, e));
+                                }
+                                break;
+                            }
+                        }
+                    }
+                    (done, rows)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a map worker panicked"))
+            .collect()
+    });
+    if let Some((_, error)) = first_error.into_inner().expect("error slot") {
+        return Err(error);
+    }
+    let mut by_bucket: Vec<Vec<Piece>> = (0..shuffle.buckets).map(|_| Vec::new()).collect();
+    let mut records = 0;
+    for (tasks, rows) in outputs {
+        records += rows;
+        for task in tasks {
+            for (bucket, piece) in task.into_iter().enumerate() {
+                if !piece.is_empty() {
+                    by_bucket[bucket].push(piece);
+                }
+            }
+        }
+    }
+    Ok((by_bucket, records))
+}
+
+/// Reduces every non-empty bucket in parallel into a staged part; returns the part names,
+/// documents and visitors written.
+fn reduce_all(
+    writer: &OutputWriter,
+    dictionaries: &Dictionaries,
+    groups: Vec<BucketGroups>,
+    pieces: Vec<Vec<Piece>>,
+) -> Result<(Vec<String>, u64, u64), JobError> {
+    let work: Vec<(BucketGroups, Vec<Piece>)> = groups
+        .into_iter()
+        .zip(pieces)
+        .filter(|(g, _)| !g.keys.is_empty())
+        .collect();
+    let names: Vec<String> = (0..work.len()).map(part_name).collect();
+    let counts = work
+        .into_par_iter()
+        .zip(names.par_iter())
+        .map(|((groups, pieces), name)| {
+            let (data, documents, visitors) = reduce_bucket(dictionaries, groups, pieces);
+            writer.stage(name, data)?;
+            Ok((documents, visitors))
+        })
+        .collect::<Result<Vec<_>, JobError>>()?;
+    let documents = counts.iter().map(|c| c.0).sum();
+    let visitors = counts.iter().map(|c| c.1).sum();
+    Ok((names, documents, visitors))
+}
+
+/// One bucket's documents as a JSON Lines file sorted by `_id`; with the documents and
+/// visitors it holds.
+pub fn reduce_bucket(
+    dictionaries: &Dictionaries,
+    groups: BucketGroups,
+    pieces: Vec<Piece>,
+) -> (Vec<u8>, u64, u64) {
+    let visitors = distinct_sessions(groups.keys.len(), pieces);
+    let mut hours: hashbrown::HashMap<i64, String> = hashbrown::HashMap::new();
+    for &(_, _, hour) in &groups.keys {
+        hours.entry(hour).or_insert_with(|| hour_iso(hour));
+    }
+    let mut ids: Vec<(String, usize)> = groups
+        .keys
+        .iter()
+        .enumerate()
+        .map(|(g, &(customer, url, hour))| {
+            (
+                document_id(
+                    &dictionaries.urls[url as usize],
+                    &dictionaries.customers[customer as usize],
+                    &hours[&hour],
+                ),
+                g,
+            )
+        })
+        .collect();
+    ids.sort_unstable();
+    let mut out = Vec::with_capacity(ids.len() * 200);
+    let mut referrers: Vec<(&str, u64)> = Vec::new();
+    for (id, g) in &ids {
+        let (customer, url, hour) = groups.keys[*g];
+        referrers.clear();
+        referrers.extend(
+            groups.referrers[*g]
+                .iter()
+                .map(|&(r, count)| (&*dictionaries.referrers[r as usize], count)),
+        );
+        referrers.sort_unstable();
+        write_document(
+            &mut out,
+            id,
+            &Document {
+                customer: &dictionaries.customers[customer as usize],
+                url: &dictionaries.urls[url as usize],
+                hour: &hours[&hour],
+                page_views: groups.page_views[*g],
+                visitors: visitors[*g],
+                referrers: &referrers,
+            },
+        );
+    }
+    let total_visitors = visitors.iter().sum();
+    (out, ids.len() as u64, total_visitors)
+}

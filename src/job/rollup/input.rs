@@ -1,0 +1,896 @@
+//! The rollup's input: event files found under a URI (Hive-partitioned directory trees
+//! included), split into map tasks, and read into [`EventColumns`] — per-batch dictionaries
+//! for `customer`, `url` and `referrer`, raw session bytes and UTC microsecond timestamps.
+//!
+//! - Formats by extension, as for match-rate (`.parquet`, `.csv` with a header, `.jsonl`).
+//! - A directory or an `s3://` prefix is walked recursively; names starting with `_` or `.`
+//!   (files or directories) are skipped. `key=value` directory segments are partition columns;
+//!   only `customer` is used (the grouping hour comes from `ts`, never from `hour=`).
+//! - Parquet is read one row group per task, with `customer`, `url` and `referrer` asked for as
+//!   arrow dictionaries, so each row group's dictionary is resolved to global ids once.
+//! - `ts`: a Parquet timestamp of any unit (with or without a zone: the value is an instant),
+//!   or an RFC 3339 / ISO 8601 string (CSV, JSON Lines, or a Parquet string column) with an
+//!   optional offset; no offset means UTC.
+//! - Null `url`, `session_id`, `ts` or `customer`, a missing column and a corrupt file are
+//!   errors naming the file and, where known, the row.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
+};
+use arrow_array::{Array, ArrayRef, LargeStringArray, RecordBatch, StringArray, StringViewArray};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDateTime};
+use hashbrown::HashMap;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use parquet::arrow::ProjectionMask;
+use parquet::file::reader::ChunkReader;
+
+use crate::job::location::{is_hidden, list_inputs, Location};
+use crate::job::model::JobError;
+use crate::job::source::Format;
+
+pub const CUSTOMER: &str = "customer";
+pub const URL: &str = "url";
+pub const REFERRER: &str = "referrer";
+pub const SESSION_ID: &str = "session_id";
+pub const TS: &str = "ts";
+
+/// A dictionary key that stands for null.
+pub const NULL_KEY: u32 = u32::MAX;
+
+/// Rows per Parquet batch: the generator's row groups (1M rows) arrive as one batch, so a row
+/// group's dictionaries are resolved once.
+const PARQUET_BATCH_ROWS: usize = 1 << 20;
+
+/// Every event file under `uri`, sorted: a file, a glob, or a directory / `s3://` prefix
+/// walked recursively (hidden names skipped at every level).
+pub fn list_event_files(uri: &str) -> Result<Vec<Location>, JobError> {
+    let location = Location::parse(uri)?;
+    let walk = match &location {
+        Location::Local(path) => path.is_dir(),
+        Location::S3 { key, .. } => {
+            let name = key.rsplit('/').next().unwrap_or("");
+            key.is_empty() || key.ends_with('/') || (!name.contains('*') && !name.contains('?'))
+        }
+    };
+    if !walk {
+        return list_inputs(uri);
+    }
+    let files: Vec<Location> = match &location {
+        Location::Local(root) => {
+            let mut out = Vec::new();
+            let mut stack = vec![root.clone()];
+            while let Some(dir) = stack.pop() {
+                let entries = std::fs::read_dir(&dir)
+                    .map_err(|e| JobError::input(dir.display(), format!("cannot list: {e}")))?;
+                for entry in entries {
+                    let entry = entry
+                        .map_err(|e| JobError::input(dir.display(), format!("cannot list: {e}")))?;
+                    let name = entry.file_name();
+                    if name.to_str().is_none_or(is_hidden) {
+                        continue;
+                    }
+                    let path = entry.path();
+                    if path.is_dir() {
+                        stack.push(path);
+                    } else {
+                        out.push(Location::Local(path));
+                    }
+                }
+            }
+            out
+        }
+        Location::S3 { key, .. } => {
+            let prefix = if key.is_empty() || key.ends_with('/') {
+                key.clone()
+            } else {
+                format!("{key}/")
+            };
+            let all = match location.list_all() {
+                Ok(all) => all,
+                // A key that names one object, not a prefix.
+                Err(_) => return list_inputs(uri),
+            };
+            let under: Vec<Location> = all
+                .into_iter()
+                .filter(|file| match file {
+                    Location::S3 { key, .. } => key
+                        .strip_prefix(&prefix)
+                        .is_some_and(|rest| !rest.split('/').any(is_hidden)),
+                    Location::Local(_) => false,
+                })
+                .collect();
+            if under.is_empty() && !key.is_empty() && !key.ends_with('/') {
+                // `s3://b/events` may name one object.
+                return list_inputs(uri);
+            }
+            under
+        }
+    };
+    let mut files = files;
+    files.sort();
+    if files.is_empty() {
+        return Err(JobError::input(
+            uri,
+            "no input files found (names starting with `_` or `.` are skipped)",
+        ));
+    }
+    Ok(files)
+}
+
+/// The `key=value` directory segments of a file's path (Hive partitions), `%XX` decoded.
+pub fn partition_values(location: &Location) -> Vec<(String, String)> {
+    let path = match location {
+        Location::Local(path) => path.display().to_string(),
+        Location::S3 { key, .. } => key.clone(),
+    };
+    let mut segments: Vec<&str> = path.split(['/', '\\']).collect();
+    segments.pop(); // the file name
+    segments
+        .into_iter()
+        .filter_map(|segment| segment.split_once('='))
+        .filter(|(key, _)| !key.is_empty())
+        .map(|(key, value)| (key.to_string(), percent_decode(value)))
+        .collect()
+}
+
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            if let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| value.to_string())
+}
+
+/// One file's customer from its path, if a `customer=` partition names it.
+fn partition_customer(location: &Location) -> Option<String> {
+    partition_values(location)
+        .into_iter()
+        .rev()
+        .find(|(key, _)| key == CUSTOMER)
+        .map(|(_, value)| value)
+}
+
+#[derive(Clone)]
+enum ParquetBytes {
+    Local(std::path::PathBuf),
+    Memory(Bytes),
+}
+
+/// A Parquet file whose footer was read once, shared by its row-group tasks.
+pub struct ParquetFile {
+    location: Location,
+    bytes: ParquetBytes,
+    metadata: ArrowReaderMetadata,
+    projection: Vec<usize>,
+}
+
+/// A map task's input: one row group of a Parquet file, or one whole CSV/JSON Lines file.
+pub struct MapInput {
+    pub location: Location,
+    /// The `customer=` partition value of the file's path.
+    pub partition_customer: Option<String>,
+    /// Rows, where the footer says (for sizing the shuffle).
+    pub rows_hint: u64,
+    kind: InputKind,
+}
+
+enum InputKind {
+    RowGroup {
+        file: Arc<ParquetFile>,
+        row_group: usize,
+    },
+    Whole {
+        format: Format,
+    },
+}
+
+/// Splits a file into map inputs, checking a Parquet file's columns now, so a bad file fails
+/// before any work.
+pub fn plan_file(location: &Location) -> Result<Vec<MapInput>, JobError> {
+    let format = Format::of(location)?;
+    let customer = partition_customer(location);
+    if format != Format::Parquet {
+        let size = match location {
+            Location::Local(path) => std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+            Location::S3 { .. } => 0,
+        };
+        return Ok(vec![MapInput {
+            location: location.clone(),
+            partition_customer: customer,
+            rows_hint: size / 80,
+            kind: InputKind::Whole { format },
+        }]);
+    }
+    let bytes = match location {
+        Location::Local(path) => ParquetBytes::Local(path.clone()),
+        Location::S3 { .. } => ParquetBytes::Memory(location.read()?),
+    };
+    let corrupt = |e: parquet::errors::ParquetError| {
+        JobError::input(location, format!("not a readable Parquet file: {e}"))
+    };
+    let plain = match &bytes {
+        ParquetBytes::Local(path) => {
+            let file = File::open(path)
+                .map_err(|e| JobError::input(location, format!("cannot open: {e}")))?;
+            ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(corrupt)?
+        }
+        ParquetBytes::Memory(data) => {
+            ArrowReaderMetadata::load(data, ArrowReaderOptions::new()).map_err(corrupt)?
+        }
+    };
+    let schema = plain.schema().clone();
+    let index_of = |name: &str| schema.fields().iter().position(|f| f.name() == name);
+    let mut projection = Vec::new();
+    for column in [URL, REFERRER, SESSION_ID, TS] {
+        match index_of(column) {
+            Some(i) => projection.push(i),
+            None => return Err(missing_column(location, column, &schema_names(&schema))),
+        }
+    }
+    match index_of(CUSTOMER) {
+        Some(i) => projection.push(i),
+        None if customer.is_some() => {}
+        None => return Err(missing_column(location, CUSTOMER, &schema_names(&schema))),
+    }
+    // Ask for the repetitive string columns as dictionaries: Parquet stores them dictionary
+    // encoded, and the reader then hands the dictionary over instead of a string per row.
+    let dictionary_columns = [URL, REFERRER, CUSTOMER];
+    let flat = schema.fields().iter().all(|f| {
+        !matches!(
+            f.data_type(),
+            DataType::Struct(_) | DataType::List(_) | DataType::LargeList(_) | DataType::Map(_, _)
+        )
+    });
+    let metadata = if flat {
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                if dictionary_columns.contains(&f.name().as_str())
+                    && matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8)
+                {
+                    f.as_ref().clone().with_data_type(DataType::Dictionary(
+                        Box::new(DataType::Int32),
+                        Box::new(f.data_type().clone()),
+                    ))
+                } else {
+                    f.as_ref().clone()
+                }
+            })
+            .collect();
+        let hinted = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+        ArrowReaderMetadata::try_new(
+            plain.metadata().clone(),
+            ArrowReaderOptions::new().with_schema(hinted),
+        )
+        .unwrap_or(plain)
+    } else {
+        plain
+    };
+    let parquet = metadata.metadata().clone();
+    let file = Arc::new(ParquetFile {
+        location: location.clone(),
+        bytes,
+        metadata,
+        projection,
+    });
+    Ok((0..parquet.num_row_groups())
+        .map(|rg| MapInput {
+            location: location.clone(),
+            partition_customer: customer.clone(),
+            rows_hint: parquet.row_group(rg).num_rows().max(0) as u64,
+            kind: InputKind::RowGroup {
+                file: file.clone(),
+                row_group: rg,
+            },
+        })
+        .collect())
+}
+
+fn schema_names(schema: &Schema) -> Vec<String> {
+    schema.fields().iter().map(|f| f.name().clone()).collect()
+}
+
+fn missing_column(location: &Location, column: &str, present: &[String]) -> JobError {
+    let present = if present.is_empty() {
+        "none".to_string()
+    } else {
+        present.join(", ")
+    };
+    let hint = if column == CUSTOMER {
+        "; put the file under a customer=<name>/ directory or add a customer column"
+    } else {
+        ""
+    };
+    JobError::input(
+        location,
+        format!(
+            "no column `{column}` (columns present: {present}); page-view events need url, referrer, session_id, ts and customer{hint}"
+        ),
+    )
+}
+
+/// One batch of events, ready for the map kernel.
+pub struct EventColumns<'a> {
+    pub location: &'a Location,
+    /// The file row number of row 0 minus one (errors count rows from 1).
+    pub first_row: u64,
+    pub rows: usize,
+    pub customer: CustomerColumn<'a>,
+    pub url: DictView<'a>,
+    pub referrer: DictView<'a>,
+    pub session: SessionColumn<'a>,
+    /// Microseconds since the epoch, UTC.
+    pub ts: Cow<'a, [i64]>,
+}
+
+pub enum CustomerColumn<'a> {
+    Const(&'a str),
+    Dict(DictView<'a>),
+}
+
+/// A string column as dictionary keys (per row, [`NULL_KEY`] for null) and values.
+pub struct DictView<'a> {
+    pub keys: Vec<u32>,
+    pub values: Vec<&'a str>,
+}
+
+impl<'a> DictView<'a> {
+    fn new(array: &'a ArrayRef, location: &Location, column: &str) -> Result<Self, JobError> {
+        if let Some(dict) = array.as_any_dictionary_opt() {
+            let values = strings(dict.values(), location, column)?;
+            let normalized = dict.normalized_keys();
+            let key_nulls = dict.keys().logical_nulls();
+            let value_nulls: Vec<bool> = values.iter().map(Option::is_none).collect();
+            let keys = normalized
+                .iter()
+                .enumerate()
+                .map(|(i, &k)| {
+                    let null = key_nulls.as_ref().is_some_and(|n| n.is_null(i))
+                        || value_nulls.get(k).copied().unwrap_or(true);
+                    if null {
+                        NULL_KEY
+                    } else {
+                        k as u32
+                    }
+                })
+                .collect();
+            return Ok(DictView {
+                keys,
+                values: values.into_iter().map(|v| v.unwrap_or("")).collect(),
+            });
+        }
+        let rows = strings(array, location, column)?;
+        let mut index: HashMap<&'a str, u32> = HashMap::new();
+        let mut values = Vec::new();
+        let keys = rows
+            .into_iter()
+            .map(|value| match value {
+                None => NULL_KEY,
+                Some(value) => *index.entry(value).or_insert_with(|| {
+                    values.push(value);
+                    (values.len() - 1) as u32
+                }),
+            })
+            .collect();
+        Ok(DictView { keys, values })
+    }
+
+    /// The first row whose value is null.
+    fn first_null(&self) -> Option<usize> {
+        self.keys.iter().position(|&k| k == NULL_KEY)
+    }
+}
+
+/// Every value of a plain string column (not a dictionary).
+fn strings<'a>(
+    array: &'a ArrayRef,
+    location: &Location,
+    column: &str,
+) -> Result<Vec<Option<&'a str>>, JobError> {
+    Ok(match array.data_type() {
+        DataType::Utf8 => array.as_string::<i32>().iter().collect(),
+        DataType::LargeUtf8 => array.as_string::<i64>().iter().collect(),
+        DataType::Utf8View => array.as_string_view().iter().collect(),
+        other => {
+            return Err(JobError::input(
+                location,
+                format!("column `{column}` has type {other}; it must hold strings"),
+            ))
+        }
+    })
+}
+
+/// The session ids of a batch: read in place, never copied per row.
+pub enum SessionColumn<'a> {
+    Utf8(&'a StringArray),
+    Large(&'a LargeStringArray),
+    View(&'a StringViewArray),
+    Dict(DictView<'a>),
+}
+
+impl<'a> SessionColumn<'a> {
+    fn new(array: &'a ArrayRef, location: &Location) -> Result<Self, JobError> {
+        Ok(match array.data_type() {
+            DataType::Utf8 => SessionColumn::Utf8(array.as_string::<i32>()),
+            DataType::LargeUtf8 => SessionColumn::Large(array.as_string::<i64>()),
+            DataType::Utf8View => SessionColumn::View(array.as_string_view()),
+            DataType::Dictionary(_, _) => {
+                SessionColumn::Dict(DictView::new(array, location, SESSION_ID)?)
+            }
+            other => {
+                return Err(JobError::input(
+                    location,
+                    format!("column `session_id` has type {other}; it must hold strings"),
+                ))
+            }
+        })
+    }
+
+    fn first_null(&self) -> Option<usize> {
+        let nulls = match self {
+            SessionColumn::Utf8(a) => a.nulls(),
+            SessionColumn::Large(a) => a.nulls(),
+            SessionColumn::View(a) => a.nulls(),
+            SessionColumn::Dict(d) => return d.first_null(),
+        };
+        nulls.and_then(|n| (0..n.len()).find(|&i| n.is_null(i)))
+    }
+
+    /// Row `i`'s bytes (non-null: checked once per batch by `first_null`).
+    #[inline]
+    pub fn get(&self, i: usize) -> &[u8] {
+        match self {
+            SessionColumn::Utf8(a) => a.value(i).as_bytes(),
+            SessionColumn::Large(a) => a.value(i).as_bytes(),
+            SessionColumn::View(a) => a.value(i).as_bytes(),
+            SessionColumn::Dict(d) => d.values[d.keys[i] as usize].as_bytes(),
+        }
+    }
+}
+
+fn null_error(location: &Location, row: u64, column: &str) -> JobError {
+    let fix = match column {
+        SESSION_ID => "every event needs a session_id (visitors are distinct session ids)",
+        TS => "every event needs a ts (it decides the hour)",
+        CUSTOMER => "every event needs a customer (column or customer= directory)",
+        _ => "every event needs a url",
+    };
+    JobError::input(location, format!("row {row}: `{column}` is null; {fix}"))
+}
+
+/// Parses an RFC 3339 / ISO 8601 time into UTC microseconds; no offset means UTC.
+pub fn parse_time_micros(value: &str) -> Option<i64> {
+    let value = value.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Some(t.timestamp_micros());
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%dT%H:%M:%S%.f%#z",
+        "%Y-%m-%d %H:%M:%S%.f%#z",
+    ] {
+        if let Ok(t) = DateTime::parse_from_str(value, format) {
+            return Some(t.timestamp_micros());
+        }
+    }
+    let naive = value.strip_suffix('Z').unwrap_or(value);
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(naive, format) {
+            return Some(t.and_utc().timestamp_micros());
+        }
+    }
+    None
+}
+
+fn bad_time(location: &Location, row: u64, text: &str) -> JobError {
+    JobError::input(
+        location,
+        format!("row {row}: ts `{text}` is not an RFC 3339 time (expected e.g. 2026-11-20T05:04:21.123+02:00)"),
+    )
+}
+
+/// The `ts` column as UTC microseconds.
+fn times<'a>(
+    array: &'a ArrayRef,
+    location: &Location,
+    first_row: u64,
+) -> Result<Cow<'a, [i64]>, JobError> {
+    if let Some(i) = array
+        .logical_nulls()
+        .and_then(|n| (0..n.len()).find(|&i| n.is_null(i)))
+    {
+        return Err(null_error(location, first_row + i as u64 + 1, TS));
+    }
+    Ok(match array.data_type() {
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            Cow::Borrowed(array.as_primitive::<TimestampMicrosecondType>().values())
+        }
+        DataType::Timestamp(TimeUnit::Millisecond, _) => Cow::Owned(
+            array
+                .as_primitive::<TimestampMillisecondType>()
+                .values()
+                .iter()
+                .map(|v| v.saturating_mul(1_000))
+                .collect(),
+        ),
+        DataType::Timestamp(TimeUnit::Second, _) => Cow::Owned(
+            array
+                .as_primitive::<TimestampSecondType>()
+                .values()
+                .iter()
+                .map(|v| v.saturating_mul(1_000_000))
+                .collect(),
+        ),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => Cow::Owned(
+            array
+                .as_primitive::<TimestampNanosecondType>()
+                .values()
+                .iter()
+                .map(|v| v.div_euclid(1_000))
+                .collect(),
+        ),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            let mut out = Vec::with_capacity(array.len());
+            for (i, text) in strings(array, location, TS)?.into_iter().enumerate() {
+                let text = text.unwrap_or("");
+                let row = first_row + i as u64 + 1;
+                out.push(parse_time_micros(text).ok_or_else(|| bad_time(location, row, text))?);
+            }
+            Cow::Owned(out)
+        }
+        other => {
+            return Err(JobError::input(
+                location,
+                format!("column `ts` has type {other}; use a timestamp or an RFC 3339 string"),
+            ))
+        }
+    })
+}
+
+/// Turns one record batch into [`EventColumns`] and hands it to `visit`.
+fn visit_batch(
+    input: &MapInput,
+    batch: &RecordBatch,
+    first_row: u64,
+    visit: &mut dyn FnMut(&EventColumns<'_>) -> Result<(), JobError>,
+) -> Result<(), JobError> {
+    let location = &input.location;
+    let column = |name: &str| {
+        batch.column_by_name(name).ok_or_else(|| {
+            let present: Vec<String> = batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            missing_column(location, name, &present)
+        })
+    };
+    let url = DictView::new(column(URL)?, location, URL)?;
+    if let Some(i) = url.first_null() {
+        return Err(null_error(location, first_row + i as u64 + 1, URL));
+    }
+    let referrer = DictView::new(column(REFERRER)?, location, REFERRER)?;
+    let session = SessionColumn::new(column(SESSION_ID)?, location)?;
+    if let Some(i) = session.first_null() {
+        return Err(null_error(location, first_row + i as u64 + 1, SESSION_ID));
+    }
+    let ts = times(column(TS)?, location, first_row)?;
+    let customer = match (batch.column_by_name(CUSTOMER), &input.partition_customer) {
+        (Some(array), partition) => {
+            let dict = DictView::new(array, location, CUSTOMER)?;
+            if let Some(i) = dict.first_null() {
+                match partition {
+                    // A null in the column falls back to the directory's value.
+                    Some(_) => {}
+                    None => return Err(null_error(location, first_row + i as u64 + 1, CUSTOMER)),
+                }
+            }
+            if let Some(partition) = partition {
+                for (i, &k) in dict.keys.iter().enumerate() {
+                    if k != NULL_KEY && dict.values[k as usize] != partition.as_str() {
+                        return Err(JobError::input(
+                            location,
+                            format!(
+                                "row {}: column customer is `{}` but the file is under customer={partition}/; move the file or fix the column",
+                                first_row + i as u64 + 1,
+                                dict.values[k as usize]
+                            ),
+                        ));
+                    }
+                }
+                CustomerColumn::Const(partition.as_str())
+            } else {
+                CustomerColumn::Dict(dict)
+            }
+        }
+        (None, Some(partition)) => CustomerColumn::Const(partition.as_str()),
+        (None, None) => {
+            let present: Vec<String> = batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            return Err(missing_column(location, CUSTOMER, &present));
+        }
+    };
+    visit(&EventColumns {
+        location,
+        first_row,
+        rows: batch.num_rows(),
+        customer,
+        url,
+        referrer,
+        session,
+        ts,
+    })
+}
+
+/// Reads one map input, batch by batch, into `visit`. Returns the rows read.
+pub fn read_input(
+    input: &MapInput,
+    visit: &mut dyn FnMut(&EventColumns<'_>) -> Result<(), JobError>,
+) -> Result<u64, JobError> {
+    match &input.kind {
+        InputKind::RowGroup { file, row_group } => match &file.bytes {
+            ParquetBytes::Local(path) => {
+                let reader = File::open(path)
+                    .map_err(|e| JobError::input(&file.location, format!("cannot open: {e}")))?;
+                read_row_group(input, file, reader, *row_group, visit)
+            }
+            ParquetBytes::Memory(data) => {
+                read_row_group(input, file, data.clone(), *row_group, visit)
+            }
+        },
+        InputKind::Whole { format } => {
+            let data = input.location.read()?;
+            let batch = match format {
+                Format::Csv => csv_batch(&input.location, &data)?,
+                Format::JsonLines => json_batch(&input.location, &data)?,
+                Format::Parquet => unreachable!("Parquet files are planned per row group"),
+            };
+            let Some(batch) = batch else { return Ok(0) };
+            visit_batch(input, &batch, 0, visit)?;
+            Ok(batch.num_rows() as u64)
+        }
+    }
+}
+
+fn read_row_group<T: ChunkReader + 'static>(
+    input: &MapInput,
+    file: &ParquetFile,
+    reader: T,
+    row_group: usize,
+    visit: &mut dyn FnMut(&EventColumns<'_>) -> Result<(), JobError>,
+) -> Result<u64, JobError> {
+    let location = &file.location;
+    let parquet = file.metadata.metadata();
+    let mask = ProjectionMask::roots(
+        parquet.file_metadata().schema_descr(),
+        file.projection.iter().copied(),
+    );
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(reader, file.metadata.clone())
+        .with_projection(mask)
+        .with_row_groups(vec![row_group])
+        .with_batch_size(PARQUET_BATCH_ROWS)
+        .build()
+        .map_err(|e| JobError::input(location, format!("not a readable Parquet file: {e}")))?;
+    let mut first_row: u64 = (0..row_group)
+        .map(|rg| parquet.row_group(rg).num_rows() as u64)
+        .sum();
+    let mut rows = 0;
+    for batch in reader {
+        let batch = batch.map_err(|e| {
+            JobError::input(
+                location,
+                format!("row group {row_group}: corrupt Parquet data: {e}"),
+            )
+        })?;
+        visit_batch(input, &batch, first_row, visit)?;
+        first_row += batch.num_rows() as u64;
+        rows += batch.num_rows() as u64;
+    }
+    Ok(rows)
+}
+
+/// Text columns gathered from CSV or JSON Lines, turned into one arrow batch.
+#[derive(Default)]
+struct TextColumns {
+    customer: Vec<Option<String>>,
+    url: Vec<Option<String>>,
+    referrer: Vec<Option<String>>,
+    session: Vec<Option<String>>,
+    ts: Vec<Option<String>>,
+    has_customer: bool,
+}
+
+impl TextColumns {
+    fn into_batch(self) -> RecordBatch {
+        let text =
+            |values: Vec<Option<String>>| -> ArrayRef { Arc::new(StringArray::from(values)) };
+        let mut fields = vec![
+            Field::new(URL, DataType::Utf8, true),
+            Field::new(REFERRER, DataType::Utf8, true),
+            Field::new(SESSION_ID, DataType::Utf8, true),
+            Field::new(TS, DataType::Utf8, true),
+        ];
+        let mut columns = vec![
+            text(self.url),
+            text(self.referrer),
+            text(self.session),
+            text(self.ts),
+        ];
+        if self.has_customer {
+            fields.push(Field::new(CUSTOMER, DataType::Utf8, true));
+            columns.push(text(self.customer));
+        }
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("text columns")
+    }
+}
+
+fn csv_batch(location: &Location, data: &[u8]) -> Result<Option<RecordBatch>, JobError> {
+    let data = data
+        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
+        .unwrap_or(data);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(data);
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| JobError::input(location, format!("cannot read the CSV header row: {e}")))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    let index_of = |name: &str| headers.iter().position(|h| h == name);
+    let required =
+        |name: &str| index_of(name).ok_or_else(|| missing_column(location, name, &headers));
+    let (url, referrer, session, ts) = (
+        required(URL)?,
+        required(REFERRER)?,
+        required(SESSION_ID)?,
+        required(TS)?,
+    );
+    let customer = index_of(CUSTOMER);
+    let mut columns = TextColumns {
+        has_customer: customer.is_some(),
+        ..TextColumns::default()
+    };
+    let mut record = csv::StringRecord::new();
+    let mut row = 0u64;
+    loop {
+        let more = reader.read_record(&mut record).map_err(|e| {
+            JobError::input(location, format!("row {}: malformed CSV: {e}", row + 1))
+        })?;
+        if !more {
+            break;
+        }
+        row += 1;
+        // An empty field is null (CSV has no other way to say it).
+        let field = |i: usize| record.get(i).filter(|s| !s.is_empty()).map(str::to_string);
+        columns.url.push(field(url));
+        columns.referrer.push(field(referrer));
+        columns.session.push(field(session));
+        columns.ts.push(field(ts));
+        if let Some(i) = customer {
+            columns.customer.push(field(i));
+        }
+    }
+    Ok((row > 0).then(|| columns.into_batch()))
+}
+
+fn json_batch(location: &Location, data: &[u8]) -> Result<Option<RecordBatch>, JobError> {
+    use serde_json::Value;
+    let mut columns = TextColumns::default();
+    let mut seen = [false; 4];
+    let mut first_keys: Vec<String> = Vec::new();
+    let mut rows = 0u64;
+    for (index, line) in data.split(|&b| b == b'\n').enumerate() {
+        let line_no = index as u64 + 1;
+        let line = line.trim_ascii();
+        if line.is_empty() {
+            continue;
+        }
+        let object: serde_json::Map<String, Value> = serde_json::from_slice(line).map_err(|e| {
+            JobError::input(location, format!("line {line_no}: not a JSON object: {e}"))
+        })?;
+        rows += 1;
+        if first_keys.is_empty() {
+            first_keys = object.keys().cloned().collect();
+        }
+        let text = |name: &str| -> Result<Option<String>, JobError> {
+            match object.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(other) => Err(JobError::input(
+                    location,
+                    format!("line {line_no}: `{name}` is {other}; it must be a string"),
+                )),
+            }
+        };
+        for (slot, name) in seen.iter_mut().zip([URL, REFERRER, SESSION_ID, TS]) {
+            *slot |= object.contains_key(name);
+        }
+        columns.url.push(text(URL)?);
+        columns.referrer.push(text(REFERRER)?);
+        columns.session.push(text(SESSION_ID)?);
+        columns.ts.push(text(TS)?);
+        columns.has_customer |= object.contains_key(CUSTOMER);
+        columns.customer.push(text(CUSTOMER)?);
+    }
+    if rows == 0 {
+        return Ok(None);
+    }
+    // A nullable referrer may be absent from every line; the others must appear somewhere.
+    for (present, name) in [(seen[0], URL), (seen[2], SESSION_ID), (seen[3], TS)] {
+        if !present {
+            return Err(missing_column(location, name, &first_keys));
+        }
+    }
+    Ok(Some(columns.into_batch()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_values_come_from_directories_only() {
+        let file =
+            Location::parse("s3://b/ev/year=2026/hour=05/customer=a%2Fb.example/part=1.parquet")
+                .unwrap();
+        assert_eq!(
+            partition_values(&file),
+            [
+                ("year".to_string(), "2026".to_string()),
+                ("hour".to_string(), "05".to_string()),
+                ("customer".to_string(), "a/b.example".to_string()),
+            ]
+        );
+        assert_eq!(partition_customer(&file).as_deref(), Some("a/b.example"));
+    }
+
+    #[test]
+    fn times_with_offsets_are_utc_instants() {
+        let utc = parse_time_micros("2026-11-20T03:04:21.123Z").unwrap();
+        assert_eq!(
+            parse_time_micros("2026-11-20T05:04:21.123+02:00"),
+            Some(utc)
+        );
+        assert_eq!(parse_time_micros("2026-11-20T03:04:21.123"), Some(utc));
+        assert_eq!(parse_time_micros("2026-11-20 03:04:21.123"), Some(utc));
+        assert_eq!(
+            parse_time_micros("2026-11-20T03:59:59.999999Z").unwrap() + 1,
+            parse_time_micros("2026-11-20T04:00:00Z").unwrap()
+        );
+        assert!(parse_time_micros("yesterday").is_none());
+    }
+}

@@ -1,0 +1,379 @@
+//! The rollup's map, shuffle and reduce kernels.
+//!
+//! - **map** ([`MapTask`]): one input split's rows into per-bucket partial state. A group is
+//!   (customer, url, UTC hour floor of ts); strings become global ids once per batch
+//!   dictionary (never per row), and each group gets a bucket (a hash of its ids) and a dense
+//!   index inside that bucket from the bucket's shard of the group table. Page views and
+//!   referrer counts are additive and summed per task; sessions cannot be, so each row leaves
+//!   one 20-byte record (group index `u32`, session `u128`) in its bucket's piece.
+//! - **reduce** ([`reduce_bucket`]): a bucket's pieces, counting-sorted by group, each group's
+//!   sessions sorted and counted distinct — exact, no sketches.
+//!
+//! Session identity is exact: an id of at most 16 bytes without NUL packs injectively into a
+//! `u128` (big-endian, zero padded: its first byte is non-zero unless it is empty, which packs
+//! to 0); longer ids (or ids with NUL) are interned by their bytes into a counter `n`, encoded
+//! as `n + 1` — below 2^64, so never equal to a packed id of 1–16 bytes (at least 2^120).
+
+use std::sync::Mutex;
+
+use hashbrown::HashMap;
+
+use super::input::{CustomerColumn, EventColumns, NULL_KEY};
+use crate::job::model::JobError;
+
+pub const HOUR_MICROS: i64 = 3_600_000_000;
+
+/// (customer id, url id, hours since the epoch).
+pub type GroupKey = (u32, u32, i64);
+
+/// Strings to dense ids, shared by the map tasks (one lock per batch dictionary).
+#[derive(Default)]
+pub struct Interner {
+    inner: Mutex<(HashMap<Box<str>, u32>, Vec<Box<str>>)>,
+}
+
+impl Interner {
+    /// The ids of `values`, in order, interning new ones.
+    pub fn ids(&self, values: &[&str]) -> Vec<u32> {
+        let mut guard = self.inner.lock().expect("interner");
+        let (index, all) = &mut *guard;
+        values
+            .iter()
+            .map(|&value| {
+                if let Some(&id) = index.get(value) {
+                    return id;
+                }
+                let id = all.len() as u32;
+                all.push(value.into());
+                index.insert(value.into(), id);
+                id
+            })
+            .collect()
+    }
+
+    pub fn into_values(self) -> Vec<Box<str>> {
+        self.inner.into_inner().expect("interner").1
+    }
+}
+
+/// Packs a session id into its exact `u128` form, when it fits (see the module docs).
+#[inline]
+pub fn pack_session(bytes: &[u8]) -> Option<u128> {
+    if bytes.len() > 16 || memchr::memchr(0, bytes).is_some() {
+        return None;
+    }
+    let mut buf = [0u8; 16];
+    buf[..bytes.len()].copy_from_slice(bytes);
+    Some(u128::from_be_bytes(buf))
+}
+
+/// One bucket's groups: their keys and the additive metrics summed over all map tasks.
+#[derive(Default)]
+pub struct BucketGroups {
+    index: HashMap<GroupKey, u32>,
+    pub keys: Vec<GroupKey>,
+    pub page_views: Vec<u64>,
+    /// Per group: (referrer id, count), unsorted.
+    pub referrers: Vec<Vec<(u32, u64)>>,
+}
+
+/// The state map tasks share: dictionaries and the group table, sharded by bucket.
+pub struct Shuffle {
+    pub buckets: usize,
+    pub customers: Interner,
+    pub urls: Interner,
+    pub referrers: Interner,
+    long_sessions: Mutex<HashMap<Box<[u8]>, u64>>,
+    groups: Vec<Mutex<BucketGroups>>,
+}
+
+/// Dictionaries and group tables once every map task is done.
+pub struct Dictionaries {
+    pub customers: Vec<Box<str>>,
+    pub urls: Vec<Box<str>>,
+    pub referrers: Vec<Box<str>>,
+}
+
+impl Shuffle {
+    pub fn new(buckets: usize) -> Shuffle {
+        Shuffle {
+            buckets: buckets.max(1),
+            customers: Interner::default(),
+            urls: Interner::default(),
+            referrers: Interner::default(),
+            long_sessions: Mutex::default(),
+            groups: (0..buckets.max(1)).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    fn long_session(&self, bytes: &[u8]) -> u128 {
+        let mut sessions = self.long_sessions.lock().expect("session interner");
+        let next = sessions.len() as u64;
+        let id = *sessions.entry(bytes.into()).or_insert(next);
+        u128::from(id) + 1
+    }
+
+    fn bucket_of(&self, key: GroupKey) -> usize {
+        let mut h = (u64::from(key.0) << 32 | u64::from(key.1)) ^ (key.2 as u64).rotate_left(17);
+        // splitmix64's finalizer: neighbouring ids land in unrelated buckets.
+        h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        h ^= h >> 31;
+        (h % self.buckets as u64) as usize
+    }
+
+    pub fn finish(self) -> (Dictionaries, Vec<BucketGroups>) {
+        (
+            Dictionaries {
+                customers: self.customers.into_values(),
+                urls: self.urls.into_values(),
+                referrers: self.referrers.into_values(),
+            },
+            self.groups
+                .into_iter()
+                .map(|g| g.into_inner().expect("group table"))
+                .collect(),
+        )
+    }
+}
+
+/// One bucket's share of a map task's output: per row, the group's index in the bucket and
+/// the packed session.
+#[derive(Default)]
+pub struct Piece {
+    pub groups: Vec<u32>,
+    pub sessions: Vec<u128>,
+}
+
+impl Piece {
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+}
+
+struct Entry {
+    bucket: u32,
+    local: u32,
+    page_views: u64,
+    referrers: Vec<(u32, u64)>,
+}
+
+/// A map task: reads batches into per-bucket pieces and per-group sums.
+pub struct MapTask<'s> {
+    shuffle: &'s Shuffle,
+    entries: Vec<Entry>,
+    index: HashMap<GroupKey, u32>,
+    pieces: Vec<Piece>,
+    pub rows: u64,
+}
+
+impl<'s> MapTask<'s> {
+    pub fn new(shuffle: &'s Shuffle) -> MapTask<'s> {
+        MapTask {
+            shuffle,
+            entries: Vec::new(),
+            index: HashMap::new(),
+            pieces: (0..shuffle.buckets).map(|_| Piece::default()).collect(),
+            rows: 0,
+        }
+    }
+
+    fn entry(&mut self, key: GroupKey) -> u32 {
+        if let Some(&e) = self.index.get(&key) {
+            return e;
+        }
+        let bucket = self.shuffle.bucket_of(key);
+        let local = {
+            let mut groups = self.shuffle.groups[bucket].lock().expect("group table");
+            let groups = &mut *groups;
+            let next = groups.keys.len() as u32;
+            let local = *groups.index.entry(key).or_insert(next);
+            if local == next {
+                groups.keys.push(key);
+                groups.page_views.push(0);
+                groups.referrers.push(Vec::new());
+            }
+            local
+        };
+        let e = self.entries.len() as u32;
+        self.entries.push(Entry {
+            bucket: bucket as u32,
+            local,
+            page_views: 0,
+            referrers: Vec::new(),
+        });
+        self.index.insert(key, e);
+        e
+    }
+
+    /// Adds one batch.
+    pub fn add(&mut self, columns: &EventColumns<'_>) -> Result<(), JobError> {
+        let shuffle = self.shuffle;
+        let url_ids = shuffle.urls.ids(&columns.url.values);
+        let referrer_ids = shuffle.referrers.ids(&columns.referrer.values);
+        let (customer_const, customer_keys, customer_ids) = match &columns.customer {
+            CustomerColumn::Const(name) => (shuffle.customers.ids(&[name])[0], None, Vec::new()),
+            CustomerColumn::Dict(dict) => {
+                (0, Some(&dict.keys), shuffle.customers.ids(&dict.values))
+            }
+        };
+        let rows = columns.rows;
+        let expected = rows / self.pieces.len() + rows / (4 * self.pieces.len()) + 16;
+        for piece in &mut self.pieces {
+            piece.groups.reserve(expected);
+            piece.sessions.reserve(expected);
+        }
+        // The last group of each url dictionary value: rows of a file mostly share one hour
+        // and one customer, so this avoids the hash lookup for nearly every row.
+        let mut last: Vec<(u32, i64, u32)> = vec![(u32::MAX, i64::MIN, 0); url_ids.len()];
+        let ts = &columns.ts[..];
+        for i in 0..rows {
+            let url_key = columns.url.keys[i] as usize;
+            let customer = match customer_keys {
+                None => customer_const,
+                Some(keys) => customer_ids[keys[i] as usize],
+            };
+            let hour = ts[i].div_euclid(HOUR_MICROS);
+            let cached = last[url_key];
+            let e = if cached.0 == customer && cached.1 == hour {
+                cached.2
+            } else {
+                let e = self.entry((customer, url_ids[url_key], hour));
+                last[url_key] = (customer, hour, e);
+                e
+            };
+            let entry = &mut self.entries[e as usize];
+            entry.page_views += 1;
+            let referrer_key = columns.referrer.keys[i];
+            if referrer_key != NULL_KEY {
+                let referrer = referrer_ids[referrer_key as usize];
+                match entry.referrers.iter_mut().find(|(r, _)| *r == referrer) {
+                    Some((_, count)) => *count += 1,
+                    None => entry.referrers.push((referrer, 1)),
+                }
+            }
+            let session = columns.session.get(i);
+            let packed = pack_session(session).unwrap_or_else(|| shuffle.long_session(session));
+            let piece = &mut self.pieces[entry.bucket as usize];
+            piece.groups.push(entry.local);
+            piece.sessions.push(packed);
+        }
+        self.rows += rows as u64;
+        Ok(())
+    }
+
+    /// Adds the task's sums into the shared group table and returns its pieces, one per bucket.
+    pub fn finish(mut self) -> Vec<Piece> {
+        let mut order: Vec<u32> = (0..self.entries.len() as u32).collect();
+        order.sort_unstable_by_key(|&e| self.entries[e as usize].bucket);
+        for run in order
+            .chunk_by(|&a, &b| self.entries[a as usize].bucket == self.entries[b as usize].bucket)
+        {
+            let bucket = self.entries[run[0] as usize].bucket as usize;
+            let mut groups = self.shuffle.groups[bucket].lock().expect("group table");
+            for &e in run {
+                let entry = &self.entries[e as usize];
+                let local = entry.local as usize;
+                groups.page_views[local] += entry.page_views;
+                let sums = &mut groups.referrers[local];
+                for &(referrer, count) in &entry.referrers {
+                    match sums.iter_mut().find(|(r, _)| *r == referrer) {
+                        Some((_, total)) => *total += count,
+                        None => sums.push((referrer, count)),
+                    }
+                }
+            }
+        }
+        for piece in &mut self.pieces {
+            piece.groups.shrink_to_fit();
+            piece.sessions.shrink_to_fit();
+        }
+        self.pieces
+    }
+}
+
+/// Distinct sessions per group of one bucket, from its pieces (consumed).
+pub fn distinct_sessions(groups: usize, pieces: Vec<Piece>) -> Vec<u64> {
+    let mut starts = vec![0usize; groups + 1];
+    for piece in &pieces {
+        for &g in &piece.groups {
+            starts[g as usize + 1] += 1;
+        }
+    }
+    for g in 0..groups {
+        starts[g + 1] += starts[g];
+    }
+    let mut cursor = starts.clone();
+    let mut sessions = vec![0u128; starts[groups]];
+    for piece in pieces {
+        for (&g, &s) in piece.groups.iter().zip(&piece.sessions) {
+            let at = &mut cursor[g as usize];
+            sessions[*at] = s;
+            *at += 1;
+        }
+    }
+    (0..groups)
+        .map(|g| {
+            let slice = &mut sessions[starts[g]..starts[g + 1]];
+            slice.sort_unstable();
+            let mut distinct = 0u64;
+            let mut previous = None;
+            for &s in slice.iter() {
+                if previous != Some(s) {
+                    distinct += 1;
+                    previous = Some(s);
+                }
+            }
+            distinct
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_sessions_are_injective() {
+        let ids: [&[u8]; 6] = [b"", b"a", b"a\x01", b"ab", b"0123456789abcdef", b"\x01"];
+        let packed: Vec<u128> = ids.iter().map(|s| pack_session(s).unwrap()).collect();
+        for i in 0..ids.len() {
+            for j in 0..ids.len() {
+                assert_eq!(packed[i] == packed[j], i == j, "{:?} {:?}", ids[i], ids[j]);
+            }
+        }
+        assert!(pack_session(b"0123456789abcdef0").is_none());
+        assert!(pack_session(b"a\0").is_none());
+        // Long ids are numbered from 1 and packed ids of 1..16 bytes are at least 2^120.
+        assert!(packed[1..].iter().all(|&p| p >= 1 << 120));
+    }
+
+    #[test]
+    fn long_sessions_are_compared_by_their_bytes() {
+        let shuffle = Shuffle::new(1);
+        let a = shuffle.long_session(b"a-session-id-longer-than-16");
+        let b = shuffle.long_session(b"a-session-id-longer-than-17");
+        assert_ne!(a, b);
+        assert_eq!(a, shuffle.long_session(b"a-session-id-longer-than-16"));
+        assert_ne!(shuffle.long_session(b"x\0"), pack_session(b"x").unwrap());
+    }
+
+    #[test]
+    fn distinct_counts_per_group() {
+        let pieces = vec![
+            Piece {
+                groups: vec![0, 1, 0, 2],
+                sessions: vec![5, 5, 5, 7],
+            },
+            Piece {
+                groups: vec![1, 0],
+                sessions: vec![6, 9],
+            },
+        ];
+        assert_eq!(distinct_sessions(4, pieces), [2, 2, 1, 0]);
+    }
+}

@@ -1,0 +1,296 @@
+//! The rollup's output: JSON Lines documents (one per group, keys in the contract's order),
+//! part files sorted by `_id`, and an atomic replace of the whole output location.
+//!
+//! - Local `OUTPUT`: parts and `_SUCCESS` are written into a hidden sibling
+//!   `_tmp-<name>-<run>/`; then the old `OUTPUT` is renamed aside, the staging directory
+//!   renamed to `OUTPUT`, and the old one removed — a reader sees the old set or the new one.
+//! - `s3://…/OUTPUT/`: parts are staged under `OUTPUT/_tmp-<run>/` (hidden from readers); then
+//!   the old `_SUCCESS` is deleted, the parts copied into place, every other old object under
+//!   the prefix deleted, `_SUCCESS` written last and the staging objects removed. A reader that
+//!   requires `_SUCCESS` never sees a partial set; a failure before the first copy leaves the
+//!   previous output as it was.
+//! - On any failure the staging area is removed.
+
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use chrono::DateTime;
+
+use crate::job::location::Location;
+use crate::job::model::JobError;
+
+pub const SUCCESS: &str = "_SUCCESS";
+
+/// `part-00003.jsonl`.
+pub fn part_name(index: usize) -> String {
+    format!("part-{index:05}.jsonl")
+}
+
+/// `2026-11-20T05:00:00` for an hour counted from the epoch (UTC).
+pub fn hour_iso(hour: i64) -> String {
+    match hour
+        .checked_mul(3600)
+        .and_then(|s| DateTime::from_timestamp(s, 0))
+    {
+        Some(t) => t.format("%Y-%m-%dT%H:00:00").to_string(),
+        None => format!("hour {hour}"),
+    }
+}
+
+/// One output document, borrowed.
+pub struct Document<'a> {
+    pub customer: &'a str,
+    pub url: &'a str,
+    pub hour: &'a str,
+    pub page_views: u64,
+    pub visitors: u64,
+    /// Sorted bytewise by name.
+    pub referrers: &'a [(&'a str, u64)],
+}
+
+/// The `_id` of a document: `url|customer|hourISO`.
+pub fn document_id(url: &str, customer: &str, hour: &str) -> String {
+    let mut id = String::with_capacity(url.len() + customer.len() + hour.len() + 2);
+    id.push_str(url);
+    id.push('|');
+    id.push_str(customer);
+    id.push('|');
+    id.push_str(hour);
+    id
+}
+
+fn json_string(out: &mut Vec<u8>, value: &str) {
+    serde_json::to_writer(&mut *out, value).expect("a string serializes");
+}
+
+/// Appends one JSON line (keys in the contract's order).
+pub fn write_document(out: &mut Vec<u8>, id: &str, doc: &Document<'_>) {
+    out.extend_from_slice(b"{\"_id\":");
+    json_string(out, id);
+    out.extend_from_slice(b",\"customer\":");
+    json_string(out, doc.customer);
+    out.extend_from_slice(b",\"url\":");
+    json_string(out, doc.url);
+    out.extend_from_slice(b",\"ts\":");
+    json_string(out, doc.hour);
+    let _ = write!(
+        out,
+        ",\"freq\":\"1hour\",\"metrics\":{{\"page_views\":{},\"visitors\":{}}},\"referrers\":{{",
+        doc.page_views, doc.visitors
+    );
+    for (i, (name, count)) in doc.referrers.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json_string(out, name);
+        let _ = write!(out, ":{count}");
+    }
+    out.extend_from_slice(b"}}\n");
+}
+
+/// Where a run's parts go until they are committed.
+pub struct OutputWriter {
+    uri: String,
+    output: Location,
+    staging: Location,
+    run: String,
+}
+
+fn run_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{nanos:x}", std::process::id())
+}
+
+impl OutputWriter {
+    /// Checks the output location (a local directory path, or an `s3://bucket/prefix/`).
+    pub fn open(uri: &str) -> Result<OutputWriter, JobError> {
+        let output = Location::parse(uri)?;
+        let run = run_id();
+        let staging = match &output {
+            Location::Local(path) => {
+                let path = path.components().collect::<std::path::PathBuf>();
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+                    .ok_or_else(|| {
+                        JobError::Usage(format!(
+                            "--output {uri}: name a directory for the rollup (e.g. out/rollups/)"
+                        ))
+                    })?;
+                if path.is_file() {
+                    return Err(JobError::Usage(format!(
+                        "--output {uri}: is a file; the rollup writes a directory of part files"
+                    )));
+                }
+                let parent = path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(std::path::Path::new("."))
+                    .to_path_buf();
+                std::fs::create_dir_all(&parent).map_err(|e| {
+                    JobError::Other(format!("cannot create {}: {e}", parent.display()))
+                })?;
+                Location::Local(parent.join(format!("_tmp-{name}-{run}")))
+            }
+            Location::S3 { bucket, key } => {
+                if key.is_empty() {
+                    return Err(JobError::Usage(format!(
+                        "--output {uri}: give a prefix under the bucket (s3://{bucket}/rollups/), not the bucket's root"
+                    )));
+                }
+                // Fails early on a missing bucket or no credentials.
+                output.list_subdirs()?;
+                output.join(&format!("_tmp-{run}"))
+            }
+        };
+        Ok(OutputWriter {
+            uri: uri.to_string(),
+            output,
+            staging,
+            run,
+        })
+    }
+
+    /// Writes one part file to the staging area.
+    pub fn stage(&self, name: &str, data: Vec<u8>) -> Result<(), JobError> {
+        self.staging.join(name).write(Bytes::from(data))
+    }
+
+    /// Removes the staging area (after a failure).
+    pub fn abort(&self) {
+        match &self.staging {
+            Location::Local(path) => {
+                let _ = std::fs::remove_dir_all(path);
+            }
+            Location::S3 { .. } => {
+                if let Ok(files) = self.staging.list_all() {
+                    for file in files {
+                        let _ = file.delete();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Puts the staged parts (`names`) in place of whatever the output held, `_SUCCESS` last.
+    pub fn commit(&self, names: &[String]) -> Result<(), JobError> {
+        let result = self.commit_inner(names);
+        if result.is_err() {
+            self.abort();
+        }
+        result
+    }
+
+    fn commit_inner(&self, names: &[String]) -> Result<(), JobError> {
+        let fail = |e: String| JobError::Other(format!("output {}: {e}", self.uri));
+        match (&self.output, &self.staging) {
+            (Location::Local(target), Location::Local(staging)) => {
+                std::fs::create_dir_all(staging)
+                    .map_err(|e| fail(format!("cannot create {}: {e}", staging.display())))?;
+                std::fs::write(staging.join(SUCCESS), b"")
+                    .map_err(|e| fail(format!("cannot write {SUCCESS}: {e}")))?;
+                let target = target.components().collect::<std::path::PathBuf>();
+                let old = staging.with_file_name(format!(
+                    "_old-{}-{}",
+                    target
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or("output"),
+                    self.run
+                ));
+                let had_old = target.exists();
+                if had_old {
+                    std::fs::rename(&target, &old)
+                        .map_err(|e| fail(format!("cannot move the previous output aside: {e}")))?;
+                }
+                if let Err(e) = std::fs::rename(staging, &target) {
+                    if had_old {
+                        let _ = std::fs::rename(&old, &target);
+                    }
+                    return Err(fail(format!("cannot move the new output into place: {e}")));
+                }
+                if had_old {
+                    std::fs::remove_dir_all(&old).map_err(|e| {
+                        fail(format!(
+                            "cannot remove the previous output {}: {e}",
+                            old.display()
+                        ))
+                    })?;
+                }
+                Ok(())
+            }
+            (
+                Location::S3 { .. },
+                Location::S3 {
+                    key: staging_key, ..
+                },
+            ) => {
+                let before = self.output.list_all().map_err(|e| fail(e.to_string()))?;
+                self.output
+                    .join(SUCCESS)
+                    .delete()
+                    .map_err(|e| fail(e.to_string()))?;
+                let mut written = Vec::with_capacity(names.len());
+                for name in names {
+                    let to = self.output.join(name);
+                    self.staging
+                        .join(name)
+                        .copy_to(&to)
+                        .map_err(|e| fail(e.to_string()))?;
+                    written.push(to);
+                }
+                let staging_prefix = format!("{}/", staging_key.trim_end_matches('/'));
+                for object in &before {
+                    let Location::S3 { key, .. } = object else {
+                        continue;
+                    };
+                    if key.starts_with(&staging_prefix) || written.contains(object) {
+                        continue;
+                    }
+                    object.delete().map_err(|e| fail(e.to_string()))?;
+                }
+                self.output
+                    .join(SUCCESS)
+                    .write(Bytes::new())
+                    .map_err(|e| fail(e.to_string()))?;
+                self.abort();
+                Ok(())
+            }
+            _ => unreachable!("staging is beside the output"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_follow_the_contract() {
+        let mut out = Vec::new();
+        let hour = hour_iso(493_661);
+        let id = document_id("https://a/\"x\"", "a", &hour);
+        write_document(
+            &mut out,
+            &id,
+            &Document {
+                customer: "a",
+                url: "https://a/\"x\"",
+                hour: &hour,
+                page_views: 3,
+                visitors: 2,
+                referrers: &[("bing", 1), ("google", 1)],
+            },
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"_id\":\"https://a/\\\"x\\\"|a|2026-04-25T05:00:00\",\"customer\":\"a\",\"url\":\"https://a/\\\"x\\\"\",\"ts\":\"2026-04-25T05:00:00\",\"freq\":\"1hour\",\"metrics\":{\"page_views\":3,\"visitors\":2},\"referrers\":{\"bing\":1,\"google\":1}}\n"
+        );
+        assert_eq!(hour_iso(-1), "1969-12-31T23:00:00");
+    }
+}
