@@ -109,6 +109,14 @@ pub struct RunArgs {
     /// Use this catalog instead of the spec's (files or dynamodb://TABLE).
     #[arg(long, value_name = "URI")]
     pub catalog: Option<String>,
+    /// (rollup) Read these events instead of the spec's input. Without it, a spec whose input
+    /// is not local runs on generated sample events.
+    #[arg(long, value_name = "URI")]
+    pub input: Option<String>,
+    /// (rollup) Write the documents here instead of the spec's output. Without it, a non-local
+    /// output becomes target/emrship/<name>/rollups/dt=<date>/.
+    #[arg(long, value_name = "URI")]
+    pub output: Option<String>,
     /// Worker threads (default: every core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,

@@ -7,6 +7,10 @@
 //! deterministic sample data generated once under `target/emrship/sample/<name>/<date>/`; a
 //! sink that is not local (`postgres://`, `s3://`) and not overridden with `--sink` becomes
 //! `sqlite://target/emrship/<name>.sqlite`. Each substitution is said on stderr.
+//!
+//! The rollup job ([`rollup`]) likewise: a remote `--input` becomes generated sample events
+//! under `target/emrship/sample/<name>/<date>/events/`, a remote `--output` a directory under
+//! `target/emrship/<name>/`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -128,6 +132,9 @@ pub fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if plan.job.command == "rollup" {
+        return rollup::run(&plan, &args);
+    }
     if plan.job.command != "match-rate" {
         eprintln!(
             "emrship run: error: `{}` cannot run locally yet; emrship-job runs match-rate",
@@ -157,5 +164,123 @@ pub fn run(args: RunArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => fail(e),
+    }
+}
+
+/// `emrship run` for the rollup job.
+pub mod rollup {
+    use std::path::PathBuf;
+    use std::process::ExitCode;
+
+    use chrono::NaiveDateTime;
+    use clap::Parser;
+
+    use super::super::{OutputFormat, RunArgs};
+    use super::is_remote_input;
+    use crate::job::cli::{exit_code, print_rollup_report, Engine, Format, RollupArgs};
+    use crate::job::gen::GenFormat;
+    use crate::job::model::{Day, JobError};
+    use crate::job::rollup::gen::{self, RollupGenSpec};
+    use crate::job::rollup::run_local;
+
+    /// The sample a local run generates when the spec's input is remote: the day's first
+    /// hours of three customers, late events included; about a second to generate.
+    pub fn sample_spec(out: PathBuf, day: Day) -> RollupGenSpec {
+        RollupGenSpec {
+            records: 300_000,
+            records_per_file: 50_000,
+            files_per_hour: 2,
+            customers: 3,
+            urls: 2_000,
+            seed: 1,
+            start: NaiveDateTime::from(day),
+            format: GenFormat::Parquet,
+            out,
+        }
+    }
+
+    /// The rollup's arguments as `run --local` runs them, and what it said about substitutions.
+    pub fn local_arguments(
+        spec_args: &[String],
+        name: &str,
+        day: Day,
+        args: &RunArgs,
+    ) -> Result<(RollupArgs, Vec<String>), JobError> {
+        let mut job = RollupArgs::try_parse_from(
+            std::iter::once("rollup".to_string()).chain(spec_args.iter().cloned()),
+        )
+        .map_err(|e| JobError::Usage(format!("the spec's job.args do not parse: {e}")))?;
+        let mut notes = Vec::new();
+        job.engine = Engine::Local;
+        job.threads = args.threads;
+        job.format = match args.format {
+            OutputFormat::Text => Format::Text,
+            OutputFormat::Json => Format::Json,
+        };
+        let date = day.format("%Y-%m-%d");
+        match &args.input {
+            Some(input) => job.input = input.clone(),
+            None if is_remote_input(&job.input) => {
+                let dir = PathBuf::from(format!("target/emrship/sample/{name}/{date}/events"));
+                if dir.join("_SUCCESS").exists() {
+                    notes.push(format!(
+                        "using the sample events in {} (the spec reads {})",
+                        dir.display(),
+                        job.input
+                    ));
+                } else {
+                    gen::generate(&sample_spec(dir.clone(), day))?;
+                    notes.push(format!(
+                        "generated sample events in {} (the spec reads {})",
+                        dir.display(),
+                        job.input
+                    ));
+                }
+                job.input = dir.display().to_string();
+            }
+            None => {}
+        }
+        match &args.output {
+            Some(output) => job.output = output.clone(),
+            None if is_remote_input(&job.output) => {
+                let dir = format!("target/emrship/{name}/rollups/dt={date}");
+                notes.push(format!(
+                    "writing to {dir} instead of {} (give --output to choose)",
+                    job.output
+                ));
+                job.output = dir;
+            }
+            None => {}
+        }
+        Ok((job, notes))
+    }
+
+    pub fn run(plan: &crate::spec::JobPlan, args: &RunArgs) -> ExitCode {
+        let fail = |e: JobError| {
+            eprintln!("emrship run: error: {e}");
+            ExitCode::from(exit_code(&e))
+        };
+        let (job_args, notes) = match local_arguments(&plan.job.args, &plan.name, plan.date, args) {
+            Ok(parsed) => parsed,
+            Err(e) => return fail(e),
+        };
+        for note in notes {
+            eprintln!("emrship run: {note}");
+        }
+        eprintln!(
+            "emrship run: rollup --input {} --output {} --granularity {} (local engine)",
+            job_args.input, job_args.output, job_args.granularity
+        );
+        let job = match job_args.job() {
+            Ok(job) => job,
+            Err(e) => return fail(e),
+        };
+        match run_local(&job) {
+            Ok(report) => {
+                print_rollup_report(&report, job_args.format);
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        }
     }
 }

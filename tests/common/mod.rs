@@ -36,6 +36,7 @@ pub const EXAMPLES: &[(&str, &str, &[&str])] = &[
         "job-specs/match-rate.yaml",
         &["job-specs/envs/prod.yaml"],
     ),
+    ("pageview-rollup", "job-specs/pageview-rollup.yaml", &[]),
     ("streaming-events", "job-specs/streaming-events.yaml", &[]),
 ];
 

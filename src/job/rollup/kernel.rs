@@ -29,8 +29,11 @@ pub type GroupKey = (u32, u32, i64);
 /// Strings to dense ids, shared by the map tasks (one lock per batch dictionary).
 #[derive(Default)]
 pub struct Interner {
-    inner: Mutex<(HashMap<Box<str>, u32>, Vec<Box<str>>)>,
+    inner: Mutex<InternerTable>,
 }
+
+/// Value → id, and id → value.
+type InternerTable = (HashMap<Box<str>, u32>, Vec<Box<str>>);
 
 impl Interner {
     /// The ids of `values`, in order, interning new ones.
@@ -65,6 +68,28 @@ pub fn pack_session(bytes: &[u8]) -> Option<u128> {
     let mut buf = [0u8; 16];
     buf[..bytes.len()].copy_from_slice(bytes);
     Some(u128::from_be_bytes(buf))
+}
+
+/// A stable 64-bit hash of a group's values (FNV-1a over the bytes, then a 64-bit finalizer):
+/// the same in every process and build. It only routes groups to buckets; groups are compared
+/// by their values.
+pub fn group_hash(customer: &str, url: &str, hour: i64) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [
+        customer.as_bytes(),
+        b"\0",
+        url.as_bytes(),
+        b"\0",
+        &hour.to_le_bytes(),
+    ] {
+        for &byte in part {
+            h ^= u64::from(byte);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    h ^ (h >> 31)
 }
 
 /// One bucket's groups: their keys and the additive metrics summed over all map tasks.
@@ -113,13 +138,10 @@ impl Shuffle {
         u128::from(id) + 1
     }
 
-    fn bucket_of(&self, key: GroupKey) -> usize {
-        let mut h = (u64::from(key.0) << 32 | u64::from(key.1)) ^ (key.2 as u64).rotate_left(17);
-        // splitmix64's finalizer: neighbouring ids land in unrelated buckets.
-        h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        h ^= h >> 31;
-        (h % self.buckets as u64) as usize
+    /// The bucket of a group, from its values (not this process's ids), so every process of
+    /// a distributed run — each with its own ids — sends a group to the same reduce task.
+    pub fn bucket_of(&self, customer: &str, url: &str, hour: i64) -> usize {
+        (group_hash(customer, url, hour) % self.buckets as u64) as usize
     }
 
     pub fn finish(self) -> (Dictionaries, Vec<BucketGroups>) {
@@ -182,11 +204,12 @@ impl<'s> MapTask<'s> {
         }
     }
 
-    fn entry(&mut self, key: GroupKey) -> u32 {
+    /// The task's entry for a group (`key` holds the ids of `customer` and `url`).
+    fn entry(&mut self, key: GroupKey, customer: &str, url: &str) -> u32 {
         if let Some(&e) = self.index.get(&key) {
             return e;
         }
-        let bucket = self.shuffle.bucket_of(key);
+        let bucket = self.shuffle.bucket_of(customer, url, key.2);
         let local = {
             let mut groups = self.shuffle.groups[bucket].lock().expect("group table");
             let groups = &mut *groups;
@@ -215,10 +238,12 @@ impl<'s> MapTask<'s> {
         let shuffle = self.shuffle;
         let url_ids = shuffle.urls.ids(&columns.url.values);
         let referrer_ids = shuffle.referrers.ids(&columns.referrer.values);
-        let (customer_const, customer_keys, customer_ids) = match &columns.customer {
-            CustomerColumn::Const(name) => (shuffle.customers.ids(&[name])[0], None, Vec::new()),
+        let (customer_const, customer_dict, customer_ids) = match &columns.customer {
+            CustomerColumn::Const(name) => {
+                ((shuffle.customers.ids(&[name])[0], *name), None, Vec::new())
+            }
             CustomerColumn::Dict(dict) => {
-                (0, Some(&dict.keys), shuffle.customers.ids(&dict.values))
+                ((0, ""), Some(dict), shuffle.customers.ids(&dict.values))
             }
         };
         let rows = columns.rows;
@@ -233,16 +258,23 @@ impl<'s> MapTask<'s> {
         let ts = &columns.ts[..];
         for i in 0..rows {
             let url_key = columns.url.keys[i] as usize;
-            let customer = match customer_keys {
+            let (customer, customer_name) = match customer_dict {
                 None => customer_const,
-                Some(keys) => customer_ids[keys[i] as usize],
+                Some(dict) => {
+                    let k = dict.keys[i] as usize;
+                    (customer_ids[k], dict.values[k])
+                }
             };
             let hour = ts[i].div_euclid(HOUR_MICROS);
             let cached = last[url_key];
             let e = if cached.0 == customer && cached.1 == hour {
                 cached.2
             } else {
-                let e = self.entry((customer, url_ids[url_key], hour));
+                let e = self.entry(
+                    (customer, url_ids[url_key], hour),
+                    customer_name,
+                    columns.url.values[url_key],
+                );
                 last[url_key] = (customer, hour, e);
                 e
             };
@@ -360,6 +392,17 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a, shuffle.long_session(b"a-session-id-longer-than-16"));
         assert_ne!(shuffle.long_session(b"x\0"), pack_session(b"x").unwrap());
+    }
+
+    #[test]
+    fn buckets_come_from_values_and_are_stable() {
+        // Pinned: another process (or build) must route a group to the same bucket.
+        assert_eq!(
+            group_hash("site-0.example", "https://site-0.example/a", 498_653),
+            0x9e4d2a1c12c80195
+        );
+        assert_ne!(group_hash("a", "bc", 0), group_hash("ab", "c", 0));
+        assert_ne!(group_hash("a", "b", 0), group_hash("a", "b", 1));
     }
 
     #[test]

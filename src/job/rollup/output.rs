@@ -273,7 +273,7 @@ mod tests {
     #[test]
     fn documents_follow_the_contract() {
         let mut out = Vec::new();
-        let hour = hour_iso(493_661);
+        let hour = hour_iso(498_653); // 2026-11-20T05:00Z
         let id = document_id("https://a/\"x\"", "a", &hour);
         write_document(
             &mut out,
@@ -289,7 +289,7 @@ mod tests {
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "{\"_id\":\"https://a/\\\"x\\\"|a|2026-04-25T05:00:00\",\"customer\":\"a\",\"url\":\"https://a/\\\"x\\\"\",\"ts\":\"2026-04-25T05:00:00\",\"freq\":\"1hour\",\"metrics\":{\"page_views\":3,\"visitors\":2},\"referrers\":{\"bing\":1,\"google\":1}}\n"
+            "{\"_id\":\"https://a/\\\"x\\\"|a|2026-11-20T05:00:00\",\"customer\":\"a\",\"url\":\"https://a/\\\"x\\\"\",\"ts\":\"2026-11-20T05:00:00\",\"freq\":\"1hour\",\"metrics\":{\"page_views\":3,\"visitors\":2},\"referrers\":{\"bing\":1,\"google\":1}}\n"
         );
         assert_eq!(hour_iso(-1), "1969-12-31T23:00:00");
     }
