@@ -336,9 +336,9 @@ def tool_names(text):
 
 def bench(args):
     here = os.path.abspath(__file__)
+    tools = tool_names(args.tools)
     work = args.work or tempfile.mkdtemp(prefix="emrship-bench-")
     os.makedirs(work, exist_ok=True)
-    tools = tool_names(args.tools)
     py = sys.executable
     # Spark's driver and block manager listen on loopback only.
     env = dict(os.environ, POLARS_MAX_THREADS=str(args.threads), SPARK_LOCAL_IP="127.0.0.1")
