@@ -145,8 +145,10 @@ pub struct RunArgs {
 pub struct BackfillArgs {
     /// The job spec (YAML).
     pub spec: PathBuf,
+    /// Overlay files, applied in order after the spec (later wins).
     #[arg(short = 'f', long = "overlay", value_name = "FILE")]
     pub overlays: Vec<PathBuf>,
+    /// Set one value, after all files: `--set cluster.core.count=6`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
     /// The first day to run.
