@@ -25,8 +25,9 @@ pub const RUNTIME: &str = "provided.al2023";
 pub const HANDLER: &str = "bootstrap";
 /// Enough for one S3 read and a few EMR calls; Lambda bills by MB·s, so no more.
 pub const MEMORY_MB: i32 = 256;
-/// The launch (guard lookup, RunJobFlow, SDK retries under throttling) fits well inside this.
-pub const TIMEOUT_SECONDS: i32 = 120;
+/// The launch is a few calls, but the guard describes every listed cluster and the SDK retries
+/// each call up to 8 times with backoff under throttling: 5 minutes leaves room for both.
+pub const TIMEOUT_SECONDS: i32 = 300;
 /// The environment variable that tells the handler where its plan template is.
 pub const PLAN_OBJECT_ENV: &str = "EMRSHIP_PLAN_OBJECT";
 /// The one target of the rule and the one statement of the function's policy.
