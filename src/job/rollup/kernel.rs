@@ -267,7 +267,7 @@ impl<'s> MapTask<'s> {
         // and one customer, so this avoids the hash lookup for nearly every row.
         let mut last: Vec<(u32, i64, u32)> = vec![(u32::MAX, i64::MIN, 0); url_ids.len()];
         let ts = &columns.ts[..];
-        for i in 0..rows {
+        for (i, &micros) in ts.iter().enumerate().take(rows) {
             let url_key = columns.url.keys[i] as usize;
             let (customer, customer_name) = match customer_dict {
                 None => customer_const,
@@ -276,7 +276,7 @@ impl<'s> MapTask<'s> {
                     (customer_ids[k], dict.values[k])
                 }
             };
-            let hour = ts[i].div_euclid(HOUR_MICROS);
+            let hour = micros.div_euclid(HOUR_MICROS);
             let cached = last[url_key];
             let e = if cached.0 == customer && cached.1 == hour {
                 cached.2

@@ -167,8 +167,15 @@ fn run_on(job: &RollupJob, threads: usize) -> Result<RollupReport, JobError> {
         .unwrap_or_else(|| by_size.max(by_cores).clamp(1, MAX_BUCKETS) as usize)
         .max(1);
     let shuffle = Shuffle::new(buckets);
+    eprintln!(
+        "rollup: mapping {} files ({} tasks, ~{} events) into {buckets} buckets on {threads} threads",
+        thousands(files.len() as u64),
+        thousands(inputs.len() as u64),
+        thousands(estimated),
+    );
     let (pieces, records) = map_all(&inputs, &shuffle, threads)?;
     clock.lap("map");
+    eprintln!("rollup: mapped {} events; reducing", thousands(records));
 
     let (dictionaries, groups) = shuffle.finish();
     let result = reduce_all(&writer, &dictionaries, groups, pieces);

@@ -132,9 +132,7 @@ impl OutputWriter {
                     .filter(|p| !p.as_os_str().is_empty())
                     .unwrap_or(std::path::Path::new("."))
                     .to_path_buf();
-                std::fs::create_dir_all(&parent).map_err(|e| {
-                    JobError::Other(format!("cannot create {}: {e}", parent.display()))
-                })?;
+                // Created with the first staged part: a run that fails earlier leaves nothing.
                 Location::Local(parent.join(format!("_tmp-{name}-{run}")))
             }
             Location::S3 { bucket, key } => {
