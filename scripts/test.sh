@@ -16,6 +16,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 EMRSHIP_TEST_PYTHON="$(bash scripts/python-env.sh --print-python)"
 export EMRSHIP_TEST_PYTHON
+# The Rust standard library for both Linux targets: tests/lambda_package.rs cross-builds
+# emrship-lambda for x86_64 and aarch64 with cargo-zigbuild.
+bash scripts/rust-targets.sh
 
 # The PostgreSQL sink tests need a real server: the given one if it answers, else ours, whose
 # user has the fixed test password (see scripts/postgres.sh).
