@@ -199,7 +199,7 @@ fn deploy_puts_every_artifact_at_its_content_addressed_key_and_a_second_deploy_s
                 .unwrap();
             assert_eq!(
                 head.checksum_sha256(),
-                Some(emrship::aws::s3::base64(&hex::decode(sha).unwrap()).as_str()),
+                Some(emrship::render::artifacts::base64(&hex::decode(sha).unwrap()).as_str()),
                 "{key}"
             );
         }

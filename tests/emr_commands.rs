@@ -11,79 +11,20 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use common::emr::{assert_exit, block, stderr, stdout_json};
+use common::emr::{assert_exit, block, stderr, stdout_json, MatchRateProject};
 use common::fault_proxy::{Fate, FaultMix, FaultProxy};
-use common::moto::Moto;
 use emrship::aws::iam::parse_document;
 
-const SPEC: &str = "job-specs/match-rate.yaml";
 const DATE: &str = "2026-11-20";
 
-fn spec_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(SPEC)
-}
-
-/// One emulator and one working folder holding a built bundle (as `deploy` leaves it at
-/// target/emrship/<name>/bundle.zip, where the plan looks for it).
-struct Env {
-    moto: Moto,
-    dir: tempfile::TempDir,
-    bundle: Vec<u8>,
-    emr: aws_sdk_emr::Client,
-    iam: aws_sdk_iam::Client,
-}
+type Env = MatchRateProject;
 
 impl Env {
-    fn new() -> Env {
-        let moto = Moto::start_script("moto_emr_server.py");
-        let dir = tempfile::tempdir().unwrap();
-        let bundle_dir = dir.path().join("target/emrship/match-rate");
-        std::fs::create_dir_all(&bundle_dir).unwrap();
-        // Any bytes do: provision only needs the bundle's digest and the object in S3.
-        let bundle: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
-        std::fs::write(bundle_dir.join("bundle.zip"), &bundle).unwrap();
-        let config = block(moto.sdk_config());
-        Env {
-            emr: aws_sdk_emr::Client::new(&config),
-            iam: aws_sdk_iam::Client::new(&config),
-            moto,
-            dir,
-            bundle,
-        }
-    }
-
-    fn command(&self) -> Command {
-        let mut command = self.moto.command(env!("CARGO_BIN_EXE_emrship"));
-        command.current_dir(self.dir.path());
-        command
-    }
-
-    fn emrship(&self, args: &[&str]) -> Output {
-        self.command().args(args).output().unwrap()
-    }
-
-    fn spec(&self) -> String {
-        spec_path().display().to_string()
-    }
-
-    /// `emrship plan --format json` for the spec and date, from the working folder.
-    fn plan_json(&self, date: &str) -> Value {
-        let output = self.emrship(&["plan", &self.spec(), "--date", date, "--format", "json"]);
-        assert_exit(&output, 0);
-        stdout_json(&output)
-    }
-
-    /// Uploads what `emrship deploy` would for `date`: bundle, rendered scripts, job files.
-    fn deploy(&self, date: &str) {
-        common::emr::deploy(&self.moto, &spec_path(), date, &self.bundle);
-    }
-
     fn provision(&self, date: &str, extra: &[&str]) -> Output {
         let spec = self.spec();
         let mut args = vec![

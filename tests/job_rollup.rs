@@ -694,35 +694,6 @@ fn a_rerun_replaces_the_output_and_a_failed_run_leaves_it_untouched() {
     );
 }
 
-/// The S3 objects under `prefix` of `bucket` with their bodies.
-async fn s3_objects(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    prefix: &str,
-) -> BTreeMap<String, String> {
-    let listing = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .send()
-        .await
-        .unwrap();
-    let mut out = BTreeMap::new();
-    for object in listing.contents() {
-        let key = object.key().unwrap().to_string();
-        let body = s3
-            .get_object()
-            .bucket(bucket)
-            .key(&key)
-            .send()
-            .await
-            .unwrap();
-        let bytes = body.body.collect().await.unwrap().into_bytes();
-        out.insert(key, String::from_utf8(bytes.to_vec()).unwrap());
-    }
-    out
-}
-
 #[test]
 fn s3_input_and_output_against_moto() {
     let moto = common::moto::Moto::start();
@@ -800,7 +771,8 @@ fn s3_input_and_output_against_moto() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let objects = runtime.block_on(async { s3_objects(&moto.s3().await, "rollups", "").await });
+    let objects =
+        runtime.block_on(async { common::moto::s3_objects(&moto.s3().await, "rollups", "").await });
     let names: Vec<&str> = objects.keys().map(String::as_str).collect();
     assert_eq!(
         names,
@@ -833,7 +805,8 @@ fn s3_input_and_output_against_moto() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr)
         .contains("s3://events/ev/year=2026/month=11/day=20/hour=05/customer=x/bad.parquet"));
-    let after = runtime.block_on(async { s3_objects(&moto.s3().await, "rollups", "").await });
+    let after =
+        runtime.block_on(async { common::moto::s3_objects(&moto.s3().await, "rollups", "").await });
     assert_eq!(after, objects);
 }
 

@@ -326,35 +326,6 @@ fn spark_engine_matches_local_engine_survives_failed_attempts_and_fails_cleanly(
     );
 }
 
-/// The S3 objects under `prefix` of `bucket`, with their bodies.
-async fn s3_objects(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    prefix: &str,
-) -> BTreeMap<String, String> {
-    let listing = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .send()
-        .await
-        .unwrap();
-    let mut out = BTreeMap::new();
-    for object in listing.contents() {
-        let key = object.key().unwrap().to_string();
-        let body = s3
-            .get_object()
-            .bucket(bucket)
-            .key(&key)
-            .send()
-            .await
-            .unwrap();
-        let bytes = body.body.collect().await.unwrap().into_bytes();
-        out.insert(key, String::from_utf8(bytes.to_vec()).unwrap());
-    }
-    out
-}
-
 /// On S3 (moto): the map tasks read the events from S3, the reduce tasks stage under an S3
 /// staging prefix, and finalize replaces the S3 output (a previous run's extra part goes,
 /// `_SUCCESS` is there) and removes every staged object.
@@ -435,8 +406,8 @@ fn spark_engine_reads_stages_and_writes_on_s3() {
     let (output, staged) = runtime.block_on(async {
         let s3 = moto.s3().await;
         (
-            s3_objects(&s3, "rollups", "").await,
-            s3_objects(&s3, "artifacts", "").await,
+            common::moto::s3_objects(&s3, "rollups", "").await,
+            common::moto::s3_objects(&s3, "artifacts", "").await,
         )
     });
     let names: Vec<&str> = output.keys().map(String::as_str).collect();

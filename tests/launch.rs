@@ -5,80 +5,31 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use common::emr::{assert_exit, block, stderr, stdout_json};
-use common::moto::Moto;
+use common::emr::{
+    assert_exit, block, match_rate_spec_path, stderr, stdout_json, MatchRateProject,
+};
 use emrship::render::artifacts::{Digest256, PlanInputs};
 use emrship::schedule::handler::{handle, HandlerContext};
 use emrship::schedule::PlanTemplate;
 use emrship::spec::{self, LayerText, RunContext};
 
-const SPEC: &str = "job-specs/match-rate.yaml";
 const PLAN_OBJECT: &str = "s3://example-ads-data/emrship/match-rate/schedule/plan.json";
 
-fn spec_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(SPEC)
-}
-
-/// An emulator and a working folder holding a built bundle where `emrship plan` looks for it
-/// (target/emrship/<name>/bundle.zip), as in tests/emr_commands.rs.
-struct Env {
-    moto: Moto,
-    dir: tempfile::TempDir,
-    bundle: Vec<u8>,
-    emr: aws_sdk_emr::Client,
-}
+type Env = MatchRateProject;
 
 impl Env {
-    fn new() -> Env {
-        let moto = Moto::start_script("moto_emr_server.py");
-        let dir = tempfile::tempdir().unwrap();
-        let bundle_dir = dir.path().join("target/emrship/match-rate");
-        std::fs::create_dir_all(&bundle_dir).unwrap();
-        let bundle: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
-        std::fs::write(bundle_dir.join("bundle.zip"), &bundle).unwrap();
-        let config = block(moto.sdk_config());
-        Env {
-            emr: aws_sdk_emr::Client::new(&config),
-            moto,
-            dir,
-            bundle,
-        }
-    }
-
-    fn command(&self) -> Command {
-        let mut command = self.moto.command(env!("CARGO_BIN_EXE_emrship"));
-        command.current_dir(self.dir.path());
-        command
-    }
-
-    fn emrship(&self, args: &[&str]) -> Output {
-        self.command().args(args).output().unwrap()
-    }
-
-    fn spec(&self) -> String {
-        spec_path().display().to_string()
-    }
-
-    /// `emrship plan --date D --format json`, from the working folder (so with the bundle).
-    fn plan_json(&self, date: &str) -> Value {
-        let output = self.emrship(&["plan", &self.spec(), "--date", date, "--format", "json"]);
-        assert_exit(&output, 0);
-        stdout_json(&output)
-    }
-
     /// Stores the plan template `emrship schedule` would: the spec as the CLI reads it (named
     /// by the same path) and the bundle's digest.
     fn store_template(&self) {
         let base = LayerText {
             name: self.spec(),
-            text: std::fs::read_to_string(spec_path()).unwrap(),
+            text: std::fs::read_to_string(match_rate_spec_path()).unwrap(),
         };
         let date = common::run_date();
         let (job, _) = spec::load_and_resolve(&base, &[], &[], RunContext { date })
@@ -187,11 +138,6 @@ impl Env {
             assert!(Instant::now() < deadline, "{cluster_id} did not end");
             std::thread::sleep(Duration::from_millis(100));
         }
-    }
-
-    /// Uploads what `deploy` would, for the day (the uploads are the same every day).
-    fn deploy(&self, date: &str) {
-        common::emr::deploy(&self.moto, &spec_path(), date, &self.bundle);
     }
 }
 

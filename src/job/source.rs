@@ -214,41 +214,8 @@ pub fn plan_file(location: &Location, options: ScanOptions) -> Result<Vec<ScanUn
     }
     // Ask for advertiser_id as a dictionary: Parquet usually stores it dictionary-encoded, and
     // the reader then hands the dictionary over instead of materialising a string per row.
-    let advertiser = &schema.fields()[projection[0]];
-    let metadata = if matches!(advertiser.data_type(), DataType::Utf8 | DataType::LargeUtf8)
-        && schema.fields().iter().all(|f| {
-            !matches!(
-                f.data_type(),
-                DataType::Struct(_)
-                    | DataType::List(_)
-                    | DataType::LargeList(_)
-                    | DataType::Map(_, _)
-            )
-        }) {
-        let fields: Vec<Field> = schema
-            .fields()
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                if i == projection[0] {
-                    f.as_ref().clone().with_data_type(DataType::Dictionary(
-                        Box::new(DataType::Int32),
-                        Box::new(f.data_type().clone()),
-                    ))
-                } else {
-                    f.as_ref().clone()
-                }
-            })
-            .collect();
-        let hinted = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
-        ArrowReaderMetadata::try_new(
-            plain.metadata().clone(),
-            ArrowReaderOptions::new().with_schema(hinted),
-        )
-        .unwrap_or(plain)
-    } else {
-        plain
-    };
+    let advertiser = projection[0];
+    let metadata = with_dictionary_hint(plain, |i, _| i == advertiser);
     let row_groups = metadata.metadata().num_row_groups();
     let file = Arc::new(ParquetFile {
         location: location.clone(),
@@ -1044,6 +1011,46 @@ fn scan_json_lines<V: PairVisitor>(
         }
     }
     Ok(())
+}
+
+/// The reader metadata with the string columns `pick` chooses read as `Dictionary(Int32, _)`:
+/// a dictionary-encoded Parquet column then comes as its dictionary plus keys, not as a string
+/// per row. Files with nested columns, or where the hint is refused, keep the plain schema.
+pub(crate) fn with_dictionary_hint(
+    plain: ArrowReaderMetadata,
+    pick: impl Fn(usize, &Field) -> bool,
+) -> ArrowReaderMetadata {
+    let schema = plain.schema().clone();
+    let nested = schema.fields().iter().any(|f| {
+        matches!(
+            f.data_type(),
+            DataType::Struct(_) | DataType::List(_) | DataType::LargeList(_) | DataType::Map(_, _)
+        )
+    });
+    if nested {
+        return plain;
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if pick(i, f) && matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8) {
+                f.as_ref().clone().with_data_type(DataType::Dictionary(
+                    Box::new(DataType::Int32),
+                    Box::new(f.data_type().clone()),
+                ))
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    let hinted = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    ArrowReaderMetadata::try_new(
+        plain.metadata().clone(),
+        ArrowReaderOptions::new().with_schema(hinted),
+    )
+    .unwrap_or(plain)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::artifacts::Digest256;
+use super::artifacts::{base64, Digest256};
 use super::iam::RoleDocuments;
 use crate::plan::{Plan, SchedulePlan};
 use crate::spec::s3::S3Uri;
@@ -306,27 +306,6 @@ pub fn schedule_requests(plan: &Plan, inputs: &ScheduleInputs) -> Option<Schedul
 pub fn code_sha256(hex_sha256: &str) -> String {
     let bytes = hex::decode(hex_sha256).unwrap_or_default();
     base64(&bytes)
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]

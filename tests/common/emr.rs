@@ -347,3 +347,68 @@ pub fn deploy(moto: &super::moto::Moto, spec: &Path, date: &str, bundle: &[u8]) 
         }
     });
 }
+
+/// The match-rate example spec, which the EMR command tests run.
+pub const MATCH_RATE_SPEC: &str = "job-specs/match-rate.yaml";
+
+pub fn match_rate_spec_path() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(MATCH_RATE_SPEC)
+}
+
+/// One emulator (tests/python/moto_emr_server.py: moto plus EMR state changes on request) and
+/// one working folder holding a built bundle where `emrship plan` looks for it (as `deploy`
+/// leaves it at target/emrship/<name>/bundle.zip), with clients for asserting on the state.
+pub struct MatchRateProject {
+    pub moto: super::moto::Moto,
+    pub dir: tempfile::TempDir,
+    pub bundle: Vec<u8>,
+    pub emr: aws_sdk_emr::Client,
+    pub iam: aws_sdk_iam::Client,
+}
+
+impl MatchRateProject {
+    pub fn new() -> MatchRateProject {
+        let moto = super::moto::Moto::start_script("moto_emr_server.py");
+        let dir = tempfile::tempdir().unwrap();
+        let bundle_dir = dir.path().join("target/emrship/match-rate");
+        std::fs::create_dir_all(&bundle_dir).unwrap();
+        // Any bytes do: provision and launch only need the bundle's digest and the object in S3.
+        let bundle: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(bundle_dir.join("bundle.zip"), &bundle).unwrap();
+        let config = block(moto.sdk_config());
+        MatchRateProject {
+            emr: aws_sdk_emr::Client::new(&config),
+            iam: aws_sdk_iam::Client::new(&config),
+            moto,
+            dir,
+            bundle,
+        }
+    }
+
+    /// The real `emrship` binary, pointed at the emulator, run from the working folder.
+    pub fn command(&self) -> std::process::Command {
+        let mut command = self.moto.command(env!("CARGO_BIN_EXE_emrship"));
+        command.current_dir(self.dir.path());
+        command
+    }
+
+    pub fn emrship(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().unwrap()
+    }
+
+    pub fn spec(&self) -> String {
+        match_rate_spec_path().display().to_string()
+    }
+
+    /// `emrship plan --date D --format json` from the working folder (so with the bundle).
+    pub fn plan_json(&self, date: &str) -> Value {
+        let output = self.emrship(&["plan", &self.spec(), "--date", date, "--format", "json"]);
+        assert_exit(&output, 0);
+        stdout_json(&output)
+    }
+
+    /// Uploads what `emrship deploy` would for `date`: bundle, rendered scripts, job files.
+    pub fn deploy(&self, date: &str) {
+        deploy(&self.moto, &match_rate_spec_path(), date, &self.bundle);
+    }
+}

@@ -140,3 +140,32 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// The S3 objects under `prefix` of `bucket`, with their bodies.
+pub async fn s3_objects(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let listing = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for object in listing.contents() {
+        let key = object.key().unwrap().to_string();
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+        let bytes = body.body.collect().await.unwrap().into_bytes();
+        out.insert(key, String::from_utf8(bytes.to_vec()).unwrap());
+    }
+    out
+}

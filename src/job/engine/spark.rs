@@ -355,6 +355,26 @@ impl StagedPart {
     }
 }
 
+/// The arguments every reduce task gets from the driver: a bucket below the bucket count, and
+/// an attempt id that is safe inside a staged file's name.
+pub fn check_reduce_task(bucket: u32, buckets: u32, attempt: &str) -> Result<(), JobError> {
+    if bucket >= buckets {
+        return Err(JobError::Usage(format!(
+            "--bucket {bucket} is not below --buckets {buckets}"
+        )));
+    }
+    if attempt.is_empty()
+        || !attempt
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(JobError::Usage(format!(
+            "--attempt {attempt:?}: use letters, digits, '-' and '_' only (it names a staged file)"
+        )));
+    }
+    Ok(())
+}
+
 /// The staged file of one reduce attempt.
 pub fn staged_location(staging: &Location, bucket: u32, attempt: &str) -> Location {
     staging.join(&format!("bucket-{bucket:05}-attempt-{attempt}.bin"))
@@ -370,20 +390,7 @@ pub fn reduce(
     attempt: &str,
     input: &mut impl Read,
 ) -> Result<StagedPart, JobError> {
-    if bucket >= buckets {
-        return Err(JobError::Usage(format!(
-            "--bucket {bucket} is not below --buckets {buckets}"
-        )));
-    }
-    if attempt.is_empty()
-        || !attempt
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(JobError::Usage(format!(
-            "--attempt {attempt:?}: use letters, digits, '-' and '_' only (it names a staged file)"
-        )));
-    }
+    check_reduce_task(bucket, buckets, attempt)?;
     let threads = job.threads.unwrap_or_else(default_threads).max(1);
     let mut views = Vec::new();
     let mut keys = Vec::new();

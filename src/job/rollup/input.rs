@@ -36,7 +36,7 @@ use parquet::file::reader::ChunkReader;
 
 use crate::job::location::{is_hidden, list_inputs, Location};
 use crate::job::model::JobError;
-use crate::job::source::Format;
+use crate::job::source::{with_dictionary_hint, Format};
 
 pub const CUSTOMER: &str = "customer";
 pub const URL: &str = "url";
@@ -256,38 +256,9 @@ pub fn plan_file(location: &Location) -> Result<Vec<MapInput>, JobError> {
     // Ask for the repetitive string columns as dictionaries: Parquet stores them dictionary
     // encoded, and the reader then hands the dictionary over instead of a string per row.
     let dictionary_columns = [URL, REFERRER, CUSTOMER];
-    let flat = schema.fields().iter().all(|f| {
-        !matches!(
-            f.data_type(),
-            DataType::Struct(_) | DataType::List(_) | DataType::LargeList(_) | DataType::Map(_, _)
-        )
+    let metadata = with_dictionary_hint(plain, |_, f| {
+        dictionary_columns.contains(&f.name().as_str())
     });
-    let metadata = if flat {
-        let fields: Vec<Field> = schema
-            .fields()
-            .iter()
-            .map(|f| {
-                if dictionary_columns.contains(&f.name().as_str())
-                    && matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8)
-                {
-                    f.as_ref().clone().with_data_type(DataType::Dictionary(
-                        Box::new(DataType::Int32),
-                        Box::new(f.data_type().clone()),
-                    ))
-                } else {
-                    f.as_ref().clone()
-                }
-            })
-            .collect();
-        let hinted = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
-        ArrowReaderMetadata::try_new(
-            plain.metadata().clone(),
-            ArrowReaderOptions::new().with_schema(hinted),
-        )
-        .unwrap_or(plain)
-    } else {
-        plain
-    };
     let parquet = metadata.metadata().clone();
     let file = Arc::new(ParquetFile {
         location: location.clone(),

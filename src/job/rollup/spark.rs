@@ -36,7 +36,9 @@ use super::kernel::{BucketGroups, Dictionaries, GroupKey, Interner, Piece, Shuff
 use super::output::{part_name, OutputWriter};
 use super::{map_all, reduce_bucket, RollupJob, RollupReport};
 use crate::job::engine::default_threads;
-use crate::job::engine::spark::{check_bucket_coverage, read_frames, write_frame};
+use crate::job::engine::spark::{
+    check_bucket_coverage, check_reduce_task, read_frames, write_frame,
+};
 use crate::job::location::Location;
 use crate::job::model::JobError;
 use crate::job::varint::{put_varint, Reader};
@@ -470,20 +472,7 @@ pub fn reduce(
     attempt: &str,
     input: &mut impl Read,
 ) -> Result<StagedBucket, JobError> {
-    if bucket >= buckets {
-        return Err(JobError::Usage(format!(
-            "--bucket {bucket} is not below --buckets {buckets}"
-        )));
-    }
-    if attempt.is_empty()
-        || !attempt
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(JobError::Usage(format!(
-            "--attempt {attempt:?}: use letters, digits, '-' and '_' only (it names a staged file)"
-        )));
-    }
+    check_reduce_task(bucket, buckets, attempt)?;
     let mut merge = BucketMerge::default();
     let mut stats = MapStats::default();
     let mut frames = 0usize;
