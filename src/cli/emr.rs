@@ -35,7 +35,7 @@ const IAM_SETTLE: Duration = Duration::from_secs(10);
 const IAM_VISIBLE_WITHIN: Duration = Duration::from_secs(60);
 
 /// A command's failure: the exit status and what to print on stderr.
-struct Failure(u8, String);
+pub(super) struct Failure(pub(super) u8, pub(super) String);
 
 impl From<(u8, String)> for Failure {
     fn from((code, message): (u8, String)) -> Failure {
@@ -43,14 +43,14 @@ impl From<(u8, String)> for Failure {
     }
 }
 
-fn fail(message: impl Into<String>) -> Failure {
+pub(super) fn fail(message: impl Into<String>) -> Failure {
     Failure(EXIT_FAILURE, message.into())
 }
 
-type CommandResult = Result<u8, Failure>;
+pub(super) type CommandResult = Result<u8, Failure>;
 
 /// Runs an async command on a fresh runtime and turns its outcome into the exit status.
-fn run_async(command: impl std::future::Future<Output = CommandResult>) -> ExitCode {
+pub(super) fn run_async(command: impl std::future::Future<Output = CommandResult>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

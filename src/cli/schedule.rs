@@ -14,8 +14,9 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::emr::{fail, run_async, Failure};
 use super::plan::{load_plan, load_template, LoadedPlan};
-use super::{OutputFormat, ScheduleArgs, UnscheduleArgs, EXIT_FAILURE, EXIT_SPEC_ERROR};
+use super::{OutputFormat, ScheduleArgs, UnscheduleArgs, EXIT_SPEC_ERROR};
 use crate::aws::error::AwsError;
 use crate::aws::events::Events;
 use crate::aws::lambda::{statement_id, statement_source_arn, Lambda};
@@ -73,35 +74,8 @@ fn change(resource: &'static str, name: impl Into<String>, action: &'static str)
     }
 }
 
-struct Failure(u8, String);
-
-fn fail(message: impl Into<String>) -> Failure {
-    Failure(EXIT_FAILURE, message.into())
-}
-
 fn aws_failure(e: AwsError) -> Failure {
     fail(e.to_string())
-}
-
-fn run_async(command: impl std::future::Future<Output = Result<(), Failure>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
-    };
-    match runtime.block_on(command) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure(code, message)) => {
-            eprintln!("{}", message.trim_end());
-            ExitCode::from(code)
-        }
-    }
 }
 
 fn print_data(text: &str) {
@@ -243,7 +217,7 @@ pub fn schedule(args: ScheduleArgs) -> ExitCode {
         return ExitCode::from(code);
     }
     let template = template.to_json().into_bytes();
-    run_async(schedule_async(args, loaded, template))
+    run_async(async { schedule_async(args, loaded, template).await.map(|()| 0) })
 }
 
 async fn schedule_async(
@@ -646,7 +620,7 @@ pub fn unschedule(args: UnscheduleArgs) -> ExitCode {
         eprintln!("{message}");
         return ExitCode::from(code);
     }
-    run_async(unschedule_async(args, loaded))
+    run_async(async { unschedule_async(args, loaded).await.map(|()| 0) })
 }
 
 async fn unschedule_async(args: UnscheduleArgs, loaded: LoadedPlan) -> Result<(), Failure> {

@@ -612,17 +612,34 @@ impl DayWindow {
 
 /// Seconds since the epoch of an ISO-8601 date or date-time (no offset means UTC).
 fn parse_time(value: &str) -> Option<i64> {
+    if let Some(micros) = parse_time_micros(value) {
+        return Some(micros.div_euclid(1_000_000));
+    }
+    let value = value.trim();
+    let date = value.strip_suffix('Z').unwrap_or(value);
+    NaiveDate::parse_from_str(date, "%Y-%m-%d").ok().map(|d| {
+        d.and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp()
+    })
+}
+
+/// Parses an RFC 3339 / ISO 8601 date-time into UTC microseconds; no offset means UTC. A bare
+/// date is not a time here (the rollup needs the hour); `parse_time` accepts it as midnight.
+pub fn parse_time_micros(value: &str) -> Option<i64> {
     let value = value.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(value) {
-        return Some(t.timestamp());
+        return Some(t.timestamp_micros());
     }
     for format in [
         "%Y-%m-%dT%H:%M:%S%.f%:z",
         "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%dT%H:%M:%S%.f%#z",
         "%Y-%m-%d %H:%M:%S%.f%#z",
     ] {
         if let Ok(t) = DateTime::parse_from_str(value, format) {
-            return Some(t.timestamp());
+            return Some(t.timestamp_micros());
         }
     }
     let naive = value.strip_suffix('Z').unwrap_or(value);
@@ -632,15 +649,10 @@ fn parse_time(value: &str) -> Option<i64> {
         "%Y-%m-%dT%H:%M",
     ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(naive, format) {
-            return Some(t.and_utc().timestamp());
+            return Some(t.and_utc().timestamp_micros());
         }
     }
-    NaiveDate::parse_from_str(naive, "%Y-%m-%d").ok().map(|d| {
-        d.and_hms_opt(0, 0, 0)
-            .expect("midnight")
-            .and_utc()
-            .timestamp()
-    })
+    None
 }
 
 /// The event_time column of one batch, ready to test rows against the day.

@@ -26,7 +26,6 @@ use arrow_array::types::{
 use arrow_array::{Array, ArrayRef, LargeStringArray, RecordBatch, StringArray, StringViewArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use bytes::Bytes;
-use chrono::{DateTime, NaiveDateTime};
 use hashbrown::HashMap;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
@@ -36,7 +35,7 @@ use parquet::file::reader::ChunkReader;
 
 use crate::job::location::{is_hidden, list_inputs, Location};
 use crate::job::model::JobError;
-use crate::job::source::{with_dictionary_hint, Format};
+use crate::job::source::{parse_time_micros, with_dictionary_hint, Format};
 
 pub const CUSTOMER: &str = "customer";
 pub const URL: &str = "url";
@@ -449,35 +448,6 @@ fn null_error(location: &Location, row: u64, column: &str) -> JobError {
         _ => "every event needs a url",
     };
     JobError::input(location, format!("row {row}: `{column}` is null; {fix}"))
-}
-
-/// Parses an RFC 3339 / ISO 8601 time into UTC microseconds; no offset means UTC.
-pub fn parse_time_micros(value: &str) -> Option<i64> {
-    let value = value.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
-        return Some(t.timestamp_micros());
-    }
-    for format in [
-        "%Y-%m-%dT%H:%M:%S%.f%:z",
-        "%Y-%m-%d %H:%M:%S%.f%:z",
-        "%Y-%m-%dT%H:%M:%S%.f%#z",
-        "%Y-%m-%d %H:%M:%S%.f%#z",
-    ] {
-        if let Ok(t) = DateTime::parse_from_str(value, format) {
-            return Some(t.timestamp_micros());
-        }
-    }
-    let naive = value.strip_suffix('Z').unwrap_or(value);
-    for format in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(naive, format) {
-            return Some(t.and_utc().timestamp_micros());
-        }
-    }
-    None
 }
 
 fn bad_time(location: &Location, row: u64, text: &str) -> JobError {
