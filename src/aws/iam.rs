@@ -73,6 +73,18 @@ pub async fn ensure_roles(
     Ok(changes)
 }
 
+/// UpdateAssumeRolePolicy: sets role `name`'s trust policy to `trust` (JSON text).
+async fn set_trust_policy(client: &Client, name: &str, trust: &str) -> Result<(), AwsError> {
+    client
+        .update_assume_role_policy()
+        .role_name(name)
+        .policy_document(trust)
+        .send()
+        .await
+        .map_err(iam_error("UpdateAssumeRolePolicy"))?;
+    Ok(())
+}
+
 async fn ensure_role(
     client: &Client,
     name: &str,
@@ -87,13 +99,7 @@ async fn ensure_role(
                 .and_then(|r| r.assume_role_policy_document())
                 .and_then(parse_document);
             if current.as_ref() != Some(&role.trust_policy) {
-                client
-                    .update_assume_role_policy()
-                    .role_name(name)
-                    .policy_document(&trust)
-                    .send()
-                    .await
-                    .map_err(iam_error("UpdateAssumeRolePolicy"))?;
+                set_trust_policy(client, name, &trust).await?;
                 changes.push(format!("updated the trust policy of role {name}"));
             }
         }
@@ -115,13 +121,7 @@ async fn ensure_role(
                 // A retried call whose first answer was lost, or a concurrent provision:
                 // the role is there now; bring its trust policy to the plan's.
                 Err(e) if e.is_code("EntityAlreadyExists") => {
-                    client
-                        .update_assume_role_policy()
-                        .role_name(name)
-                        .policy_document(&trust)
-                        .send()
-                        .await
-                        .map_err(iam_error("UpdateAssumeRolePolicy"))?;
+                    set_trust_policy(client, name, &trust).await?;
                     changes.push(format!("created role {name}"));
                 }
                 Err(e) => return Err(e),
