@@ -20,6 +20,7 @@ use super::{
 use crate::aws::launch::{launch_guarded, refuse_pending, Decision, Launch};
 use crate::cli::plan::{load_plan, LoadedPlan};
 use crate::cli::{AwsArgs, BackfillArgs, OutputFormat, RunArgs, SpecArgs, EXIT_FAILURE};
+use crate::plan::Plan;
 use crate::render::artifacts::Upload;
 
 /// More days than this is more likely a typo in --from/--to than a backfill.
@@ -30,6 +31,22 @@ fn load_or_exit(args: &SpecArgs) -> Result<LoadedPlan, ExitCode> {
         eprint!("{message}");
         ExitCode::from(code)
     })
+}
+
+/// [`refuse_pending`] for the CLI: exits on a pending bundle, or only warns on a dry run (which
+/// sends nothing, so showing the plan is still useful).
+fn refuse_pending_or_warn(plan: &Plan, dry_run: bool) -> Result<(), ExitCode> {
+    match refuse_pending(plan) {
+        Ok(()) => Ok(()),
+        Err(message) if dry_run => {
+            eprintln!("warning: {message}");
+            Ok(())
+        }
+        Err(message) => {
+            eprintln!("{message}");
+            Err(ExitCode::from(EXIT_FAILURE))
+        }
+    }
 }
 
 /// One line of text for a day's outcome.
@@ -114,12 +131,8 @@ pub fn run_day(args: RunArgs) -> ExitCode {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    if let Err(message) = refuse_pending(&loaded.plan) {
-        if !args.dry_run {
-            eprintln!("{message}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
-        eprintln!("warning: {message}");
+    if let Err(code) = refuse_pending_or_warn(&loaded.plan, args.dry_run) {
+        return code;
     }
     if args.dry_run {
         let run_key = loaded.job.run_key();
@@ -203,12 +216,8 @@ pub fn backfill(args: BackfillArgs) -> ExitCode {
         }
     }
     if let Some((_, loaded)) = plans.first() {
-        if let Err(message) = refuse_pending(&loaded.plan) {
-            if !args.dry_run {
-                eprintln!("{message}");
-                return ExitCode::from(EXIT_FAILURE);
-            }
-            eprintln!("warning: {message}");
+        if let Err(code) = refuse_pending_or_warn(&loaded.plan, args.dry_run) {
+            return code;
         }
     }
     if args.dry_run {
