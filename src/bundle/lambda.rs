@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::archive::{write_zip, ArchiveEntry};
 use super::elf::BUILD_GLIBC;
-use super::zigbuild::run_cargo_zigbuild;
+use super::zigbuild::zigbuild_binary;
 use crate::sizing::Arch;
 
 /// The executable name the `provided.*` runtimes start.
@@ -113,16 +113,7 @@ pub fn build_lambda_binary(arch: LambdaArch, build: &LambdaBuild) -> Result<Path
         args.join(" "),
         build.source_dir.display()
     );
-    run_cargo_zigbuild(&build.source_dir, &args)?;
-    let binary = built_lambda_binary(arch, build);
-    if binary.is_file() {
-        Ok(binary)
-    } else {
-        Err(format!(
-            "cargo zigbuild succeeded but {} does not exist",
-            binary.display()
-        ))
-    }
+    zigbuild_binary(&build.source_dir, &args, built_lambda_binary(arch, build))
 }
 
 /// Builds `emrship-lambda` for `arch` and zips it as `build.out`; returns the zip's path.

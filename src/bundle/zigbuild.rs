@@ -97,8 +97,17 @@ pub fn build_job_binary(source_dir: &Path, arch: Arch) -> Result<PathBuf, String
         args.join(" "),
         source_dir.display()
     );
-    run_cargo_zigbuild(source_dir, &args)?;
-    let binary = built_binary(source_dir, arch);
+    zigbuild_binary(source_dir, &args, built_binary(source_dir, arch))
+}
+
+/// Runs `cargo-zigbuild <args>` in `source_dir` and returns `binary`, the path the build is
+/// expected to write, after checking that it did.
+pub fn zigbuild_binary(
+    source_dir: &Path,
+    args: &[String],
+    binary: PathBuf,
+) -> Result<PathBuf, String> {
+    run_cargo_zigbuild(source_dir, args)?;
     if binary.is_file() {
         Ok(binary)
     } else {
