@@ -8,7 +8,7 @@ use aws_sdk_emr::types::{ClusterState, StepState};
 use aws_sdk_emr::Client;
 
 use super::emr_request;
-use super::error::AwsError;
+use super::error::{sdk_error, AwsError};
 use crate::render::run_job_flow::RunJobFlowRequest;
 use crate::render::steps::StepConfig;
 
@@ -68,16 +68,6 @@ pub struct Emr {
     client: Client,
 }
 
-fn emr_error<E, R>(
-    operation: &'static str,
-) -> impl FnOnce(aws_sdk_emr::error::SdkError<E, R>) -> AwsError
-where
-    E: aws_sdk_emr::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    move |err| AwsError::from_sdk(operation, err)
-}
-
 fn invalid(operation: &'static str, message: String) -> AwsError {
     AwsError {
         operation,
@@ -101,7 +91,7 @@ impl Emr {
         let output = emr_request::apply_run_job_flow(self.client.run_job_flow(), input)
             .send()
             .await
-            .map_err(emr_error("RunJobFlow"))?;
+            .map_err(sdk_error("RunJobFlow"))?;
         output
             .job_flow_id()
             .map(str::to_string)
@@ -125,7 +115,7 @@ impl Emr {
             .send();
         let mut clusters = Vec::new();
         while let Some(item) = pages.next().await {
-            let cluster = item.map_err(emr_error("ListClusters"))?;
+            let cluster = item.map_err(sdk_error("ListClusters"))?;
             let status = cluster.status();
             let created = status
                 .and_then(|s| s.timeline())
@@ -169,7 +159,7 @@ impl Emr {
                 .cluster_id(&cluster.id)
                 .send()
                 .await
-                .map_err(emr_error("DescribeCluster"))?;
+                .map_err(sdk_error("DescribeCluster"))?;
             let carries = described.cluster().is_some_and(|c| {
                 c.tags()
                     .iter()
@@ -191,7 +181,7 @@ impl Emr {
             .cluster_id(cluster_id)
             .send()
             .await
-            .map_err(emr_error("DescribeCluster"))?;
+            .map_err(sdk_error("DescribeCluster"))?;
         let cluster = described
             .cluster()
             .ok_or_else(|| invalid("DescribeCluster", format!("no cluster {cluster_id}")))?;
@@ -229,7 +219,7 @@ impl Emr {
             .send();
         let mut steps = Vec::new();
         while let Some(item) = pages.next().await {
-            let step = item.map_err(emr_error("ListSteps"))?;
+            let step = item.map_err(sdk_error("ListSteps"))?;
             let status = step.status();
             // FailureDetails says why a step failed (and where its log is); the state change
             // reason is all there is for cancellations.
@@ -312,7 +302,7 @@ impl Emr {
             .set_job_flow_ids(Some(cluster_ids.to_vec()))
             .send()
             .await
-            .map_err(emr_error("TerminateJobFlows"))?;
+            .map_err(sdk_error("TerminateJobFlows"))?;
         Ok(())
     }
 }

@@ -36,6 +36,15 @@ pub struct AwsError {
     pub transient: bool,
 }
 
+/// `map_err` adapter for any service's SDK call: `.send().await.map_err(sdk_error("RunJobFlow"))`.
+pub fn sdk_error<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: fmt::Debug + Send + Sync + 'static,
+{
+    move |err| AwsError::from_sdk(operation, err)
+}
+
 impl AwsError {
     pub fn from_sdk<E, R>(operation: &'static str, err: SdkError<E, R>) -> AwsError
     where

@@ -3,18 +3,8 @@
 use aws_sdk_eventbridge::types::{RuleState, Target as SdkTarget};
 use aws_sdk_eventbridge::Client;
 
-use super::error::AwsError;
+use super::error::{sdk_error, AwsError};
 use crate::render::schedule::{PutRule, PutTargets};
-
-fn events_error<E, R>(
-    operation: &'static str,
-) -> impl FnOnce(aws_sdk_eventbridge::error::SdkError<E, R>) -> AwsError
-where
-    E: aws_sdk_eventbridge::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    move |err| AwsError::from_sdk(operation, err)
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
@@ -84,7 +74,7 @@ impl Events {
             .description(&request.description)
             .send()
             .await
-            .map_err(events_error("PutRule"))?;
+            .map_err(sdk_error("PutRule"))?;
         Ok(put.rule_arn().unwrap_or_default().to_string())
     }
 
@@ -145,7 +135,7 @@ impl Events {
             .set_targets(Some(targets))
             .send()
             .await
-            .map_err(events_error("PutTargets"))?;
+            .map_err(sdk_error("PutTargets"))?;
         if put.failed_entry_count() > 0 {
             let why: Vec<String> = put
                 .failed_entries()
@@ -177,7 +167,7 @@ impl Events {
             .set_ids(Some(ids.to_vec()))
             .send()
             .await
-            .map_err(events_error("RemoveTargets"))?;
+            .map_err(sdk_error("RemoveTargets"))?;
         Ok(())
     }
 

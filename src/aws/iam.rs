@@ -7,18 +7,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_iam::Client;
 use serde_json::Value;
 
-use super::error::AwsError;
+use super::error::{sdk_error, AwsError};
 use crate::render::iam::{IamPlan, RoleDocuments};
-
-fn iam_error<E, R>(
-    operation: &'static str,
-) -> impl FnOnce(aws_sdk_iam::error::SdkError<E, R>) -> AwsError
-where
-    E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    move |err| AwsError::from_sdk(operation, err)
-}
 
 /// IAM returns policy documents URL-encoded (RFC 3986); `+` is left alone, as IAM does.
 pub fn url_decode(text: &str) -> String {
@@ -81,7 +71,7 @@ async fn set_trust_policy(client: &Client, name: &str, trust: &str) -> Result<()
         .policy_document(trust)
         .send()
         .await
-        .map_err(iam_error("UpdateAssumeRolePolicy"))?;
+        .map_err(sdk_error("UpdateAssumeRolePolicy"))?;
     Ok(())
 }
 
@@ -115,7 +105,7 @@ async fn ensure_role(
                 .set_description(iam_description(&role.purpose))
                 .send()
                 .await
-                .map_err(iam_error("CreateRole"));
+                .map_err(sdk_error("CreateRole"));
             match created {
                 Ok(_) => changes.push(format!("created role {name}")),
                 // A retried call whose first answer was lost, or a concurrent provision:
@@ -137,7 +127,7 @@ async fn ensure_role(
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(iam_error("ListAttachedRolePolicies"))?;
+            let page = page.map_err(sdk_error("ListAttachedRolePolicies"))?;
             attached.extend(
                 page.attached_policies()
                     .iter()
@@ -152,7 +142,7 @@ async fn ensure_role(
                     .policy_arn(arn)
                     .send()
                     .await
-                    .map_err(iam_error("AttachRolePolicy"))?;
+                    .map_err(sdk_error("AttachRolePolicy"))?;
                 changes.push(format!("attached {arn} to role {name}"));
             }
         }
@@ -183,7 +173,7 @@ async fn ensure_role(
                 .policy_document(to_json(document))
                 .send()
                 .await
-                .map_err(iam_error("PutRolePolicy"))?;
+                .map_err(sdk_error("PutRolePolicy"))?;
             changes.push(format!(
                 "{} inline policy {policy_name} of role {name}",
                 if current.is_some() { "updated" } else { "put" }
@@ -217,7 +207,7 @@ async fn ensure_role(
                     .instance_profile_name(profile)
                     .send()
                     .await
-                    .map_err(iam_error("CreateInstanceProfile"))
+                    .map_err(sdk_error("CreateInstanceProfile"))
                 {
                     Ok(_) => {}
                     // Created by a retry whose first answer was lost, or concurrently.
@@ -249,7 +239,7 @@ async fn ensure_role(
                 .role_name(name)
                 .send()
                 .await
-                .map_err(iam_error("AddRoleToInstanceProfile"));
+                .map_err(sdk_error("AddRoleToInstanceProfile"));
             if let Err(e) = added {
                 // LimitExceeded: the profile has its one role. If a retry of this very call
                 // (first answer lost) put ours there, that is success.
@@ -274,7 +264,7 @@ async fn profile_roles(client: &Client, profile: &str) -> Result<Vec<String>, Aw
         .instance_profile_name(profile)
         .send()
         .await
-        .map_err(iam_error("GetInstanceProfile"))?;
+        .map_err(sdk_error("GetInstanceProfile"))?;
     Ok(found
         .instance_profile()
         .map(|p| {

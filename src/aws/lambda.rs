@@ -12,18 +12,8 @@ use aws_sdk_lambda::types::{
 use aws_sdk_lambda::Client;
 use serde_json::Value;
 
-use super::error::AwsError;
+use super::error::{sdk_error, AwsError};
 use crate::render::schedule::{AddPermission, CreateFunction};
-
-fn lambda_error<E, R>(
-    operation: &'static str,
-) -> impl FnOnce(aws_sdk_lambda::error::SdkError<E, R>) -> AwsError
-where
-    E: aws_sdk_lambda::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    move |err| AwsError::from_sdk(operation, err)
-}
 
 /// What the function is now, as far as `schedule` compares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,7 +174,7 @@ impl Lambda {
                 )
                 .send()
                 .await
-                .map_err(lambda_error("CreateFunction"));
+                .map_err(sdk_error("CreateFunction"));
             match sent {
                 Ok(created) => return Ok(created.function_arn().unwrap_or_default().to_string()),
                 Err(e) if role_not_ready(&e) && started.elapsed() + pause < patience => {
@@ -209,7 +199,7 @@ impl Lambda {
             .set_architectures(Some(architectures(&request.architectures)))
             .send()
             .await
-            .map_err(lambda_error("UpdateFunctionCode"))?;
+            .map_err(sdk_error("UpdateFunctionCode"))?;
         Ok(())
     }
 
@@ -226,7 +216,7 @@ impl Lambda {
             .description(&request.description)
             .send()
             .await
-            .map_err(lambda_error("UpdateFunctionConfiguration"))?;
+            .map_err(sdk_error("UpdateFunctionConfiguration"))?;
         Ok(())
     }
 
@@ -237,7 +227,7 @@ impl Lambda {
             .set_tags(Some(tags))
             .send()
             .await
-            .map_err(lambda_error("TagResource"))?;
+            .map_err(sdk_error("TagResource"))?;
         Ok(())
     }
 
@@ -252,7 +242,7 @@ impl Lambda {
                 .function_name(name)
                 .send()
                 .await
-                .map_err(lambda_error("GetFunctionConfiguration"))?;
+                .map_err(sdk_error("GetFunctionConfiguration"))?;
             let state = config.state().cloned();
             let update = config.last_update_status().cloned();
             if state == Some(State::Failed) || update == Some(LastUpdateStatus::Failed) {
@@ -325,7 +315,7 @@ impl Lambda {
             .set_source_account(request.source_account.clone())
             .send()
             .await
-            .map_err(lambda_error("AddPermission"))?;
+            .map_err(sdk_error("AddPermission"))?;
         Ok(())
     }
 
