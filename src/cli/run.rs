@@ -53,23 +53,31 @@ fn is_remote_sink(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("s3://")
 }
 
+/// The spec's `job.args` through the job's own parser, as `emrship-job <command>` reads them.
+fn parse_spec_args<T: Parser>(command: &str, spec_args: &[String]) -> Result<T, JobError> {
+    T::try_parse_from(std::iter::once(command.to_string()).chain(spec_args.iter().cloned()))
+        .map_err(|e| JobError::Usage(format!("the spec's job.args do not parse: {e}")))
+}
+
+/// The job's report format for the CLI's `--format`.
+fn job_format(format: OutputFormat) -> Format {
+    match format {
+        OutputFormat::Text => Format::Text,
+        OutputFormat::Json => Format::Json,
+    }
+}
+
 /// The job's arguments as `run --local` runs them, and what it said about substitutions.
 pub fn local_arguments(
     spec_args: &[String],
     name: &str,
     args: &RunArgs,
 ) -> Result<(MatchRateArgs, Vec<String>), JobError> {
-    let mut job = MatchRateArgs::try_parse_from(
-        std::iter::once("match-rate".to_string()).chain(spec_args.iter().cloned()),
-    )
-    .map_err(|e| JobError::Usage(format!("the spec's job.args do not parse: {e}")))?;
+    let mut job: MatchRateArgs = parse_spec_args("match-rate", spec_args)?;
     let mut notes = Vec::new();
     job.engine = Engine::Local;
     job.threads = args.threads;
-    job.format = match args.format {
-        OutputFormat::Text => Format::Text,
-        OutputFormat::Json => Format::Json,
-    };
+    job.format = job_format(args.format);
     if let Some(views) = &args.views {
         job.views = views.clone();
     }
@@ -183,11 +191,10 @@ pub mod rollup {
     use std::process::ExitCode;
 
     use chrono::NaiveDateTime;
-    use clap::Parser;
 
-    use super::super::{OutputFormat, RunArgs};
-    use super::is_remote_input;
-    use crate::job::cli::{exit_code, print_rollup_report, Engine, Format, RollupArgs};
+    use super::super::RunArgs;
+    use super::{is_remote_input, job_format, parse_spec_args};
+    use crate::job::cli::{exit_code, print_rollup_report, Engine, RollupArgs};
     use crate::job::gen::GenFormat;
     use crate::job::model::{Day, JobError};
     use crate::job::rollup::gen::{self, RollupGenSpec};
@@ -216,17 +223,11 @@ pub mod rollup {
         day: Day,
         args: &RunArgs,
     ) -> Result<(RollupArgs, Vec<String>), JobError> {
-        let mut job = RollupArgs::try_parse_from(
-            std::iter::once("rollup".to_string()).chain(spec_args.iter().cloned()),
-        )
-        .map_err(|e| JobError::Usage(format!("the spec's job.args do not parse: {e}")))?;
+        let mut job: RollupArgs = parse_spec_args("rollup", spec_args)?;
         let mut notes = Vec::new();
         job.engine = Engine::Local;
         job.threads = args.threads;
-        job.format = match args.format {
-            OutputFormat::Text => Format::Text,
-            OutputFormat::Json => Format::Json,
-        };
+        job.format = job_format(args.format);
         let date = day.format("%Y-%m-%d");
         match &args.input {
             Some(input) => job.input = input.clone(),
