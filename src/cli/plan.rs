@@ -36,19 +36,35 @@ pub fn load_plan_with_bundle(
     args: &SpecArgs,
     bundle: Option<Digest256>,
 ) -> Result<LoadedPlan, (u8, String)> {
-    load_plan_and_template(args, bundle).map(|(loaded, _)| loaded)
+    load_layers_and_plan(args, bundle).map(|read| read.loaded)
 }
 
 /// As `load_plan`, and the plan template that renders the same plan for any date (what
 /// `emrship schedule` stores for the scheduler Lambda).
 pub fn load_template(args: &SpecArgs) -> Result<(LoadedPlan, PlanTemplate), (u8, String)> {
-    load_plan_and_template(args, None)
+    let read = load_layers_and_plan(args, None)?;
+    let template = PlanTemplate::from_layers(
+        &read.base,
+        &read.overlays,
+        &args.sets,
+        &read.inputs,
+        &read.loaded.job,
+    );
+    Ok((read.loaded, template))
 }
 
-fn load_plan_and_template(
+/// The plan and what it was built from (what a plan template records).
+struct LayersAndPlan {
+    loaded: LoadedPlan,
+    base: LayerText,
+    overlays: Vec<LayerText>,
+    inputs: PlanInputs,
+}
+
+fn load_layers_and_plan(
     args: &SpecArgs,
     bundle: Option<Digest256>,
-) -> Result<(LoadedPlan, PlanTemplate), (u8, String)> {
+) -> Result<LayersAndPlan, (u8, String)> {
     let base = read_layer(&args.spec).map_err(|e| (EXIT_FAILURE, e))?;
     let overlays = args
         .overlays
@@ -95,15 +111,16 @@ fn load_plan_and_template(
     });
     let warnings = diagnostics.warnings().map(|d| d.one_line()).collect();
     let plan = crate::plan::build(&job, &inputs, warnings);
-    let template = PlanTemplate::from_layers(&base, &overlays, &args.sets, &inputs, &job);
-    Ok((
-        LoadedPlan {
+    Ok(LayersAndPlan {
+        loaded: LoadedPlan {
             job,
             plan,
             spec_dir,
         },
-        template,
-    ))
+        base,
+        overlays,
+        inputs,
+    })
 }
 
 pub fn run(args: PlanArgs) -> ExitCode {
