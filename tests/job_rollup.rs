@@ -22,6 +22,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use serde_json::{json, Value};
 
+use common::rng::Rng;
+
 const HOUR: i64 = 3_600_000_000;
 /// 2026-11-20T00:00:00Z in microseconds.
 const DAY_START: i64 = 1_795_132_800_000_000;
@@ -34,22 +36,6 @@ struct Event {
     session: String,
     /// UTC microseconds.
     ts: i64,
-}
-
-/// A seeded PRNG for test inputs (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// Random events over a few hours: few urls and sessions so keys and sessions repeat across

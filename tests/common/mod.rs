@@ -10,6 +10,7 @@ pub mod fault_proxy;
 pub mod moto;
 #[cfg(feature = "job")]
 pub mod postgres;
+pub mod rng;
 #[cfg(all(feature = "aws", feature = "job"))]
 pub mod spark;
 
