@@ -11,6 +11,8 @@ pub mod moto;
 #[cfg(feature = "job")]
 pub mod postgres;
 pub mod rng;
+#[cfg(feature = "job")]
+pub mod rollup_files;
 #[cfg(all(feature = "aws", feature = "job"))]
 pub mod spark;
 
