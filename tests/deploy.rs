@@ -408,6 +408,8 @@ fn a_missing_bucket_is_one_clear_error_and_nothing_is_uploaded() {
 fn no_credentials_is_one_clear_error_and_nothing_is_uploaded() {
     let moto = Moto::start();
     let project = Project::new("emr-6.15.0", &binaries().x86_64_glibc_2_26);
+    // The bucket exists before the deploy, so an upload made anyway would show below.
+    block(async { create_bucket(&moto.s3().await).await });
     let output = moto
         .command(env!("CARGO_BIN_EXE_emrship"))
         .current_dir(project.dir.path())
@@ -429,7 +431,6 @@ fn no_credentials_is_one_clear_error_and_nothing_is_uploaded() {
     assert!(!project.local_bundle().exists());
     block(async {
         let s3 = moto.s3().await;
-        create_bucket(&s3).await;
         assert!(objects(&s3).await.is_empty());
     });
 }
