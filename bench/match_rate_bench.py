@@ -20,11 +20,11 @@ import datetime as dt
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
+
+import benchlib
 
 PRODUCT_MATCHES = "product_matches"
 ADVERTISER_RATES = "advertiser_match_rates"
@@ -215,43 +215,6 @@ def peer_pyspark(args):
 
 
 # --------------------------------------------------------------------------------------------
-# Measuring
-
-
-def measure(cmd, env=None, log=None):
-    """Runs `cmd` to completion; wall seconds, CPU seconds (user+sys) and peak RSS bytes of the
-    process and every descendant it waited for (os.wait4: Linux folds reaped children into the
-    rusage, and their peak into ru_maxrss)."""
-    started = time.monotonic()
-    with open(log or os.devnull, "ab") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=out)
-        _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        tail = ""
-        if log and os.path.exists(log):
-            with open(log, "rb") as f:
-                tail = f.read()[-3000:].decode(errors="replace")
-        raise SystemExit(f"bench: `{' '.join(cmd)}` exited {proc.returncode}\n{tail}")
-    return {
-        "wall_s": wall,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "peak_rss_bytes": usage.ru_maxrss * 1024,
-    }
-
-
-def warm(paths):
-    """Reads every input file once, so each engine starts on a warm page cache."""
-    for root in paths:
-        for d, _, files in os.walk(root):
-            for name in files:
-                with open(os.path.join(d, name), "rb") as f:
-                    while f.read(1 << 24):
-                        pass
-
-
-# --------------------------------------------------------------------------------------------
 # Checking
 
 
@@ -346,7 +309,7 @@ def postgres_part(args, emrship_out, work):
     log = os.path.join(work, "postgres.log")
     result = {}
     for table in ("bare", "keyed"):
-        result[f"copy_{table}"] = measure(
+        result[f"copy_{table}"] = benchlib.measure(
             psql(f"\\copy {schema}.{table} FROM '{csv}' (FORMAT csv)"), log=log
         )
         print(f"bench: psql \\copy into {table}: {result[f'copy_{table}']['wall_s']:.1f} s", file=sys.stderr)
@@ -362,7 +325,7 @@ def postgres_part(args, emrship_out, work):
             args.emrship_job, args.date, args.views, args.catalog, sink,
             str(args.threads), report_path,
         ]
-        m = measure(cmd, log=log)
+        m = benchlib.measure(cmd, log=log)
         with open(report_path) as f:
             m["phases_s"] = json.load(f).get("seconds", {})
         result[attempt] = m
@@ -413,14 +376,14 @@ def bench(args):
     runs = {name: [] for name in engines}
     rounds = max(args.runs, args.spark_runs if "pyspark" in engines else 0)
     print(f"bench: warming the page cache ({args.views}, {args.catalog})", file=sys.stderr)
-    warm([args.views, args.catalog])
+    benchlib.warm([args.views, args.catalog])
     for r in range(rounds):
         for name in engines:
             wanted = args.spark_runs if name == "pyspark" else args.runs
             if r >= wanted:
                 continue
             shutil.rmtree(out_dir(name), ignore_errors=True)
-            m = measure(command(name), env=env, log=os.path.join(work, f"{name}.log"))
+            m = benchlib.measure(command(name), env=env, log=os.path.join(work, f"{name}.log"))
             runs[name].append(m)
             print(f"bench: {name} run {r + 1}/{wanted}: {m['wall_s']:.1f} s wall, "
                   f"{m['cpu_s']:.1f} s CPU, {m['peak_rss_bytes'] / 2**30:.2f} GiB peak",
@@ -429,10 +392,7 @@ def bench(args):
     agreement = check_outputs({n: out_dir(n) for n in engines}, args.date)
     print(f"bench: all outputs agree: {agreement}", file=sys.stderr)
 
-    medians = {}
-    for name, ms in runs.items():
-        medians[name] = {k: statistics.median(m[k] for m in ms) for k in ms[0]}
-        medians[name]["runs"] = len(ms)
+    medians = benchlib.medians(runs)
     base = medians["emrship-job"]
     rows = []
     for name in engines:

@@ -26,11 +26,11 @@ import hashlib
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
+
+import benchlib
 
 DOC_KEYS = ["_id", "customer", "url", "ts", "freq", "metrics", "referrers"]
 # The seed's figures (Parse.ly, "Adapting from Spark to Dask"): 100,000,000 records,
@@ -188,42 +188,6 @@ def peer_pyspark(args):
 
 
 # --------------------------------------------------------------------------------------------
-# Measuring
-
-
-def measure(cmd, env=None, log=None):
-    """Runs `cmd` to completion; wall seconds, CPU seconds (user+sys) and peak RSS bytes of the
-    process and every descendant it waited for (os.wait4: Linux folds reaped children into the
-    rusage, and their peak into ru_maxrss)."""
-    started = time.monotonic()
-    with open(log or os.devnull, "ab") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=out)
-        _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - started
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        tail = ""
-        if log and os.path.exists(log):
-            with open(log, "rb") as f:
-                tail = f.read()[-3000:].decode(errors="replace")
-        raise SystemExit(f"bench: `{' '.join(cmd)}` exited {code}\n{tail}")
-    return {
-        "wall_s": wall,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "peak_rss_bytes": usage.ru_maxrss * 1024,
-    }
-
-
-def warm(root):
-    """Reads every input file once, so each tool starts on a warm page cache."""
-    for d, _, files in os.walk(root):
-        for name in files:
-            with open(os.path.join(d, name), "rb") as f:
-                while f.read(1 << 24):
-                    pass
-
-
-# --------------------------------------------------------------------------------------------
 # Checking
 
 
@@ -360,7 +324,7 @@ def bench(args):
     runs = {name: [] for name in tools}
     rounds = max(args.spark_runs if name == "pyspark" else args.runs for name in tools)
     print(f"bench: warming the page cache ({args.input})", file=sys.stderr)
-    warm(args.input)
+    benchlib.warm([args.input])
     for r in range(rounds):
         for name in tools:
             wanted = args.spark_runs if name == "pyspark" else args.runs
@@ -368,7 +332,7 @@ def bench(args):
                 continue
             shutil.rmtree(out_dir(name), ignore_errors=True)
             os.makedirs(os.path.dirname(out_dir(name)), exist_ok=True)
-            m = measure(command(name), env=env, log=os.path.join(work, f"{name}.log"))
+            m = benchlib.measure(command(name), env=env, log=os.path.join(work, f"{name}.log"))
             runs[name].append(m)
             print(f"bench: {name} run {r + 1}/{wanted}: {m['wall_s']:.1f} s wall, "
                   f"{m['cpu_s']:.1f} s CPU, {m['peak_rss_bytes'] / 2**30:.2f} GiB peak",
@@ -377,10 +341,7 @@ def bench(args):
     totals = check_outputs({n: out_dir(n) for n in tools})
     print(f"bench: all {len(tools)} outputs hold the same documents: {totals}", file=sys.stderr)
 
-    medians = {}
-    for name, ms in runs.items():
-        medians[name] = {k: statistics.median(m[k] for m in ms) for k in ms[0]}
-        medians[name]["runs"] = len(ms)
+    medians = benchlib.medians(runs)
     base_name = "emrship-job" if "emrship-job" in tools else tools[0]
     base = medians[base_name]
     rows = []

@@ -60,6 +60,8 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 say() { echo "bench: $*" >&2; }
+# shellcheck source=scripts/bench-common.sh
+source "$root/scripts/bench-common.sh"
 
 # Sizes at this scale: the seed's, scaled; at least one pair per advertiser.
 read -r events pairs advertisers catalog_size < <(python3 - "$scale" <<'EOF'
@@ -82,17 +84,7 @@ say "building emrship-job (release)"
 job="$root/target/release/emrship-job"
 
 # 2. The peers' venv, apart from the test venv (CI never pays for it).
-venv="${EMRSHIP_BENCH_VENV:-$root/.venv-bench}"
-req="$root/bench/requirements.txt"
-py="$venv/bin/python"
-want="$(sha256sum "$req" | cut -d' ' -f1)"
-if [[ ! -x "$py" || "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]]; then
-    say "installing $(basename "$req") into $venv"
-    [[ -x "$py" ]] || python3 -m venv "$venv"
-    rm -f "$venv/.requirements.sha256"
-    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 "$py" -m pip install -q -r "$req"
-    echo "$want" >"$venv/.requirements.sha256"
-fi
+bench_venv
 if [[ ",$engines," == *",pyspark,"* ]] && ! command -v java >/dev/null 2>&1; then
     say "PySpark needs java on PATH (Debian: apt-get install openjdk-17-jre-headless)"
     exit 1

@@ -60,6 +60,8 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 say() { echo "bench: $*" >&2; }
+# shellcheck source=scripts/bench-common.sh
+source "$root/scripts/bench-common.sh"
 if ! [[ "$records" =~ ^[1-9][0-9]*$ ]]; then
     say "--records must be a positive whole number, not '$records'"
     exit 2
@@ -78,17 +80,7 @@ if [[ ",$tools," == *",emrship"* ]] && ! "$job" rollup --help >/dev/null 2>&1; t
 fi
 
 # 2. The peers' venv, apart from the test venv (CI never pays for it).
-venv="${EMRSHIP_BENCH_VENV:-$root/.venv-bench}"
-req="$root/bench/requirements.txt"
-py="$venv/bin/python"
-want="$(sha256sum "$req" | cut -d' ' -f1)"
-if [[ ! -x "$py" || "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]]; then
-    say "installing $(basename "$req") into $venv"
-    [[ -x "$py" ]] || python3 -m venv "$venv"
-    rm -f "$venv/.requirements.sha256"
-    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 "$py" -m pip install -q -r "$req"
-    echo "$want" >"$venv/.requirements.sha256"
-fi
+bench_venv
 if [[ ",$tools," == *",pyspark,"* ]] && ! command -v java >/dev/null 2>&1; then
     say "PySpark needs java on PATH (Debian: apt-get install openjdk-17-jre-headless)"
     exit 1

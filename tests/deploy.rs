@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::elf::binaries;
+use common::emr::{block, stderr};
 use common::moto::Moto;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -118,13 +119,6 @@ fn key_of(uri: &str) -> String {
         .to_string()
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 async fn create_bucket(s3: &aws_sdk_s3::Client) {
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
 }
@@ -162,15 +156,11 @@ async fn get(s3: &aws_sdk_s3::Client, key: &str) -> Vec<u8> {
         .to_vec()
 }
 
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 #[test]
 fn deploy_puts_every_artifact_at_its_content_addressed_key_and_a_second_deploy_sends_nothing() {
     let moto = Moto::start();
     let project = Project::new("emr-6.15.0", &binaries().x86_64_glibc_2_26);
-    runtime().block_on(async {
+    block(async {
         let s3 = moto.s3().await;
         create_bucket(&s3).await;
 
@@ -293,7 +283,7 @@ fn deploy_puts_every_artifact_at_its_content_addressed_key_and_a_second_deploy_s
 fn changing_one_job_file_or_one_mode_uploads_a_new_bundle_key() {
     let moto = Moto::start();
     let project = Project::new("emr-6.15.0", &binaries().x86_64_glibc_2_26);
-    runtime().block_on(async {
+    block(async {
         let s3 = moto.s3().await;
         create_bucket(&s3).await;
         let first = report(&project.deploy(&moto, &[]));
@@ -351,7 +341,7 @@ fn a_bundle_over_8_mib_goes_up_in_parts_and_lands_intact() {
         })
         .collect();
     std::fs::write(project.path("job.conf"), &big).unwrap();
-    runtime().block_on(async {
+    block(async {
         let s3 = moto.s3().await;
         create_bucket(&s3).await;
         let first = report(&project.deploy(&moto, &[]));
@@ -404,7 +394,7 @@ fn a_missing_bucket_is_one_clear_error_and_nothing_is_uploaded() {
     );
     assert_eq!(message.matches("error:").count(), 1, "{message}");
     assert!(output.stdout.is_empty());
-    runtime().block_on(async {
+    block(async {
         let s3 = moto.s3().await;
         let buckets = s3.list_buckets().send().await.unwrap();
         assert!(
@@ -418,6 +408,8 @@ fn a_missing_bucket_is_one_clear_error_and_nothing_is_uploaded() {
 fn no_credentials_is_one_clear_error_and_nothing_is_uploaded() {
     let moto = Moto::start();
     let project = Project::new("emr-6.15.0", &binaries().x86_64_glibc_2_26);
+    // The bucket exists before the deploy, so an upload made anyway would show below.
+    block(async { create_bucket(&moto.s3().await).await });
     let output = moto
         .command(env!("CARGO_BIN_EXE_emrship"))
         .current_dir(project.dir.path())
@@ -437,9 +429,8 @@ fn no_credentials_is_one_clear_error_and_nothing_is_uploaded() {
     assert_eq!(message.matches("error:").count(), 1, "{message}");
     // Checked before the build: no bundle was made either.
     assert!(!project.local_bundle().exists());
-    runtime().block_on(async {
+    block(async {
         let s3 = moto.s3().await;
-        create_bucket(&s3).await;
         assert!(objects(&s3).await.is_empty());
     });
 }
@@ -448,7 +439,7 @@ fn no_credentials_is_one_clear_error_and_nothing_is_uploaded() {
 fn refused(binary: &Path, release: &str) -> String {
     let moto = Moto::start();
     let project = Project::new(release, binary);
-    runtime().block_on(async {
+    block(async {
         let s3 = moto.s3().await;
         create_bucket(&s3).await;
         let output = project.deploy(&moto, &[]);
@@ -512,7 +503,7 @@ fn a_file_that_is_not_an_elf_binary_is_refused() {
 fn a_spec_error_exits_2_before_anything_is_built_or_uploaded() {
     let moto = Moto::start();
     let project = Project::new("emr-6.15.0", &binaries().x86_64_glibc_2_26);
-    runtime().block_on(async {
+    block(async {
         let s3 = moto.s3().await;
         create_bucket(&s3).await;
         let output = project.deploy(&moto, &["--set", "cluster.core.count=two"]);
@@ -527,7 +518,7 @@ fn a_spec_error_exits_2_before_anything_is_built_or_uploaded() {
 fn dry_run_builds_and_checks_but_uploads_nothing_and_needs_no_credentials() {
     let moto = Moto::start();
     let project = Project::new("emr-6.15.0", &binaries().x86_64_glibc_2_26);
-    runtime().block_on(async {
+    block(async {
         let s3 = moto.s3().await;
         create_bucket(&s3).await;
         let output = moto

@@ -29,31 +29,12 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 
+use common::rng::Rng;
+
 type Counts = BTreeMap<(String, String), u64>;
 
 fn day() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()
-}
-
-/// A seeded PRNG for test inputs (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    /// Skewed: small values much more likely.
-    fn skewed(&mut self, n: u64) -> u64 {
-        let a = self.below(n);
-        self.below(a + 1)
-    }
 }
 
 /// A view row: advertiser, product, event time (UTC micros) — `None` ids are nulls.

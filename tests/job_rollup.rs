@@ -11,16 +11,16 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::TimestampMicrosecondType;
-use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use chrono::DateTime;
 use emrship::job::model::JobError;
 use emrship::job::rollup::{run_local, RollupJob};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use serde_json::{json, Value};
+
+use common::rng::Rng;
+use common::rollup_files::read_parquet_events;
 
 const HOUR: i64 = 3_600_000_000;
 /// 2026-11-20T00:00:00Z in microseconds.
@@ -34,22 +34,6 @@ struct Event {
     session: String,
     /// UTC microseconds.
     ts: i64,
-}
-
-/// A seeded PRNG for test inputs (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// Random events over a few hours: few urls and sessions so keys and sessions repeat across
@@ -420,57 +404,26 @@ fn generated_events_match_the_reference() {
         .unwrap();
     assert!(status.success());
     // Read the generator's files back the plain way (customer from the path).
-    let mut events = Vec::new();
-    let mut stack = vec![events_dir.clone()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                let customer = path
-                    .parent()
-                    .unwrap()
-                    .file_name()
-                    .unwrap()
-                    .to_str()
-                    .unwrap()
-                    .strip_prefix("customer=")
-                    .unwrap()
-                    .to_string();
-                let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap())
-                    .unwrap()
-                    .build()
-                    .unwrap();
-                for batch in reader {
-                    let batch = batch.unwrap();
-                    let text = |name: &str| {
-                        batch
-                            .column_by_name(name)
-                            .unwrap()
-                            .as_string::<i32>()
-                            .clone()
-                    };
-                    let (url, referrer, session) =
-                        (text("url"), text("referrer"), text("session_id"));
-                    let ts = batch
-                        .column_by_name("ts")
-                        .unwrap()
-                        .as_primitive::<TimestampMicrosecondType>()
-                        .clone();
-                    for i in 0..batch.num_rows() {
-                        events.push(Event {
-                            customer: customer.clone(),
-                            url: url.value(i).to_string(),
-                            referrer: (!referrer.is_null(i)).then(|| referrer.value(i).to_string()),
-                            session: session.value(i).to_string(),
-                            ts: ts.value(i),
-                        });
-                    }
-                }
-            }
-        }
-    }
+    let events: Vec<Event> = read_parquet_events(&events_dir)
+        .into_iter()
+        .map(|e| Event {
+            customer: e
+                .file
+                .parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .strip_prefix("customer=")
+                .unwrap()
+                .to_string(),
+            url: e.url,
+            referrer: e.referrer,
+            session: e.session,
+            ts: e.ts,
+        })
+        .collect();
     assert_eq!(events.len(), 60_000);
     let expected = reference(&events);
     let out = dir.path().join("out");

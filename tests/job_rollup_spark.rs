@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::spark::{
-    files_under, job_bin, localize_step, planned_step_args, rendered_driver, replace_flag, run_ok,
-    spark_submit_command, tail, timed, write_bundle, write_faulty_bundle,
+    assert_same_as_local, files_under, job_bin, localize_step, planned_step_args, rendered_driver,
+    replace_flag, run_ok, spark_submit_command, tail, timed, write_bundle, write_faulty_bundle,
 };
 
 const SPEC: &str = "job-specs/pageview-rollup.yaml";
@@ -127,19 +127,6 @@ fn documents(output: &Path) -> Vec<String> {
     parse_documents(texts.iter().map(|(n, t)| (n.clone(), t.as_str())))
 }
 
-fn assert_same_documents(want: &[String], got: &[String], what: &str) {
-    assert!(!want.is_empty(), "the local engine wrote no documents");
-    if want != got {
-        let missing: Vec<_> = want.iter().filter(|d| !got.contains(d)).take(3).collect();
-        let extra: Vec<_> = got.iter().filter(|d| !want.contains(d)).take(3).collect();
-        panic!(
-            "{what}: {} documents vs the local engine's {}; missing e.g. {missing:?}, extra e.g. {extra:?}",
-            got.len(),
-            want.len()
-        );
-    }
-}
-
 /// Nothing but the output directory itself next to it (no `_tmp-…`/`_old-…` leftovers).
 fn siblings(output: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(output.parent().unwrap())
@@ -226,7 +213,7 @@ fn spark_engine_matches_local_engine_survives_failed_attempts_and_fails_cleanly(
         &out_dir.join("clean"),
         true,
     );
-    assert_same_documents(&want, &documents(&clean.output), "spark run");
+    assert_same_as_local(&want, &documents(&clean.output), "spark run");
     let stdout = String::from_utf8_lossy(&clean.result.stdout);
     assert!(
         stdout.contains(&totals),
@@ -259,7 +246,7 @@ fn spark_engine_matches_local_engine_survives_failed_attempts_and_fails_cleanly(
             "no {mode} attempt was made to fail: the fault injection did not run"
         );
     }
-    assert_same_documents(
+    assert_same_as_local(
         &want,
         &documents(&faulty.output),
         "spark run with failed attempts",
@@ -428,6 +415,6 @@ fn spark_engine_reads_stages_and_writes_on_s3() {
             .filter(|(k, _)| k.ends_with(".jsonl"))
             .map(|(k, v)| (k.clone(), v.as_str())),
     );
-    assert_same_documents(&want, &got, "spark run on S3");
+    assert_same_as_local(&want, &got, "spark run on S3");
     assert_eq!(staged, BTreeMap::new(), "staged objects left behind");
 }

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,8 +12,8 @@ use std::process::Command;
 use arrow_array::{Array, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray};
 use arrow_schema::DataType;
 use common::spark::{
-    files_under, job_bin, localize_step, planned_step_args, rendered_driver, replace_flag, run_ok,
-    spark_submit_command, timed, write_bundle, write_faulty_bundle,
+    assert_same_as_local, files_under, job_bin, localize_step, planned_step_args, rendered_driver,
+    replace_flag, run_ok, spark_submit_command, timed, write_bundle, write_faulty_bundle,
 };
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -140,19 +139,11 @@ fn cell(column: &dyn Array, row: usize) -> String {
 
 fn assert_same_tables(local: &Path, spark: &Path, what: &str) {
     for table in ["product_matches", "advertiser_match_rates"] {
-        let (want, got) = (table_rows(local, table), table_rows(spark, table));
-        assert!(!want.is_empty(), "the local engine wrote no {table}");
-        if want != got {
-            let want_set: BTreeSet<_> = want.iter().collect();
-            let got_set: BTreeSet<_> = got.iter().collect();
-            let missing: Vec<_> = want_set.difference(&got_set).take(5).collect();
-            let extra: Vec<_> = got_set.difference(&want_set).take(5).collect();
-            panic!(
-                "{what}: {table} differs from the local engine ({} rows vs {}); missing e.g. {missing:?}, extra e.g. {extra:?}",
-                want.len(),
-                got.len()
-            );
-        }
+        assert_same_as_local(
+            &table_rows(local, table),
+            &table_rows(spark, table),
+            &format!("{what}: {table}"),
+        );
     }
 }
 

@@ -69,41 +69,9 @@ impl Env {
         common::emr::active_for_run_key(&self.emr, run_key)
     }
 
-    /// Active clusters whose run key is one of `run_keys`, oldest first.
     fn active_for_run_keys(&self, run_keys: &[String]) -> Vec<String> {
-        block(async {
-            let listed = self
-                .emr
-                .list_clusters()
-                .set_cluster_states(Some(
-                    common::emr::ACTIVE
-                        .iter()
-                        .map(|s| aws_sdk_emr::types::ClusterState::from(*s))
-                        .collect(),
-                ))
-                .send()
-                .await
-                .unwrap();
-            let mut ids = Vec::new();
-            for cluster in listed.clusters() {
-                let id = cluster.id().unwrap();
-                let described = self
-                    .emr
-                    .describe_cluster()
-                    .cluster_id(id)
-                    .send()
-                    .await
-                    .unwrap();
-                let tags = described.cluster().unwrap().tags();
-                if tags.iter().any(|t| {
-                    t.key() == Some(common::emr::RUN_KEY_TAG)
-                        && run_keys.iter().any(|k| t.value() == Some(k.as_str()))
-                }) {
-                    ids.push(id.to_string());
-                }
-            }
-            ids
-        })
+        let run_keys: Vec<&str> = run_keys.iter().map(String::as_str).collect();
+        common::emr::active_for_run_keys(&self.emr, &run_keys)
     }
 
     fn all_clusters(&self) -> usize {

@@ -2,20 +2,21 @@
 //! and csv crates — determinism, the Hive layout, row counts and row groups, the late, direct
 //! and repeated-session shares, and the same events in every format.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::TimestampMicrosecondType;
-use arrow_array::Array;
 use arrow_schema::{DataType, TimeUnit};
 use emrship::job::gen::GenFormat;
 use emrship::job::rollup::gen::{generate, parse_start, RollupGenSpec, REFERRERS};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, LogicalType, TimeUnit as ParquetTimeUnit};
 use parquet::file::reader::{FileReader, SerializedFileReader};
+
+use common::rollup_files::{files, read_parquet_events};
 
 const HOUR_MICROS: i64 = 3_600_000_000;
 
@@ -31,24 +32,6 @@ fn spec(out: &Path, records: u64, records_per_file: u64, format: GenFormat) -> R
         format,
         out: out.to_path_buf(),
     }
-}
-
-/// Every file under `root`, relative, sorted.
-fn files(root: &Path) -> Vec<PathBuf> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else {
-                out.push(path.strip_prefix(root).unwrap().to_path_buf());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(root, root, &mut out);
-    out.sort();
-    out
 }
 
 fn contents(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
@@ -72,36 +55,10 @@ fn stem(relative: &Path) -> String {
 }
 
 fn read_parquet(root: &Path) -> Vec<Event> {
-    let mut events = Vec::new();
-    for relative in files(root) {
-        if relative.extension().is_none_or(|e| e != "parquet") {
-            continue;
-        }
-        let file = File::open(root.join(&relative)).unwrap();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .unwrap()
-            .build()
-            .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let urls = batch.column(0).as_string::<i32>();
-            let referrers = batch.column(1).as_string::<i32>();
-            let sessions = batch.column(2).as_string::<i32>();
-            let times = batch.column(3).as_primitive::<TimestampMicrosecondType>();
-            for i in 0..batch.num_rows() {
-                events.push((
-                    stem(&relative),
-                    urls.value(i).to_string(),
-                    referrers
-                        .is_valid(i)
-                        .then(|| referrers.value(i).to_string()),
-                    sessions.value(i).to_string(),
-                    times.value(i),
-                ));
-            }
-        }
-    }
-    events
+    read_parquet_events(root)
+        .into_iter()
+        .map(|e| (stem(&e.file), e.url, e.referrer, e.session, e.ts))
+        .collect()
 }
 
 fn parse_ts(text: &str) -> i64 {

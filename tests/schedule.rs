@@ -227,6 +227,14 @@ fn actions(output: &Output) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Every change of a run's report has `action`, and there is at least one: an empty report
+/// would otherwise pass any "every change is …" check.
+fn assert_every_action(output: &Output, action: &str) {
+    let changes = actions(output);
+    assert!(!changes.is_empty(), "no changes reported");
+    assert!(changes.iter().all(|(_, a)| a == action), "{changes:#?}");
+}
+
 /// Whether a request the proxy saw could change anything: Lambda's and S3's REST writes, and
 /// the operations of the query and JSON protocols (IAM, EventBridge) that are not reads.
 fn is_mutating(seen: &Seen) -> bool {
@@ -377,13 +385,7 @@ fn schedule_creates_every_piece_and_a_second_run_changes_nothing() {
     let proxy = FaultProxy::start(env.moto.port, FaultMix::NONE, 5);
     let again = env.schedule_with(&proxy.endpoint, &repo_spec(), &[]);
     assert_exit(&again, 0);
-    assert!(
-        actions(&again)
-            .iter()
-            .all(|(_, action)| action == "unchanged"),
-        "{:#?}",
-        actions(&again)
-    );
+    assert_every_action(&again, "unchanged");
     let seen = proxy.seen();
     assert!(!seen.is_empty());
     let mutating: Vec<&Seen> = seen.iter().filter(|s| is_mutating(s)).collect();
@@ -516,13 +518,7 @@ fn unschedule_removes_what_schedule_created_and_nothing_else() {
 
     let output = env.emrship(&["unschedule", &spec, "--format", "json"]);
     assert_exit(&output, 0);
-    assert!(
-        actions(&output)
-            .iter()
-            .all(|(_, action)| action == "deleted"),
-        "{:?}",
-        actions(&output)
-    );
+    assert_every_action(&output, "deleted");
     env.assert_nothing_scheduled();
     assert!(env.targets(RULE).is_empty());
     // What it did not create stays.
@@ -534,11 +530,7 @@ fn unschedule_removes_what_schedule_created_and_nothing_else() {
     // Again: nothing left to remove is fine.
     let again = env.emrship(&["unschedule", &spec, "--format", "json"]);
     assert_exit(&again, 0);
-    assert!(
-        actions(&again).iter().all(|(_, action)| action == "absent"),
-        "{:?}",
-        actions(&again)
-    );
+    assert_every_action(&again, "absent");
 }
 
 #[test]

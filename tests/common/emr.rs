@@ -52,6 +52,11 @@ pub fn assert_exit(output: &Output, code: i32) {
 
 /// Active clusters carrying the run key tag.
 pub fn active_for_run_key(emr: &aws_sdk_emr::Client, run_key: &str) -> Vec<String> {
+    active_for_run_keys(emr, &[run_key])
+}
+
+/// Active clusters whose run key tag is one of `run_keys`, in the order EMR lists them.
+pub fn active_for_run_keys(emr: &aws_sdk_emr::Client, run_keys: &[&str]) -> Vec<String> {
     block(async {
         let listed = emr
             .list_clusters()
@@ -65,13 +70,9 @@ pub fn active_for_run_key(emr: &aws_sdk_emr::Client, run_key: &str) -> Vec<Strin
         for cluster in listed.clusters() {
             let id = cluster.id().unwrap();
             let described = emr.describe_cluster().cluster_id(id).send().await.unwrap();
-            if described
-                .cluster()
-                .unwrap()
-                .tags()
-                .iter()
-                .any(|t| t.key() == Some(RUN_KEY_TAG) && t.value() == Some(run_key))
-            {
+            if described.cluster().unwrap().tags().iter().any(|t| {
+                t.key() == Some(RUN_KEY_TAG) && run_keys.iter().any(|k| t.value() == Some(*k))
+            }) {
                 ids.push(id.to_string());
             }
         }

@@ -10,6 +10,9 @@ pub mod fault_proxy;
 pub mod moto;
 #[cfg(feature = "job")]
 pub mod postgres;
+pub mod rng;
+#[cfg(feature = "job")]
+pub mod rollup_files;
 #[cfg(all(feature = "aws", feature = "job"))]
 pub mod spark;
 

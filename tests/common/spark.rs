@@ -1,11 +1,30 @@
 //! Running a planned Spark step under real pyspark (Spark 3.5 local mode, from `.venv-test`):
 //! the step args `emrship plan` renders, with only what local mode needs substituted.
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
+
+/// The Spark engine's rows (`got`) are exactly the local engine's (`want`), in order; if not,
+/// the panic names a few rows missing and a few extra. An empty `want` fails too: comparing
+/// with nothing would prove nothing.
+pub fn assert_same_as_local(want: &[String], got: &[String], what: &str) {
+    assert!(!want.is_empty(), "{what}: the local engine wrote nothing");
+    if want != got {
+        let want_set: BTreeSet<&String> = want.iter().collect();
+        let got_set: BTreeSet<&String> = got.iter().collect();
+        let missing: Vec<_> = want_set.difference(&got_set).take(5).collect();
+        let extra: Vec<_> = got_set.difference(&want_set).take(5).collect();
+        panic!(
+            "{what}: {} rows vs the local engine's {}; missing e.g. {missing:?}, extra e.g. {extra:?}",
+            got.len(),
+            want.len()
+        );
+    }
+}
 
 pub fn job_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_emrship-job"))

@@ -1,0 +1,23 @@
+//! A seeded PRNG for test inputs (splitmix64): the same inputs for a seed on every run.
+
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// Skewed: small values much more likely.
+    pub fn skewed(&mut self, n: u64) -> u64 {
+        let a = self.below(n);
+        self.below(a + 1)
+    }
+}
