@@ -32,7 +32,9 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use super::input::{list_event_files, plan_file, MapInput};
-use super::kernel::{BucketGroups, Dictionaries, GroupKey, Interner, Piece, Shuffle};
+use super::kernel::{
+    add_referrer, BucketGroups, Dictionaries, Interner, LongSessions, Piece, Shuffle,
+};
 use super::output::{part_name, OutputWriter};
 use super::{map_all, reduce_bucket, RollupJob, RollupReport};
 use crate::job::engine::default_threads;
@@ -377,8 +379,7 @@ struct BucketMerge {
     customers: Interner,
     urls: Interner,
     referrers: Interner,
-    long_sessions: HashMap<Box<[u8]>, u64>,
-    index: HashMap<GroupKey, u32>,
+    long_sessions: LongSessions,
     groups: BucketGroups,
     piece: Piece,
 }
@@ -410,9 +411,7 @@ impl BucketMerge {
             let end = r.pos.checked_add(len).ok_or_else(damaged)?;
             let bytes = r.data.get(r.pos..end).ok_or_else(damaged)?;
             r.pos = end;
-            let next = self.long_sessions.len() as u64;
-            let id = *self.long_sessions.entry(bytes.into()).or_insert(next);
-            long_ids.push(u128::from(id) + 1);
+            long_ids.push(self.long_sessions.packed(bytes));
         }
         let groups = r.varint().ok_or_else(damaged)?;
         for _ in 0..groups {
@@ -421,23 +420,12 @@ impl BucketMerge {
             let url = *urls.get(field()? as usize).ok_or_else(damaged)?;
             let hour = unzigzag(field()?);
             let page_views = field()?;
-            let key = (customer, url, hour);
-            let next = self.groups.keys.len() as u32;
-            let g = *self.index.entry(key).or_insert(next);
-            if g == next {
-                self.groups.keys.push(key);
-                self.groups.page_views.push(0);
-                self.groups.referrers.push(Vec::new());
-            }
+            let g = self.groups.group((customer, url, hour));
             self.groups.page_views[g as usize] += page_views;
             let sums = &mut self.groups.referrers[g as usize];
             for _ in 0..field()? {
                 let referrer = *referrers.get(field()? as usize).ok_or_else(damaged)?;
-                let count = field()?;
-                match sums.iter_mut().find(|(r, _)| *r == referrer) {
-                    Some((_, total)) => *total += count,
-                    None => sums.push((referrer, count)),
-                }
+                add_referrer(sums, referrer, field()?);
             }
             let sessions = field()?;
             for _ in 0..sessions {
