@@ -39,7 +39,7 @@ use super::output::{part_name, OutputWriter};
 use super::{map_all, reduce_bucket, RollupJob, RollupReport};
 use crate::job::engine::default_threads;
 use crate::job::engine::spark::{
-    check_bucket_coverage, check_reduce_task, read_frames, write_frame,
+    check_bucket_coverage, check_reduce_task, read_frames, write_frame, TaskLine,
 };
 use crate::job::location::Location;
 use crate::job::model::JobError;
@@ -336,26 +336,15 @@ impl StagedBucket {
     }
 
     pub fn parse(line: &str) -> Result<StagedBucket, JobError> {
-        let bad = |why: &str| {
-            JobError::Usage(format!(
-                "finalize input line {line:?}: {why} (expected the JSON line a rollup reduce task prints)"
-            ))
-        };
-        let value: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| bad(&format!("not JSON: {e}")))?;
-        let number = |name: &str| {
-            value
-                .get(name)
-                .and_then(serde_json::Value::as_u64)
-                .ok_or_else(|| bad(&format!("no number {name:?}")))
-        };
-        let staged = match value.get("staged") {
+        let line = TaskLine::parse(line, "a rollup reduce task")?;
+        let number = |name: &str| line.number(&line.value, name);
+        let staged = match line.value.get("staged") {
             Some(serde_json::Value::String(s)) => Some(s.clone()),
             Some(serde_json::Value::Null) => None,
-            _ => return Err(bad("no \"staged\" (a string or null)")),
+            _ => return Err(line.bad("no \"staged\" (a string or null)")),
         };
         Ok(StagedBucket {
-            bucket: u32::try_from(number("bucket")?).map_err(|_| bad("bucket too large"))?,
+            bucket: line.bucket()?,
             staged,
             documents: number("documents")?,
             visitors: number("visitors")?,
