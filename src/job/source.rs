@@ -901,6 +901,18 @@ fn text_field<'r>(
     }
 }
 
+/// A CSV reader over a file's bytes: a header row (after a UTF-8 byte order mark, if any),
+/// rows of any length.
+pub(crate) fn csv_reader(data: &[u8]) -> csv::Reader<&[u8]> {
+    let data = data
+        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
+        .unwrap_or(data);
+    csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(data)
+}
+
 fn scan_csv<V: PairVisitor>(
     location: &Location,
     data: &[u8],
@@ -908,13 +920,7 @@ fn scan_csv<V: PairVisitor>(
     visitor: &mut V,
     stats: &mut ScanStats,
 ) -> Result<(), JobError> {
-    let data = data
-        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
-        .unwrap_or(data);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(data);
+    let mut reader = csv_reader(data);
     let headers: Vec<String> = reader
         .byte_headers()
         .map_err(|e| JobError::input(location, format!("cannot read the CSV header row: {e}")))?

@@ -28,7 +28,9 @@ use hashbrown::HashMap;
 
 use crate::job::location::{is_hidden, list_inputs, Location};
 use crate::job::model::JobError;
-use crate::job::source::{parse_time_micros, with_dictionary_hint, Format, ParquetFile};
+use crate::job::source::{
+    csv_reader, parse_time_micros, with_dictionary_hint, Format, ParquetFile,
+};
 
 pub const CUSTOMER: &str = "customer";
 pub const URL: &str = "url";
@@ -635,13 +637,7 @@ impl TextColumns {
 }
 
 fn csv_batch(location: &Location, data: &[u8]) -> Result<Option<RecordBatch>, JobError> {
-    let data = data
-        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
-        .unwrap_or(data);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(data);
+    let mut reader = csv_reader(data);
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| JobError::input(location, format!("cannot read the CSV header row: {e}")))?
