@@ -188,6 +188,23 @@ impl Location {
         }
     }
 
+    /// Removes this location taken as a directory/prefix with everything under it, as far as
+    /// it can: for cleaning up a staging area, where a leftover is harmless.
+    pub fn remove_tree(&self) {
+        match self {
+            Location::Local(path) => {
+                let _ = std::fs::remove_dir_all(path);
+            }
+            Location::S3 { .. } => {
+                if let Ok(files) = self.list_all() {
+                    for file in files {
+                        let _ = file.delete();
+                    }
+                }
+            }
+        }
+    }
+
     /// The files directly inside this location taken as a directory/prefix (sorted; names
     /// starting with `_` or `.` skipped). A missing directory/prefix lists as empty.
     pub fn list_dir(&self) -> Result<Vec<Location>, JobError> {
@@ -324,6 +341,46 @@ impl Location {
 }
 
 /// `_…` and `.…` names are markers or work in progress, never data.
+/// The step of [`replace_dir`] that failed.
+pub enum ReplaceStep {
+    MoveOldAside,
+    MoveNewIn,
+    RemoveOld,
+}
+
+/// Puts the local directory `new` in place of `target`: an existing `target` is renamed to
+/// `old` first (and back when the move in fails) and removed last, so a reader sees the old
+/// tree or the new one.
+pub fn replace_dir(
+    new: &Path,
+    target: &Path,
+    old: &Path,
+) -> Result<(), (ReplaceStep, std::io::Error)> {
+    let had_old = target.exists();
+    if had_old {
+        std::fs::rename(target, old).map_err(|e| (ReplaceStep::MoveOldAside, e))?;
+    }
+    if let Err(e) = std::fs::rename(new, target) {
+        if had_old {
+            let _ = std::fs::rename(old, target);
+        }
+        return Err((ReplaceStep::MoveNewIn, e));
+    }
+    if had_old {
+        std::fs::remove_dir_all(old).map_err(|e| (ReplaceStep::RemoveOld, e))?;
+    }
+    Ok(())
+}
+
+/// A name part unique to one run of a writer (process id and clock), for its staging area.
+pub fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{nanos:x}", std::process::id())
+}
+
 pub fn is_hidden(name: &str) -> bool {
     name.starts_with('_') || name.starts_with('.')
 }

@@ -34,7 +34,8 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
 };
 use parquet::arrow::ProjectionMask;
 use parquet::file::reader::ChunkReader;
@@ -126,18 +127,102 @@ impl Format {
     }
 }
 
-#[derive(Clone)]
+/// Where a Parquet file's bytes come from: a local file is reopened per read, an S3 object is
+/// fetched once and shared.
 enum ParquetBytes {
     Local(std::path::PathBuf),
     Memory(Bytes),
 }
 
-/// A Parquet file whose footer has been read once, shared by its row-group units.
+/// A Parquet file whose footer has been read once, shared by its row-group units (here and in
+/// the rollup's map inputs).
 pub struct ParquetFile {
-    location: Location,
+    pub(crate) location: Location,
     bytes: ParquetBytes,
-    metadata: ArrowReaderMetadata,
+    /// The reader metadata, possibly with a dictionary hint (see [`with_dictionary_hint`]).
+    pub(crate) metadata: ArrowReaderMetadata,
     projection: Vec<usize>,
+}
+
+impl ParquetFile {
+    /// Reads the footer of the file at `location` (fetching an S3 object once). `configure`
+    /// gets the plain reader metadata and returns the metadata to read with and the projected
+    /// column indices, failing when a needed column is missing.
+    pub(crate) fn open(
+        location: &Location,
+        configure: impl FnOnce(
+            ArrowReaderMetadata,
+        ) -> Result<(ArrowReaderMetadata, Vec<usize>), JobError>,
+    ) -> Result<ParquetFile, JobError> {
+        let bytes = match location {
+            Location::Local(path) => ParquetBytes::Local(path.clone()),
+            Location::S3 { .. } => ParquetBytes::Memory(location.read()?),
+        };
+        let corrupt = |e: parquet::errors::ParquetError| {
+            JobError::input(location, format!("not a readable Parquet file: {e}"))
+        };
+        let plain = match &bytes {
+            ParquetBytes::Local(path) => {
+                let file = File::open(path)
+                    .map_err(|e| JobError::input(location, format!("cannot open: {e}")))?;
+                ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(corrupt)?
+            }
+            ParquetBytes::Memory(data) => {
+                ArrowReaderMetadata::load(data, ArrowReaderOptions::new()).map_err(corrupt)?
+            }
+        };
+        let (metadata, projection) = configure(plain)?;
+        Ok(ParquetFile {
+            location: location.clone(),
+            bytes,
+            metadata,
+            projection,
+        })
+    }
+
+    /// The rows of `row_groups`, projected, in batches of `batch_rows`.
+    pub(crate) fn batches(
+        &self,
+        row_groups: Vec<usize>,
+        batch_rows: usize,
+    ) -> Result<ParquetRecordBatchReader, JobError> {
+        match &self.bytes {
+            ParquetBytes::Local(path) => {
+                let reader = File::open(path)
+                    .map_err(|e| JobError::input(&self.location, format!("cannot open: {e}")))?;
+                self.build_reader(reader, row_groups, batch_rows)
+            }
+            ParquetBytes::Memory(data) => self.build_reader(data.clone(), row_groups, batch_rows),
+        }
+    }
+
+    fn build_reader<T: ChunkReader + 'static>(
+        &self,
+        reader: T,
+        row_groups: Vec<usize>,
+        batch_rows: usize,
+    ) -> Result<ParquetRecordBatchReader, JobError> {
+        let mask = ProjectionMask::roots(
+            self.metadata.metadata().file_metadata().schema_descr(),
+            self.projection.iter().copied(),
+        );
+        ParquetRecordBatchReaderBuilder::new_with_metadata(reader, self.metadata.clone())
+            .with_projection(mask)
+            .with_row_groups(row_groups)
+            .with_batch_size(batch_rows)
+            .build()
+            .map_err(|e| {
+                JobError::input(&self.location, format!("not a readable Parquet file: {e}"))
+            })
+    }
+
+    /// The rows before row group `row_group`: row numbers in errors count from the file's start.
+    pub(crate) fn rows_before(&self, row_group: usize) -> u64 {
+        let parquet = self.metadata.metadata();
+        (0..row_group)
+            .map(|rg| parquet.row_group(rg).num_rows() as u64)
+            .sum()
+    }
 }
 
 /// A share of the input one task scans: a set of row groups of one Parquet file, or one whole
@@ -174,55 +259,38 @@ pub fn plan_file(location: &Location, options: ScanOptions) -> Result<Vec<ScanUn
             format,
         }]);
     }
-    let bytes = match location {
-        Location::Local(path) => ParquetBytes::Local(path.clone()),
-        Location::S3 { .. } => ParquetBytes::Memory(location.read()?),
-    };
-    let corrupt = |e: parquet::errors::ParquetError| {
-        JobError::input(location, format!("not a readable Parquet file: {e}"))
-    };
-    let plain = match &bytes {
-        ParquetBytes::Local(path) => {
-            let file = File::open(path)
-                .map_err(|e| JobError::input(location, format!("cannot open: {e}")))?;
-            ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(corrupt)?
-        }
-        ParquetBytes::Memory(data) => {
-            ArrowReaderMetadata::load(data, ArrowReaderOptions::new()).map_err(corrupt)?
-        }
-    };
-    let schema = plain.schema().clone();
-    let index_of = |name: &str| schema.fields().iter().position(|f| f.name() == name);
-    let mut projection = Vec::new();
-    for column in [ADVERTISER_ID, PRODUCT_ID] {
-        match index_of(column) {
-            Some(i) => projection.push(i),
-            None => {
-                return Err(missing_column(
-                    location,
-                    options,
-                    column,
-                    schema_names(&schema),
-                ))
+    let file = Arc::new(ParquetFile::open(location, |plain| {
+        let schema = plain.schema().clone();
+        let index_of = |name: &str| schema.fields().iter().position(|f| f.name() == name);
+        let mut projection = Vec::new();
+        for column in [ADVERTISER_ID, PRODUCT_ID] {
+            match index_of(column) {
+                Some(i) => projection.push(i),
+                None => {
+                    return Err(missing_column(
+                        location,
+                        options,
+                        column,
+                        schema_names(&schema),
+                    ))
+                }
             }
         }
-    }
-    if options.day.is_some() {
-        if let Some(i) = index_of(EVENT_TIME) {
-            projection.push(i);
+        if options.day.is_some() {
+            if let Some(i) = index_of(EVENT_TIME) {
+                projection.push(i);
+            }
         }
-    }
-    // Ask for advertiser_id as a dictionary: Parquet usually stores it dictionary-encoded, and
-    // the reader then hands the dictionary over instead of materialising a string per row.
-    let advertiser = projection[0];
-    let metadata = with_dictionary_hint(plain, |i, _| i == advertiser);
-    let row_groups = metadata.metadata().num_row_groups();
-    let file = Arc::new(ParquetFile {
-        location: location.clone(),
-        bytes,
-        metadata,
-        projection,
-    });
+        // Ask for advertiser_id as a dictionary: Parquet usually stores it dictionary-encoded,
+        // and the reader then hands the dictionary over instead of materialising a string per
+        // row.
+        let advertiser = projection[0];
+        Ok((
+            with_dictionary_hint(plain, |i, _| i == advertiser),
+            projection,
+        ))
+    })?);
+    let row_groups = file.metadata.metadata().num_row_groups();
     if row_groups == 0 {
         return Ok(vec![ScanUnit::Parquet {
             file,
@@ -282,17 +350,7 @@ pub fn scan_unit<V: PairVisitor>(
             if row_groups.is_empty() {
                 return Ok(());
             }
-            match &file.bytes {
-                ParquetBytes::Local(path) => {
-                    let reader = File::open(path).map_err(|e| {
-                        JobError::input(&file.location, format!("cannot open: {e}"))
-                    })?;
-                    scan_parquet(file, reader, row_groups, options, visitor, stats)
-                }
-                ParquetBytes::Memory(data) => {
-                    scan_parquet(file, data.clone(), row_groups, options, visitor, stats)
-                }
-            }
+            scan_parquet(file, row_groups, options, visitor, stats)
         }
         ScanUnit::Whole { location, format } => {
             stats.files += 1;
@@ -306,32 +364,18 @@ pub fn scan_unit<V: PairVisitor>(
     }
 }
 
-fn scan_parquet<T: ChunkReader + 'static, V: PairVisitor>(
+fn scan_parquet<V: PairVisitor>(
     file: &ParquetFile,
-    reader: T,
     row_groups: &[usize],
     options: ScanOptions,
     visitor: &mut V,
     stats: &mut ScanStats,
 ) -> Result<(), JobError> {
     let location = &file.location;
-    let mask = ProjectionMask::roots(
-        file.metadata.metadata().file_metadata().schema_descr(),
-        file.projection.iter().copied(),
-    );
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(reader, file.metadata.clone())
-        .with_projection(mask)
-        .with_row_groups(row_groups.to_vec())
-        .with_batch_size(BATCH_ROWS)
-        .build()
-        .map_err(|e| JobError::input(location, format!("not a readable Parquet file: {e}")))?;
+    let reader = file.batches(row_groups.to_vec(), BATCH_ROWS)?;
     let window = options.day.map(DayWindow::new);
     let mut cache = AdvertiserCache::default();
-    let parquet = file.metadata.metadata();
-    // Row numbers in errors count from the start of the file.
-    let mut first_row: u64 = (0..row_groups[0])
-        .map(|rg| parquet.row_group(rg).num_rows() as u64)
-        .sum();
+    let mut first_row = file.rows_before(row_groups[0]);
     for batch in reader {
         let batch =
             batch.map_err(|e| JobError::input(location, format!("corrupt Parquet data: {e}")))?;
@@ -857,6 +901,18 @@ fn text_field<'r>(
     }
 }
 
+/// A CSV reader over a file's bytes: a header row (after a UTF-8 byte order mark, if any),
+/// rows of any length.
+pub(crate) fn csv_reader(data: &[u8]) -> csv::Reader<&[u8]> {
+    let data = data
+        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
+        .unwrap_or(data);
+    csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(data)
+}
+
 fn scan_csv<V: PairVisitor>(
     location: &Location,
     data: &[u8],
@@ -864,13 +920,7 @@ fn scan_csv<V: PairVisitor>(
     visitor: &mut V,
     stats: &mut ScanStats,
 ) -> Result<(), JobError> {
-    let data = data
-        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
-        .unwrap_or(data);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(data);
+    let mut reader = csv_reader(data);
     let headers: Vec<String> = reader
         .byte_headers()
         .map_err(|e| JobError::input(location, format!("cannot read the CSV header row: {e}")))?

@@ -322,36 +322,67 @@ impl StagedPart {
     }
 
     pub fn parse(line: &str) -> Result<StagedPart, JobError> {
-        let bad = |why: &str| {
-            JobError::Usage(format!(
-                "finalize input line {line:?}: {why} (expected the JSON line a reduce task prints)"
-            ))
-        };
-        let value: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| bad(&format!("not JSON: {e}")))?;
-        let number = |v: &serde_json::Value, name: &str| {
-            v.get(name)
-                .and_then(serde_json::Value::as_u64)
-                .ok_or_else(|| bad(&format!("no number {name:?}")))
-        };
-        let stats = value.get("stats").ok_or_else(|| bad("no \"stats\""))?;
+        let line = TaskLine::parse(line, "a reduce task")?;
+        let value = &line.value;
+        let stats = value.get("stats").ok_or_else(|| line.bad("no \"stats\""))?;
         Ok(StagedPart {
-            bucket: u32::try_from(number(&value, "bucket")?)
-                .map_err(|_| bad("bucket too large"))?,
+            bucket: line.bucket()?,
             staged: value
                 .get("staged")
                 .and_then(serde_json::Value::as_str)
-                .ok_or_else(|| bad("no string \"staged\""))?
+                .ok_or_else(|| line.bad("no string \"staged\""))?
                 .to_string(),
-            rows: number(&value, "rows")?,
+            rows: line.number(value, "rows")?,
             stats: ScanStats {
-                files: number(stats, "files")?,
-                rows_read: number(stats, "rows_read")?,
-                rows_counted: number(stats, "rows_counted")?,
-                rows_outside_day: number(stats, "rows_outside_day")?,
-                rows_missing_ids: number(stats, "rows_missing_ids")?,
+                files: line.number(stats, "files")?,
+                rows_read: line.number(stats, "rows_read")?,
+                rows_counted: line.number(stats, "rows_counted")?,
+                rows_outside_day: line.number(stats, "rows_outside_day")?,
+                rows_missing_ids: line.number(stats, "rows_missing_ids")?,
             },
         })
+    }
+}
+
+/// One line of finalize's input: the JSON line a reduce task printed. Errors quote the line
+/// and say which task prints it.
+pub struct TaskLine<'a> {
+    line: &'a str,
+    /// What prints such lines, e.g. "a reduce task".
+    printer: &'static str,
+    pub value: serde_json::Value,
+}
+
+impl<'a> TaskLine<'a> {
+    pub fn parse(line: &'a str, printer: &'static str) -> Result<TaskLine<'a>, JobError> {
+        let mut parsed = TaskLine {
+            line,
+            printer,
+            value: serde_json::Value::Null,
+        };
+        parsed.value =
+            serde_json::from_str(line).map_err(|e| parsed.bad(&format!("not JSON: {e}")))?;
+        Ok(parsed)
+    }
+
+    pub fn bad(&self, why: &str) -> JobError {
+        JobError::Usage(format!(
+            "finalize input line {:?}: {why} (expected the JSON line {} prints)",
+            self.line, self.printer
+        ))
+    }
+
+    /// The unsigned number `name` of `object` (the line's value or an object inside it).
+    pub fn number(&self, object: &serde_json::Value, name: &str) -> Result<u64, JobError> {
+        object
+            .get(name)
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| self.bad(&format!("no number {name:?}")))
+    }
+
+    /// The line's `bucket`.
+    pub fn bucket(&self) -> Result<u32, JobError> {
+        u32::try_from(self.number(&self.value, "bucket")?).map_err(|_| self.bad("bucket too large"))
     }
 }
 
@@ -752,6 +783,23 @@ mod tests {
         assert!(check_coverage(&[part(2)], 2).is_err());
         let line = part(1).to_line();
         assert_eq!(StagedPart::parse(&line).unwrap(), part(1));
+    }
+
+    #[test]
+    fn bad_finalize_lines_are_quoted_with_what_prints_them() {
+        let err = StagedPart::parse("{oops").unwrap_err().to_string();
+        assert!(
+            err.contains("\"{oops\"") && err.contains("not JSON") && err.contains("a reduce task"),
+            "{err}"
+        );
+        let err = StagedPart::parse(r#"{"bucket":4294967296,"stats":{}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bucket too large"), "{err}");
+        let err = StagedPart::parse(r#"{"bucket":1,"staged":"s/1","stats":{}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no number \"rows\""), "{err}");
     }
 
     #[test]

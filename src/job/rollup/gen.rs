@@ -32,7 +32,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
 
-use crate::job::gen::{GenFormat, Random};
+use crate::job::gen::{time_text, GenFormat, Random};
 use crate::job::model::JobError;
 
 /// The referrers events come from, most common first; null (not listed) is a direct visit.
@@ -384,13 +384,6 @@ fn session_hex(session: u64) -> [u8; 16] {
 
 fn session_str(text: &[u8; 16]) -> &str {
     std::str::from_utf8(text).expect("hex digits")
-}
-
-fn time_text(micros: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(micros)
-        .expect("a time within chrono's range")
-        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
-        .to_string()
 }
 
 fn write_file(model: &Model, file: u64, path: &Path) -> Result<RollupGenReport, JobError> {

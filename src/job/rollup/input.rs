@@ -15,7 +15,6 @@
 //!   errors naming the file and, where known, the row.
 
 use std::borrow::Cow;
-use std::fs::File;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -25,17 +24,13 @@ use arrow_array::types::{
 };
 use arrow_array::{Array, ArrayRef, LargeStringArray, RecordBatch, StringArray, StringViewArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use bytes::Bytes;
 use hashbrown::HashMap;
-use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
-};
-use parquet::arrow::ProjectionMask;
-use parquet::file::reader::ChunkReader;
 
 use crate::job::location::{is_hidden, list_inputs, Location};
 use crate::job::model::JobError;
-use crate::job::source::{parse_time_micros, with_dictionary_hint, Format};
+use crate::job::source::{
+    csv_reader, parse_time_micros, with_dictionary_hint, Format, ParquetFile,
+};
 
 pub const CUSTOMER: &str = "customer";
 pub const URL: &str = "url";
@@ -170,20 +165,6 @@ fn partition_customer(location: &Location) -> Option<String> {
         .map(|(_, value)| value)
 }
 
-#[derive(Clone)]
-enum ParquetBytes {
-    Local(std::path::PathBuf),
-    Memory(Bytes),
-}
-
-/// A Parquet file whose footer was read once, shared by its row-group tasks.
-pub struct ParquetFile {
-    location: Location,
-    bytes: ParquetBytes,
-    metadata: ArrowReaderMetadata,
-    projection: Vec<usize>,
-}
-
 /// A map task's input: one row group of a Parquet file, or one whole CSV/JSON Lines file.
 pub struct MapInput {
     pub location: Location,
@@ -221,50 +202,30 @@ pub fn plan_file(location: &Location) -> Result<Vec<MapInput>, JobError> {
             kind: InputKind::Whole { format },
         }]);
     }
-    let bytes = match location {
-        Location::Local(path) => ParquetBytes::Local(path.clone()),
-        Location::S3 { .. } => ParquetBytes::Memory(location.read()?),
-    };
-    let corrupt = |e: parquet::errors::ParquetError| {
-        JobError::input(location, format!("not a readable Parquet file: {e}"))
-    };
-    let plain = match &bytes {
-        ParquetBytes::Local(path) => {
-            let file = File::open(path)
-                .map_err(|e| JobError::input(location, format!("cannot open: {e}")))?;
-            ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(corrupt)?
+    let file = Arc::new(ParquetFile::open(location, |plain| {
+        let schema = plain.schema().clone();
+        let index_of = |name: &str| schema.fields().iter().position(|f| f.name() == name);
+        let mut projection = Vec::new();
+        for column in [URL, REFERRER, SESSION_ID, TS] {
+            match index_of(column) {
+                Some(i) => projection.push(i),
+                None => return Err(missing_column(location, column, &schema_names(&schema))),
+            }
         }
-        ParquetBytes::Memory(data) => {
-            ArrowReaderMetadata::load(data, ArrowReaderOptions::new()).map_err(corrupt)?
-        }
-    };
-    let schema = plain.schema().clone();
-    let index_of = |name: &str| schema.fields().iter().position(|f| f.name() == name);
-    let mut projection = Vec::new();
-    for column in [URL, REFERRER, SESSION_ID, TS] {
-        match index_of(column) {
+        match index_of(CUSTOMER) {
             Some(i) => projection.push(i),
-            None => return Err(missing_column(location, column, &schema_names(&schema))),
+            None if customer.is_some() => {}
+            None => return Err(missing_column(location, CUSTOMER, &schema_names(&schema))),
         }
-    }
-    match index_of(CUSTOMER) {
-        Some(i) => projection.push(i),
-        None if customer.is_some() => {}
-        None => return Err(missing_column(location, CUSTOMER, &schema_names(&schema))),
-    }
-    // Ask for the repetitive string columns as dictionaries: Parquet stores them dictionary
-    // encoded, and the reader then hands the dictionary over instead of a string per row.
-    let dictionary_columns = [URL, REFERRER, CUSTOMER];
-    let metadata = with_dictionary_hint(plain, |_, f| {
-        dictionary_columns.contains(&f.name().as_str())
-    });
-    let parquet = metadata.metadata().clone();
-    let file = Arc::new(ParquetFile {
-        location: location.clone(),
-        bytes,
-        metadata,
-        projection,
-    });
+        // Ask for the repetitive string columns as dictionaries: Parquet stores them dictionary
+        // encoded, and the reader then hands the dictionary over instead of a string per row.
+        let dictionary_columns = [URL, REFERRER, CUSTOMER];
+        let metadata = with_dictionary_hint(plain, |_, f| {
+            dictionary_columns.contains(&f.name().as_str())
+        });
+        Ok((metadata, projection))
+    })?);
+    let parquet = file.metadata.metadata().clone();
     Ok((0..parquet.num_row_groups())
         .map(|rg| MapInput {
             location: location.clone(),
@@ -601,16 +562,7 @@ pub fn read_input(
     visit: &mut dyn FnMut(&EventColumns<'_>) -> Result<(), JobError>,
 ) -> Result<u64, JobError> {
     match &input.kind {
-        InputKind::RowGroup { file, row_group } => match &file.bytes {
-            ParquetBytes::Local(path) => {
-                let reader = File::open(path)
-                    .map_err(|e| JobError::input(&file.location, format!("cannot open: {e}")))?;
-                read_row_group(input, file, reader, *row_group, visit)
-            }
-            ParquetBytes::Memory(data) => {
-                read_row_group(input, file, data.clone(), *row_group, visit)
-            }
-        },
+        InputKind::RowGroup { file, row_group } => read_row_group(input, file, *row_group, visit),
         InputKind::Whole { format } => {
             let data = input.location.read()?;
             let batch = match format {
@@ -625,28 +577,15 @@ pub fn read_input(
     }
 }
 
-fn read_row_group<T: ChunkReader + 'static>(
+fn read_row_group(
     input: &MapInput,
     file: &ParquetFile,
-    reader: T,
     row_group: usize,
     visit: &mut dyn FnMut(&EventColumns<'_>) -> Result<(), JobError>,
 ) -> Result<u64, JobError> {
     let location = &file.location;
-    let parquet = file.metadata.metadata();
-    let mask = ProjectionMask::roots(
-        parquet.file_metadata().schema_descr(),
-        file.projection.iter().copied(),
-    );
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(reader, file.metadata.clone())
-        .with_projection(mask)
-        .with_row_groups(vec![row_group])
-        .with_batch_size(PARQUET_BATCH_ROWS)
-        .build()
-        .map_err(|e| JobError::input(location, format!("not a readable Parquet file: {e}")))?;
-    let mut first_row: u64 = (0..row_group)
-        .map(|rg| parquet.row_group(rg).num_rows() as u64)
-        .sum();
+    let reader = file.batches(vec![row_group], PARQUET_BATCH_ROWS)?;
+    let mut first_row = file.rows_before(row_group);
     let mut rows = 0;
     for batch in reader {
         let batch = batch.map_err(|e| {
@@ -698,13 +637,7 @@ impl TextColumns {
 }
 
 fn csv_batch(location: &Location, data: &[u8]) -> Result<Option<RecordBatch>, JobError> {
-    let data = data
-        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
-        .unwrap_or(data);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(data);
+    let mut reader = csv_reader(data);
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| JobError::input(location, format!("cannot read the CSV header row: {e}")))?

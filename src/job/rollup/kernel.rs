@@ -102,13 +102,68 @@ pub struct BucketGroups {
     pub referrers: Vec<Vec<(u32, u64)>>,
 }
 
+impl BucketGroups {
+    /// The index of the group `key` in this bucket, adding it (with zero sums) when new.
+    pub fn group(&mut self, key: GroupKey) -> u32 {
+        let next = self.keys.len() as u32;
+        let g = *self.index.entry(key).or_insert(next);
+        if g == next {
+            self.keys.push(key);
+            self.page_views.push(0);
+            self.referrers.push(Vec::new());
+        }
+        g
+    }
+}
+
+/// Adds `count` views from `referrer` to one group's unsorted (referrer id, count) sums.
+#[inline]
+pub fn add_referrer(sums: &mut Vec<(u32, u64)>, referrer: u32, count: u64) {
+    match sums.iter_mut().find(|(r, _)| *r == referrer) {
+        Some((_, total)) => *total += count,
+        None => sums.push((referrer, count)),
+    }
+}
+
+/// Session ids too long to pack, numbered by their bytes in the order first seen; a number
+/// `n` packs as `n + 1` (see the module docs).
+#[derive(Default)]
+pub struct LongSessions {
+    numbers: HashMap<Box<[u8]>, u64>,
+}
+
+impl LongSessions {
+    /// The packed form of a long session id, numbering it when new. Copies the bytes only
+    /// the first time an id is seen.
+    pub fn packed(&mut self, bytes: &[u8]) -> u128 {
+        let number = match self.numbers.get(bytes) {
+            Some(&number) => number,
+            None => {
+                let number = self.numbers.len() as u64;
+                self.numbers.insert(bytes.into(), number);
+                number
+            }
+        };
+        u128::from(number) + 1
+    }
+
+    /// The ids' bytes, by number.
+    fn by_number(&self) -> Vec<Box<[u8]>> {
+        let mut out: Vec<Box<[u8]>> = vec![Box::default(); self.numbers.len()];
+        for (bytes, &number) in self.numbers.iter() {
+            out[number as usize] = bytes.clone();
+        }
+        out
+    }
+}
+
 /// The state map tasks share: dictionaries and the group table, sharded by bucket.
 pub struct Shuffle {
     pub buckets: usize,
     pub customers: Interner,
     pub urls: Interner,
     pub referrers: Interner,
-    long_sessions: Mutex<HashMap<Box<[u8]>, u64>>,
+    long_sessions: Mutex<LongSessions>,
     groups: Vec<Mutex<BucketGroups>>,
 }
 
@@ -132,10 +187,10 @@ impl Shuffle {
     }
 
     fn long_session(&self, bytes: &[u8]) -> u128 {
-        let mut sessions = self.long_sessions.lock().expect("session interner");
-        let next = sessions.len() as u64;
-        let id = *sessions.entry(bytes.into()).or_insert(next);
-        u128::from(id) + 1
+        self.long_sessions
+            .lock()
+            .expect("session interner")
+            .packed(bytes)
     }
 
     /// The bucket of a group, from its values (not this process's ids), so every process of
@@ -147,12 +202,10 @@ impl Shuffle {
     /// The bytes of the long session ids interned so far, by number (packed as number + 1):
     /// what a Spark map task ships, as the numbers mean nothing in another process.
     pub fn long_sessions(&self) -> Vec<Box<[u8]>> {
-        let sessions = self.long_sessions.lock().expect("session interner");
-        let mut out: Vec<Box<[u8]>> = vec![Box::default(); sessions.len()];
-        for (bytes, &number) in sessions.iter() {
-            out[number as usize] = bytes.clone();
-        }
-        out
+        self.long_sessions
+            .lock()
+            .expect("session interner")
+            .by_number()
     }
 
     pub fn finish(self) -> (Dictionaries, Vec<BucketGroups>) {
@@ -221,18 +274,10 @@ impl<'s> MapTask<'s> {
             return e;
         }
         let bucket = self.shuffle.bucket_of(customer, url, key.2);
-        let local = {
-            let mut groups = self.shuffle.groups[bucket].lock().expect("group table");
-            let groups = &mut *groups;
-            let next = groups.keys.len() as u32;
-            let local = *groups.index.entry(key).or_insert(next);
-            if local == next {
-                groups.keys.push(key);
-                groups.page_views.push(0);
-                groups.referrers.push(Vec::new());
-            }
-            local
-        };
+        let local = self.shuffle.groups[bucket]
+            .lock()
+            .expect("group table")
+            .group(key);
         let e = self.entries.len() as u32;
         self.entries.push(Entry {
             bucket: bucket as u32,
@@ -293,11 +338,7 @@ impl<'s> MapTask<'s> {
             entry.page_views += 1;
             let referrer_key = columns.referrer.keys[i];
             if referrer_key != NULL_KEY {
-                let referrer = referrer_ids[referrer_key as usize];
-                match entry.referrers.iter_mut().find(|(r, _)| *r == referrer) {
-                    Some((_, count)) => *count += 1,
-                    None => entry.referrers.push((referrer, 1)),
-                }
+                add_referrer(&mut entry.referrers, referrer_ids[referrer_key as usize], 1);
             }
             let session = columns.session.get(i);
             let packed = pack_session(session).unwrap_or_else(|| shuffle.long_session(session));
@@ -322,12 +363,8 @@ impl<'s> MapTask<'s> {
                 let entry = &self.entries[e as usize];
                 let local = entry.local as usize;
                 groups.page_views[local] += entry.page_views;
-                let sums = &mut groups.referrers[local];
                 for &(referrer, count) in &entry.referrers {
-                    match sums.iter_mut().find(|(r, _)| *r == referrer) {
-                        Some((_, total)) => *total += count,
-                        None => sums.push((referrer, count)),
-                    }
+                    add_referrer(&mut groups.referrers[local], referrer, count);
                 }
             }
         }

@@ -12,12 +12,11 @@
 //! - On any failure the staging area is removed.
 
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use chrono::DateTime;
 
-use crate::job::location::Location;
+use crate::job::location::{replace_dir, run_id, Location, ReplaceStep};
 use crate::job::model::JobError;
 
 pub const SUCCESS: &str = "_SUCCESS";
@@ -97,14 +96,6 @@ pub struct OutputWriter {
     run: String,
 }
 
-fn run_id() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{}-{nanos:x}", std::process::id())
-}
-
 impl OutputWriter {
     /// Checks the output location (a local directory path, or an `s3://bucket/prefix/`).
     pub fn open(uri: &str) -> Result<OutputWriter, JobError> {
@@ -161,18 +152,7 @@ impl OutputWriter {
 
     /// Removes the staging area (after a failure).
     pub fn abort(&self) {
-        match &self.staging {
-            Location::Local(path) => {
-                let _ = std::fs::remove_dir_all(path);
-            }
-            Location::S3 { .. } => {
-                if let Ok(files) = self.staging.list_all() {
-                    for file in files {
-                        let _ = file.delete();
-                    }
-                }
-            }
-        }
+        self.staging.remove_tree();
     }
 
     /// Puts the staged parts (`names`) in place of whatever the output held, `_SUCCESS` last.
@@ -201,26 +181,19 @@ impl OutputWriter {
                         .unwrap_or("output"),
                     self.run
                 ));
-                let had_old = target.exists();
-                if had_old {
-                    std::fs::rename(&target, &old)
-                        .map_err(|e| fail(format!("cannot move the previous output aside: {e}")))?;
-                }
-                if let Err(e) = std::fs::rename(staging, &target) {
-                    if had_old {
-                        let _ = std::fs::rename(&old, &target);
-                    }
-                    return Err(fail(format!("cannot move the new output into place: {e}")));
-                }
-                if had_old {
-                    std::fs::remove_dir_all(&old).map_err(|e| {
-                        fail(format!(
-                            "cannot remove the previous output {}: {e}",
-                            old.display()
-                        ))
-                    })?;
-                }
-                Ok(())
+                replace_dir(staging, &target, &old).map_err(|(step, e)| {
+                    fail(match step {
+                        ReplaceStep::MoveOldAside => {
+                            format!("cannot move the previous output aside: {e}")
+                        }
+                        ReplaceStep::MoveNewIn => {
+                            format!("cannot move the new output into place: {e}")
+                        }
+                        ReplaceStep::RemoveOld => {
+                            format!("cannot remove the previous output {}: {e}", old.display())
+                        }
+                    })
+                })
             }
             (
                 Location::S3 { .. },

@@ -32,12 +32,14 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use super::input::{list_event_files, plan_file, MapInput};
-use super::kernel::{BucketGroups, Dictionaries, GroupKey, Interner, Piece, Shuffle};
+use super::kernel::{
+    add_referrer, BucketGroups, Dictionaries, Interner, LongSessions, Piece, Shuffle,
+};
 use super::output::{part_name, OutputWriter};
 use super::{map_all, reduce_bucket, RollupJob, RollupReport};
 use crate::job::engine::default_threads;
 use crate::job::engine::spark::{
-    check_bucket_coverage, check_reduce_task, read_frames, write_frame,
+    check_bucket_coverage, check_reduce_task, read_frames, write_frame, TaskLine,
 };
 use crate::job::location::Location;
 use crate::job::model::JobError;
@@ -334,26 +336,15 @@ impl StagedBucket {
     }
 
     pub fn parse(line: &str) -> Result<StagedBucket, JobError> {
-        let bad = |why: &str| {
-            JobError::Usage(format!(
-                "finalize input line {line:?}: {why} (expected the JSON line a rollup reduce task prints)"
-            ))
-        };
-        let value: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| bad(&format!("not JSON: {e}")))?;
-        let number = |name: &str| {
-            value
-                .get(name)
-                .and_then(serde_json::Value::as_u64)
-                .ok_or_else(|| bad(&format!("no number {name:?}")))
-        };
-        let staged = match value.get("staged") {
+        let line = TaskLine::parse(line, "a rollup reduce task")?;
+        let number = |name: &str| line.number(&line.value, name);
+        let staged = match line.value.get("staged") {
             Some(serde_json::Value::String(s)) => Some(s.clone()),
             Some(serde_json::Value::Null) => None,
-            _ => return Err(bad("no \"staged\" (a string or null)")),
+            _ => return Err(line.bad("no \"staged\" (a string or null)")),
         };
         Ok(StagedBucket {
-            bucket: u32::try_from(number("bucket")?).map_err(|_| bad("bucket too large"))?,
+            bucket: line.bucket()?,
             staged,
             documents: number("documents")?,
             visitors: number("visitors")?,
@@ -377,8 +368,7 @@ struct BucketMerge {
     customers: Interner,
     urls: Interner,
     referrers: Interner,
-    long_sessions: HashMap<Box<[u8]>, u64>,
-    index: HashMap<GroupKey, u32>,
+    long_sessions: LongSessions,
     groups: BucketGroups,
     piece: Piece,
 }
@@ -410,9 +400,7 @@ impl BucketMerge {
             let end = r.pos.checked_add(len).ok_or_else(damaged)?;
             let bytes = r.data.get(r.pos..end).ok_or_else(damaged)?;
             r.pos = end;
-            let next = self.long_sessions.len() as u64;
-            let id = *self.long_sessions.entry(bytes.into()).or_insert(next);
-            long_ids.push(u128::from(id) + 1);
+            long_ids.push(self.long_sessions.packed(bytes));
         }
         let groups = r.varint().ok_or_else(damaged)?;
         for _ in 0..groups {
@@ -421,23 +409,12 @@ impl BucketMerge {
             let url = *urls.get(field()? as usize).ok_or_else(damaged)?;
             let hour = unzigzag(field()?);
             let page_views = field()?;
-            let key = (customer, url, hour);
-            let next = self.groups.keys.len() as u32;
-            let g = *self.index.entry(key).or_insert(next);
-            if g == next {
-                self.groups.keys.push(key);
-                self.groups.page_views.push(0);
-                self.groups.referrers.push(Vec::new());
-            }
+            let g = self.groups.group((customer, url, hour));
             self.groups.page_views[g as usize] += page_views;
             let sums = &mut self.groups.referrers[g as usize];
             for _ in 0..field()? {
                 let referrer = *referrers.get(field()? as usize).ok_or_else(damaged)?;
-                let count = field()?;
-                match sums.iter_mut().find(|(r, _)| *r == referrer) {
-                    Some((_, total)) => *total += count,
-                    None => sums.push((referrer, count)),
-                }
+                add_referrer(sums, referrer, field()?);
             }
             let sessions = field()?;
             for _ in 0..sessions {

@@ -15,7 +15,6 @@
 //!   of the day cleans it up, since it deletes every file it did not write).
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use arrow_array::builder::StringBuilder;
 use arrow_array::{
@@ -28,7 +27,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use rayon::prelude::*;
 
-use crate::job::location::Location;
+use crate::job::location::{replace_dir, run_id, Location, ReplaceStep};
 use crate::job::model::{DaySink, JobError, MatchRateTables, ProductMatches, SinkReport};
 
 pub const PRODUCT_MATCHES: &str = "product_matches";
@@ -89,26 +88,17 @@ impl ParquetSink {
             Location::Local(dir) => {
                 let target = dir.join(day_dir);
                 let old = dir.join(format!("_old-{day_dir}-{run}"));
-                let had_old = target.exists();
-                if had_old {
-                    std::fs::rename(&target, &old).map_err(|e| {
-                        fail(format!("cannot move {} aside: {e}", target.display()))
-                    })?;
-                }
-                if let Err(e) = std::fs::rename(dir.join(staging), &target) {
-                    if had_old {
-                        let _ = std::fs::rename(&old, &target);
-                    }
-                    return Err(fail(format!(
-                        "cannot move the new day into {}: {e}",
-                        target.display()
-                    )));
-                }
-                if had_old {
-                    std::fs::remove_dir_all(&old)
-                        .map_err(|e| fail(format!("cannot remove {}: {e}", old.display())))?;
-                }
-                Ok(())
+                replace_dir(&dir.join(staging), &target, &old).map_err(|(step, e)| {
+                    fail(match step {
+                        ReplaceStep::MoveOldAside => {
+                            format!("cannot move {} aside: {e}", target.display())
+                        }
+                        ReplaceStep::MoveNewIn => {
+                            format!("cannot move the new day into {}: {e}", target.display())
+                        }
+                        ReplaceStep::RemoveOld => format!("cannot remove {}: {e}", old.display()),
+                    })
+                })
             }
             Location::S3 { .. } => {
                 let target = table_dir.join(day_dir);
@@ -129,34 +119,11 @@ impl ParquetSink {
                 for file in before.iter().filter(|f| !written.contains(f)) {
                     file.delete().map_err(|e| fail(e.to_string()))?;
                 }
-                remove_tree(&table_dir.join(staging));
+                table_dir.join(staging).remove_tree();
                 Ok(())
             }
         }
     }
-}
-
-fn remove_tree(location: &Location) {
-    match location {
-        Location::Local(path) => {
-            let _ = std::fs::remove_dir_all(path);
-        }
-        Location::S3 { .. } => {
-            if let Ok(files) = location.list_all() {
-                for file in files {
-                    let _ = file.delete();
-                }
-            }
-        }
-    }
-}
-
-fn run_id() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{}-{nanos:x}", std::process::id())
 }
 
 impl DaySink for ParquetSink {
@@ -176,8 +143,8 @@ impl DaySink for ParquetSink {
         let (product_names, rate_names) = match written {
             Ok(names) => names,
             Err(e) => {
-                remove_tree(&product_dir.join(&staging));
-                remove_tree(&rate_dir.join(&staging));
+                product_dir.join(&staging).remove_tree();
+                rate_dir.join(&staging).remove_tree();
                 return Err(e);
             }
         };
