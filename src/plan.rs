@@ -10,11 +10,11 @@ use serde::Serialize;
 use crate::render::artifacts::{self, Digest256, PlanInputs, Upload, UploadKind};
 use crate::render::configurations::configurations;
 use crate::render::iam::{iam_documents, scheduler_function_name, IamPlan};
-use crate::render::run_job_flow::{run_job_flow, RunJobFlowRequest};
+use crate::render::run_job_flow::{run_job_flow, EmrshipBootstrap, RunJobFlowRequest};
 use crate::render::scripts;
 use crate::render::steps::{job_step, StepConfig, StepLocations};
 use crate::sizing::ExecutorSizing;
-use crate::spec::job_plan::{Nodes, SizingSource};
+use crate::spec::job_plan::{Nodes, SizingSource, UserApp};
 use crate::spec::raw::Engine;
 use crate::spec::JobPlan;
 
@@ -105,78 +105,25 @@ const UI_PORTS: &[(u16, &str)] = &[
 /// The plan for a checked job. Step length is checked in `spec::resolve`, with a position.
 pub fn build(job: &JobPlan, inputs: &PlanInputs, spec_warnings: Vec<String>) -> Plan {
     let mut warnings = spec_warnings;
-    let bundle_uri = artifacts::bundle_uri(job, inputs.bundle.as_ref());
-    let bootstrap_text = scripts::bootstrap_script(job, &bundle_uri, inputs.bundle.as_ref());
-    let bootstrap_digest = Digest256::of(bootstrap_text.as_bytes());
-    let bootstrap_uri = artifacts::script_uri(job, &bootstrap_digest, "bootstrap.sh");
-    let driver_text = scripts::spark_driver(job);
-    let driver_digest = Digest256::of(driver_text.as_bytes());
-    let driver_uri = artifacts::script_uri(job, &driver_digest, "driver.py");
-
-    let mut uploads = vec![Upload {
-        kind: UploadKind::Bundle,
-        source: format!("target/emrship/{}/bundle.zip", job.name),
-        s3_uri: bundle_uri.clone(),
-        sha256: inputs.bundle.as_ref().map(|d| d.sha256.clone()),
-        bytes: inputs.bundle.as_ref().map(|d| d.bytes),
-        pending: inputs.bundle.is_none(),
-    }];
-    if inputs.bundle.is_none() {
-        warnings.push(format!(
-            "the job bundle is not built yet: its key and checksum show as `{}` until `emrship deploy` builds it",
-            artifacts::PENDING_DIGEST
-        ));
-    }
-    uploads.push(Upload {
-        kind: UploadKind::BootstrapScript,
-        source: "rendered:bootstrap.sh".into(),
-        s3_uri: bootstrap_uri.clone(),
-        sha256: Some(bootstrap_digest.sha256.clone()),
-        bytes: Some(bootstrap_digest.bytes),
-        pending: false,
-    });
-    let mut rendered_files = vec![RenderedFile {
-        name: "bootstrap.sh",
-        text: bootstrap_text,
-        s3_uri: bootstrap_uri.to_string(),
-    }];
-    if job.job.engine == Engine::Spark {
-        uploads.push(Upload {
-            kind: UploadKind::SparkDriver,
-            source: "rendered:driver.py".into(),
-            s3_uri: driver_uri.clone(),
-            sha256: Some(driver_digest.sha256.clone()),
-            bytes: Some(driver_digest.bytes),
-            pending: false,
-        });
-        rendered_files.push(RenderedFile {
-            name: "driver.py",
-            text: driver_text,
-            s3_uri: driver_uri.to_string(),
-        });
-    }
-    let mut job_file_uris = Vec::new();
-    for (file, (local_path, digest)) in job.job.files.iter().zip(&inputs.job_files) {
-        let uri = artifacts::job_file_uri(job, digest, &file.file_name);
-        uploads.push(Upload {
-            kind: UploadKind::JobFile,
-            source: local_path.clone(),
-            s3_uri: uri.clone(),
-            sha256: Some(digest.sha256.clone()),
-            bytes: Some(digest.bytes),
-            pending: false,
-        });
-        job_file_uris.push(uri);
-    }
-
-    let step = job_step(
-        job,
-        &StepLocations {
-            bundle: bundle_uri,
-            driver: driver_uri,
-            job_files: job_file_uris,
-        },
-    );
+    let mut uploads = Vec::new();
+    let mut rendered_files = Vec::new();
+    let (bootstrap, step) = match &job.job.app {
+        None => built_in_pieces(
+            job,
+            inputs,
+            &mut uploads,
+            &mut rendered_files,
+            &mut warnings,
+        ),
+        Some(app) => app_pieces(
+            job,
+            app,
+            inputs,
+            &mut uploads,
+            &mut rendered_files,
+            &mut warnings,
+        ),
+    };
     let (configurations, overrides) = configurations(job);
     for o in overrides {
         warnings.push(format!(
@@ -184,7 +131,7 @@ pub fn build(job: &JobPlan, inputs: &PlanInputs, spec_warnings: Vec<String>) -> 
             o.key, o.classification, o.new, o.old
         ));
     }
-    let run_job_flow = run_job_flow(job, configurations, &bootstrap_uri, vec![step.clone()]);
+    let run_job_flow = run_job_flow(job, configurations, bootstrap, vec![step.clone()]);
 
     let security_groups = match &job.cluster.ui_access_cidr {
         Some(cidr) => vec![SecurityGroupRequest {
@@ -228,6 +175,160 @@ pub fn build(job: &JobPlan, inputs: &PlanInputs, spec_warnings: Vec<String>) -> 
         rendered_files,
         summary: summarize(job),
     }
+}
+
+/// emrship-job's own command: the bundle, the bootstrap action that installs it, the Spark
+/// driver, the job files.
+fn built_in_pieces(
+    job: &JobPlan,
+    inputs: &PlanInputs,
+    uploads: &mut Vec<Upload>,
+    rendered_files: &mut Vec<RenderedFile>,
+    warnings: &mut Vec<String>,
+) -> (EmrshipBootstrap, StepConfig) {
+    let bundle_uri = artifacts::bundle_uri(job, inputs.bundle.as_ref());
+    let bootstrap_text = scripts::bootstrap_script(job, &bundle_uri, inputs.bundle.as_ref());
+    let bootstrap_digest = Digest256::of(bootstrap_text.as_bytes());
+    let bootstrap_uri = artifacts::script_uri(job, &bootstrap_digest, "bootstrap.sh");
+    let driver_text = scripts::spark_driver(job);
+    let driver_digest = Digest256::of(driver_text.as_bytes());
+    let driver_uri = artifacts::script_uri(job, &driver_digest, "driver.py");
+
+    uploads.push(Upload {
+        kind: UploadKind::Bundle,
+        source: format!("target/emrship/{}/bundle.zip", job.name),
+        s3_uri: bundle_uri.clone(),
+        sha256: inputs.bundle.as_ref().map(|d| d.sha256.clone()),
+        bytes: inputs.bundle.as_ref().map(|d| d.bytes),
+        pending: inputs.bundle.is_none(),
+    });
+    if inputs.bundle.is_none() {
+        warnings.push(format!(
+            "the job bundle is not built yet: its key and checksum show as `{}` until `emrship deploy` builds it",
+            artifacts::PENDING_DIGEST
+        ));
+    }
+    uploads.push(Upload {
+        kind: UploadKind::BootstrapScript,
+        source: "rendered:bootstrap.sh".into(),
+        s3_uri: bootstrap_uri.clone(),
+        sha256: Some(bootstrap_digest.sha256.clone()),
+        bytes: Some(bootstrap_digest.bytes),
+        pending: false,
+    });
+    rendered_files.push(RenderedFile {
+        name: "bootstrap.sh",
+        text: bootstrap_text,
+        s3_uri: bootstrap_uri.to_string(),
+    });
+    if job.job.engine == Engine::Spark {
+        uploads.push(Upload {
+            kind: UploadKind::SparkDriver,
+            source: "rendered:driver.py".into(),
+            s3_uri: driver_uri.clone(),
+            sha256: Some(driver_digest.sha256.clone()),
+            bytes: Some(driver_digest.bytes),
+            pending: false,
+        });
+        rendered_files.push(RenderedFile {
+            name: "driver.py",
+            text: driver_text,
+            s3_uri: driver_uri.to_string(),
+        });
+    }
+    let mut job_file_uris = Vec::new();
+    for (file, (local_path, digest)) in job.job.files.iter().zip(&inputs.job_files) {
+        let uri = artifacts::job_file_uri(job, digest, &file.file_name);
+        uploads.push(Upload {
+            kind: UploadKind::JobFile,
+            source: local_path.clone(),
+            s3_uri: uri.clone(),
+            sha256: Some(digest.sha256.clone()),
+            bytes: Some(digest.bytes),
+            pending: false,
+        });
+        job_file_uris.push(uri);
+    }
+    let step = job_step(
+        job,
+        &StepLocations {
+            bundle: bundle_uri,
+            driver: driver_uri,
+            job_files: job_file_uris,
+            app: None,
+        },
+    );
+    let bootstrap = EmrshipBootstrap {
+        name: "emrship: install job bundle".into(),
+        path: bootstrap_uri,
+        args: Vec::new(),
+    };
+    (bootstrap, step)
+}
+
+/// A user's application: its pieces, uploaded content-addressed, and the node check.
+fn app_pieces(
+    job: &JobPlan,
+    app: &UserApp,
+    inputs: &PlanInputs,
+    uploads: &mut Vec<Upload>,
+    rendered_files: &mut Vec<RenderedFile>,
+    warnings: &mut Vec<String>,
+) -> (EmrshipBootstrap, StepConfig) {
+    let pieces = artifacts::app_pieces(job, app, inputs.app.as_ref());
+    for piece in &pieces {
+        if piece.source.starts_with("s3://") {
+            continue; // referenced where it is, not uploaded
+        }
+        if piece.digest.is_none() {
+            warnings.push(format!(
+                "the Python dependencies are not built yet: their key and checksum show as `{}` until `emrship deploy` (or `emrship run --local`) builds them",
+                artifacts::PENDING_DIGEST
+            ));
+        }
+        uploads.push(Upload {
+            kind: piece.kind,
+            source: piece.source.clone(),
+            s3_uri: piece.s3_uri.clone(),
+            sha256: piece.digest.as_ref().map(|d| d.sha256.clone()),
+            bytes: piece.digest.as_ref().map(|d| d.bytes),
+            pending: piece.digest.is_none(),
+        });
+    }
+    let check_text = scripts::NODE_CHECK_SCRIPT.to_string();
+    let check_digest = Digest256::of(check_text.as_bytes());
+    let check_uri = artifacts::script_uri(job, &check_digest, scripts::NODE_CHECK_NAME);
+    uploads.push(Upload {
+        kind: UploadKind::NodeCheck,
+        source: format!("bootstrap/{}", scripts::NODE_CHECK_NAME),
+        s3_uri: check_uri.clone(),
+        sha256: Some(check_digest.sha256.clone()),
+        bytes: Some(check_digest.bytes),
+        pending: false,
+    });
+    rendered_files.push(RenderedFile {
+        name: scripts::NODE_CHECK_NAME,
+        text: check_text,
+        s3_uri: check_uri.to_string(),
+    });
+    let step = job_step(
+        job,
+        &StepLocations {
+            bundle: artifacts::bundle_uri(job, None),
+            driver: artifacts::bundle_uri(job, None),
+            job_files: Vec::new(),
+            app: Some(artifacts::app_locations(&pieces)),
+        },
+    );
+    let bootstrap = EmrshipBootstrap {
+        name: format!(
+            "emrship: check nodes for the {} application",
+            app.kind.label()
+        ),
+        path: check_uri,
+        args: scripts::node_check_args(job, app, inputs.app.as_ref().and_then(|i| i.required_java)),
+    };
+    (bootstrap, step)
 }
 
 fn summarize(job: &JobPlan) -> Summary {
@@ -283,9 +384,25 @@ fn summarize(job: &JobPlan) -> Summary {
         run_key: job.run_key(),
         release: job.release.label.clone(),
         os: job.release.os.to_string(),
-        engine: match job.job.engine {
-            Engine::Spark => "spark (Spark on YARN fans emrship-job out over the executors)".into(),
-            Engine::Local => "local (one process on the primary node)".into(),
+        engine: match (&job.job.app, job.job.engine) {
+            (Some(app), _) => match &app.kind {
+                crate::spec::job_plan::AppKind::PySpark { python, .. } => format!(
+                    "your PySpark application on Spark {}.{} (YARN cluster mode), Python {}.{} on the nodes",
+                    job.release.runtime.spark.0, job.release.runtime.spark.1, python.0, python.1
+                ),
+                crate::spec::job_plan::AppKind::Jar { .. } => format!(
+                    "your JVM application on Spark {}.{}, Scala {}, Java {}",
+                    job.release.runtime.spark.0,
+                    job.release.runtime.spark.1,
+                    job.release.runtime.scala,
+                    job.release.runtime.java
+                ),
+                crate::spec::job_plan::AppKind::Executable { .. } => {
+                    "your executable, on the primary node".to_string()
+                }
+            },
+            (None, Engine::Spark) => "spark (Spark on YARN fans emrship-job out over the executors)".into(),
+            (None, Engine::Local) => "local (one process on the primary node)".into(),
         },
         arch: job.job.arch.to_string(),
         cluster_shape,

@@ -37,6 +37,7 @@ impl Env {
         let inputs = PlanInputs {
             bundle: Some(Digest256::of(&self.bundle)),
             job_files: Vec::new(),
+            app: None,
         };
         let template = PlanTemplate::from_layers(&base, &[], &[], &inputs, &job);
         self.put(PLAN_OBJECT, template.to_json().into_bytes());

@@ -97,22 +97,26 @@ fn the_step_submit_args_match_spark_defaults_sizing() {
 fn the_bootstrap_script_is_valid_bash() {
     for (_, spec, overlays) in EXAMPLES {
         let plan = plan_example(spec, overlays);
-        let script = plan
+        let scripts: Vec<_> = plan
             .rendered_files
             .iter()
-            .find(|f| f.name == "bootstrap.sh")
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bootstrap.sh");
-        std::fs::write(&path, &script.text).unwrap();
-        let status = std::process::Command::new("bash")
-            .arg("-n")
-            .arg(&path)
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "bash -n rejects the bootstrap script of {spec}"
-        );
+            .filter(|f| f.name.ends_with(".sh"))
+            .collect();
+        assert!(!scripts.is_empty(), "{spec} has no bootstrap script");
+        for script in scripts {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(script.name);
+            std::fs::write(&path, &script.text).unwrap();
+            let status = std::process::Command::new("bash")
+                .arg("-n")
+                .arg(&path)
+                .status()
+                .unwrap();
+            assert!(
+                status.success(),
+                "bash -n rejects the bootstrap script {} of {spec}",
+                script.name
+            );
+        }
     }
 }

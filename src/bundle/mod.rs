@@ -19,6 +19,7 @@
 pub mod archive;
 pub mod elf;
 pub mod lambda;
+pub mod user_app;
 pub mod zigbuild;
 
 use crate::render::artifacts::Digest256;

@@ -242,6 +242,17 @@ fn prepare(
                     ))
                 })?,
             UploadKind::JobFile => read_with_mode(Path::new(&upload.source), "job file")?.0,
+            UploadKind::AppEntry
+            | UploadKind::AppModules
+            | UploadKind::AppFile
+            | UploadKind::AppJar
+            | UploadKind::AppDependencies
+            | UploadKind::NodeCheck => {
+                return Err(failure(format!(
+                    "{} is part of a user application, which `prepare_app` ships (an emrship bug)",
+                    upload.s3_uri
+                )))
+            }
         };
         let digest = Digest256::of(&bytes);
         // The key names the bytes it holds: a file edited while deploy runs must not be

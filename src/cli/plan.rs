@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use super::{OutputFormat, PlanArgs, SpecArgs, EXIT_FAILURE, EXIT_SPEC_ERROR};
 use crate::render::artifacts::{Digest256, PlanInputs};
 use crate::schedule::PlanTemplate;
-use crate::spec::{self, LayerText, RunContext};
+use crate::spec::{self, Diagnostics, LayerText, RunContext};
 
 fn read_layer(path: &Path) -> Result<LayerText, String> {
     std::fs::read_to_string(path)
@@ -23,6 +23,8 @@ pub struct LoadedPlan {
     pub plan: crate::plan::Plan,
     /// The folder of the spec file: job files are relative to it.
     pub spec_dir: PathBuf,
+    /// A user's application, read and packed (its bytes by sha256, for deploy).
+    pub app: Option<crate::bundle::user_app::PackedApp>,
 }
 
 /// Everything `plan` needs from disk: spec layers, job files, and a built bundle if any.
@@ -65,6 +67,23 @@ fn load_layers_and_plan(
     args: &SpecArgs,
     bundle: Option<Digest256>,
 ) -> Result<LayersAndPlan, (u8, String)> {
+    load_layers_and_plan_with(args, bundle, None)
+}
+
+/// As `load_plan`, with the digest of a user application's dependency archive as `deploy` or
+/// `run --local` just built it.
+pub fn load_plan_with_dependencies(
+    args: &SpecArgs,
+    dependencies: Option<Digest256>,
+) -> Result<LoadedPlan, (u8, String)> {
+    load_layers_and_plan_with(args, None, dependencies).map(|read| read.loaded)
+}
+
+fn load_layers_and_plan_with(
+    args: &SpecArgs,
+    bundle: Option<Digest256>,
+    dependencies: Option<Digest256>,
+) -> Result<LayersAndPlan, (u8, String)> {
     let base = read_layer(&args.spec).map_err(|e| (EXIT_FAILURE, e))?;
     let overlays = args
         .overlays
@@ -103,6 +122,23 @@ fn load_layers_and_plan(
     if !missing.is_empty() {
         return Err((EXIT_SPEC_ERROR, missing.join("\n") + "\n"));
     }
+    let app = match &job.job.app {
+        None => None,
+        Some(app) => {
+            let mut packed = crate::bundle::user_app::pack(app, &spec_dir).map_err(|problems| {
+                let mut rendered = Diagnostics::default();
+                for problem in problems {
+                    rendered.push(problem);
+                }
+                (EXIT_SPEC_ERROR, rendered.render())
+            })?;
+            if let Some(app_inputs) = packed.inputs.as_mut() {
+                app_inputs.dependencies = dependencies.clone();
+            }
+            inputs.app = packed.inputs.clone();
+            Some(packed)
+        }
+    };
     inputs.bundle = bundle.or_else(|| {
         let built = PathBuf::from(format!("target/emrship/{}/bundle.zip", job.name));
         std::fs::read(&built)
@@ -116,6 +152,7 @@ fn load_layers_and_plan(
             job,
             plan,
             spec_dir,
+            app,
         },
         base,
         overlays,

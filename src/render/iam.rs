@@ -214,7 +214,7 @@ fn job_data_statements(plan: &JobPlan) -> Vec<Statement> {
     let job = &plan.job;
     let artifacts = plan.artifact_prefix();
     let mut write_objects: BTreeSet<String> = job.writes.iter().map(S3Uri::objects_arn).collect();
-    if job.engine == crate::spec::raw::Engine::Spark {
+    if job.engine == crate::spec::raw::Engine::Spark && job.app.is_none() {
         // The spark engine's reduce tasks stage their rows there; the run removes them.
         write_objects.insert(super::scripts::staging_prefix(plan).objects_arn());
     }

@@ -1,6 +1,7 @@
 //! Pure renderers: checked job plan → configurations, step args, scripts, RunJobFlow, IAM.
 //! No I/O and no AWS SDK here; adapters turn these values into SDK calls.
 
+pub mod app_steps;
 pub mod artifacts;
 pub mod configurations;
 pub mod iam;

@@ -236,10 +236,19 @@ pub fn cluster_tags(plan: &JobPlan) -> Vec<Tag> {
     tags
 }
 
+/// The bootstrap action emrship adds before the spec's own: the bundle install for emrship-job,
+/// the node check for a user's application.
+#[derive(Debug, Clone)]
+pub struct EmrshipBootstrap {
+    pub name: String,
+    pub path: S3Uri,
+    pub args: Vec<String>,
+}
+
 pub fn run_job_flow(
     plan: &JobPlan,
     configurations: Vec<Configuration>,
-    bootstrap_script: &S3Uri,
+    bootstrap: EmrshipBootstrap,
     steps: Vec<StepConfig>,
 ) -> RunJobFlowRequest {
     let (instance_groups, instance_fleets) = match &plan.cluster.nodes {
@@ -265,10 +274,10 @@ pub fn run_job_flow(
             (Nodes::Fleets { .. }, many) => (None, many.to_vec()),
         };
     let mut bootstrap_actions = vec![BootstrapActionConfig {
-        name: "emrship: install job bundle".to_string(),
+        name: bootstrap.name,
         script_bootstrap_action: ScriptBootstrapActionConfig {
-            path: bootstrap_script.to_string(),
-            args: Vec::new(),
+            path: bootstrap.path.to_string(),
+            args: bootstrap.args,
         },
     }];
     bootstrap_actions.extend(

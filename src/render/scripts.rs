@@ -4,11 +4,43 @@ use handlebars::{handlebars_helper, Handlebars};
 use serde_json::json;
 
 use super::artifacts::{install_dir, Digest256, PENDING_DIGEST};
+use crate::spec::job_plan::{AppKind, UserApp};
 use crate::spec::s3::S3Uri;
 use crate::spec::JobPlan;
 
 const BOOTSTRAP_TEMPLATE: &str = include_str!("../../templates/bootstrap.sh.hbs");
 const SPARK_DRIVER_TEMPLATE: &str = include_str!("../../templates/spark_driver.py.hbs");
+
+/// The static node check shipped for users' applications (`bootstrap/`), as it is.
+pub const NODE_CHECK_SCRIPT: &str = include_str!("../../bootstrap/check-node.sh");
+pub const NODE_CHECK_NAME: &str = "check-node.sh";
+
+/// What the node check verifies for `app`: the nodes' architecture, the interpreter its
+/// dependencies were built for, the Java its classes need.
+pub fn node_check_args(plan: &JobPlan, app: &UserApp, required_java: Option<u32>) -> Vec<String> {
+    let mut args = vec![
+        "--arch".to_string(),
+        match plan.job.arch {
+            crate::sizing::Arch::X86_64 => "x86_64",
+            crate::sizing::Arch::Arm64 => "aarch64",
+        }
+        .to_string(),
+    ];
+    match &app.kind {
+        AppKind::PySpark { python, .. } => {
+            args.push("--python".into());
+            args.push(format!("/usr/bin/python{}.{}", python.0, python.1));
+        }
+        AppKind::Jar { .. } => {
+            if let Some(java) = required_java {
+                args.push("--java".into());
+                args.push(java.to_string());
+            }
+        }
+        AppKind::Executable { .. } => {}
+    }
+    args
+}
 
 handlebars_helper!(shell_quote: |text: str| shell_words::quote(text).into_owned());
 handlebars_helper!(python_string: |text: str| serde_json::to_string(text).unwrap_or_default());

@@ -1,6 +1,7 @@
 //! The job's step: spark-submit (or the binary itself) as a discrete argument list for
 //! command-runner.jar, which passes each element as one argument with no shell in between.
 
+use indexmap::IndexMap;
 use serde::Serialize;
 
 use super::artifacts::install_dir;
@@ -20,6 +21,23 @@ pub struct StepLocations {
     pub bundle: S3Uri,
     pub driver: S3Uri,
     pub job_files: Vec<S3Uri>,
+    /// A user's application's shipped pieces.
+    pub app: Option<AppLocations>,
+}
+
+/// Where a user's application's pieces live in S3, by the spark-submit option that ships them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppLocations {
+    /// The entry script, application jar or program.
+    pub entry: S3Uri,
+    /// `--py-files`.
+    pub py_files: Vec<S3Uri>,
+    /// `--files`: each lands in the working directory by its file name.
+    pub files: Vec<S3Uri>,
+    /// `--archives uri#alias`: each is extracted under its alias.
+    pub archives: Vec<(S3Uri, String)>,
+    /// `--jars`.
+    pub jars: Vec<S3Uri>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -58,9 +76,12 @@ fn action_name(action: ActionOnFailure) -> &'static str {
 }
 
 pub fn job_step(plan: &JobPlan, locations: &StepLocations) -> StepConfig {
-    let args = match plan.job.engine {
-        Engine::Spark => spark_submit_args(plan, locations),
-        Engine::Local => local_args(plan),
+    let args = match (&plan.job.app, &locations.app) {
+        (Some(app), Some(app_locations)) => super::app_steps::app_args(plan, app, app_locations),
+        _ => match plan.job.engine {
+            Engine::Spark => spark_submit_args(plan, locations),
+            Engine::Local => local_args(plan),
+        },
     };
     StepConfig {
         name: format!(
@@ -77,13 +98,42 @@ pub fn job_step(plan: &JobPlan, locations: &StepLocations) -> StepConfig {
     }
 }
 
-fn flag(args: &mut Vec<String>, name: &str, value: impl Into<String>) {
+pub(super) fn flag(args: &mut Vec<String>, name: &str, value: impl Into<String>) {
     args.push(name.to_string());
     args.push(value.into());
 }
 
 fn spark_submit_args(plan: &JobPlan, locations: &StepLocations) -> Vec<String> {
     let mut args = Vec::new();
+    spark_submit_head(plan, &mut args);
+    flag(
+        &mut args,
+        "--archives",
+        format!("{}#bundle", locations.bundle),
+    );
+    if !locations.job_files.is_empty() {
+        let files: Vec<String> = locations.job_files.iter().map(S3Uri::to_string).collect();
+        flag(&mut args, "--files", files.join(","));
+    }
+    sizing_flags(plan, &mut args);
+    let mut conf = submit_conf(plan);
+    conf.insert(
+        "spark.executorEnv.EMRSHIP_JOB_BIN".into(),
+        "./bundle/emrship-job".into(),
+    );
+    conf.insert(
+        "spark.yarn.appMasterEnv.EMRSHIP_JOB_BIN".into(),
+        "./bundle/emrship-job".into(),
+    );
+    conf_flags(plan, conf, &mut args);
+    args.push(locations.driver.to_string());
+    args.push(plan.job.command.clone());
+    args.extend(plan.job.args.iter().cloned());
+    args
+}
+
+/// `spark-submit --deploy-mode … --master yarn --name …`, after the client-mode environment.
+pub(super) fn spark_submit_head(plan: &JobPlan, args: &mut Vec<String>) {
     let env = job_environment(plan);
     if plan.spark.deploy_mode == DeployMode::Client && !env.is_empty() {
         // A client-mode driver is spark-submit's own process on the primary node: give it the
@@ -96,47 +146,42 @@ fn spark_submit_args(plan: &JobPlan, locations: &StepLocations) -> Vec<String> {
         DeployMode::Cluster => "cluster",
         DeployMode::Client => "client",
     };
-    flag(&mut args, "--deploy-mode", deploy_mode);
-    flag(&mut args, "--master", "yarn");
+    flag(args, "--deploy-mode", deploy_mode);
+    flag(args, "--master", "yarn");
     flag(
-        &mut args,
+        args,
         "--name",
         format!("{} {}", plan.name, plan.date.format("%Y-%m-%d")),
     );
-    flag(
-        &mut args,
-        "--archives",
-        format!("{}#bundle", locations.bundle),
-    );
-    if !locations.job_files.is_empty() {
-        let files: Vec<String> = locations.job_files.iter().map(S3Uri::to_string).collect();
-        flag(&mut args, "--files", files.join(","));
-    }
+}
+
+/// The executor and driver sizing as spark-submit's own flags.
+pub(super) fn sizing_flags(plan: &JobPlan, args: &mut Vec<String>) {
     if let Some(sizing) = &plan.spark.sizing {
         if !plan.spark.dynamic_allocation {
             flag(
-                &mut args,
+                args,
                 "--num-executors",
                 sizing.executor_instances.to_string(),
             );
         }
+        flag(args, "--executor-cores", sizing.executor_cores.to_string());
         flag(
-            &mut args,
-            "--executor-cores",
-            sizing.executor_cores.to_string(),
-        );
-        flag(
-            &mut args,
+            args,
             "--executor-memory",
             format_spark_mib(sizing.executor_memory_mib),
         );
-        flag(&mut args, "--driver-cores", sizing.driver_cores.to_string());
+        flag(args, "--driver-cores", sizing.driver_cores.to_string());
         flag(
-            &mut args,
+            args,
             "--driver-memory",
             format_spark_mib(sizing.driver_memory_mib),
         );
     }
+}
+
+/// The derived Spark properties the sizing flags do not already carry.
+pub(super) fn submit_conf(plan: &JobPlan) -> IndexMap<String, String> {
     // Flags above already carry these.
     let carried_by_flags = [
         "spark.executor.instances",
@@ -147,25 +192,22 @@ fn spark_submit_args(plan: &JobPlan, locations: &StepLocations) -> Vec<String> {
     ];
     let mut conf = derived_spark_properties(plan);
     conf.retain(|key, _| !carried_by_flags.contains(&key.as_str()));
-    conf.insert(
-        "spark.executorEnv.EMRSHIP_JOB_BIN".into(),
-        "./bundle/emrship-job".into(),
-    );
-    conf.insert(
-        "spark.yarn.appMasterEnv.EMRSHIP_JOB_BIN".into(),
-        "./bundle/emrship-job".into(),
-    );
+    conf
+}
+
+/// `--conf` pairs: `conf`, then the spec's `spark.conf` (which wins), then `spark.submit_args`.
+pub(super) fn conf_flags(
+    plan: &JobPlan,
+    mut conf: IndexMap<String, String>,
+    args: &mut Vec<String>,
+) {
     for (key, value) in &plan.spark.conf {
         conf.insert(key.clone(), value.clone());
     }
     for (key, value) in conf {
-        flag(&mut args, "--conf", format!("{key}={value}"));
+        flag(args, "--conf", format!("{key}={value}"));
     }
     args.extend(plan.spark.submit_args.iter().cloned());
-    args.push(locations.driver.to_string());
-    args.push(plan.job.command.clone());
-    args.extend(plan.job.args.iter().cloned());
-    args
 }
 
 /// `engine: local`: the binary the bootstrap action installed, run on the primary node.

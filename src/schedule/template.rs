@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::plan::Plan;
-use crate::render::artifacts::{Digest256, PlanInputs};
+use crate::render::artifacts::{AppInputs, Digest256, PlanInputs};
 use crate::spec::{self, JobPlan, LayerText, RunContext};
 
 /// The `format` field: says what the object is when someone finds it in a bucket.
@@ -63,6 +63,9 @@ pub struct PlanTemplate {
     pub sets: Vec<String>,
     pub bundle: Option<TemplateDigest>,
     pub job_files: Vec<TemplateJobFile>,
+    /// A user's application: the digests of what ships with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppInputs>,
 }
 
 fn to_layer(layer: &LayerText) -> TemplateLayer {
@@ -114,6 +117,7 @@ impl PlanTemplate {
                     bytes: d.bytes,
                 })
                 .collect(),
+            app: inputs.app.clone(),
         }
     }
 
@@ -179,6 +183,7 @@ impl PlanTemplate {
                     )
                 })
                 .collect(),
+            app: self.app.clone(),
         }
     }
 
@@ -241,6 +246,7 @@ mod tests {
         let inputs = PlanInputs {
             bundle: Some(Digest256::of(b"bundle bytes")),
             job_files: Vec::new(),
+            app: None,
         };
         PlanTemplate::from_layers(&base, &overlays, &sets, &inputs, &job)
     }

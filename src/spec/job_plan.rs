@@ -176,7 +176,10 @@ pub enum SizingSource {
 #[derive(Debug, Clone, Serialize)]
 pub struct Job {
     pub engine: Engine,
+    /// emrship-job's command, or for a user's application the entry's file name.
     pub command: String,
+    /// A user's application; `None` for emrship-job's own commands.
+    pub app: Option<UserApp>,
     /// Arguments after the command, one element per flag or value.
     pub args: Vec<String>,
     /// Environment variable → secret reference, resolved by the job at run time.
@@ -191,6 +194,81 @@ pub struct Job {
     pub writes: Vec<S3Uri>,
     /// DynamoDB tables the job reads.
     pub dynamodb_tables: Vec<String>,
+}
+
+/// A user's application and what ships with it. Every path is relative to `project`.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserApp {
+    /// The application's folder, relative to the spec file's folder (`""` = that folder).
+    pub project: String,
+    pub kind: AppKind,
+    /// Config and data files: each lands in the working directory under its `name`.
+    pub files: Vec<AppPath>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppKind {
+    PySpark {
+        main: AppPath,
+        modules: Vec<AppPath>,
+        requirements: Option<Requirements>,
+        /// The nodes' interpreter the application runs on, as (3, minor).
+        python: (u32, u32),
+    },
+    Jar {
+        jar: AppPath,
+        main_class: Option<String>,
+        /// Local dependency jars (shipped) and `s3://` ones (referenced as they are).
+        jars: Vec<JarRef>,
+        packages: Vec<String>,
+    },
+    Executable {
+        program: AppPath,
+    },
+}
+
+impl AppKind {
+    pub fn label(&self) -> &'static str {
+        match self {
+            AppKind::PySpark { .. } => "pyspark",
+            AppKind::Jar { .. } => "jar",
+            AppKind::Executable { .. } => "executable",
+        }
+    }
+}
+
+/// A local path of the application, with where the spec wrote it (for errors found on disk).
+#[derive(Debug, Clone, Serialize)]
+pub struct AppPath {
+    /// As written, relative to the project folder.
+    pub path: String,
+    /// Its last component: the name it has in the container's working directory.
+    pub name: String,
+    #[serde(skip)]
+    pub origin: Option<super::diagnostics::Origin>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JarRef {
+    Local(AppPath),
+    S3(S3Uri),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequirementsFormat {
+    RequirementsTxt,
+    Pyproject,
+    UvLock,
+    PoetryLock,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Requirements {
+    pub file: AppPath,
+    pub format: RequirementsFormat,
 }
 
 /// A config file shipped beside the job.

@@ -260,8 +260,19 @@ pub enum ActionOnFailure {
 pub struct RawJob {
     #[serde(default)]
     pub engine: Option<Engine>,
+    /// One of emrship-job's own commands; a user's application is `pyspark`, `jar` or
+    /// `executable` instead.
     #[serde(default)]
     pub command: Option<String>,
+    /// A user's PySpark application.
+    #[serde(default)]
+    pub pyspark: Option<RawPySparkApp>,
+    /// A user's JVM application (a jar run by spark-submit).
+    #[serde(default)]
+    pub jar: Option<RawJarApp>,
+    /// Any Linux program or script the user builds, run on the primary node.
+    #[serde(default)]
+    pub executable: Option<RawExecutableApp>,
     #[serde(default)]
     pub args: RawJobArgs,
     /// Environment variable name → secret reference (Secrets Manager or SSM parameter ARN).
@@ -280,11 +291,128 @@ pub struct RawJob {
     pub action_on_failure: Option<ActionOnFailure>,
 }
 
+/// A PySpark application: paths are relative to `project`, itself relative to the spec file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPySparkApp {
+    /// The application's folder (default: the spec file's folder).
+    #[serde(default)]
+    pub project: Option<String>,
+    /// The entry script spark-submit runs.
+    #[serde(default)]
+    pub main: Option<String>,
+    /// The application's own packages and modules, zipped for `--py-files` (pure Python).
+    #[serde(default)]
+    pub modules: Vec<String>,
+    /// Config and data files: a file lands in the container's working directory by its name, a
+    /// directory as a folder of that name (`conf` → `./conf/app.ini`).
+    #[serde(default)]
+    pub files: Vec<String>,
+    /// `requirements.txt`, `pyproject.toml`, `uv.lock` or `poetry.lock`.
+    #[serde(default)]
+    pub requirements: Option<String>,
+    /// The nodes' Python to run on, e.g. `"3.11"` (default: the release's `python3`).
+    #[serde(default)]
+    pub python: Option<ScalarString>,
+}
+
+/// A JVM application: paths are relative to `project`, itself relative to the spec file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJarApp {
+    #[serde(default)]
+    pub project: Option<String>,
+    /// The application jar.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// `--class`; without it the jar's manifest `Main-Class` is used.
+    #[serde(default)]
+    pub main_class: Option<String>,
+    /// Dependency jars for `--jars`: local paths or `s3://` URIs.
+    #[serde(default)]
+    pub jars: Vec<String>,
+    /// Maven coordinates for `--packages` (resolved from the internet on every run).
+    #[serde(default)]
+    pub packages: Vec<String>,
+    #[serde(default)]
+    pub files: Vec<String>,
+}
+
+/// Any program: paths are relative to `project`, itself relative to the spec file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExecutableApp {
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Files downloaded beside the program, into its working directory.
+    #[serde(default)]
+    pub files: Vec<String>,
+}
+
 /// Job arguments: named (`views: s3://…` → `--views s3://…`) or a discrete list.
 #[derive(Debug)]
 pub enum RawJobArgs {
-    Named(IndexMap<String, ScalarString>),
-    List(Vec<ScalarString>),
+    Named(IndexMap<String, RawArg>),
+    List(Vec<RawArg>),
+}
+
+/// One argument: a value, or a value marked as data the job reads (`{input: s3://…}`) or
+/// writes (`{output: s3://…}`) so that the instance profile is granted exactly that.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawArg {
+    Plain(String),
+    Input(String),
+    Output(String),
+}
+
+impl RawArg {
+    pub fn value(&self) -> &str {
+        match self {
+            RawArg::Plain(v) | RawArg::Input(v) | RawArg::Output(v) => v,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawArg {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "snake_case")]
+        enum Marked {
+            Input(ScalarString),
+            Output(ScalarString),
+        }
+        struct ArgVisitor;
+        impl<'de> Visitor<'de> for ArgVisitor {
+            type Value = RawArg;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, number or boolean, or `{input: …}` / `{output: …}`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawArg, E> {
+                Ok(RawArg::Plain(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawArg, E> {
+                Ok(RawArg::Plain(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawArg, E> {
+                Ok(RawArg::Plain(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawArg, E> {
+                Ok(RawArg::Plain(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawArg, E> {
+                Ok(RawArg::Plain(v.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawArg, A::Error> {
+                Marked::deserialize(de::value::MapAccessDeserializer::new(map)).map(|m| match m {
+                    Marked::Input(v) => RawArg::Input(v.0),
+                    Marked::Output(v) => RawArg::Output(v.0),
+                })
+            }
+        }
+        deserializer.deserialize_any(ArgVisitor)
+    }
 }
 
 impl Default for RawJobArgs {

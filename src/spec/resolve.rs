@@ -18,6 +18,8 @@ use super::schedule;
 use super::source::SpecPath;
 use crate::sizing::{self, Arch, DeployMode, ExplicitExecutors, Workload};
 
+mod app;
+
 /// What a run adds to the spec: the day it processes.
 #[derive(Debug, Clone, Copy)]
 pub struct RunContext {
@@ -86,6 +88,7 @@ pub fn resolve(
         loaded,
         diagnostics,
         removed,
+        user_app: false,
     };
     let raw = raw?;
     let plan = resolver.resolve(raw, context);
@@ -182,6 +185,9 @@ struct Resolver<'a> {
     /// Nodes already reported (unknown key, wrong type) and taken out before resolving: their
     /// absence is not reported again as a missing key.
     removed: std::collections::HashSet<SpecPath>,
+    /// The job is a user's application (`job.pyspark`, `job.jar`, `job.executable`), not one of
+    /// emrship-job's commands.
+    user_app: bool,
 }
 
 fn path(dotted: &str) -> SpecPath {
@@ -307,7 +313,8 @@ impl Resolver<'_> {
             &path("job"),
             "job: { engine: spark, command: match-rate }",
         );
-        let engine = raw_job.as_ref().and_then(|job| job.engine);
+        self.user_app = raw_job.as_ref().is_some_and(RawJob::is_user_app);
+        let engine = raw_job.as_ref().and_then(RawJob::runs_on);
         let cluster = self
             .required(
                 raw.cluster,
@@ -320,7 +327,13 @@ impl Resolver<'_> {
             .as_ref()
             .and_then(|cluster| self.spark(raw.spark, cluster, engine));
         let job = match (raw_job, &cluster) {
-            (Some(job), Some(cluster)) => self.job(job, cluster, context),
+            (Some(job), Some(cluster)) => self.job(
+                job,
+                cluster,
+                context,
+                release.as_ref(),
+                spark.as_ref().map(|s| s.deploy_mode),
+            ),
             _ => None,
         };
         let schedule = raw.schedule.and_then(|s| self.schedule(s));
@@ -350,7 +363,13 @@ impl Resolver<'_> {
             sha256: "0".repeat(64),
             bytes: 0,
         };
+        let app = plan
+            .job
+            .app
+            .as_ref()
+            .map(|app| artifacts::app_locations(&artifacts::app_pieces(plan, app, None)));
         let locations = steps::StepLocations {
+            app,
             bundle: artifacts::bundle_uri(plan, Some(&digest)),
             driver: artifacts::script_uri(plan, &digest, "driver.py"),
             job_files: plan
@@ -1028,7 +1047,7 @@ impl Resolver<'_> {
         let deploy_mode = raw.deploy_mode.unwrap_or(DeployMode::Cluster);
         // Under `engine: spark` the executors' work is the emrship-job child process, which
         // YARN counts against the container: size for native memory, not a JVM heap.
-        let workload = if engine == Some(Engine::Spark) {
+        let workload = if engine == Some(Engine::Spark) && !self.user_app {
             Workload::Native
         } else {
             Workload::Jvm
@@ -1226,7 +1245,52 @@ impl Resolver<'_> {
         }
     }
 
-    fn job(&mut self, raw: RawJob, cluster: &Cluster, context: RunContext) -> Option<Job> {
+    fn job(
+        &mut self,
+        raw: RawJob,
+        cluster: &Cluster,
+        context: RunContext,
+        release: Option<&ReleaseLabel>,
+        deploy_mode: Option<DeployMode>,
+    ) -> Option<Job> {
+        let kinds: Vec<&str> = [
+            ("command", raw.command.is_some()),
+            ("pyspark", raw.pyspark.is_some()),
+            ("jar", raw.jar.is_some()),
+            ("executable", raw.executable.is_some()),
+        ]
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(key, _)| *key)
+        .collect();
+        if kinds.len() > 1 {
+            self.key_error(
+                "spec::job-kinds",
+                &path("job"),
+                format!(
+                    "`job` sets {}; a job runs one application",
+                    kinds
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ),
+                "keep one of `command` (emrship-job), `pyspark`, `jar` or `executable`",
+            );
+            return None;
+        }
+        if kinds.is_empty() && !self.removed.contains(&path("job.command")) {
+            self.key_error(
+                "spec::missing-key",
+                &path("job"),
+                "`job` says neither which emrship-job command nor which application to run",
+                "add `command: match-rate` (emrship-job), or your own `pyspark: { main: main.py }`, `jar: { path: app.jar }` or `executable: { path: bin/job }`",
+            );
+            return None;
+        }
+        if raw.is_user_app() {
+            return self.user_app_job(raw, cluster, context, release?, deploy_mode);
+        }
         let engine = self.required(raw.engine, &path("job.engine"), "engine: spark")?;
         let command_name =
             self.required(raw.command, &path("job.command"), "command: match-rate")?;
@@ -1269,8 +1333,9 @@ impl Resolver<'_> {
                     }
                 }
                 for (key, value) in named {
-                    let at = path("job.args").key(&key);
-                    let value = value.0;
+                    let at = arg_path(&path("job.args").key(&key), &value);
+                    let marked = marked_role(&value);
+                    let value = value.value().to_string();
                     let spec = command.and_then(|c| c.args.iter().find(|a| a.name == key));
                     if let (Some(command), None) = (command, spec) {
                         let help = match did_you_mean(&key, command.args.iter().map(|a| a.name)) {
@@ -1298,7 +1363,7 @@ impl Resolver<'_> {
                         self.error("spec::empty-arg", &at, format!("`job.args.{key}` is empty"), "command-runner.jar drops empty strings, which shifts every later argument; give it a value or remove it");
                         continue;
                     }
-                    let role = spec.map_or(ArgRole::Plain, |s| s.role);
+                    let role = marked.or(spec.map(|s| s.role)).unwrap_or(ArgRole::Plain);
                     self.classify_location(
                         &value,
                         role,
@@ -1311,21 +1376,22 @@ impl Resolver<'_> {
                     args.push(value);
                 }
             }
-            RawJobArgs::List(list) => {
-                let list: Vec<String> = list.into_iter().map(|a| a.0).collect();
+            RawJobArgs::List(raw_list) => {
+                let list: Vec<String> = raw_list.iter().map(|a| a.value().to_string()).collect();
                 self.check_discrete_args(&list, &path("job.args"));
                 for (i, value) in list.iter().enumerate() {
                     // The value after `--output` is written, the one after `--views` read.
-                    let flag_role = i
-                        .checked_sub(1)
-                        .and_then(|j| list[j].strip_prefix("--"))
-                        .and_then(|name| command?.args.iter().find(|a| a.name == name))
-                        .map(|a| a.role);
+                    let flag_role = marked_role(&raw_list[i]).or_else(|| {
+                        i.checked_sub(1)
+                            .and_then(|j| list[j].strip_prefix("--"))
+                            .and_then(|name| command?.args.iter().find(|a| a.name == name))
+                            .map(|a| a.role)
+                    });
                     if value.starts_with("s3://") {
                         self.classify_location(
                             value,
                             flag_role.unwrap_or(ArgRole::Input),
-                            &path("job.args").index(i),
+                            &arg_path(&path("job.args").index(i), &raw_list[i]),
                             &mut reads,
                             &mut writes,
                             &mut dynamodb_tables,
@@ -1381,6 +1447,7 @@ impl Resolver<'_> {
         let job = Job {
             engine,
             command: command_name,
+            app: None,
             args,
             secrets,
             files,
@@ -1523,17 +1590,20 @@ impl Resolver<'_> {
     /// the program as they are, with no shell to split `"--master yarn"`, and drops empty ones.
     fn check_discrete_args(&mut self, args: &[String], at: &SpecPath) {
         for (i, arg) in args.iter().enumerate() {
-            let at = at.index(i);
-            if arg.is_empty() {
-                self.error("spec::empty-arg", &at, "empty argument", "command-runner.jar drops empty strings, shifting every later argument; remove it or give it a value");
-            } else if arg.starts_with('-')
-                && arg
-                    .split_once(char::is_whitespace)
-                    .is_some_and(|(flag, _)| !flag.contains('='))
-            {
-                let (flag, value) = arg.split_once(char::is_whitespace).unwrap_or((arg, ""));
-                self.error("spec::joined-arg", &at, format!("`{arg}` holds a flag and its value in one element"), format!("command-runner.jar does not split arguments: write `{flag}` and `{}` as two list elements", value.trim()));
-            }
+            self.check_discrete_arg(arg, &at.index(i));
+        }
+    }
+
+    fn check_discrete_arg(&mut self, arg: &str, at: &SpecPath) {
+        if arg.is_empty() {
+            self.error("spec::empty-arg", at, "empty argument", "command-runner.jar drops empty strings, shifting every later argument; remove it or give it a value");
+        } else if arg.starts_with('-')
+            && arg
+                .split_once(char::is_whitespace)
+                .is_some_and(|(flag, _)| !flag.contains('='))
+        {
+            let (flag, value) = arg.split_once(char::is_whitespace).unwrap_or((arg, ""));
+            self.error("spec::joined-arg", at, format!("`{arg}` holds a flag and its value in one element"), format!("command-runner.jar does not split arguments: write `{flag}` and `{}` as two list elements", value.trim()));
         }
     }
 
@@ -1572,6 +1642,46 @@ impl Resolver<'_> {
         })
     }
 }
+
+impl RawJob {
+    pub fn is_user_app(&self) -> bool {
+        self.pyspark.is_some() || self.jar.is_some() || self.executable.is_some()
+    }
+
+    /// Where the job's work runs: a user's Spark application under Spark on YARN, a user's
+    /// executable on the primary node, emrship-job where `job.engine` says.
+    pub fn runs_on(&self) -> Option<Engine> {
+        if self.pyspark.is_some() || self.jar.is_some() {
+            Some(Engine::Spark)
+        } else if self.executable.is_some() {
+            Some(Engine::Local)
+        } else {
+            self.engine
+        }
+    }
+}
+
+/// The role an argument was marked with in the spec (`{input: …}` or `{output: …}`).
+fn marked_role(arg: &RawArg) -> Option<ArgRole> {
+    match arg {
+        RawArg::Plain(_) => None,
+        RawArg::Input(_) => Some(ArgRole::Input),
+        RawArg::Output(_) => Some(ArgRole::Sink),
+    }
+}
+
+/// Where an argument's value sits in the spec: under its `input`/`output` key when marked.
+fn arg_path(at: &SpecPath, arg: &RawArg) -> SpecPath {
+    match arg {
+        RawArg::Plain(_) => at.clone(),
+        RawArg::Input(_) => at.key("input"),
+        RawArg::Output(_) => at.key("output"),
+    }
+}
+
+/// Names the step itself puts in every container's working directory.
+pub const MODULES_ZIP_NAME: &str = "modules.zip";
+pub const DEPS_ALIAS: &str = "emrship_deps";
 
 /// How many worker nodes YARN has: group counts, or for fleets the fewest nodes their
 /// target capacity can come as (each node supplies its weight in units).

@@ -43,6 +43,7 @@ pub const EXAMPLES: &[(&str, &str, &[&str])] = &[
     ),
     ("pageview-rollup", "job-specs/pageview-rollup.yaml", &[]),
     ("streaming-events", "job-specs/streaming-events.yaml", &[]),
+    ("pyspark-app", "job-specs/pyspark-app.yaml", &[]),
 ];
 
 pub fn layer(path: &str) -> LayerText {
@@ -65,5 +66,17 @@ pub fn plan_example(spec_path: &str, overlays: &[&str]) -> Plan {
     )
     .unwrap_or_else(|d| panic!("{spec_path} does not resolve:\n{}", d.render()));
     let warnings = diagnostics.warnings().map(|d| d.one_line()).collect();
-    emrship::plan::build(&job, &PlanInputs::default(), warnings)
+    // A user's application is read from disk as `emrship plan` reads it (dependencies pending).
+    let app = job.job.app.as_ref().map(|app| {
+        let spec_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(spec_path);
+        emrship::bundle::user_app::pack(app, spec_dir.parent().unwrap())
+            .unwrap_or_else(|_| panic!("{spec_path}: its application cannot be read"))
+            .inputs
+            .expect("a packed application has inputs")
+    });
+    let inputs = PlanInputs {
+        app,
+        ..PlanInputs::default()
+    };
+    emrship::plan::build(&job, &inputs, warnings)
 }
