@@ -25,6 +25,8 @@ use crate::spec::raw::Engine;
 use crate::spec::s3::S3Uri;
 use crate::spec::{JobPlan, LayerText};
 
+mod app;
+
 type Failure = (u8, String);
 
 fn failure(message: impl Into<String>) -> Failure {
@@ -160,8 +162,6 @@ fn locate_binary(
 struct Prepared {
     name: String,
     region: String,
-    bundle_path: PathBuf,
-    bundle: Bundle,
     uploads: Vec<PendingUpload>,
 }
 
@@ -273,11 +273,22 @@ fn prepare(
             bytes: Arc::new(bytes),
         });
     }
+    eprintln!(
+        "bundle {}: {} ({} bytes, sha256 {}): {}",
+        job.name,
+        bundle_path.display(),
+        bundle.digest.bytes,
+        bundle.digest.sha256,
+        bundle
+            .entries
+            .iter()
+            .map(|(name, mode)| format!("{name} {mode:o}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     Ok(Prepared {
         name: job.name.clone(),
         region: job.region.clone(),
-        bundle_path,
-        bundle,
         uploads,
     })
 }
@@ -316,21 +327,16 @@ fn deploy(args: &DeployArgs) -> Result<Vec<UploadReport>, Failure> {
     let mut built = Vec::new();
     let mut prepared = Vec::new();
     for (spec, plan) in loaded {
-        let ready = prepare(args, spec, plan, &mut built)?;
-        eprintln!(
-            "bundle {}: {} ({} bytes, sha256 {}): {}",
-            ready.name,
-            ready.bundle_path.display(),
-            ready.bundle.digest.bytes,
-            ready.bundle.digest.sha256,
-            ready
-                .bundle
-                .entries
-                .iter()
-                .map(|(name, mode)| format!("{name} {mode:o}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let ready = if plan.job.job.app.is_some() {
+            let ready = app::prepare(args, spec, plan)?;
+            Prepared {
+                name: ready.name,
+                region: ready.region,
+                uploads: ready.uploads,
+            }
+        } else {
+            prepare(args, spec, plan, &mut built)?
+        };
         prepared.push(ready);
     }
 

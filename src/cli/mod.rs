@@ -12,6 +12,7 @@ mod emr;
 mod logs;
 pub mod plan;
 mod run;
+pub mod run_app;
 mod schedule;
 mod size;
 

@@ -143,13 +143,17 @@ pub fn run(args: RunArgs) -> ExitCode {
         eprintln!("emrship run: --dry-run applies when launching on EMR (without --local)");
         return ExitCode::from(EXIT_FAILURE);
     }
-    let LoadedPlan { job: plan, .. } = match load_plan(&args.spec) {
+    let loaded = match load_plan(&args.spec) {
         Ok(loaded) => loaded,
         Err((code, message)) => {
             eprint!("{message}");
             return ExitCode::from(code);
         }
     };
+    if loaded.job.job.app.is_some() {
+        return super::run_app::run(loaded, &args);
+    }
+    let LoadedPlan { job: plan, .. } = loaded;
     if plan.job.command == "rollup" {
         return rollup::run(&plan, &args);
     }

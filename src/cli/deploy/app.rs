@@ -1,0 +1,251 @@
+//! `emrship deploy` for a user's own application: build its Python dependencies for the nodes,
+//! check everything that ships against the nodes (compiled modules, class files, the program's
+//! ELF), then hand every piece's bytes to the same content-addressed upload as the bundle.
+//! Every problem is found before the first byte goes up.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{failure, spec_args, Failure, PendingUpload};
+use crate::bundle::app_problem::AppProblem;
+use crate::bundle::elf::{self, NodeTarget};
+use crate::bundle::python_deps::{self, DepsTarget, PythonTarget};
+use crate::bundle::requirements::read_requirements;
+use crate::bundle::user_app::{self, PackedApp};
+use crate::bundle::wheel_check::check_deps_zip;
+use crate::cli::plan::{load_plan_with_dependencies, LoadedPlan};
+use crate::cli::run_app::dependency_cache;
+use crate::cli::{DeployArgs, EXIT_SPEC_ERROR};
+use crate::render::artifacts::{Digest256, UploadKind};
+use crate::spec::job_plan::{AppKind, UserApp};
+use crate::spec::JobPlan;
+
+/// A user application made ready to upload.
+pub struct PreparedApp {
+    pub name: String,
+    pub region: String,
+    pub uploads: Vec<PendingUpload>,
+}
+
+pub fn prepare(args: &DeployArgs, spec: &Path, loaded: LoadedPlan) -> Result<PreparedApp, Failure> {
+    let job = &loaded.job;
+    let app = job.job.app.as_ref().expect("prepare is for user applications");
+    let packed = loaded
+        .app
+        .as_ref()
+        .ok_or_else(|| failure("the application was not read (an emrship bug)"))?;
+    let mut problems = check_shipped_code(job, app, packed);
+    let dependencies = match &app.kind {
+        AppKind::PySpark {
+            requirements: Some(requirements),
+            python,
+            ..
+        } => {
+            let target = PythonTarget {
+                python: (python.0 as u8, python.1 as u8),
+                glibc: job.release.glibc,
+                arch: job.job.arch,
+            };
+            match build_for_nodes(job, packed, &requirements.file.path, target) {
+                Ok((built_zip, digest)) => {
+                    match check_deps_zip(&built_zip, &target) {
+                        Ok(found) => problems.extend(found),
+                        Err(e) => return Err(failure(e)),
+                    }
+                    Some((built_zip, digest))
+                }
+                Err(found) => {
+                    problems.extend(found);
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    if !problems.is_empty() {
+        let text = problems
+            .iter()
+            .map(|p| format!("error: {}: {}\n  help: {}", p.subject, p.message, p.fix))
+            .collect::<Vec<_>>()
+            .join("\n");
+        return Err((
+            EXIT_SPEC_ERROR,
+            format!(
+                "{}: nothing was uploaded; {} cannot run on the nodes of {} ({}, {}):\n{text}",
+                spec.display(),
+                job.name,
+                job.release.label,
+                job.release.os,
+                job.job.arch
+            ),
+        ));
+    }
+    let rendered = load_plan_with_dependencies(
+        &spec_args(args, spec),
+        dependencies.as_ref().map(|(_, d)| d.clone()),
+    )?;
+    let rendered_packed = rendered
+        .app
+        .as_ref()
+        .ok_or_else(|| failure("the application was not read (an emrship bug)"))?;
+    let mut uploads = Vec::new();
+    for upload in &rendered.plan.uploads {
+        let bytes = match upload.kind {
+            UploadKind::NodeCheck => rendered
+                .plan
+                .rendered_files
+                .iter()
+                .find(|f| f.s3_uri == upload.s3_uri.to_string())
+                .map(|f| f.text.clone().into_bytes()),
+            UploadKind::AppDependencies => match &dependencies {
+                Some((zip, _)) => Some(
+                    std::fs::read(zip)
+                        .map_err(|e| failure(format!("cannot read {}: {e}", zip.display())))?,
+                ),
+                None => None,
+            },
+            _ => upload
+                .sha256
+                .as_ref()
+                .and_then(|sha| rendered_packed.bytes_by_sha256.get(sha).cloned()),
+        };
+        let bytes = bytes.ok_or_else(|| {
+            failure(format!(
+                "the plan lists {} ({}) but deploy has no bytes for it (an emrship bug)",
+                upload.s3_uri, upload.source
+            ))
+        })?;
+        let digest = Digest256::of(&bytes);
+        if upload.sha256.as_deref() != Some(digest.sha256.as_str()) {
+            return Err(failure(format!(
+                "{} changed while deploying (its key names sha256 {}, its bytes now have {}); run deploy again",
+                upload.source,
+                upload.sha256.as_deref().unwrap_or("none"),
+                digest.sha256
+            )));
+        }
+        uploads.push(PendingUpload {
+            spec: job.name.clone(),
+            kind: upload.kind,
+            uri: upload.s3_uri.clone(),
+            digest,
+            bytes: Arc::new(bytes),
+        });
+    }
+    Ok(PreparedApp {
+        name: job.name.clone(),
+        region: job.region.clone(),
+        uploads,
+    })
+}
+
+/// The dependencies built for the nodes, recorded so that `plan` and `provision` know their
+/// digest afterwards.
+fn build_for_nodes(
+    job: &JobPlan,
+    packed: &PackedApp,
+    requirements: &str,
+    target: PythonTarget,
+) -> Result<(std::path::PathBuf, Digest256), Vec<AppProblem>> {
+    let file = packed.project_dir.join(requirements);
+    let pinned = read_requirements(&file)?;
+    for note in &pinned.notes {
+        eprintln!("warning: {}: {} (help: {})", note.subject, note.message, note.fix);
+    }
+    let python = std::env::var_os("EMRSHIP_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "python3".into());
+    eprintln!(
+        "dependencies {}: building {} for {} …",
+        job.name,
+        file.display(),
+        target.describe()
+    );
+    let built = python_deps::build_deps(
+        &pinned.text,
+        DepsTarget::Cluster(target),
+        &dependency_cache(),
+        &python,
+    )?;
+    for warning in &built.warnings {
+        eprintln!(
+            "warning: {}: {} (help: {})",
+            warning.subject, warning.message, warning.fix
+        );
+    }
+    eprintln!(
+        "dependencies {}: {} ({} packages, sha256 {}{})",
+        job.name,
+        built.zip.display(),
+        built.packages.len(),
+        built.digest.sha256,
+        if built.from_cache { ", cached" } else { "" }
+    );
+    user_app::record_dependencies(&job.name, &pinned.text, &target.describe(), &built.digest)
+        .map_err(|e| vec![AppProblem::new(job.name.clone(), e, "check that target/emrship is writable")])?;
+    Ok((built.zip.clone(), built.digest.clone()))
+}
+
+/// The application's own code against the nodes: class files no newer than the nodes' Java,
+/// the program's ELF machine and glibc.
+fn check_shipped_code(job: &JobPlan, app: &UserApp, packed: &PackedApp) -> Vec<AppProblem> {
+    let mut problems = Vec::new();
+    let Some(inputs) = &packed.inputs else {
+        return problems;
+    };
+    match &app.kind {
+        AppKind::Jar { jar, .. } => {
+            if let Some(java) = inputs.required_java {
+                if java > job.release.runtime.java {
+                    problems.push(AppProblem::new(
+                        jar.path.clone(),
+                        format!(
+                            "its classes need Java {java}, but {} nodes run Java {}: the step would fail with UnsupportedClassVersionError",
+                            job.release.label, job.release.runtime.java
+                        ),
+                        format!(
+                            "compile for Java {} (`javac --release {}`, maven.compiler.release, or Gradle's toolchain), or choose a release that runs Java {java}",
+                            job.release.runtime.java, job.release.runtime.java
+                        ),
+                    ));
+                }
+            }
+            problems.extend(packed.jar_problems.iter().cloned());
+        }
+        AppKind::Executable { program } => {
+            let Some(bytes) = packed.bytes_by_sha256.get(&inputs.entry.sha256) else {
+                return problems;
+            };
+            if bytes.starts_with(b"\x7fELF") {
+                let node = NodeTarget {
+                    arch: job.job.arch,
+                    release: &job.release,
+                    instance_types: job
+                        .cluster
+                        .nodes
+                        .master_types()
+                        .iter()
+                        .map(|t| t.name)
+                        .collect(),
+                };
+                if let Err(reason) =
+                    elf::inspect(bytes).and_then(|facts| elf::check_fits(&facts, &node))
+                {
+                    problems.push(AppProblem::new(
+                        program.path.clone(),
+                        format!("cannot run on the primary node: {reason}"),
+                        "build it for the nodes (cargo zigbuild --target <arch>-unknown-linux-gnu.<glibc>, or a static musl build)",
+                    ));
+                }
+            } else if !bytes.starts_with(b"#!") {
+                problems.push(AppProblem::new(
+                    program.path.clone(),
+                    "is neither a Linux (ELF) program nor a script with a `#!` line; the node cannot execute it",
+                    "build it for Linux, or start the script with `#!/bin/bash` (or its interpreter)",
+                ));
+            }
+        }
+        AppKind::PySpark { .. } => problems.extend(packed.import_problems.iter().cloned()),
+    }
+    problems
+}
