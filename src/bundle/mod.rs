@@ -16,9 +16,11 @@
 //! resolved plan for one day, so the same job gives the same bundle every day and a daily run
 //! finds it with one HEAD instead of uploading it again.
 
+pub mod app_problem;
 pub mod archive;
 pub mod elf;
 pub mod lambda;
+pub mod requirements;
 pub mod zigbuild;
 
 use crate::render::artifacts::Digest256;
