@@ -20,7 +20,9 @@ pub mod app_problem;
 pub mod archive;
 pub mod elf;
 pub mod lambda;
+pub mod python_deps;
 pub mod requirements;
+pub mod wheel_check;
 pub mod zigbuild;
 
 use crate::render::artifacts::Digest256;
