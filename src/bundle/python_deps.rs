@@ -320,18 +320,19 @@ fn cache_key(requirements_text: &str, target_text: &str, probe: &PythonProbe) ->
 }
 
 /// Runs pip with the target's marker environment (see the module docs), then pip's own `main`.
-const PIP_BOOTSTRAP: &str = "import sys, json\n\
-overrides = json.loads(sys.argv[1])\n\
-if overrides:\n\
-    from pip._vendor.packaging import markers\n\
-    host_environment = markers.default_environment\n\
-    def target_environment():\n\
-        environment = host_environment()\n\
-        environment.update(overrides)\n\
-        return environment\n\
-    markers.default_environment = target_environment\n\
-from pip._internal.cli.main import main\n\
-sys.exit(main(sys.argv[2:]))\n";
+const PIP_BOOTSTRAP: &str = r#"import sys, json
+overrides = json.loads(sys.argv[1])
+if overrides:
+    from pip._vendor.packaging import markers
+    host_environment = markers.default_environment
+    def target_environment():
+        environment = host_environment()
+        environment.update(overrides)
+        return environment
+    markers.default_environment = target_environment
+from pip._internal.cli.main import main
+sys.exit(main(sys.argv[2:]))
+"#;
 
 /// Builds (or finds in `cache_root`) the zipped dependency tree for `requirements_text`.
 ///
