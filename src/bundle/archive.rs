@@ -33,15 +33,8 @@ pub fn write_zip(mut entries: Vec<ArchiveEntry>) -> Result<Vec<u8>, String> {
     }
     let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
     for entry in &entries {
-        let options = SimpleFileOptions::default()
-            .compression_method(CompressionMethod::Deflated)
-            // A fixed level: the default could change between zip releases.
-            .compression_level(Some(6))
-            .last_modified_time(DateTime::default())
-            .unix_permissions(S_IFREG | (entry.mode & 0o7777))
-            .large_file(entry.bytes.len() as u64 >= u32::MAX as u64);
         writer
-            .start_file(entry.name.as_str(), options)
+            .start_file(entry.name.as_str(), entry_options(entry.mode, entry.bytes.len()))
             .and_then(|()| writer.write_all(&entry.bytes).map_err(Into::into))
             .map_err(|e| format!("cannot add `{}` to the bundle: {e}", entry.name))?;
     }
@@ -49,6 +42,58 @@ pub fn write_zip(mut entries: Vec<ArchiveEntry>) -> Result<Vec<u8>, String> {
         .finish()
         .map(Cursor::into_inner)
         .map_err(|e| format!("cannot finish the bundle zip: {e}"))
+}
+
+/// The same options for every entry: only the mode and the size (zip64 or not) vary.
+fn entry_options(mode: u32, len: usize) -> SimpleFileOptions {
+    SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Deflated)
+        // A fixed level: the default could change between zip releases.
+        .compression_level(Some(6))
+        .last_modified_time(DateTime::default())
+        .unix_permissions(S_IFREG | (mode & 0o7777))
+        .large_file(len as u64 >= u32::MAX as u64)
+}
+
+/// One file on disk to put in an archive under `name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    pub name: String,
+    pub path: std::path::PathBuf,
+    pub mode: u32,
+}
+
+/// [`write_zip`] for archives too big to hold in memory twice (a Python dependency tree is
+/// hundreds of MB): each file is read when its turn comes and the zip is written to `out`.
+/// `transform` may rewrite a file's bytes on the way in (the deps build drops lines from
+/// pip's RECORD files). Same bytes for the same entries, in any order.
+pub fn write_zip_file(
+    out: &std::path::Path,
+    mut entries: Vec<FileEntry>,
+    transform: &dyn Fn(&str, Vec<u8>) -> Vec<u8>,
+) -> Result<(), String> {
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    if let Some(pair) = entries.windows(2).find(|w| w[0].name == w[1].name) {
+        return Err(format!("two archive entries are named `{}`", pair[0].name));
+    }
+    let file = std::fs::File::create(out)
+        .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let mut writer = ZipWriter::new(std::io::BufWriter::new(file));
+    for entry in &entries {
+        let bytes = std::fs::read(&entry.path)
+            .map_err(|e| format!("cannot read {}: {e}", entry.path.display()))?;
+        let bytes = transform(&entry.name, bytes);
+        writer
+            .start_file(entry.name.as_str(), entry_options(entry.mode, bytes.len()))
+            .and_then(|()| writer.write_all(&bytes).map_err(Into::into))
+            .map_err(|e| format!("cannot add `{}` to {}: {e}", entry.name, out.display()))?;
+    }
+    let mut buffered = writer
+        .finish()
+        .map_err(|e| format!("cannot finish {}: {e}", out.display()))?;
+    buffered
+        .flush()
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))
 }
 
 #[cfg(test)]
@@ -127,5 +172,24 @@ mod tests {
         let mut entries = sample();
         entries.push(entry("spec.yaml", b"", 0o644));
         assert!(write_zip(entries).unwrap_err().contains("spec.yaml"));
+    }
+
+    #[test]
+    fn the_file_writer_gives_the_same_bytes_as_the_memory_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Vec::new();
+        for (i, e) in sample().into_iter().enumerate() {
+            let path = dir.path().join(format!("f{i}"));
+            std::fs::write(&path, &e.bytes).unwrap();
+            files.push(FileEntry {
+                name: e.name,
+                path,
+                mode: e.mode,
+            });
+        }
+        files.reverse();
+        let out = dir.path().join("out.zip");
+        write_zip_file(&out, files, &|_, bytes| bytes).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), write_zip(sample()).unwrap());
     }
 }

@@ -23,7 +23,7 @@ pub enum Machine {
 }
 
 impl Machine {
-    fn describe(self) -> String {
+    pub fn describe(self) -> String {
         match self {
             Machine::X86_64 => "x86_64".into(),
             Machine::Aarch64 => "aarch64 (arm64)".into(),

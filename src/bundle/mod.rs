@@ -16,10 +16,14 @@
 //! resolved plan for one day, so the same job gives the same bundle every day and a daily run
 //! finds it with one HEAD instead of uploading it again.
 
+pub mod app_problem;
 pub mod archive;
 pub mod elf;
 pub mod lambda;
+pub mod python_deps;
+pub mod requirements;
 pub mod user_app;
+pub mod wheel_check;
 pub mod zigbuild;
 
 use crate::render::artifacts::Digest256;
