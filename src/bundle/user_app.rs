@@ -20,6 +20,11 @@ pub struct PackedApp {
     pub bytes_by_sha256: HashMap<String, Vec<u8>>,
     /// The project folder on disk (spec folder + `project`).
     pub project_dir: PathBuf,
+    /// What the application jar's class files say that the nodes cannot run (checked against
+    /// the release by `deploy`, before anything is uploaded).
+    pub jar_problems: Vec<super::app_problem::AppProblem>,
+    /// Local packages the entry script imports without shipping them.
+    pub import_problems: Vec<super::app_problem::AppProblem>,
 }
 
 impl PackedApp {
@@ -278,4 +283,87 @@ fn walk(dir: &Path) -> Result<Vec<(String, PathBuf, u32)>, String> {
     }
     out.sort();
     Ok(out)
+}
+
+/// Where `deploy` records the dependency archive it built for a spec, so that `plan`,
+/// `provision` and `submit` know its key afterwards without pip.
+fn dependencies_record(name: &str) -> PathBuf {
+    PathBuf::from(format!("target/emrship/{name}/dependencies.json"))
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct DependenciesRecord {
+    /// sha256 of the pinned requirements text the archive was built from.
+    requirements_sha256: String,
+    /// The nodes' Python, glibc and architecture.
+    target: String,
+    archive: Digest256,
+}
+
+/// Records the dependency archive built for `name` from `requirements_text` for `target`.
+pub fn record_dependencies(
+    name: &str,
+    requirements_text: &str,
+    target: &str,
+    archive: &Digest256,
+) -> Result<(), String> {
+    let path = dependencies_record(name);
+    let record = DependenciesRecord {
+        requirements_sha256: Digest256::of(requirements_text.as_bytes()).sha256,
+        target: target.to_string(),
+        archive: archive.clone(),
+    };
+    let text = serde_json::to_string_pretty(&record).expect("a record always serializes");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let temporary = path.with_extension(format!("json.tmp.{}", std::process::id()));
+    std::fs::write(&temporary, text)
+        .and_then(|()| std::fs::rename(&temporary, &path))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The archive `deploy` built for `name`, when it was built from these requirements for this
+/// target; `None` (pending) otherwise.
+pub fn recorded_dependencies(
+    name: &str,
+    requirements_text: &str,
+    target: &str,
+) -> Option<Digest256> {
+    let text = std::fs::read_to_string(dependencies_record(name)).ok()?;
+    let record: DependenciesRecord = serde_json::from_str(&text).ok()?;
+    (record.requirements_sha256 == Digest256::of(requirements_text.as_bytes()).sha256
+        && record.target == target)
+        .then_some(record.archive)
+}
+
+/// The nodes a PySpark application's dependencies are built for: its Python, the release's
+/// glibc, the nodes' architecture. `None` for other applications.
+pub fn python_target(job: &crate::spec::JobPlan) -> Option<super::python_deps::PythonTarget> {
+    match &job.job.app.as_ref()?.kind {
+        AppKind::PySpark { python, .. } => Some(super::python_deps::PythonTarget {
+            python: (python.0 as u8, python.1 as u8),
+            glibc: job.release.glibc,
+            arch: job.job.arch,
+        }),
+        _ => None,
+    }
+}
+
+/// The dependency archive `deploy` recorded for this application, if its requirements and
+/// target are unchanged since.
+pub fn deployed_dependencies(job: &crate::spec::JobPlan, packed: &PackedApp) -> Option<Digest256> {
+    let AppKind::PySpark {
+        requirements: Some(requirements),
+        ..
+    } = &job.job.app.as_ref()?.kind
+    else {
+        return None;
+    };
+    let target = python_target(job)?;
+    let pinned =
+        super::requirements::read_requirements(&packed.project_dir.join(&requirements.file.path))
+            .ok()?;
+    recorded_dependencies(&job.name, &pinned.text, &target.describe())
 }

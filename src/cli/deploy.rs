@@ -18,7 +18,7 @@ use super::plan::{load_plan, load_plan_with_bundle, LoadedPlan};
 use super::{DeployArgs, OutputFormat, SpecArgs, EXIT_FAILURE};
 use crate::aws::{s3, sdk};
 use crate::bundle::elf::{self, NodeTarget};
-use crate::bundle::{self, zigbuild, Bundle, BundleInputs};
+use crate::bundle::{self, zigbuild, BundleInputs};
 use crate::render::artifacts::{Digest256, UploadKind};
 use crate::sizing::Arch;
 use crate::spec::raw::Engine;
@@ -160,7 +160,6 @@ fn locate_binary(
 /// A spec made ready to upload: its bundle built and written, its plan re-rendered with the
 /// bundle's digest, every upload's bytes in hand.
 struct Prepared {
-    name: String,
     region: String,
     uploads: Vec<PendingUpload>,
 }
@@ -287,7 +286,6 @@ fn prepare(
             .join(", ")
     );
     Ok(Prepared {
-        name: job.name.clone(),
         region: job.region.clone(),
         uploads,
     })
@@ -330,7 +328,6 @@ fn deploy(args: &DeployArgs) -> Result<Vec<UploadReport>, Failure> {
         let ready = if plan.job.job.app.is_some() {
             let ready = app::prepare(args, spec, plan)?;
             Prepared {
-                name: ready.name,
                 region: ready.region,
                 uploads: ready.uploads,
             }

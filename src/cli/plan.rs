@@ -132,8 +132,11 @@ fn load_layers_and_plan_with(
                 }
                 (EXIT_SPEC_ERROR, rendered.render())
             })?;
+            let built = dependencies
+                .clone()
+                .or_else(|| crate::bundle::user_app::deployed_dependencies(&job, &packed));
             if let Some(app_inputs) = packed.inputs.as_mut() {
-                app_inputs.dependencies = dependencies.clone();
+                app_inputs.dependencies = built;
             }
             inputs.app = packed.inputs.clone();
             Some(packed)

@@ -32,9 +32,13 @@ use crate::spec::job_plan::{AppKind, UserApp};
 use crate::spec::resolve::DEPS_ALIAS;
 use crate::spec::JobPlan;
 
-/// Where local runs keep what they lay out and write.
+/// Where local runs keep what they lay out and write: absolute, since the application runs in
+/// the container folder below it.
 pub fn local_root(plan: &JobPlan) -> PathBuf {
-    PathBuf::from(format!("target/emrship/{}/local", plan.name))
+    let relative = PathBuf::from(format!("target/emrship/{}/local", plan.name));
+    std::env::current_dir()
+        .map(|dir| dir.join(&relative))
+        .unwrap_or(relative)
 }
 
 /// Where `s3://bucket/key` lives in a local run.
@@ -60,7 +64,12 @@ pub fn find_local_spark() -> Result<LocalSpark, String> {
     let output = Command::new(&python)
         .args(["-c", probe])
         .output()
-        .map_err(|e| format!("cannot run {}: {e}; set EMRSHIP_PYTHON to a Python that has pyspark", python.display()))?;
+        .map_err(|e| {
+            format!(
+                "cannot run {}: {e}; set EMRSHIP_PYTHON to a Python that has pyspark",
+                python.display()
+            )
+        })?;
     if !output.status.success() {
         return Err(format!(
             "{} has no pyspark ({}); install it with `{} -m pip install pyspark==<the Spark of your release>`, or set EMRSHIP_PYTHON to a Python that has it",
@@ -137,7 +146,9 @@ pub fn local_command(
         });
     }
     if first != "spark-submit" {
-        return Err(format!("the step runs `{first}`, which a local run does not know"));
+        return Err(format!(
+            "the step runs `{first}`, which a local run does not know"
+        ));
     }
     let spark = spark.ok_or("a Spark application needs a local pyspark")?;
     let entry = plan_entry_uri(step_args);
@@ -174,7 +185,9 @@ pub fn local_command(
                 let list = args.next().unwrap_or_default();
                 let mut local = Vec::new();
                 for uri in list.split(',') {
-                    if arg == "--jars" && !uri.starts_with(plan.artifact_prefix().to_string().as_str()) {
+                    if arg == "--jars"
+                        && !uri.starts_with(plan.artifact_prefix().to_string().as_str())
+                    {
                         return Err(format!("the dependency jar {uri} is not shipped by emrship; a local run cannot fetch it: list a local copy under `job.jar.jars`"));
                     }
                     local.push(local_piece(uri));
@@ -196,7 +209,10 @@ pub fn local_command(
     }
     notes.push("--master local[2] --deploy-mode client: files and archives are laid out in the working directory as YARN would".into());
     env.push(("PYSPARK_PYTHON".into(), spark.python.display().to_string()));
-    env.push(("PYSPARK_DRIVER_PYTHON".into(), spark.python.display().to_string()));
+    env.push((
+        "PYSPARK_DRIVER_PYTHON".into(),
+        spark.python.display().to_string(),
+    ));
     if container.join(DEPS_ALIAS).exists() {
         // The client-mode driver does not get spark.yarn.appMasterEnv; give it the same path.
         env.push((
@@ -258,7 +274,11 @@ fn problems_failure(problems: Vec<AppProblem>) -> Failure {
 
 fn run_app(loaded: &LoadedPlan) -> Result<ExitCode, Failure> {
     let plan = &loaded.job;
-    let app = plan.job.app.as_ref().ok_or_else(|| fail("not a user application"))?;
+    let app = plan
+        .job
+        .app
+        .as_ref()
+        .ok_or_else(|| fail("not a user application"))?;
     let packed = loaded
         .app
         .as_ref()
@@ -269,7 +289,10 @@ fn run_app(loaded: &LoadedPlan) -> Result<ExitCode, Failure> {
     };
     if let Some(spark) = &spark {
         let wanted = plan.release.runtime.spark;
-        if !spark.version.starts_with(&format!("{}.{}.", wanted.0, wanted.1)) {
+        if !spark
+            .version
+            .starts_with(&format!("{}.{}.", wanted.0, wanted.1))
+        {
             eprintln!(
                 "emrship run: warning: local pyspark is {} but {} runs Spark {}.{}; install pyspark=={}.{}.* to run what the cluster runs",
                 spark.version, plan.release.label, wanted.0, wanted.1, wanted.0, wanted.1
@@ -367,13 +390,9 @@ fn lay_out_container(
             file.display(),
             python.display()
         );
-        let built = python_deps::build_deps(
-            &pinned.text,
-            DepsTarget::Local,
-            &dependency_cache(),
-            python,
-        )
-        .map_err(problems_failure)?;
+        let built =
+            python_deps::build_deps(&pinned.text, DepsTarget::Local, &dependency_cache(), python)
+                .map_err(problems_failure)?;
         eprintln!(
             "emrship run: dependencies {} ({} packages{})",
             built.zip.display(),

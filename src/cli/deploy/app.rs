@@ -22,14 +22,17 @@ use crate::spec::JobPlan;
 
 /// A user application made ready to upload.
 pub struct PreparedApp {
-    pub name: String,
     pub region: String,
     pub uploads: Vec<PendingUpload>,
 }
 
 pub fn prepare(args: &DeployArgs, spec: &Path, loaded: LoadedPlan) -> Result<PreparedApp, Failure> {
     let job = &loaded.job;
-    let app = job.job.app.as_ref().expect("prepare is for user applications");
+    let app = job
+        .job
+        .app
+        .as_ref()
+        .expect("prepare is for user applications");
     let packed = loaded
         .app
         .as_ref()
@@ -38,14 +41,9 @@ pub fn prepare(args: &DeployArgs, spec: &Path, loaded: LoadedPlan) -> Result<Pre
     let dependencies = match &app.kind {
         AppKind::PySpark {
             requirements: Some(requirements),
-            python,
             ..
         } => {
-            let target = PythonTarget {
-                python: (python.0 as u8, python.1 as u8),
-                glibc: job.release.glibc,
-                arch: job.job.arch,
-            };
+            let target = user_app::python_target(job).expect("a PySpark application");
             match build_for_nodes(job, packed, &requirements.file.path, target) {
                 Ok((built_zip, digest)) => {
                     match check_deps_zip(&built_zip, &target) {
@@ -133,7 +131,6 @@ pub fn prepare(args: &DeployArgs, spec: &Path, loaded: LoadedPlan) -> Result<Pre
         });
     }
     Ok(PreparedApp {
-        name: job.name.clone(),
         region: job.region.clone(),
         uploads,
     })
@@ -150,7 +147,10 @@ fn build_for_nodes(
     let file = packed.project_dir.join(requirements);
     let pinned = read_requirements(&file)?;
     for note in &pinned.notes {
-        eprintln!("warning: {}: {} (help: {})", note.subject, note.message, note.fix);
+        eprintln!(
+            "warning: {}: {} (help: {})",
+            note.subject, note.message, note.fix
+        );
     }
     let python = std::env::var_os("EMRSHIP_PYTHON")
         .map(std::path::PathBuf::from)
@@ -182,7 +182,13 @@ fn build_for_nodes(
         if built.from_cache { ", cached" } else { "" }
     );
     user_app::record_dependencies(&job.name, &pinned.text, &target.describe(), &built.digest)
-        .map_err(|e| vec![AppProblem::new(job.name.clone(), e, "check that target/emrship is writable")])?;
+        .map_err(|e| {
+            vec![AppProblem::new(
+                job.name.clone(),
+                e,
+                "check that target/emrship is writable",
+            )]
+        })?;
     Ok((built.zip.clone(), built.digest.clone()))
 }
 
