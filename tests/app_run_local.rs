@@ -1,0 +1,180 @@
+//! `emrship run <spec> --local` for users' own applications, under real Spark (the test
+//! environment's pyspark, `spark-submit --master local[2]`), with the step arguments the plan
+//! renders: the example PySpark application (its modules zip, its `conf` folder, numpy and
+//! pandas built for the local interpreter) and the example JVM application (compiled here with
+//! the JDK against pyspark's Spark jars).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::moto::test_python;
+
+const DATE: &str = "2026-11-20";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run_local(spec: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_emrship"))
+        .args(["run"])
+        .arg(spec)
+        .args(["--local", "--date", DATE])
+        .env("EMRSHIP_PYTHON", test_python())
+        .current_dir(repo())
+        .output()
+        .expect("emrship runs")
+}
+
+/// Every JSON Lines record Spark wrote under `dir`.
+fn json_records(dir: &Path) -> Vec<serde_json::Value> {
+    let mut records = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("part-") && name.ends_with(".json") {
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                records.push(serde_json::from_str(line).unwrap());
+            }
+        }
+    }
+    records
+}
+
+fn mirror(name: &str, s3_key: &str) -> PathBuf {
+    repo()
+        .join("target/emrship")
+        .join(name)
+        .join("local/s3")
+        .join(s3_key)
+}
+
+#[test]
+fn the_example_pyspark_application_runs_with_its_modules_config_and_dependencies() {
+    let output_dir = mirror(
+        "daily-sales-report",
+        &format!("example-analytics/reports/daily-sales/dt={DATE}"),
+    );
+    let _ = std::fs::remove_dir_all(&output_dir);
+    let out = run_local(&repo().join("job-specs/pyspark-app.yaml"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    // The report's rows: 3 regions × 2 bands, 20,000 orders per region (conf/app.ini).
+    let records = json_records(&output_dir);
+    assert_eq!(records.len(), 6, "{records:?}");
+    let orders: i64 = records.iter().map(|r| r["orders"].as_i64().unwrap()).sum();
+    assert_eq!(orders, 60_000);
+    let mut regions: Vec<&str> = records
+        .iter()
+        .map(|r| r["region"].as_str().unwrap())
+        .collect();
+    regions.sort_unstable();
+    regions.dedup();
+    assert_eq!(regions, ["americas", "apac", "emea"]);
+    assert!(records.iter().all(|r| r["day"] == DATE));
+    // The driver printed the pandas frame on stdout.
+    assert!(stdout.contains("region"), "{stdout}");
+    assert!(
+        stdout.contains("large") && stdout.contains("small"),
+        "{stdout}"
+    );
+    // It ran the plan's step from a container-shaped working directory.
+    assert!(stderr.contains("--master 'local[2]'"), "{stderr}");
+    assert!(stderr.contains("--py-files"), "{stderr}");
+    assert!(stderr.contains("container/modules.zip"), "{stderr}");
+    let container = repo().join("target/emrship/daily-sales-report/local/container");
+    for shipped in [
+        "main.py",
+        "modules.zip",
+        "conf/app.ini",
+        "emrship_deps/numpy",
+        "emrship_deps/pandas",
+    ] {
+        assert!(
+            container.join(shipped).exists(),
+            "{shipped} is not in the container"
+        );
+    }
+}
+
+#[test]
+fn an_application_whose_package_is_not_shipped_fails_as_it_would_on_the_cluster() {
+    // The same application with `modules` left out: main.py imports `sales`, which is then
+    // nowhere on the driver's path — the run must fail, not find it beside main.py.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = std::fs::read_to_string(repo().join("job-specs/pyspark-app.yaml"))
+        .unwrap()
+        .replace(
+            "project: ../examples/pyspark-app",
+            &format!(
+                "project: {}",
+                relative_to(dir.path(), &repo().join("examples/pyspark-app"))
+            ),
+        )
+        .replace(
+            "    modules: [sales]          # zipped for --py-files\n",
+            "",
+        )
+        .replace("    requirements: requirements.txt\n", "")
+        .replace(
+            "name: daily-sales-report",
+            "name: daily-sales-report-unshipped",
+        );
+    let spec_path = dir.path().join("unshipped.yaml");
+    std::fs::write(&spec_path, spec).unwrap();
+    let out = run_local(&spec_path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // spark-submit's Python runner merges the driver's stderr into its stdout.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("ModuleNotFoundError: No module named 'sales'"),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stderr.contains("the application failed"), "{stderr}");
+}
+
+/// `to` as a path relative to `from` (both absolute).
+fn relative_to(from: &Path, to: &Path) -> String {
+    let depth = from.components().count() - 1;
+    format!(
+        "{}{}",
+        "../".repeat(depth),
+        to.display().to_string().trim_start_matches('/')
+    )
+}
+
+#[test]
+fn the_example_jvm_application_is_compiled_here_and_runs() {
+    let build = Command::new("bash")
+        .arg(repo().join("examples/jvm-app/build.sh"))
+        .arg(test_python())
+        .output()
+        .expect("build.sh runs");
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let output_dir = mirror(
+        "sales-totals",
+        &format!("example-analytics/reports/sales-totals/dt={DATE}"),
+    );
+    let _ = std::fs::remove_dir_all(&output_dir);
+    let out = run_local(&repo().join("job-specs/jvm-app.yaml"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--class com.example.sales.DailyTotals"),
+        "{stderr}"
+    );
+    let records = json_records(&output_dir);
+    assert_eq!(records.len(), 3, "{records:?}");
+    for record in &records {
+        assert_eq!(record["orders"], 30_000, "{record}");
+        assert_eq!(record["day"], DATE);
+    }
+}
