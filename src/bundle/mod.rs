@@ -20,6 +20,7 @@ pub mod app_problem;
 pub mod archive;
 pub mod elf;
 pub mod lambda;
+pub mod pymodules;
 pub mod python_deps;
 pub mod requirements;
 pub mod wheel_check;
