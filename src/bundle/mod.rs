@@ -19,7 +19,9 @@
 pub mod app_problem;
 pub mod archive;
 pub mod elf;
+pub mod jar_check;
 pub mod lambda;
+pub mod pymodules;
 pub mod python_deps;
 pub mod requirements;
 pub mod user_app;
