@@ -101,9 +101,9 @@ fn the_example_pyspark_application_runs_with_its_modules_config_and_dependencies
 }
 
 #[test]
-fn an_application_whose_package_is_not_shipped_fails_as_it_would_on_the_cluster() {
-    // The same application with `modules` left out: main.py imports `sales`, which is then
-    // nowhere on the driver's path — the run must fail, not find it beside main.py.
+fn an_entry_script_importing_a_package_it_does_not_ship_is_refused_before_spark_starts() {
+    // The same application with `modules` left out: main.py imports `sales`, which sits beside
+    // it but would not reach the cluster (ModuleNotFoundError there).
     let dir = tempfile::tempdir().unwrap();
     let spec = std::fs::read_to_string(repo().join("job-specs/pyspark-app.yaml"))
         .unwrap()
@@ -118,7 +118,6 @@ fn an_application_whose_package_is_not_shipped_fails_as_it_would_on_the_cluster(
             "    modules: [sales]          # zipped for --py-files\n",
             "",
         )
-        .replace("    requirements: requirements.txt\n", "")
         .replace(
             "name: daily-sales-report",
             "name: daily-sales-report-unshipped",
@@ -127,14 +126,19 @@ fn an_application_whose_package_is_not_shipped_fails_as_it_would_on_the_cluster(
     std::fs::write(&spec_path, spec).unwrap();
     let out = run_local(&spec_path);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // spark-submit's Python runner merges the driver's stderr into its stdout.
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stdout.contains("ModuleNotFoundError: No module named 'sales'"),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
+        stderr.contains("`main.py` imports `sales`, which is beside it but not shipped"),
+        "{stderr}"
     );
-    assert!(stderr.contains("the application failed"), "{stderr}");
+    assert!(
+        stderr.contains("add `sales` to `job.pyspark.modules`"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("spark-submit"),
+        "Spark must not start: {stderr}"
+    );
 }
 
 /// `to` as a path relative to `from` (both absolute).

@@ -8,10 +8,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::archive::{write_zip, ArchiveEntry};
+use super::app_problem::AppProblem;
+use super::elf::{self, NodeTarget};
+use super::{jar_check, pymodules};
 use crate::render::artifacts::{AppFileInput, AppInputs, Digest256};
 use crate::spec::job_plan::{AppKind, AppPath, JarRef, UserApp};
-use crate::spec::SpecDiagnostic;
+use crate::spec::{JobPlan, SpecDiagnostic};
 
 /// A packed application: the digests the plan needs and the bytes deploy uploads, by sha256.
 #[derive(Debug, Clone, Default)]
@@ -20,11 +22,6 @@ pub struct PackedApp {
     pub bytes_by_sha256: HashMap<String, Vec<u8>>,
     /// The project folder on disk (spec folder + `project`).
     pub project_dir: PathBuf,
-    /// What the application jar's class files say that the nodes cannot run (checked against
-    /// the release by `deploy`, before anything is uploaded).
-    pub jar_problems: Vec<super::app_problem::AppProblem>,
-    /// Local packages the entry script imports without shipping them.
-    pub import_problems: Vec<super::app_problem::AppProblem>,
 }
 
 impl PackedApp {
@@ -35,8 +32,12 @@ impl PackedApp {
     }
 }
 
-/// Reads and packs `app`, whose paths are relative to `spec_dir` and its `project`.
-pub fn pack(app: &UserApp, spec_dir: &Path) -> Result<PackedApp, Vec<SpecDiagnostic>> {
+/// Reads and packs the user application of `job`, whose paths are relative to `spec_dir` and
+/// its `project`, and checks what can be checked from the files against the nodes: compiled
+/// modules in the modules zip, local packages the entry script imports without shipping them,
+/// the jar's class files and Scala version, the program's ELF.
+pub fn pack(job: &JobPlan, spec_dir: &Path) -> Result<PackedApp, Vec<SpecDiagnostic>> {
+    let app = job.job.app.as_ref().expect("pack is for user applications");
     let project_dir = spec_dir.join(&app.project);
     let mut packed = PackedApp {
         project_dir: project_dir.clone(),
@@ -79,58 +80,84 @@ pub fn pack(app: &UserApp, spec_dir: &Path) -> Result<PackedApp, Vec<SpecDiagnos
         .iter()
         .filter_map(|f| read(f, &mut problems))
         .collect();
-    if let Some(entry) = &entry {
-        if entry.is_dir {
-            problems.push(entry.problem(
+    for local in entry.iter().chain(&jars) {
+        if local.is_dir {
+            problems.push(local.problem(
                 "spec::app-path",
-                format!("`{}` is a folder", entry.path.path),
+                format!("`{}` is a folder", local.path.path),
                 "name the file itself",
             ));
         }
     }
-    for jar in &jars {
-        if jar.is_dir {
-            problems.push(jar.problem(
-                "spec::app-path",
-                format!("`{}` is a folder, not a jar", jar.path.path),
-                "list each jar",
-            ));
+    for file in files.iter().filter(|f| f.is_dir) {
+        let zip_name = format!("{}.zip", file.path.name);
+        if files.iter().any(|f| !f.is_dir && f.path.name == zip_name) {
+            problems.push(file.problem("spec::shipped-name-clash", format!("the folder `{}` travels as `{zip_name}`, which another shipped file is named; YARN keeps only one", file.path.path), "rename one of them"));
         }
     }
-    let mut archive_names: Vec<String> = Vec::new();
-    for file in &files {
-        if file.is_dir {
-            let zip_name = format!("{}.zip", file.path.name);
-            if files.iter().any(|f| !f.is_dir && f.path.name == zip_name) {
-                problems.push(file.problem("spec::shipped-name-clash", format!("the folder `{}` travels as `{zip_name}`, which another shipped file is named; YARN keeps only one", file.path.path), "rename one of them"));
+    let Some(entry) = entry.filter(|_| problems.is_empty()) else {
+        return Err(problems);
+    };
+    let entry_bytes = std::fs::read(&entry.disk).map_err(|e| vec![entry.unreadable(e)])?;
+    problems.extend(check_entry(job, app, &entry, &entry_bytes, &modules));
+    let required_java = match &app.kind {
+        AppKind::Jar { main_class, .. } => match jar_check::inspect_jar(&entry_bytes) {
+            Ok(facts) => {
+                if main_class.is_none() && facts.main_class.is_none() {
+                    problems.push(entry.problem("app::main-class", format!("`{}` has no Main-Class in its manifest and the spec gives no `main_class`; spark-submit would not know what to run", entry.path.path), "add `main_class: com.example.Main` under `job.jar`"));
+                }
+                problems.extend(
+                    jar_check::check_jar(&entry.path.path, &facts, &jvm_target(job))
+                        .into_iter()
+                        .map(|p| entry.app_problem(p)),
+                );
+                facts.java_release().map(u32::from)
             }
-            archive_names.push(zip_name);
-        }
-    }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    let Some(entry) = entry else {
-        return Err(problems);
+            Err(why) => {
+                problems.push(entry.problem(
+                    "app::jar",
+                    format!("`{}` is not a jar: {why}", entry.path.path),
+                    "build the application into a jar",
+                ));
+                None
+            }
+        },
+        _ => None,
     };
-    let entry_digest = match std::fs::read(&entry.disk) {
-        Ok(bytes) => packed.keep(bytes),
-        Err(e) => return Err(vec![entry.unreadable(e)]),
-    };
+    let entry_digest = packed.keep(entry_bytes);
     let modules_digest = if modules.is_empty() {
         None
     } else {
-        match modules_zip(&modules) {
-            Ok(bytes) => Some(packed.keep(bytes)),
-            Err(problem) => return Err(vec![problem]),
+        let inputs: Vec<(PathBuf, String)> = modules
+            .iter()
+            .map(|m| (m.disk.clone(), m.path.name.clone()))
+            .collect();
+        match pymodules::py_files_zip(&inputs) {
+            Ok(zipped) => Some(packed.keep(zipped.zip)),
+            Err(found) => {
+                problems.extend(found.into_iter().map(|p| modules[0].app_problem(p)));
+                None
+            }
         }
     };
     let mut file_inputs = Vec::new();
     for file in &files {
         let bytes = if file.is_dir {
-            folder_zip(&file.disk).map_err(|e| vec![file.unreadable(e)])?
+            match pymodules::dir_archive(&file.disk) {
+                Ok(zipped) => zipped.zip,
+                Err(problem) => {
+                    problems.push(file.app_problem(problem));
+                    continue;
+                }
+            }
         } else {
-            std::fs::read(&file.disk).map_err(|e| vec![file.unreadable(e)])?
+            match std::fs::read(&file.disk) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    problems.push(file.unreadable(e));
+                    continue;
+                }
+            }
         };
         file_inputs.push(AppFileInput {
             digest: packed.keep(bytes),
@@ -139,8 +166,13 @@ pub fn pack(app: &UserApp, spec_dir: &Path) -> Result<PackedApp, Vec<SpecDiagnos
     }
     let mut jar_digests = Vec::new();
     for jar in &jars {
-        let bytes = std::fs::read(&jar.disk).map_err(|e| vec![jar.unreadable(e)])?;
-        jar_digests.push(packed.keep(bytes));
+        match std::fs::read(&jar.disk) {
+            Ok(bytes) => jar_digests.push(packed.keep(bytes)),
+            Err(e) => problems.push(jar.unreadable(e)),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
     }
     packed.inputs = Some(AppInputs {
         entry: entry_digest,
@@ -148,9 +180,79 @@ pub fn pack(app: &UserApp, spec_dir: &Path) -> Result<PackedApp, Vec<SpecDiagnos
         files: file_inputs,
         jars: jar_digests,
         dependencies: None,
-        required_java: None,
+        required_java,
     });
     Ok(packed)
+}
+
+fn jvm_target(job: &JobPlan) -> jar_check::JvmTarget {
+    jar_check::JvmTarget {
+        java: job.release.runtime.java as u16,
+        scala: job.release.runtime.scala.to_string(),
+        release: job.release.label.clone(),
+    }
+}
+
+/// What the entry alone shows: local packages a PySpark entry script imports without shipping
+/// them, a program that is neither an ELF for the primary node nor a script.
+fn check_entry(
+    job: &JobPlan,
+    app: &UserApp,
+    entry: &Local,
+    bytes: &[u8],
+    modules: &[Local],
+) -> Vec<SpecDiagnostic> {
+    let mut problems = Vec::new();
+    match &app.kind {
+        AppKind::PySpark { .. } => {
+            let script = String::from_utf8_lossy(bytes);
+            let beside = pymodules::listing_of(entry.disk.parent().unwrap_or(Path::new(".")));
+            let shipped: Vec<(PathBuf, String)> = modules
+                .iter()
+                .map(|m| (m.disk.clone(), m.path.name.clone()))
+                .collect();
+            let shipped = pymodules::shipped_module_names(&shipped);
+            for name in pymodules::local_imports_not_shipped(&script, &beside, &shipped) {
+                problems.push(entry.problem(
+                    "app::import-not-shipped",
+                    format!("`{}` imports `{name}`, which is beside it but not shipped: on the cluster only the entry script and `modules` travel, so the import fails with ModuleNotFoundError", entry.path.path),
+                    &format!("add `{name}` to `job.pyspark.modules`"),
+                ));
+            }
+        }
+        AppKind::Executable { program } => {
+            if bytes.starts_with(b"\x7fELF") {
+                let node = NodeTarget {
+                    arch: job.job.arch,
+                    release: &job.release,
+                    instance_types: job
+                        .cluster
+                        .nodes
+                        .master_types()
+                        .iter()
+                        .map(|t| t.name)
+                        .collect(),
+                };
+                if let Err(reason) =
+                    elf::inspect(bytes).and_then(|facts| elf::check_fits(&facts, &node))
+                {
+                    problems.push(entry.problem(
+                        "app::program",
+                        format!("`{}` cannot run on the primary node: {reason}", program.path),
+                        "build it for the nodes: `cargo zigbuild --target x86_64-unknown-linux-gnu.2.26` (aarch64 for Graviton), or a static musl build",
+                    ));
+                }
+            } else if !bytes.starts_with(b"#!") {
+                problems.push(entry.problem(
+                    "app::program",
+                    format!("`{}` is neither a Linux (ELF) program nor a script with a `#!` line; the node cannot execute it", program.path),
+                    "build it for Linux, or start the script with its interpreter line (`#!/bin/bash`)",
+                ));
+            }
+        }
+        AppKind::Jar { .. } => {}
+    }
+    problems
 }
 
 /// A path of the application found on disk.
@@ -184,6 +286,16 @@ impl Local {
             .at(self.path.origin.clone())
     }
 
+    /// A packaging check's finding, at the spec position that named this path.
+    fn app_problem(&self, problem: AppProblem) -> SpecDiagnostic {
+        SpecDiagnostic::error(
+            "app::package",
+            format!("{}: {}", problem.subject, problem.message),
+        )
+        .help(problem.fix)
+        .at(self.path.origin.clone())
+    }
+
     fn unreadable(&self, e: impl std::fmt::Display) -> SpecDiagnostic {
         self.problem(
             "spec::app-path-missing",
@@ -191,98 +303,6 @@ impl Local {
             "check the file's permissions",
         )
     }
-}
-
-/// The application's own modules for `--py-files`: each package folder under its name at the
-/// zip's root (so `import sales` finds `sales/__init__.py`), each module file at the root.
-fn modules_zip(modules: &[Local]) -> Result<Vec<u8>, SpecDiagnostic> {
-    let mut entries = Vec::new();
-    for module in modules {
-        if module.is_dir {
-            for (relative, disk, mode) in walk(&module.disk).map_err(|e| module.unreadable(e))? {
-                if is_compiled_module(&relative) {
-                    return Err(module.problem(
-                        "app::compiled-module",
-                        format!("`{}/{relative}` is a compiled module; Python cannot import compiled modules from the zip that --py-files ships", module.path.path),
-                        "ship native code as a dependency wheel (list it in `requirements`), and keep only pure Python under `modules`",
-                    ));
-                }
-                let bytes = std::fs::read(&disk).map_err(|e| module.unreadable(e))?;
-                entries.push(ArchiveEntry {
-                    name: format!("{}/{relative}", module.path.name),
-                    bytes,
-                    mode,
-                });
-            }
-        } else {
-            if is_compiled_module(&module.path.name) {
-                return Err(module.problem(
-                    "app::compiled-module",
-                    format!("`{}` is a compiled module; Python cannot import compiled modules from the zip that --py-files ships", module.path.path),
-                    "ship native code as a dependency wheel (list it in `requirements`), and keep only pure Python under `modules`",
-                ));
-            }
-            let bytes = std::fs::read(&module.disk).map_err(|e| module.unreadable(e))?;
-            entries.push(ArchiveEntry {
-                name: module.path.name.clone(),
-                bytes,
-                mode: 0o644,
-            });
-        }
-    }
-    write_zip(entries).map_err(|e| {
-        modules[0].problem("app::modules-zip", e, "rename one of the clashing modules")
-    })
-}
-
-fn is_compiled_module(name: &str) -> bool {
-    [".so", ".pyd", ".dylib"]
-        .iter()
-        .any(|ext| name.ends_with(ext))
-        || name.contains(".so.")
-}
-
-/// A folder as a zip whose entries are relative to the folder, so YARN extracting it under the
-/// folder's name recreates `name/…` in the working directory.
-pub fn folder_zip(dir: &Path) -> Result<Vec<u8>, String> {
-    let entries = walk(dir)?
-        .into_iter()
-        .map(|(name, disk, mode)| {
-            std::fs::read(&disk)
-                .map(|bytes| ArchiveEntry { name, bytes, mode })
-                .map_err(|e| format!("cannot read {}: {e}", disk.display()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    write_zip(entries)
-}
-
-/// Every file under `dir` as (relative `/` path, disk path, mode), skipping byte code caches and
-/// dot-files, which differ between machines and would change the digest for nothing.
-fn walk(dir: &Path) -> Result<Vec<(String, PathBuf, u32)>, String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut out = Vec::new();
-    let mut pending = vec![(dir.to_path_buf(), String::new())];
-    while let Some((folder, prefix)) = pending.pop() {
-        let listing = std::fs::read_dir(&folder)
-            .map_err(|e| format!("cannot list {}: {e}", folder.display()))?;
-        for entry in listing {
-            let entry = entry.map_err(|e| format!("cannot list {}: {e}", folder.display()))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || name == "__pycache__" || name.ends_with(".pyc") {
-                continue;
-            }
-            let relative = format!("{prefix}{name}");
-            let meta = std::fs::metadata(entry.path())
-                .map_err(|e| format!("cannot stat {}: {e}", entry.path().display()))?;
-            if meta.is_dir() {
-                pending.push((entry.path(), format!("{relative}/")));
-            } else {
-                out.push((relative, entry.path(), meta.permissions().mode() & 0o777));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
 }
 
 /// Where `deploy` records the dependency archive it built for a spec, so that `plan`,

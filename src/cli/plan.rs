@@ -124,14 +124,15 @@ fn load_layers_and_plan_with(
     }
     let app = match &job.job.app {
         None => None,
-        Some(app) => {
-            let mut packed = crate::bundle::user_app::pack(app, &spec_dir).map_err(|problems| {
-                let mut rendered = Diagnostics::default();
-                for problem in problems {
-                    rendered.push(problem);
-                }
-                (EXIT_SPEC_ERROR, rendered.render())
-            })?;
+        Some(_) => {
+            let mut packed =
+                crate::bundle::user_app::pack(&job, &spec_dir).map_err(|problems| {
+                    let mut rendered = Diagnostics::default();
+                    for problem in problems {
+                        rendered.push(problem);
+                    }
+                    (EXIT_SPEC_ERROR, rendered.render())
+                })?;
             let built = dependencies
                 .clone()
                 .or_else(|| crate::bundle::user_app::deployed_dependencies(&job, &packed));

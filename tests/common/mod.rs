@@ -69,7 +69,7 @@ pub fn plan_example(spec_path: &str, overlays: &[&str]) -> Plan {
     // A user's application is read from disk as `emrship plan` reads it (dependencies pending).
     let app = job.job.app.as_ref().map(|app| {
         let spec_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(spec_path);
-        emrship::bundle::user_app::pack(app, spec_dir.parent().unwrap())
+        emrship::bundle::user_app::pack(&job, spec_dir.parent().unwrap())
             .unwrap_or_else(|_| panic!("{spec_path}: its application cannot be read"))
             .inputs
             .expect("a packed application has inputs")

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use super::{failure, spec_args, Failure, PendingUpload};
 use crate::bundle::app_problem::AppProblem;
-use crate::bundle::elf::{self, NodeTarget};
 use crate::bundle::python_deps::{self, DepsTarget, PythonTarget};
 use crate::bundle::requirements::read_requirements;
 use crate::bundle::user_app::{self, PackedApp};
@@ -17,7 +16,7 @@ use crate::cli::plan::{load_plan_with_dependencies, LoadedPlan};
 use crate::cli::run_app::dependency_cache;
 use crate::cli::{DeployArgs, EXIT_SPEC_ERROR};
 use crate::render::artifacts::{Digest256, UploadKind};
-use crate::spec::job_plan::{AppKind, UserApp};
+use crate::spec::job_plan::AppKind;
 use crate::spec::JobPlan;
 
 /// A user application made ready to upload.
@@ -37,7 +36,8 @@ pub fn prepare(args: &DeployArgs, spec: &Path, loaded: LoadedPlan) -> Result<Pre
         .app
         .as_ref()
         .ok_or_else(|| failure("the application was not read (an emrship bug)"))?;
-    let mut problems = check_shipped_code(job, app, packed);
+    // The application's own code was checked against the nodes when it was read (`pack`).
+    let mut problems = Vec::new();
     let dependencies = match &app.kind {
         AppKind::PySpark {
             requirements: Some(requirements),
@@ -190,68 +190,4 @@ fn build_for_nodes(
             )]
         })?;
     Ok((built.zip.clone(), built.digest.clone()))
-}
-
-/// The application's own code against the nodes: class files no newer than the nodes' Java,
-/// the program's ELF machine and glibc.
-fn check_shipped_code(job: &JobPlan, app: &UserApp, packed: &PackedApp) -> Vec<AppProblem> {
-    let mut problems = Vec::new();
-    let Some(inputs) = &packed.inputs else {
-        return problems;
-    };
-    match &app.kind {
-        AppKind::Jar { jar, .. } => {
-            if let Some(java) = inputs.required_java {
-                if java > job.release.runtime.java {
-                    problems.push(AppProblem::new(
-                        jar.path.clone(),
-                        format!(
-                            "its classes need Java {java}, but {} nodes run Java {}: the step would fail with UnsupportedClassVersionError",
-                            job.release.label, job.release.runtime.java
-                        ),
-                        format!(
-                            "compile for Java {} (`javac --release {}`, maven.compiler.release, or Gradle's toolchain), or choose a release that runs Java {java}",
-                            job.release.runtime.java, job.release.runtime.java
-                        ),
-                    ));
-                }
-            }
-            problems.extend(packed.jar_problems.iter().cloned());
-        }
-        AppKind::Executable { program } => {
-            let Some(bytes) = packed.bytes_by_sha256.get(&inputs.entry.sha256) else {
-                return problems;
-            };
-            if bytes.starts_with(b"\x7fELF") {
-                let node = NodeTarget {
-                    arch: job.job.arch,
-                    release: &job.release,
-                    instance_types: job
-                        .cluster
-                        .nodes
-                        .master_types()
-                        .iter()
-                        .map(|t| t.name)
-                        .collect(),
-                };
-                if let Err(reason) =
-                    elf::inspect(bytes).and_then(|facts| elf::check_fits(&facts, &node))
-                {
-                    problems.push(AppProblem::new(
-                        program.path.clone(),
-                        format!("cannot run on the primary node: {reason}"),
-                        "build it for the nodes (cargo zigbuild --target <arch>-unknown-linux-gnu.<glibc>, or a static musl build)",
-                    ));
-                }
-            } else if !bytes.starts_with(b"#!") {
-                problems.push(AppProblem::new(
-                    program.path.clone(),
-                    "is neither a Linux (ELF) program nor a script with a `#!` line; the node cannot execute it",
-                    "build it for Linux, or start the script with `#!/bin/bash` (or its interpreter)",
-                ));
-            }
-        }
-        AppKind::PySpark { .. } => problems.extend(packed.import_problems.iter().cloned()),
-    }
-    problems
 }
