@@ -580,10 +580,14 @@ fn a_missing_emr_role_is_one_clear_error_and_nothing_is_created() {
         message.contains("emrship provision --create-roles"),
         "{message}"
     );
-    assert_eq!(
-        message.trim().lines().count(),
-        2,
-        "one error (and one progress line):\n{message}"
+    // One progress line, then one error with its help line.
+    let lines: Vec<&str> = message.trim().lines().collect();
+    assert_eq!(lines.len(), 3, "{message}");
+    assert!(lines[0].starts_with("checking the EMR roles"), "{message}");
+    assert!(lines[1].starts_with("error: "), "{message}");
+    assert!(
+        lines[2].starts_with("help: run `emrship provision --create-roles"),
+        "{message}"
     );
     env.assert_nothing_scheduled();
 }
