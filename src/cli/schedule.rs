@@ -18,7 +18,6 @@ use super::{
     block_on, CliError, CommandResult, ExitStatus, OutputFormat, Printer, ScheduleArgs,
     UnscheduleArgs,
 };
-use crate::aws::error::AwsError;
 use crate::aws::events::Events;
 use crate::aws::lambda::{statement_id, statement_source_arn, Lambda};
 use crate::aws::sdk::{self, require_credentials};
@@ -699,22 +698,9 @@ async fn unschedule_async(args: UnscheduleArgs, loaded: LoadedPlan, out: Printer
     changes.push(change("iam role policy", SCHEDULER_POLICY, gone(policy)));
     changes.push(change("iam role", &schedule.role, gone(role)));
 
+    // Only a 404 means the template is gone: an AccessDenied HEAD is an error, not "absent".
     let s3 = s3::client(&config, sdk::endpoint_overridden(&options));
-    let head = s3
-        .head_object()
-        .bucket(&template_uri.bucket)
-        .key(&template_uri.key)
-        .send()
-        .await;
-    let present = head.is_ok();
-    if present {
-        s3.delete_object()
-            .bucket(&template_uri.bucket)
-            .key(&template_uri.key)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("DeleteObject", e))?;
-    }
+    let present = s3::delete_if_present(&s3, &template_uri).await?;
     changes.push(change(
         "plan template",
         &schedule.plan_object,
