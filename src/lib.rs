@@ -2,7 +2,8 @@
 //!
 //! `spec`, `sizing`, `render` and `plan` are pure: no I/O, no AWS SDK, so `emrship plan` works
 //! offline and every artifact it renders is deterministic and snapshot-tested. `cli` is the
-//! edge that reads files and prints.
+//! edge that reads files and prints; `edge` is what both binaries show their user (one error
+//! type, one printer, the exit statuses).
 
 #[cfg(any(feature = "aws", feature = "lambda"))]
 pub mod aws;
@@ -11,6 +12,7 @@ pub mod bundle;
 #[cfg(all(feature = "aws", feature = "job"))]
 pub mod cli;
 pub mod diagnose;
+pub mod edge;
 #[cfg(feature = "job")]
 pub mod job;
 pub mod plan;

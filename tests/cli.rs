@@ -127,3 +127,83 @@ fn size_rejects_an_unknown_type_with_a_suggestion() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("Did you mean `r5.4xlarge`?"));
 }
+
+/// Runs `emrship args` with a stdout whose reader is already gone (as `| head` leaves it once it
+/// has its lines): the first write meets a closed pipe.
+fn emrship_into_closed_pipe(args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    Command::new(env!("CARGO_BIN_EXE_emrship"))
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .args(args)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_closed_stdout_ends_every_printing_command_quietly() {
+    for args in [
+        &["size", "--list"][..],
+        &["size", "--instance-type", "r5.4xlarge", "--count", "10"],
+        &["plan", "job-specs/match-rate.yaml", "--date", "2026-11-20"],
+        &[
+            "plan",
+            "job-specs/match-rate.yaml",
+            "--date",
+            "2026-11-20",
+            "--format",
+            "json",
+        ],
+    ] {
+        let output = emrship_into_closed_pipe(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_reader_that_stops_after_one_line_ends_the_command_quietly() {
+    use std::io::BufRead as _;
+    for args in [
+        &["size", "--list"][..],
+        &["plan", "job-specs/match-rate.yaml", "--date", "2026-11-20"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_emrship"))
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.trim().is_empty(), "{args:?}");
+        // The reader is dropped here, as `head -1` exits after its line.
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn errors_have_one_shape_with_help_lines() {
+    let output = emrship(&["size", "--instance-type", "r5.4xlarg"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "error: unknown instance type `r5.4xlarg`",
+            "help: Did you mean `r5.4xlarge`?",
+            "help: `emrship size --list` shows the known types",
+        ],
+        "{stderr}"
+    );
+}

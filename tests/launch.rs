@@ -403,9 +403,10 @@ fn backfill_dry_run_calls_nothing_and_a_bad_range_is_refused() {
         "--to",
         "2026-11-01",
     ]);
-    assert_exit(&output, 1);
+    // A wrong argument: exit 2, as for a spec error (nothing was sent).
+    assert_exit(&output, 2);
     assert!(
-        stderr(&output).contains("is after --to"),
+        stderr(&output).contains("error: --from 2026-11-03 is after --to 2026-11-01"),
         "{}",
         stderr(&output)
     );

@@ -517,7 +517,7 @@ async fn unknown_cluster_or_step_is_one_clear_error() {
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("emrship logs: error: cluster j-NOSUCHCLUSTER1 not found"),
+        stderr.starts_with("error: cluster j-NOSUCHCLUSTER1 not found"),
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -528,7 +528,7 @@ async fn unknown_cluster_or_step_is_one_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains(&format!(
-            "emrship logs: error: step s-NOSUCHSTEP0001 not found on cluster {}",
+            "error: step s-NOSUCHSTEP0001 not found on cluster {}",
             cluster.id
         )),
         "{stderr}"

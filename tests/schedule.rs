@@ -534,6 +534,35 @@ fn unschedule_removes_what_schedule_created_and_nothing_else() {
 }
 
 #[test]
+fn unschedule_fails_when_s3_denies_looking_at_the_plan_template() {
+    let env = Env::with_emr_roles();
+    assert_exit(&env.schedule(&[]), 0);
+    assert!(env.plan_object().is_some());
+    // S3 answers the template's HEAD with 403 AccessDenied: that says nothing about whether
+    // the object is there, so unschedule must not report it absent and skip the delete.
+    let denied = Rule::always(Fate::Refused, |seen: &Seen| {
+        seen.method == "HEAD" && seen.path.contains(PLAN_KEY)
+    });
+    let proxy = FaultProxy::start_with_rules(env.moto.port, FaultMix::NONE, 7, vec![denied]);
+    let spec = repo_spec().display().to_string();
+    let output = env
+        .command(&proxy.endpoint)
+        .args(["unschedule", &spec])
+        .output()
+        .unwrap();
+    assert_exit(&output, 1);
+    let message = stderr(&output);
+    assert!(message.contains("error: HeadObject failed"), "{message}");
+    assert!(env.plan_object().is_some(), "the plan template was deleted");
+    assert_eq!(proxy.count(Fate::Refused), 1);
+
+    // Allowed again, the template goes.
+    let spec_args = ["unschedule", spec.as_str()];
+    assert_exit(&env.emrship(&spec_args), 0);
+    assert!(env.plan_object().is_none());
+}
+
+#[test]
 fn a_bad_cron_is_a_spec_error_with_its_line_and_nothing_is_created() {
     let env = Env::with_emr_roles();
     let text = std::fs::read_to_string(repo_spec()).unwrap();
@@ -580,10 +609,14 @@ fn a_missing_emr_role_is_one_clear_error_and_nothing_is_created() {
         message.contains("emrship provision --create-roles"),
         "{message}"
     );
-    assert_eq!(
-        message.trim().lines().count(),
-        2,
-        "one error (and one progress line):\n{message}"
+    // One progress line, then one error with its help line.
+    let lines: Vec<&str> = message.trim().lines().collect();
+    assert_eq!(lines.len(), 3, "{message}");
+    assert!(lines[0].starts_with("checking the EMR roles"), "{message}");
+    assert!(lines[1].starts_with("error: "), "{message}");
+    assert!(
+        lines[2].starts_with("help: run `emrship provision --create-roles"),
+        "{message}"
     );
     env.assert_nothing_scheduled();
 }

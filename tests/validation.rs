@@ -1313,7 +1313,6 @@ fn empty_spec_reports_every_missing_key() {
 }
 
 #[test]
-#[ignore = "src bug: resolve() skips the spark and job checks when the cluster does not resolve"]
 fn cluster_errors_do_not_hide_spark_and_job_errors() {
     let report = check(&base_with_all(&[
         (CORE, "  core: { instance_type: r5.2xlage, count: 4 }\n"),
@@ -1328,6 +1327,61 @@ fn cluster_errors_do_not_hide_spark_and_job_errors() {
         "spec::unknown-command",
         "spec::unknown-instance-type",
     ]);
+}
+
+#[test]
+fn an_error_in_every_section_is_reported_at_once_with_its_position() {
+    let spec = base_with_all(&[
+        // top level
+        ("region: us-east-1\n", "region: us-east\n"),
+        // cluster
+        (CORE, "  core: { instance_type: r5.2xlage, count: 4 }\n"),
+        // spark
+        (CONF, "  conf: { speculation: \"true\" }\n"),
+        // job
+        ("  command: match-rate\n", "  command: match_rate\n"),
+        // schedule
+        ("cron(0 6 * * ? *)", "cron(0 6 * * *)"),
+        // roles
+        (
+            "name: match-rate\n",
+            "name: match-rate\nroles: { service: \"not a role!\" }\n",
+        ),
+    ]);
+    let report = check(&spec);
+    report.assert_codes(&[
+        "spec::conf-key",
+        "spec::cron",
+        "spec::region",
+        "spec::role-name",
+        "spec::unknown-command",
+        "spec::unknown-instance-type",
+    ]);
+    // Each error points at the line and column of its value in the spec file.
+    let Err(diagnostics) = resolve_layers(&spec, &[], &[]) else {
+        unreachable!("checked above")
+    };
+    for (code, line, column) in [
+        ("spec::role-name", 2, 19),
+        ("spec::region", 3, 9),
+        ("spec::unknown-instance-type", 9, 26),
+        ("spec::conf-key", 15, 11),
+        ("spec::unknown-command", 19, 12),
+        ("spec::cron", 25, 19),
+    ] {
+        let rendered: Vec<String> = diagnostics
+            .iter()
+            .filter(|d| d.code == code)
+            .map(|d| d.render())
+            .collect();
+        assert_eq!(rendered.len(), 1, "{code}: {rendered:?}");
+        assert!(
+            rendered[0].contains(&format!("[{FILE}:{line}:{column}]")),
+            "{code} does not point at {line}:{column}:\n{}",
+            rendered[0]
+        );
+    }
+    insta::assert_snapshot!(report.rendered);
 }
 
 #[test]

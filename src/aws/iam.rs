@@ -12,22 +12,10 @@ use crate::render::iam::{IamPlan, RoleDocuments};
 
 /// IAM returns policy documents URL-encoded (RFC 3986); `+` is left alone, as IAM does.
 pub fn url_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = |b: u8| (b as char).to_digit(16);
-            if let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((high * 16 + low) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    // A `%` not followed by two hex digits stays as it is; bytes that are not UTF-8 become U+FFFD.
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// A policy document as IAM returned it, parsed; `None` if it is not JSON.
@@ -391,6 +379,9 @@ mod tests {
         assert_eq!(url_decode("a%2"), "a%2");
         assert_eq!(url_decode("100%"), "100%");
         assert_eq!(url_decode("%zz"), "%zz");
+        // Bytes that are not UTF-8 once decoded become U+FFFD.
+        assert_eq!(url_decode("a%FFb"), "a\u{FFFD}b");
+        assert_eq!(url_decode("a+b"), "a+b");
     }
 
     #[test]

@@ -23,9 +23,58 @@
 use serde::Serialize;
 
 use super::emr::{ClusterSummary, Emr, ACTIVE_CLUSTER_STATES};
+use super::error::AwsError;
 use crate::plan::Plan;
 use crate::render::run_job_flow::RUN_KEY_TAG;
 use crate::spec::JobPlan;
+
+/// Why a launch did not happen.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LaunchError {
+    /// The plan still points at `pending-build`: `emrship deploy` has not run for it.
+    #[error(
+        "the job bundle is not deployed: the plan points at {} (`pending-build`)",
+        .pending.join(", ")
+    )]
+    NotDeployed { pending: Vec<String> },
+    /// An EMR call failed; [`AwsError::transient`] says whether trying again may help.
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    /// Another launch won the race and terminating our duplicate cluster failed.
+    #[error("{source}\nthe duplicate cluster {cluster} is still running")]
+    DuplicateRunning { cluster: String, source: AwsError },
+}
+
+impl LaunchError {
+    /// What to do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            LaunchError::NotDeployed { .. } => {
+                Some("run `emrship deploy` for this spec first".into())
+            }
+            LaunchError::Aws(_) => None,
+            LaunchError::DuplicateRunning { cluster, .. } => {
+                Some(format!("terminate it with `emrship terminate {cluster}`"))
+            }
+        }
+    }
+
+    /// Trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            LaunchError::NotDeployed { .. } => false,
+            LaunchError::Aws(e) | LaunchError::DuplicateRunning { source: e, .. } => e.transient,
+        }
+    }
+
+    /// The error and its hint on one line (the scheduler Lambda's log).
+    pub fn with_hint(&self) -> String {
+        match self.hint() {
+            Some(hint) => format!("{self}; {hint}"),
+            None => self.to_string(),
+        }
+    }
+}
 
 /// The states the guard looks at: active, ending, and ended.
 pub const GUARD_STATES: &[&str] = &[
@@ -85,11 +134,10 @@ pub struct Launch {
 }
 
 /// Looks up the run key's clusters and decides whether a launch may go ahead.
-pub async fn check_guard(emr: &Emr, run_key: &str) -> Result<Guard, String> {
+pub async fn check_guard(emr: &Emr, run_key: &str) -> Result<Guard, AwsError> {
     let tagged = emr
         .clusters_tagged(GUARD_STATES, RUN_KEY_TAG, run_key)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     if let Some(active) = tagged
         .iter()
         .find(|c| ACTIVE_CLUSTER_STATES.contains(&c.state.as_str()) || c.state == "TERMINATING")
@@ -99,10 +147,7 @@ pub async fn check_guard(emr: &Emr, run_key: &str) -> Result<Guard, String> {
     let mut ended = Vec::new();
     for cluster in tagged {
         if cluster.state == "TERMINATED" {
-            let steps = emr
-                .steps(&cluster.id, &[])
-                .await
-                .map_err(|e| e.to_string())?;
+            let steps = emr.steps(&cluster.id, &[]).await?;
             if !steps.is_empty() && steps.iter().all(|s| s.state == "COMPLETED") {
                 return Ok(Guard::Completed(cluster));
             }
@@ -125,20 +170,15 @@ pub struct Kept {
 /// that is not the one this process `started`, ours is terminated. Only our own cluster is ever
 /// terminated, so a cluster someone else is using is never touched; every racer ends up
 /// reporting the same, oldest cluster.
-pub async fn keep_oldest(emr: &Emr, run_key: &str, started: String) -> Result<Kept, String> {
-    let tagged = emr
-        .active_clusters_tagged(RUN_KEY_TAG, run_key)
-        .await
-        .map_err(|e| e.to_string())?;
+pub async fn keep_oldest(emr: &Emr, run_key: &str, started: String) -> Result<Kept, LaunchError> {
+    let tagged = emr.active_clusters_tagged(RUN_KEY_TAG, run_key).await?;
     match tagged.first() {
         Some(oldest) if oldest.id != started && tagged.iter().any(|c| c.id == started) => {
             emr.terminate(std::slice::from_ref(&started))
                 .await
-                .map_err(|e| {
-                    format!(
-                        "{e}\nthe duplicate cluster {started} is still running: terminate it \
-                         with `emrship terminate {started}`"
-                    )
+                .map_err(|source| LaunchError::DuplicateRunning {
+                    cluster: started.clone(),
+                    source,
                 })?;
             Ok(Kept {
                 cluster_id: oldest.id.clone(),
@@ -153,7 +193,7 @@ pub async fn keep_oldest(emr: &Emr, run_key: &str, started: String) -> Result<Ke
 }
 
 /// Refuses a plan whose bundle `emrship deploy` has not built (its URI says `pending-build`).
-pub fn refuse_pending(plan: &Plan) -> Result<(), String> {
+pub fn refuse_pending(plan: &Plan) -> Result<(), LaunchError> {
     let pending: Vec<String> = plan
         .uploads
         .iter()
@@ -163,16 +203,12 @@ pub fn refuse_pending(plan: &Plan) -> Result<(), String> {
     if pending.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "the job bundle is not deployed: the plan points at {} (`pending-build`); run \
-             `emrship deploy` for this spec first",
-            pending.join(", ")
-        ))
+        Err(LaunchError::NotDeployed { pending })
     }
 }
 
 /// The guard, then RunJobFlow with the plan's request, then [`keep_oldest`].
-pub async fn launch_guarded(emr: &Emr, job: &JobPlan, plan: &Plan) -> Result<Launch, String> {
+pub async fn launch_guarded(emr: &Emr, job: &JobPlan, plan: &Plan) -> Result<Launch, LaunchError> {
     refuse_pending(plan)?;
     let run_key = job.run_key();
     let date = job.date.format("%Y-%m-%d").to_string();
@@ -190,10 +226,7 @@ pub async fn launch_guarded(emr: &Emr, job: &JobPlan, plan: &Plan) -> Result<Lau
         Guard::Completed(cluster) => return Ok(outcome(Decision::AlreadyCompleted, &cluster)),
         Guard::Clear { ended } => ended,
     };
-    let started = emr
-        .run_job_flow(&plan.run_job_flow)
-        .await
-        .map_err(|e| e.to_string())?;
+    let started = emr.run_job_flow(&plan.run_job_flow).await?;
     let kept = keep_oldest(emr, &run_key, started).await?;
     Ok(Launch {
         decision: if kept.terminated_duplicate.is_some() {

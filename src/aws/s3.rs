@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
+use super::error::{sdk_error, AwsError};
 use crate::render::artifacts::{base64, Digest256};
 use crate::spec::s3::S3Uri;
 
@@ -135,6 +136,38 @@ pub async fn holds(client: &Client, uri: &S3Uri, digest: &Digest256) -> Result<b
         Err(error) if error.raw_response().map(|r| r.status().as_u16()) == Some(404) => Ok(false),
         Err(error) => Err(explain("looking up (HEAD)", "s3:GetObject", uri, &error)),
     }
+}
+
+/// Whether a failed HEAD means "no such object": only a 404 does (HEAD answers carry no body,
+/// so the status is all there is). A 403, a throttle or a dropped connection says nothing about
+/// the object, and treating it as absent would skip a delete that was needed.
+pub fn head_says_absent(status: Option<u16>) -> bool {
+    status == Some(404)
+}
+
+/// Deletes the object at `uri` if it is there; `Ok(false)` when it was already absent.
+pub async fn delete_if_present(client: &Client, uri: &S3Uri) -> Result<bool, AwsError> {
+    let head = client
+        .head_object()
+        .bucket(&uri.bucket)
+        .key(&uri.key)
+        .send()
+        .await;
+    match head {
+        Ok(_) => {}
+        Err(error) if head_says_absent(error.raw_response().map(|r| r.status().as_u16())) => {
+            return Ok(false)
+        }
+        Err(error) => return Err(AwsError::from_sdk("HeadObject", error)),
+    }
+    client
+        .delete_object()
+        .bucket(&uri.bucket)
+        .key(&uri.key)
+        .send()
+        .await
+        .map_err(sdk_error("DeleteObject"))?;
+    Ok(true)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -489,6 +522,14 @@ mod tests {
             base64(&Sha256::digest(b"")),
             "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
         );
+    }
+
+    #[test]
+    fn only_a_404_head_means_absent() {
+        assert!(head_says_absent(Some(404)));
+        for status in [Some(403), Some(400), Some(500), Some(503), None] {
+            assert!(!head_says_absent(status), "{status:?}");
+        }
     }
 
     #[test]

@@ -9,13 +9,12 @@
 use std::io::IsTerminal;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::plan::{load_plan, load_plan_with_bundle, LoadedPlan};
-use super::{DeployArgs, OutputFormat, SpecArgs, EXIT_FAILURE};
+use super::plan::{load_plan, load_plan_with_bundle, read_layer, LoadedPlan};
+use super::{CliError, CommandResult, DeployArgs, ExitStatus, OutputFormat, Printer, SpecArgs};
 use crate::aws::{s3, sdk};
 use crate::bundle::elf::{self, NodeTarget};
 use crate::bundle::{self, zigbuild, BundleInputs};
@@ -23,14 +22,14 @@ use crate::render::artifacts::{Digest256, UploadKind};
 use crate::sizing::Arch;
 use crate::spec::raw::Engine;
 use crate::spec::s3::S3Uri;
-use crate::spec::{JobPlan, LayerText};
+use crate::spec::JobPlan;
 
 mod app;
 
-type Failure = (u8, String);
+type Failure = CliError;
 
 fn failure(message: impl Into<String>) -> Failure {
-    (EXIT_FAILURE, message.into())
+    CliError::failure(message)
 }
 
 /// One object a deploy puts in S3, with its bytes in memory.
@@ -59,37 +58,17 @@ struct UploadReport {
     parts: usize,
 }
 
-pub fn run(args: DeployArgs) -> ExitCode {
-    match deploy(&args) {
-        Ok(reports) => {
-            print_reports(&reports, args.format);
-            ExitCode::SUCCESS
-        }
-        Err((code, message)) => {
-            let message = message.trim_end();
-            if code == super::EXIT_SPEC_ERROR {
-                // Spec diagnostics come rendered, one block per problem.
-                eprintln!("{message}");
-            } else {
-                eprintln!("error: {message}");
-            }
-            ExitCode::from(code)
-        }
-    }
-}
-
-fn print_reports(reports: &[UploadReport], format: OutputFormat) {
-    match format {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(reports).expect("reports always serialize")
-        ),
+pub fn run(args: DeployArgs, out: Printer) -> CommandResult {
+    let reports = deploy(&args, out)?;
+    match args.format {
+        OutputFormat::Json => out.json(&reports)?,
         OutputFormat::Text => {
-            for r in reports {
-                println!("{:<9} {} ({} bytes)", r.status, r.s3_uri, r.bytes);
+            for r in &reports {
+                out.data(&format!("{:<9} {} ({} bytes)", r.status, r.s3_uri, r.bytes))?;
             }
         }
     }
+    Ok(ExitStatus::Success)
 }
 
 fn spec_args(args: &DeployArgs, spec: &Path) -> SpecArgs {
@@ -99,15 +78,6 @@ fn spec_args(args: &DeployArgs, spec: &Path) -> SpecArgs {
         sets: args.sets.clone(),
         date: args.date,
     }
-}
-
-fn read_layer(path: &Path) -> Result<LayerText, Failure> {
-    std::fs::read_to_string(path)
-        .map(|text| LayerText {
-            name: path.display().to_string(),
-            text,
-        })
-        .map_err(|e| failure(format!("cannot read {}: {e}", path.display())))
 }
 
 /// Bytes and Unix permission bits of a local file.
@@ -169,6 +139,7 @@ fn prepare(
     spec: &Path,
     loaded: LoadedPlan,
     built: &mut Vec<(Arch, PathBuf)>,
+    out: Printer,
 ) -> Result<Prepared, Failure> {
     let job = &loaded.job;
     let binary_path = locate_binary(args, &loaded, built)?;
@@ -197,8 +168,8 @@ fn prepare(
         .iter()
         .map(|p| read_layer(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let spec_yaml = bundle::merged_spec_yaml(&base, &overlays, &args.sets)
-        .map_err(|e| (super::EXIT_SPEC_ERROR, e))?;
+    let spec_yaml =
+        bundle::merged_spec_yaml(&base, &overlays, &args.sets).map_err(CliError::invalid)?;
     let mut job_files = Vec::new();
     for file in &job.job.files {
         let (bytes, mode) = read_with_mode(&loaded.spec_dir.join(&file.spec_path), "job file")?;
@@ -223,7 +194,7 @@ fn prepare(
     let bundle_path = PathBuf::from(format!("target/emrship/{}/bundle.zip", job.name));
     write_atomically(&bundle_path, &bundle.zip)?;
 
-    let rendered = load_plan_with_bundle(&spec_args(args, spec), Some(bundle.digest.clone()))?;
+    let rendered = load_plan_with_bundle(&spec_args(args, spec), Some(bundle.digest.clone()), out)?;
     let mut uploads = Vec::new();
     for upload in &rendered.plan.uploads {
         let bytes: Vec<u8> = match upload.kind {
@@ -272,7 +243,7 @@ fn prepare(
             bytes: Arc::new(bytes),
         });
     }
-    eprintln!(
+    out.info(&format!(
         "bundle {}: {} ({} bytes, sha256 {}): {}",
         job.name,
         bundle_path.display(),
@@ -284,7 +255,7 @@ fn prepare(
             .map(|(name, mode)| format!("{name} {mode:o}"))
             .collect::<Vec<_>>()
             .join(", ")
-    );
+    ));
     Ok(Prepared {
         region: job.region.clone(),
         uploads,
@@ -304,11 +275,11 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
         })
 }
 
-fn deploy(args: &DeployArgs) -> Result<Vec<UploadReport>, Failure> {
+fn deploy(args: &DeployArgs, out: Printer) -> Result<Vec<UploadReport>, Failure> {
     // Every spec is checked before anything is built: a spec error exits 2 with nothing done.
     let mut loaded = Vec::new();
     for spec in &args.specs {
-        loaded.push((spec, load_plan(&spec_args(args, spec))?));
+        loaded.push((spec, load_plan(&spec_args(args, spec), out)?));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -326,13 +297,13 @@ fn deploy(args: &DeployArgs) -> Result<Vec<UploadReport>, Failure> {
     let mut prepared = Vec::new();
     for (spec, plan) in loaded {
         let ready = if plan.job.job.app.is_some() {
-            let ready = app::prepare(args, spec, plan)?;
+            let ready = app::prepare(args, spec, plan, out)?;
             Prepared {
                 region: ready.region,
                 uploads: ready.uploads,
             }
         } else {
-            prepare(args, spec, plan, &mut built)?
+            prepare(args, spec, plan, &mut built, out)?
         };
         prepared.push(ready);
     }
@@ -344,7 +315,7 @@ fn deploy(args: &DeployArgs) -> Result<Vec<UploadReport>, Failure> {
             .map(|u| report(u, "dry-run", false, 0))
             .collect());
     }
-    runtime.block_on(upload_all(&clients, &prepared))
+    runtime.block_on(upload_all(&clients, &prepared, out))
 }
 
 /// One S3 client per region the specs name (normally one), after checking credentials.
@@ -391,6 +362,7 @@ fn report(
 async fn upload_all(
     clients: &[(String, aws_sdk_s3::Client)],
     prepared: &[Prepared],
+    out: Printer,
 ) -> Result<Vec<UploadReport>, Failure> {
     s3::watch_interrupts();
     let mut reports = Vec::new();
@@ -447,7 +419,7 @@ async fn upload_all(
                 "unchanged"
             };
             if !on_terminal {
-                eprintln!(
+                out.info(&format!(
                     "[{}/{total}] {status} {} ({} bytes{})",
                     reports.len() + 1,
                     upload.uri,
@@ -457,7 +429,7 @@ async fn upload_all(
                     } else {
                         String::new()
                     }
-                );
+                ));
             }
             reports.push(report(upload, status, outcome.uploaded, outcome.parts));
         }

@@ -10,7 +10,6 @@ mod watch;
 
 pub use launch::{backfill, run_day};
 
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -18,8 +17,8 @@ use serde_json::{json, Value};
 use self::watch::{Backoff, Jitter, Outcome, Subject, Target, Watch};
 use super::plan::{load_plan, LoadedPlan};
 use super::{
-    AwsArgs, DownArgs, OutputFormat, ProvisionArgs, StatusArgs, SubmitArgs, TerminateArgs,
-    WaitArgs, EXIT_FAILURE, EXIT_RUN_FAILED, EXIT_TIMEOUT,
+    block_on, AwsArgs, CliError, CommandResult, DownArgs, ExitStatus, OutputFormat, Printer,
+    ProvisionArgs, StatusArgs, SubmitArgs, TerminateArgs, WaitArgs,
 };
 use crate::aws::emr::{ClusterView, Emr, ACTIVE_CLUSTER_STATES};
 use crate::aws::error::AwsError;
@@ -34,64 +33,34 @@ const IAM_SETTLE: Duration = Duration::from_secs(10);
 /// How long IAM may take to show roles it just created before we give up.
 const IAM_VISIBLE_WITHIN: Duration = Duration::from_secs(60);
 
-/// A command's failure: the exit status and what to print on stderr.
-pub(super) struct Failure(pub(super) u8, pub(super) String);
-
-impl From<(u8, String)> for Failure {
-    fn from((code, message): (u8, String)) -> Failure {
-        Failure(code, message)
-    }
-}
-
-pub(super) fn fail(message: impl Into<String>) -> Failure {
-    Failure(EXIT_FAILURE, message.into())
-}
-
-pub(super) type CommandResult = Result<u8, Failure>;
-
-/// Runs an async command on a fresh runtime and turns its outcome into the exit status.
-pub(super) fn run_async(command: impl std::future::Future<Output = CommandResult>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
-    };
-    match runtime.block_on(command) {
-        Ok(code) => ExitCode::from(code),
-        Err(Failure(code, message)) => {
-            eprintln!("{}", message.trim_end());
-            ExitCode::from(code)
-        }
-    }
-}
-
 /// The SDK config of this run and the EMR client on it.
 struct Session {
     sdk: aws_config::SdkConfig,
     options: sdk::AwsOptions,
     emr: Emr,
+    out: Printer,
 }
 
 impl Session {
-    async fn connect(aws: &AwsArgs, spec_region: Option<&str>) -> Result<Session, Failure> {
+    async fn connect(
+        aws: &AwsArgs,
+        spec_region: Option<&str>,
+        out: Printer,
+    ) -> Result<Session, CliError> {
         let options = aws.options(spec_region);
         let config = sdk::load(&options).await;
         if config.region().is_none() {
-            return Err(fail(
-                "no AWS region: pass --region, set AWS_REGION, or name one in the profile",
-            ));
+            return Err(CliError::failure("no AWS region")
+                .with_hint("pass --region, set AWS_REGION, or name one in the profile"));
         }
-        require_credentials(&config).await.map_err(fail)?;
+        require_credentials(&config)
+            .await
+            .map_err(CliError::failure)?;
         Ok(Session {
             emr: Emr::new(&config),
             sdk: config,
             options,
+            out,
         })
     }
 
@@ -102,34 +71,20 @@ impl Session {
     }
 
     /// The cluster, or an error saying it does not exist here and how to find it.
-    async fn cluster(&self, cluster_id: &str) -> Result<ClusterView, Failure> {
+    async fn cluster(&self, cluster_id: &str) -> Result<ClusterView, CliError> {
         self.emr.cluster_view(cluster_id).await.map_err(|e| {
             if e.is_code("InvalidRequestException") || e.is_code("ResourceNotFoundException") {
-                fail(format!(
+                CliError::failure(format!(
                     "no cluster {cluster_id} in region {}: {} — check the id (`aws emr \
                      list-clusters --active`) and --region",
                     self.region(),
                     e.message
                 ))
             } else {
-                fail(e.to_string())
+                CliError::from(e)
             }
         })
     }
-}
-
-fn aws_failure(e: AwsError) -> Failure {
-    fail(e.to_string())
-}
-
-/// Writes a line of data to stdout; a closed pipe (`| head`) is not an error worth a panic.
-fn print_data(text: &str) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stdout(), "{text}");
-}
-
-fn print_json(value: &Value) {
-    print_data(&serde_json::to_string_pretty(value).expect("JSON values always serialize"));
 }
 
 fn pretty(value: &impl serde::Serialize) -> String {
@@ -143,10 +98,11 @@ struct WaitSettings {
     timeout_text: String,
 }
 
-fn wait_settings(args: &WaitArgs) -> Result<WaitSettings, Failure> {
-    let timeout =
-        watch::parse_wait_duration(&args.timeout).map_err(|e| fail(format!("--timeout: {e}")))?;
-    let poll = watch::parse_wait_duration(&args.poll).map_err(|e| fail(format!("--poll: {e}")))?;
+fn wait_settings(args: &WaitArgs) -> Result<WaitSettings, CliError> {
+    let timeout = watch::parse_wait_duration(&args.timeout)
+        .map_err(|e| CliError::invalid(format!("--timeout: {e}")))?;
+    let poll = watch::parse_wait_duration(&args.poll)
+        .map_err(|e| CliError::invalid(format!("--poll: {e}")))?;
     Ok(WaitSettings {
         // Faster than this only loads the API (and gets throttled).
         poll: poll.max(Duration::from_millis(50)),
@@ -155,30 +111,32 @@ fn wait_settings(args: &WaitArgs) -> Result<WaitSettings, Failure> {
     })
 }
 
-/// Refuses a plan whose bundle `emrship deploy` has not built yet.
-fn refuse_pending(plan: &LoadedPlan, spec_hint: &str, dry_run: bool) -> Result<(), Failure> {
-    let pending: Vec<&Upload> = plan.plan.uploads.iter().filter(|u| u.pending).collect();
-    if pending.is_empty() {
+/// Refuses a plan whose bundle `emrship deploy` has not built yet; a dry run (which sends
+/// nothing, so showing the plan is still useful) only warns.
+pub(super) fn refuse_pending(
+    plan: &crate::plan::Plan,
+    spec_hint: &str,
+    dry_run: bool,
+    out: Printer,
+) -> Result<(), CliError> {
+    let Err(not_deployed) = crate::aws::launch::refuse_pending(plan) else {
         return Ok(());
-    }
-    let uris: Vec<String> = pending.iter().map(|u| u.s3_uri.to_string()).collect();
-    let message = format!(
-        "the job bundle is not deployed yet: the plan points at {} (`pending-build`). Run \
-         `emrship deploy {spec_hint}` (same overlays, --set values and --date) first, then \
-         run this again from the same folder",
-        uris.join(", ")
+    };
+    let hint = format!(
+        "run `emrship deploy {spec_hint}` (same overlays, --set values and --date) first, then \
+         run this again from the same folder"
     );
     if dry_run {
-        eprintln!("warning: {message}");
+        out.warn(&format!("{not_deployed}; {hint}"));
         Ok(())
     } else {
-        Err(fail(message))
+        Err(CliError::failure(not_deployed.to_string()).with_hint(hint))
     }
 }
 
 /// Every upload the plan's requests point at must be in S3 with the plan's size, or the
 /// cluster would start and fail in its bootstrap action minutes later.
-async fn check_uploads(session: &Session, uploads: &[Upload]) -> Result<(), Failure> {
+async fn check_uploads(session: &Session, uploads: &[Upload]) -> Result<(), CliError> {
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&session.sdk)
             // Emulators and VPC endpoints given by URL have no per-bucket host names.
@@ -217,7 +175,7 @@ async fn check_uploads(session: &Session, uploads: &[Upload]) -> Result<(), Fail
                         uri.bucket
                     ));
                 } else {
-                    return Err(aws_failure(err));
+                    return Err(err.into());
                 }
             }
         }
@@ -225,37 +183,33 @@ async fn check_uploads(session: &Session, uploads: &[Upload]) -> Result<(), Fail
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(fail(format!(
-            "the plan's uploads are not all in S3:\n  - {}\nrun `emrship deploy` for this spec \
-             (same overlays, --set values and --date) first",
+        Err(CliError::failure(format!(
+            "the plan's uploads are not all in S3:\n  - {}",
             problems.join("\n  - ")
-        )))
+        ))
+        .with_hint(
+            "run `emrship deploy` for this spec (same overlays, --set values and --date) first",
+        ))
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // provision
 
-pub fn provision(args: ProvisionArgs) -> ExitCode {
-    let loaded = match load_plan(&args.spec) {
-        Ok(loaded) => loaded,
-        Err((code, message)) => {
-            eprint!("{message}");
-            return ExitCode::from(code);
-        }
-    };
-    run_async(provision_async(args, loaded))
+pub fn provision(args: ProvisionArgs, out: Printer) -> CommandResult {
+    let loaded = load_plan(&args.spec, out)?;
+    block_on(provision_async(args, loaded, out))
 }
 
-async fn provision_async(args: ProvisionArgs, loaded: LoadedPlan) -> CommandResult {
+async fn provision_async(args: ProvisionArgs, loaded: LoadedPlan, out: Printer) -> CommandResult {
     let wait = wait_settings(&args.wait)?;
     let plan = &loaded.plan;
     let run_key = loaded.job.run_key();
     let spec_hint = args.spec.spec.display().to_string();
-    refuse_pending(&loaded, &spec_hint, args.dry_run)?;
+    refuse_pending(plan, &spec_hint, args.dry_run, out)?;
     for group in &plan.security_groups {
-        eprintln!(
-            "warning: the spec asks for UI access: emrship does not create security group {} \
+        out.warn(&format!(
+            "the spec asks for UI access: emrship does not create security group {} \
              yet (it needs EC2); create it yourself with ports {} from {} and add its id to \
              the cluster's additional primary security groups",
             group.group_name,
@@ -266,7 +220,7 @@ async fn provision_async(args: ProvisionArgs, loaded: LoadedPlan) -> CommandResu
                 .collect::<Vec<_>>()
                 .join(", "),
             group.ingress.first().map_or("", |r| r.cidr.as_str())
-        );
+        ));
     }
     if args.dry_run {
         let mut would = json!({
@@ -282,15 +236,15 @@ async fn provision_async(args: ProvisionArgs, loaded: LoadedPlan) -> CommandResu
             would["iam"] = serde_json::to_value(&plan.iam).expect("IAM documents serialize");
         }
         match args.format {
-            OutputFormat::Json => print_json(&would),
+            OutputFormat::Json => out.json(&would)?,
             OutputFormat::Text => {
                 if args.create_roles {
-                    print_data(&format!(
+                    out.data(&format!(
                         "Would create or update these IAM roles and policies:\n{}\n",
                         pretty(&plan.iam)
-                    ));
+                    ))?;
                 }
-                print_data(&format!(
+                out.data(&format!(
                     "Would look for an active cluster tagged {RUN_KEY_TAG}={run_key} and reuse \
                      it{}; otherwise RunJobFlow:\n{}",
                     if args.no_reuse {
@@ -299,57 +253,54 @@ async fn provision_async(args: ProvisionArgs, loaded: LoadedPlan) -> CommandResu
                         ""
                     },
                     pretty(&plan.run_job_flow)
-                ));
+                ))?;
             }
         }
-        return Ok(0);
+        return Ok(ExitStatus::Success);
     }
 
-    let session = Session::connect(&args.aws, Some(&loaded.job.region)).await?;
+    let session = Session::connect(&args.aws, Some(&loaded.job.region), out).await?;
     check_uploads(&session, &plan.uploads).await?;
 
     if args.create_roles {
-        let changes = iam::ensure_roles(&session.sdk, &plan.iam)
-            .await
-            .map_err(aws_failure)?;
+        let changes = iam::ensure_roles(&session.sdk, &plan.iam).await?;
         if changes.is_empty() {
-            eprintln!("IAM roles already match the plan");
+            out.info("IAM roles already match the plan");
         } else {
             for change in &changes {
-                eprintln!("IAM: {change}");
+                out.info(&format!("IAM: {change}"));
             }
             let settle = if sdk::endpoint_overridden(&session.options) {
                 Duration::ZERO
             } else {
                 IAM_SETTLE
             };
-            eprintln!("waiting for the IAM changes to propagate…");
-            iam::await_propagation(&session.sdk, &plan.iam, settle, IAM_VISIBLE_WITHIN)
-                .await
-                .map_err(aws_failure)?;
+            out.info("waiting for the IAM changes to propagate…");
+            iam::await_propagation(&session.sdk, &plan.iam, settle, IAM_VISIBLE_WITHIN).await?;
         }
     }
 
     let existing = session
         .emr
         .active_clusters_tagged(RUN_KEY_TAG, &run_key)
-        .await
-        .map_err(aws_failure)?;
+        .await?;
     let (cluster_id, reused) = if let Some(oldest) = existing.first() {
         if args.no_reuse {
-            return Err(fail(format!(
+            return Err(CliError::failure(format!(
                 "cluster {} ({}) is already active for run key {run_key}; with --no-reuse \
-                 emrship does not start another. Terminate it first (`emrship down \
-                 {spec_hint} --date {}`) or drop --no-reuse to reuse it",
-                oldest.id,
-                oldest.state,
+                 emrship does not start another",
+                oldest.id, oldest.state,
+            ))
+            .with_hint(format!(
+                "terminate it first (`emrship down {spec_hint} --date {}`) or drop --no-reuse \
+                 to reuse it",
                 loaded.job.date.format("%Y-%m-%d")
             )));
         }
-        eprintln!(
+        out.info(&format!(
             "reusing cluster {} ({}), already active for run key {run_key}",
             oldest.id, oldest.state
-        );
+        ));
         (oldest.id.clone(), true)
     } else {
         let started = session
@@ -357,16 +308,16 @@ async fn provision_async(args: ProvisionArgs, loaded: LoadedPlan) -> CommandResu
             .run_job_flow(&plan.run_job_flow)
             .await
             .map_err(|e| {
-                let hint = if !args.create_roles
-                    && (e.message.contains("role") || e.message.contains("InstanceProfile"))
-                {
-                    " (does the plan's IAM role exist? `--create-roles` creates it)"
+                let about_roles =
+                    e.message.contains("role") || e.message.contains("InstanceProfile");
+                let error = CliError::from(e);
+                if !args.create_roles && about_roles {
+                    error.with_hint("does the plan's IAM role exist? `--create-roles` creates it")
                 } else {
-                    ""
-                };
-                fail(format!("{e}{hint}"))
+                    error
+                }
             })?;
-        eprintln!("started cluster {started} for run key {run_key}");
+        out.info(&format!("started cluster {started} for run key {run_key}"));
         keep_oldest(&session, &run_key, started).await?
     };
 
@@ -387,10 +338,10 @@ async fn provision_async(args: ProvisionArgs, loaded: LoadedPlan) -> CommandResu
         };
         let followed = follow(&session, &cluster_id, view, target, &wait).await?;
         followed.merge_into(&mut result);
-        print_result(args.format, &result, &followed.text());
+        out.result(args.format, &result, &followed.text())?;
         return Ok(followed.exit);
     }
-    print_result(
+    out.result(
         args.format,
         &result,
         &format!(
@@ -398,8 +349,8 @@ async fn provision_async(args: ProvisionArgs, loaded: LoadedPlan) -> CommandResu
             view.state,
             if reused { "reused" } else { "started" }
         ),
-    );
-    Ok(0)
+    )?;
+    Ok(ExitStatus::Success)
 }
 
 /// Race safety for two provisions of the same run key at once (a retried command, a double
@@ -411,45 +362,35 @@ async fn keep_oldest(
     session: &Session,
     run_key: &str,
     started: String,
-) -> Result<(String, bool), Failure> {
-    let kept = crate::aws::launch::keep_oldest(&session.emr, run_key, started)
-        .await
-        .map_err(fail)?;
+) -> Result<(String, bool), CliError> {
+    let kept = crate::aws::launch::keep_oldest(&session.emr, run_key, started).await?;
     if let Some(duplicate) = &kept.terminated_duplicate {
-        eprintln!(
+        session.out.info(&format!(
             "another provision started cluster {} for run key {run_key} first; \
              terminated the duplicate {duplicate} and reusing {}",
             kept.cluster_id, kept.cluster_id
-        );
+        ));
     }
     Ok((kept.cluster_id, kept.terminated_duplicate.is_some()))
-}
-
-fn print_result(format: OutputFormat, result: &Value, text: &str) {
-    match format {
-        OutputFormat::Json => print_json(result),
-        OutputFormat::Text => print_data(text),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // submit
 
-pub fn submit(args: SubmitArgs) -> ExitCode {
-    let loaded = match load_plan(&args.spec) {
-        Ok(loaded) => loaded,
-        Err((code, message)) => {
-            eprint!("{message}");
-            return ExitCode::from(code);
-        }
-    };
-    run_async(submit_async(args, loaded))
+pub fn submit(args: SubmitArgs, out: Printer) -> CommandResult {
+    let loaded = load_plan(&args.spec, out)?;
+    block_on(submit_async(args, loaded, out))
 }
 
-async fn submit_async(args: SubmitArgs, loaded: LoadedPlan) -> CommandResult {
+async fn submit_async(args: SubmitArgs, loaded: LoadedPlan, out: Printer) -> CommandResult {
     let wait = wait_settings(&args.wait)?;
     let steps = &loaded.plan.add_job_flow_steps.steps;
-    refuse_pending(&loaded, &args.spec.spec.display().to_string(), args.dry_run)?;
+    refuse_pending(
+        &loaded.plan,
+        &args.spec.spec.display().to_string(),
+        args.dry_run,
+        out,
+    )?;
     if args.dry_run {
         let cluster = args
             .cluster_id
@@ -465,16 +406,15 @@ async fn submit_async(args: SubmitArgs, loaded: LoadedPlan) -> CommandResult {
             "JobFlowId": cluster,
             "Steps": steps,
         });
-        match args.format {
-            OutputFormat::Json => print_json(&would),
-            OutputFormat::Text => {
-                print_data(&format!("Would AddJobFlowSteps:\n{}", pretty(&would)))
-            }
-        }
-        return Ok(0);
+        out.result(
+            args.format,
+            &would,
+            &format!("Would AddJobFlowSteps:\n{}", pretty(&would)),
+        )?;
+        return Ok(ExitStatus::Success);
     }
 
-    let session = Session::connect(&args.aws, Some(&loaded.job.region)).await?;
+    let session = Session::connect(&args.aws, Some(&loaded.job.region), out).await?;
     check_uploads(&session, &loaded.plan.uploads).await?;
     let cluster_id = match (&args.cluster_id, &args.cluster_name) {
         (Some(id), _) => id.clone(),
@@ -483,31 +423,27 @@ async fn submit_async(args: SubmitArgs, loaded: LoadedPlan) -> CommandResult {
     };
     let view = session.cluster(&cluster_id).await?;
     if !ACTIVE_CLUSTER_STATES.contains(&view.state.as_str()) {
-        return Err(fail(format!(
-            "cluster {cluster_id} is {}: steps go only to an active cluster; start one with \
-             `emrship provision`",
+        return Err(CliError::failure(format!(
+            "cluster {cluster_id} is {}: steps go only to an active cluster",
             view.state
-        )));
+        ))
+        .with_hint("start one with `emrship provision`"));
     }
     let active = watch::active_step_count(&view.steps);
     if active + steps.len() > watch::MAX_ACTIVE_STEPS {
-        return Err(fail(format!(
+        return Err(CliError::failure(format!(
             "cluster {cluster_id} has {active} pending or running steps; {} more would pass \
              EMR's limit of {} — wait for some to finish or use another cluster",
             steps.len(),
             watch::MAX_ACTIVE_STEPS
         )));
     }
-    let step_ids = session
-        .emr
-        .add_steps(&cluster_id, steps)
-        .await
-        .map_err(aws_failure)?;
-    eprintln!(
+    let step_ids = session.emr.add_steps(&cluster_id, steps).await?;
+    out.info(&format!(
         "added {} step(s) to cluster {cluster_id}: {}",
         step_ids.len(),
         step_ids.join(", ")
-    );
+    ));
     let mut result = json!({ "cluster_id": cluster_id, "step_ids": step_ids });
     if args.wait.wait {
         let view = session.cluster(&cluster_id).await?;
@@ -520,16 +456,16 @@ async fn submit_async(args: SubmitArgs, loaded: LoadedPlan) -> CommandResult {
         )
         .await?;
         followed.merge_into(&mut result);
-        print_result(args.format, &result, &followed.text());
+        out.result(args.format, &result, &followed.text())?;
         return Ok(followed.exit);
     }
-    print_result(args.format, &result, &step_ids.join("\n"));
-    Ok(0)
+    out.result(args.format, &result, &step_ids.join("\n"))?;
+    Ok(ExitStatus::Success)
 }
 
 /// The one active cluster named exactly `name`.
-async fn cluster_by_name(session: &Session, name: &str) -> Result<String, Failure> {
-    let active = session.emr.active_clusters().await.map_err(aws_failure)?;
+async fn cluster_by_name(session: &Session, name: &str) -> Result<String, CliError> {
+    let active = session.emr.active_clusters().await?;
     let named: Vec<_> = active.iter().filter(|c| c.name == name).collect();
     match named.as_slice() {
         [one] => Ok(one.id.clone()),
@@ -539,7 +475,7 @@ async fn cluster_by_name(session: &Session, name: &str) -> Result<String, Failur
                 .take(20)
                 .map(|c| format!("{} `{}` ({})", c.id, c.name, c.state))
                 .collect();
-            Err(fail(if names.is_empty() {
+            Err(CliError::failure(if names.is_empty() {
                 format!(
                     "no active cluster is named `{name}` in region {} (there are no active \
                      clusters); start one with `emrship provision`",
@@ -553,7 +489,7 @@ async fn cluster_by_name(session: &Session, name: &str) -> Result<String, Failur
                 )
             }))
         }
-        many => Err(fail(format!(
+        many => Err(CliError::failure(format!(
             "{} active clusters are named `{name}`; pick one with --cluster-id:\n  {}",
             many.len(),
             many.iter()
@@ -567,8 +503,8 @@ async fn cluster_by_name(session: &Session, name: &str) -> Result<String, Failur
 // ---------------------------------------------------------------------------------------------
 // status and --wait
 
-pub fn status(args: StatusArgs) -> ExitCode {
-    run_async(status_async(args))
+pub fn status(args: StatusArgs, out: Printer) -> CommandResult {
+    block_on(status_async(args, out))
 }
 
 fn view_json(view: &ClusterView) -> Value {
@@ -609,13 +545,13 @@ fn view_text(view: &ClusterView) -> String {
     lines.join("\n")
 }
 
-async fn status_async(args: StatusArgs) -> CommandResult {
+async fn status_async(args: StatusArgs, out: Printer) -> CommandResult {
     let wait = wait_settings(&args.wait)?;
-    let session = Session::connect(&args.aws, None).await?;
+    let session = Session::connect(&args.aws, None, out).await?;
     let view = session.cluster(&args.cluster).await?;
     if let Some(step) = &args.step {
         if !view.steps.iter().any(|s| &s.id == step) {
-            return Err(fail(format!(
+            return Err(CliError::failure(format!(
                 "cluster {} has no step {step}; its steps: {}",
                 view.id,
                 view.steps
@@ -631,21 +567,21 @@ async fn status_async(args: StatusArgs) -> CommandResult {
         if let Some(step) = &args.step {
             shown.steps.retain(|s| &s.id == step);
         }
-        print_result(args.format, &view_json(&shown), &view_text(&shown));
-        return Ok(0);
+        out.result(args.format, &view_json(&shown), &view_text(&shown))?;
+        return Ok(ExitStatus::Success);
     }
     let target = watch::status_target(args.step.as_deref(), &view.steps);
     let cluster_id = view.id.clone();
     let followed = follow(&session, &cluster_id, view, target, &wait).await?;
     let mut result = json!({ "cluster_id": cluster_id });
     followed.merge_into(&mut result);
-    print_result(args.format, &result, &followed.text());
+    out.result(args.format, &result, &followed.text())?;
     Ok(followed.exit)
 }
 
 /// How a watch ended, with the last snapshot.
 struct Followed {
-    exit: u8,
+    exit: ExitStatus,
     outcome: &'static str,
     summary: String,
     last: ClusterView,
@@ -681,7 +617,8 @@ async fn follow(
     first: ClusterView,
     target: Target,
     settings: &WaitSettings,
-) -> Result<Followed, Failure> {
+) -> Result<Followed, CliError> {
+    let out = session.out;
     let started = Instant::now();
     let deadline = started + settings.timeout;
     let mut backoff = Backoff::new(settings.poll);
@@ -699,21 +636,21 @@ async fn follow(
             None => match session.emr.cluster_view(cluster_id).await {
                 Ok(view) => view,
                 Err(e) if e.transient => {
-                    eprintln!("{e}; polling again later");
+                    out.info(&format!("{e}; polling again later"));
                     let delay = backoff.throttled(jitter.next());
                     let now = Instant::now();
                     if now >= deadline {
-                        return timed_out(cluster_id, last, settings);
+                        return timed_out(cluster_id, last, settings, out);
                     }
                     tokio::time::sleep(delay.min(deadline - now)).await;
                     continue;
                 }
-                Err(e) => return Err(aws_failure(e)),
+                Err(e) => return Err(e.into()),
             },
         };
         let (transitions, outcome) = watch.observe(&view);
         for t in &transitions {
-            eprintln!("{}", watch::format_transition(started.elapsed(), t));
+            out.info(&watch::format_transition(started.elapsed(), t));
         }
         // A step's logs explain its failure: for steps we follow, or any step that failed
         // while we watched the cluster (not failures from before).
@@ -721,15 +658,15 @@ async fn follow(
         for t in &transitions {
             if let Subject::Step { id, .. } = &t.subject {
                 if t.to == "FAILED" && (follows_steps || t.from.is_some()) {
-                    super::logs::print_failure_diagnosis(&session.sdk, cluster_id, id).await;
+                    super::logs::print_failure_diagnosis(&session.sdk, cluster_id, id, out).await;
                 }
             }
         }
         match outcome {
             Some(Outcome::Completed(summary)) => {
-                eprintln!("completed: {summary}");
+                out.info(&format!("completed: {summary}"));
                 return Ok(Followed {
-                    exit: 0,
+                    exit: ExitStatus::Success,
                     outcome: "completed",
                     summary,
                     last: view,
@@ -740,9 +677,9 @@ async fn follow(
                 summary,
                 failed_steps,
             }) => {
-                eprintln!("failed: {summary}");
+                out.info(&format!("failed: {summary}"));
                 return Ok(Followed {
-                    exit: EXIT_RUN_FAILED,
+                    exit: ExitStatus::RunFailed,
                     outcome: "failed",
                     summary,
                     last: view,
@@ -755,7 +692,7 @@ async fn follow(
         last = Some(view);
         let now = Instant::now();
         if now >= deadline {
-            return timed_out(cluster_id, last, settings);
+            return timed_out(cluster_id, last, settings, out);
         }
         let delay = backoff.next(changed, jitter.next());
         tokio::time::sleep(delay.min(deadline - now)).await;
@@ -766,16 +703,17 @@ fn timed_out(
     cluster_id: &str,
     last: Option<ClusterView>,
     settings: &WaitSettings,
-) -> Result<Followed, Failure> {
+    out: Printer,
+) -> Result<Followed, CliError> {
     let state = last.as_ref().map_or("unknown", |v| v.state.as_str());
     let summary = format!(
         "gave up waiting after {} (--timeout); cluster {cluster_id} is {state} and still goes \
          on: `emrship status {cluster_id} --wait` follows it again",
         settings.timeout_text
     );
-    eprintln!("timeout: {summary}");
+    out.info(&format!("timeout: {summary}"));
     Ok(Followed {
-        exit: EXIT_TIMEOUT,
+        exit: ExitStatus::TimedOut,
         outcome: "timeout",
         summary,
         last: last.unwrap_or_else(|| ClusterView {
@@ -792,30 +730,30 @@ fn timed_out(
 // ---------------------------------------------------------------------------------------------
 // terminate and down
 
-pub fn terminate(args: TerminateArgs) -> ExitCode {
-    run_async(terminate_async(args))
+pub fn terminate(args: TerminateArgs, out: Printer) -> CommandResult {
+    block_on(terminate_async(args, out))
 }
 
-async fn terminate_async(args: TerminateArgs) -> CommandResult {
-    let session = Session::connect(&args.aws, None).await?;
+async fn terminate_async(args: TerminateArgs, out: Printer) -> CommandResult {
+    let session = Session::connect(&args.aws, None, out).await?;
     let view = session.cluster(&args.cluster).await?;
     if !ACTIVE_CLUSTER_STATES.contains(&view.state.as_str()) {
         let text = format!("cluster {} is already {}", view.id, view.state);
-        eprintln!("{text}");
-        print_result(
+        out.info(&text);
+        out.result(
             args.format,
             &json!({ "cluster_id": view.id, "state": view.state, "terminated": false }),
             &text,
-        );
-        return Ok(0);
+        )?;
+        return Ok(ExitStatus::Success);
     }
     if args.dry_run {
-        print_result(
+        out.result(
             args.format,
             &json!({ "dry_run": true, "would_terminate": [view.id], "state": view.state }),
             &format!("would terminate cluster {} ({})", view.id, view.state),
-        );
-        return Ok(0);
+        )?;
+        return Ok(ExitStatus::Success);
     }
     session
         .emr
@@ -823,72 +761,67 @@ async fn terminate_async(args: TerminateArgs) -> CommandResult {
         .await
         .map_err(termination_failure)?;
     let after = session.cluster(&view.id).await?;
-    print_result(
+    out.result(
         args.format,
         &json!({ "cluster_id": after.id, "state": after.state, "terminated": true }),
         &format!("cluster {} {}", after.id, after.state),
-    );
-    Ok(0)
+    )?;
+    Ok(ExitStatus::Success)
 }
 
-fn termination_failure(e: AwsError) -> Failure {
-    if e.message.contains("termination protected") {
-        fail(format!(
-            "{e}\nturn termination protection off first: `aws emr modify-cluster-attributes \
-             --cluster-id <id> --no-termination-protected`"
-        ))
+fn termination_failure(e: AwsError) -> CliError {
+    let protected = e.message.contains("termination protected");
+    let error = CliError::from(e);
+    if protected {
+        error.with_hint(
+            "turn termination protection off first: `aws emr modify-cluster-attributes \
+             --cluster-id <id> --no-termination-protected`",
+        )
     } else {
-        aws_failure(e)
+        error
     }
 }
 
-pub fn down(args: DownArgs) -> ExitCode {
-    let loaded = match load_plan(&args.spec) {
-        Ok(loaded) => loaded,
-        Err((code, message)) => {
-            eprint!("{message}");
-            return ExitCode::from(code);
-        }
-    };
-    run_async(down_async(args, loaded))
+pub fn down(args: DownArgs, out: Printer) -> CommandResult {
+    let loaded = load_plan(&args.spec, out)?;
+    block_on(down_async(args, loaded, out))
 }
 
-async fn down_async(args: DownArgs, loaded: LoadedPlan) -> CommandResult {
+async fn down_async(args: DownArgs, loaded: LoadedPlan, out: Printer) -> CommandResult {
     let run_key = loaded.job.run_key();
-    let session = Session::connect(&args.aws, Some(&loaded.job.region)).await?;
+    let session = Session::connect(&args.aws, Some(&loaded.job.region), out).await?;
     let tagged = session
         .emr
         .active_clusters_tagged(RUN_KEY_TAG, &run_key)
-        .await
-        .map_err(aws_failure)?;
+        .await?;
     let ids: Vec<String> = tagged.iter().map(|c| c.id.clone()).collect();
     if ids.is_empty() {
         let text = format!("no active cluster for run key {run_key}");
-        eprintln!("{text}");
-        print_result(
+        out.info(&text);
+        out.result(
             args.format,
             &json!({ "run_key": run_key, "terminated": [] }),
             &text,
-        );
-        return Ok(0);
+        )?;
+        return Ok(ExitStatus::Success);
     }
     if args.dry_run {
-        print_result(
+        out.result(
             args.format,
             &json!({ "dry_run": true, "run_key": run_key, "would_terminate": ids }),
             &format!("would terminate {} (run key {run_key})", ids.join(", ")),
-        );
-        return Ok(0);
+        )?;
+        return Ok(ExitStatus::Success);
     }
     session
         .emr
         .terminate(&ids)
         .await
         .map_err(termination_failure)?;
-    print_result(
+    out.result(
         args.format,
         &json!({ "run_key": run_key, "terminated": ids }),
         &format!("terminated {} (run key {run_key})", ids.join(", ")),
-    );
-    Ok(0)
+    )?;
+    Ok(ExitStatus::Success)
 }

@@ -1,73 +1,51 @@
 //! `emrship logs <cluster> [--step ID]`: a step's log tails from S3 and why it failed.
 
-use std::process::ExitCode;
-
 use serde_json::json;
 
-use super::{LogsArgs, OutputFormat};
+use super::{CliError, CommandResult, ExitStatus, LogsArgs, OutputFormat, Printer};
 use crate::aws::emr_logs::{ClusterLogs, FetchedLog, LogFetcher};
 use crate::diagnose::{self, Diagnosis};
 
-pub fn run(args: LogsArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("emrship logs: error: cannot start the async runtime: {error}");
-            return ExitCode::from(super::EXIT_FAILURE);
-        }
-    };
-    runtime.block_on(run_async(args))
+pub fn run(args: LogsArgs, out: Printer) -> CommandResult {
+    super::block_on(run_async(args, out))
 }
 
-async fn run_async(args: LogsArgs) -> ExitCode {
+async fn run_async(args: LogsArgs, out: Printer) -> CommandResult {
     let sdk = crate::aws::sdk::load(&args.aws.options(None)).await;
-    let fetched = match LogFetcher::new(&sdk)
+    let fetched = LogFetcher::new(&sdk)
         .fetch(&args.cluster, args.step.as_deref())
         .await
-    {
-        Ok(fetched) => fetched,
-        Err(error) => {
-            eprintln!("emrship logs: error: {error}");
-            return ExitCode::from(super::EXIT_FAILURE);
-        }
-    };
+        .map_err(|error| CliError::failure(error.to_string()))?;
     if fetched.step.is_none() && fetched.logs.is_empty() && fetched.cluster_reason.is_none() {
-        eprintln!(
-            "emrship logs: error: cluster {} has no steps and no logs under {}{}/",
+        return Err(CliError::failure(format!(
+            "cluster {} has no steps and no logs under {}{}/",
             fetched.cluster_id, fetched.log_prefix, fetched.cluster_id
-        );
-        return ExitCode::from(super::EXIT_FAILURE);
+        )));
     }
     let diagnosis = (!fetched.logs.is_empty() || fetched.cluster_reason.is_some())
         .then(|| diagnose::diagnose(&fetched.log_texts(), &fetched.step_context()));
 
     match args.format {
-        OutputFormat::Json => {
-            let document = json_document(&fetched, diagnosis.as_ref(), args.lines);
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&document).expect("JSON of plain values")
-            );
+        OutputFormat::Json => out.json(&json_document(&fetched, diagnosis.as_ref(), args.lines))?,
+        OutputFormat::Text => {
+            out.data_text(&text_document(&fetched, diagnosis.as_ref(), args.lines))?
         }
-        OutputFormat::Text => print!(
-            "{}",
-            text_document(&fetched, diagnosis.as_ref(), args.lines)
-        ),
     }
     for note in &fetched.notes {
-        eprintln!("emrship logs: note: {note}");
-    }
-    if let Some(not_yet) = &fetched.not_yet {
-        eprintln!("emrship logs: {}", not_yet.message);
+        out.info(&format!("note: {note}"));
     }
     if fetched.logs.is_empty() {
         // Nothing to show yet: a script should try again later.
-        return ExitCode::from(super::EXIT_FAILURE);
+        let message = match &fetched.not_yet {
+            Some(not_yet) => not_yet.message.clone(),
+            None => "no logs yet".to_string(),
+        };
+        return Err(CliError::failure(message));
     }
-    ExitCode::SUCCESS
+    if let Some(not_yet) = &fetched.not_yet {
+        out.info(&not_yet.message);
+    }
+    Ok(ExitStatus::Success)
 }
 
 /// The last `lines` lines of a log, and the number of its first line in the fetched text.
@@ -157,8 +135,13 @@ fn json_document(
 /// Explains why `step_id` on `cluster_id` failed, from its logs on S3, printing to stderr.
 /// `--wait` calls this when a step fails. Never fails: when the logs are not there yet it says
 /// when to look again, and any other problem becomes one error line.
-pub async fn print_failure_diagnosis(sdk: &aws_config::SdkConfig, cluster_id: &str, step_id: &str) {
-    eprint!("{}", failure_diagnosis(sdk, cluster_id, step_id).await);
+pub async fn print_failure_diagnosis(
+    sdk: &aws_config::SdkConfig,
+    cluster_id: &str,
+    step_id: &str,
+    out: Printer,
+) {
+    out.info_text(&failure_diagnosis(sdk, cluster_id, step_id).await);
 }
 
 /// What [`print_failure_diagnosis`] prints.

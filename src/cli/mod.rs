@@ -1,10 +1,13 @@
-//! The command line: clap declarations here, one module per command. Data goes to stdout
-//! (text or JSON), diagnostics to stderr.
+//! The command line: clap declarations here, one module per command. Every command returns a
+//! [`CommandResult`] and prints through one [`Printer`] (`crate::edge`): data to stdout (text or
+//! JSON), warnings, progress and errors to stderr, the exit status from the error's class.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+pub use crate::edge::{CliError, CommandResult, ExitStatus, OutputFormat, Printer};
 
 mod aws_args;
 mod deploy;
@@ -18,15 +21,6 @@ mod size;
 
 pub use aws_args::AwsArgs;
 
-/// Exit status for a spec that fails validation (nothing was sent or uploaded).
-pub const EXIT_SPEC_ERROR: u8 = 2;
-/// Exit status for any other failure (a file that cannot be read, …).
-pub const EXIT_FAILURE: u8 = 1;
-/// Exit status when `--wait` / `status --wait` gives up after `--timeout`.
-pub const EXIT_TIMEOUT: u8 = 3;
-/// Exit status when the cluster or step ended in failure (TERMINATED_WITH_ERRORS, FAILED…).
-pub const EXIT_RUN_FAILED: u8 = 4;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "emrship",
@@ -36,12 +30,6 @@ pub const EXIT_RUN_FAILED: u8 = 4;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -368,22 +356,36 @@ pub enum DeployModeArg {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let out = Printer::new();
+    out.exit(run(Cli::parse(), out))
+}
+
+fn run(cli: Cli, out: Printer) -> CommandResult {
     match cli.command {
-        Command::Plan(args) => plan::run(args),
-        Command::Size(args) => size::run(args),
-        Command::Run(args) => run::run(args),
-        Command::Deploy(args) => deploy::run(args),
-        Command::Provision(args) => emr::provision(args),
-        Command::Submit(args) => emr::submit(args),
-        Command::Status(args) => emr::status(args),
-        Command::Terminate(args) => emr::terminate(args),
-        Command::Down(args) => emr::down(args),
-        Command::Backfill(args) => emr::backfill(args),
-        Command::Logs(args) => logs::run(args),
-        Command::Schedule(args) => schedule::schedule(args),
-        Command::Unschedule(args) => schedule::unschedule(args),
+        Command::Plan(args) => plan::run(args, out),
+        Command::Size(args) => size::run(args, out),
+        Command::Run(args) => run::run(args, out),
+        Command::Deploy(args) => deploy::run(args, out),
+        Command::Provision(args) => emr::provision(args, out),
+        Command::Submit(args) => emr::submit(args, out),
+        Command::Status(args) => emr::status(args, out),
+        Command::Terminate(args) => emr::terminate(args, out),
+        Command::Down(args) => emr::down(args, out),
+        Command::Backfill(args) => emr::backfill(args, out),
+        Command::Logs(args) => logs::run(args, out),
+        Command::Schedule(args) => schedule::schedule(args, out),
+        Command::Unschedule(args) => schedule::unschedule(args, out),
     }
+}
+
+/// Runs an async command on the one runtime a command starts.
+pub(crate) fn block_on(command: impl std::future::Future<Output = CommandResult>) -> CommandResult {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))?
+        .block_on(command)
 }
 
 #[cfg(test)]

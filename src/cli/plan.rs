@@ -1,20 +1,19 @@
 //! `emrship plan`: read the spec files and local inputs, then print the rendered plan.
 
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-
-use super::{OutputFormat, PlanArgs, SpecArgs, EXIT_FAILURE, EXIT_SPEC_ERROR};
+use super::{CliError, CommandResult, ExitStatus, OutputFormat, PlanArgs, Printer, SpecArgs};
 use crate::render::artifacts::{Digest256, PlanInputs};
 use crate::schedule::PlanTemplate;
 use crate::spec::{self, Diagnostics, LayerText, RunContext};
+use std::path::{Path, PathBuf};
 
-fn read_layer(path: &Path) -> Result<LayerText, String> {
+/// A spec or overlay file's text, named by its path for diagnostics.
+pub fn read_layer(path: &Path) -> Result<LayerText, CliError> {
     std::fs::read_to_string(path)
         .map(|text| LayerText {
             name: path.display().to_string(),
             text,
         })
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        .map_err(|e| CliError::failure(format!("cannot read {}: {e}", path.display())))
 }
 
 /// A resolved spec and the plan rendered from it.
@@ -27,9 +26,10 @@ pub struct LoadedPlan {
     pub app: Option<crate::bundle::user_app::PackedApp>,
 }
 
-/// Everything `plan` needs from disk: spec layers, job files, and a built bundle if any.
-pub fn load_plan(args: &SpecArgs) -> Result<LoadedPlan, (u8, String)> {
-    load_plan_with_bundle(args, None)
+/// Everything `plan` needs from disk: spec layers, job files, and a built bundle if any. Spec
+/// warnings are printed; spec errors are the error (exit 2).
+pub fn load_plan(args: &SpecArgs, out: Printer) -> Result<LoadedPlan, CliError> {
+    load_plan_with_bundle(args, None, out)
 }
 
 /// As `load_plan`, with the bundle digest known (deploy builds the bundle first); `None` looks
@@ -37,14 +37,18 @@ pub fn load_plan(args: &SpecArgs) -> Result<LoadedPlan, (u8, String)> {
 pub fn load_plan_with_bundle(
     args: &SpecArgs,
     bundle: Option<Digest256>,
-) -> Result<LoadedPlan, (u8, String)> {
-    load_layers_and_plan(args, bundle).map(|read| read.loaded)
+    out: Printer,
+) -> Result<LoadedPlan, CliError> {
+    load_layers_and_plan(args, bundle, out).map(|read| read.loaded)
 }
 
 /// As `load_plan`, and the plan template that renders the same plan for any date (what
 /// `emrship schedule` stores for the scheduler Lambda).
-pub fn load_template(args: &SpecArgs) -> Result<(LoadedPlan, PlanTemplate), (u8, String)> {
-    let read = load_layers_and_plan(args, None)?;
+pub fn load_template(
+    args: &SpecArgs,
+    out: Printer,
+) -> Result<(LoadedPlan, PlanTemplate), CliError> {
+    let read = load_layers_and_plan(args, None, out)?;
     let template = PlanTemplate::from_layers(
         &read.base,
         &read.overlays,
@@ -66,39 +70,41 @@ struct LayersAndPlan {
 fn load_layers_and_plan(
     args: &SpecArgs,
     bundle: Option<Digest256>,
-) -> Result<LayersAndPlan, (u8, String)> {
-    load_layers_and_plan_with(args, bundle, None)
+    out: Printer,
+) -> Result<LayersAndPlan, CliError> {
+    load_layers_and_plan_with(args, bundle, None, out)
 }
 
-/// As `load_plan`, with the digest of a user application's dependency archive as `deploy` or
-/// `run --local` just built it.
+/// As `load_plan`, with the digest of a user application's dependency archive as `deploy`
+/// just built it.
 pub fn load_plan_with_dependencies(
     args: &SpecArgs,
     dependencies: Option<Digest256>,
-) -> Result<LoadedPlan, (u8, String)> {
-    load_layers_and_plan_with(args, None, dependencies).map(|read| read.loaded)
+    out: Printer,
+) -> Result<LoadedPlan, CliError> {
+    load_layers_and_plan_with(args, None, dependencies, out).map(|read| read.loaded)
 }
 
 fn load_layers_and_plan_with(
     args: &SpecArgs,
     bundle: Option<Digest256>,
     dependencies: Option<Digest256>,
-) -> Result<LayersAndPlan, (u8, String)> {
-    let base = read_layer(&args.spec).map_err(|e| (EXIT_FAILURE, e))?;
+    out: Printer,
+) -> Result<LayersAndPlan, CliError> {
+    let base = read_layer(&args.spec)?;
     let overlays = args
         .overlays
         .iter()
         .map(|p| read_layer(p))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| (EXIT_FAILURE, e))?;
+        .collect::<Result<Vec<_>, _>>()?;
     let date = args
         .date
         .unwrap_or_else(|| chrono::Utc::now().date_naive() - chrono::Days::new(1));
     let (job, diagnostics) =
         spec::load_and_resolve(&base, &overlays, &args.sets, RunContext { date })
-            .map_err(|diagnostics| (EXIT_SPEC_ERROR, diagnostics.render()))?;
+            .map_err(|diagnostics| CliError::spec(&diagnostics))?;
     if !diagnostics.is_empty() {
-        eprint!("{}", diagnostics.render());
+        out.info_text(&diagnostics.render());
     }
     let spec_dir = args
         .spec
@@ -120,18 +126,18 @@ fn load_layers_and_plan_with(
         }
     }
     if !missing.is_empty() {
-        return Err((EXIT_SPEC_ERROR, missing.join("\n") + "\n"));
+        return Err(CliError::invalid(missing.join("\n")));
     }
     let app = match &job.job.app {
         None => None,
         Some(_) => {
             let mut packed =
                 crate::bundle::user_app::pack(&job, &spec_dir).map_err(|problems| {
-                    let mut rendered = Diagnostics::default();
+                    let mut found = Diagnostics::default();
                     for problem in problems {
-                        rendered.push(problem);
+                        found.push(problem);
                     }
-                    (EXIT_SPEC_ERROR, rendered.render())
+                    CliError::spec(&found)
                 })?;
             let built = dependencies
                 .clone()
@@ -164,23 +170,13 @@ fn load_layers_and_plan_with(
     })
 }
 
-pub fn run(args: PlanArgs) -> ExitCode {
-    match load_plan(&args.spec) {
-        Ok(LoadedPlan { plan, .. }) => {
-            match args.format {
-                OutputFormat::Text => print!("{plan}"),
-                OutputFormat::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&plan).expect("a plan always serializes")
-                ),
-            }
-            ExitCode::SUCCESS
-        }
-        Err((code, message)) => {
-            eprint!("{message}");
-            ExitCode::from(code)
-        }
+pub fn run(args: PlanArgs, out: Printer) -> CommandResult {
+    let LoadedPlan { plan, .. } = load_plan(&args.spec, out)?;
+    match args.format {
+        OutputFormat::Text => out.data_text(&plan.to_string())?,
+        OutputFormat::Json => out.json(&plan)?,
     }
+    Ok(ExitStatus::Success)
 }
 
 #[cfg(test)]
@@ -205,10 +201,10 @@ mod tests {
             date: Some(date),
         };
         let first = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
-        let (_, template) = load_template(&args(first)).unwrap();
+        let (_, template) = load_template(&args(first), Printer::new()).unwrap();
         let template = PlanTemplate::parse(&template.to_json(), "test").unwrap();
         for date in [first, chrono::NaiveDate::from_ymd_opt(2027, 2, 28).unwrap()] {
-            let expected = load_plan(&args(date)).unwrap();
+            let expected = load_plan(&args(date), Printer::new()).unwrap();
             let (job, plan) = template.plan_for(date).unwrap();
             assert_eq!(job.run_key(), expected.job.run_key());
             assert_eq!(

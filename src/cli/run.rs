@@ -16,13 +16,12 @@
 //! run-key guard, as the scheduler does (`cli::emr::launch`).
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::Parser;
 
 use super::plan::{load_plan, LoadedPlan};
-use super::{OutputFormat, RunArgs, EXIT_FAILURE};
-use crate::job::cli::{exit_code, print_report, Engine, Format, MatchRateArgs};
+use super::{CliError, CommandResult, ExitStatus, Printer, RunArgs};
+use crate::job::cli::{print_report, Engine, MatchRateArgs};
 use crate::job::engine;
 use crate::job::gen::{self, GenFormat, GenSpec};
 use crate::job::model::{Day, JobError};
@@ -59,14 +58,6 @@ fn parse_spec_args<T: Parser>(command: &str, spec_args: &[String]) -> Result<T, 
         .map_err(|e| JobError::Usage(format!("the spec's job.args do not parse: {e}")))
 }
 
-/// The job's report format for the CLI's `--format`.
-fn job_format(format: OutputFormat) -> Format {
-    match format {
-        OutputFormat::Text => Format::Text,
-        OutputFormat::Json => Format::Json,
-    }
-}
-
 /// The job's arguments as `run --local` runs them, and what it said about substitutions.
 pub fn local_arguments(
     spec_args: &[String],
@@ -77,7 +68,7 @@ pub fn local_arguments(
     let mut notes = Vec::new();
     job.engine = Engine::Local;
     job.threads = args.threads;
-    job.format = job_format(args.format);
+    job.format = args.format;
     if let Some(views) = &args.views {
         job.views = views.clone();
     }
@@ -135,70 +126,52 @@ pub fn local_arguments(
     Ok((job, notes))
 }
 
-pub fn run(args: RunArgs) -> ExitCode {
+pub fn run(args: RunArgs, out: Printer) -> CommandResult {
     if !args.local {
-        return super::emr::run_day(args);
+        return super::emr::run_day(args, out);
     }
     if args.dry_run {
-        eprintln!("emrship run: --dry-run applies when launching on EMR (without --local)");
-        return ExitCode::from(EXIT_FAILURE);
+        return Err(CliError::invalid(
+            "--dry-run applies when launching on EMR (without --local)",
+        ));
     }
-    let loaded = match load_plan(&args.spec) {
-        Ok(loaded) => loaded,
-        Err((code, message)) => {
-            eprint!("{message}");
-            return ExitCode::from(code);
-        }
-    };
+    let loaded = load_plan(&args.spec, out)?;
     if loaded.job.job.app.is_some() {
-        return super::run_app::run(loaded, &args);
+        return super::run_app::run(loaded, &args, out);
     }
     let LoadedPlan { job: plan, .. } = loaded;
     if plan.job.command == "rollup" {
-        return rollup::run(&plan, &args);
+        return rollup::run(&plan, &args, out);
     }
     if plan.job.command != "match-rate" {
-        eprintln!(
-            "emrship run: error: `{}` cannot run locally yet; emrship-job runs match-rate",
+        return Err(CliError::failure(format!(
+            "`{}` cannot run locally yet; emrship-job runs match-rate and rollup",
             plan.job.command
-        );
-        return ExitCode::from(EXIT_FAILURE);
+        )));
     }
-    let fail = |e: JobError| {
-        eprintln!("emrship run: error: {e}");
-        ExitCode::from(exit_code(&e))
-    };
-    let (job_args, notes) = match local_arguments(&plan.job.args, &plan.name, &args) {
-        Ok(parsed) => parsed,
-        Err(e) => return fail(e),
-    };
+    let (job_args, notes) = local_arguments(&plan.job.args, &plan.name, &args)?;
     for note in notes {
-        eprintln!("emrship run: {note}");
+        out.info(&format!("emrship run: {note}"));
     }
-    eprintln!(
+    out.info(&format!(
         "emrship run: {} --date {} --views {} --catalog {} --sink {} (local engine)",
         plan.job.command, job_args.date, job_args.views, job_args.catalog, job_args.sink
-    );
-    match engine::local::run(&job_args.job()) {
-        Ok(report) => {
-            eprint!("{}", summary::render(&report, 10));
-            print_report(&report, job_args.format);
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(e),
-    }
+    ));
+    let report = engine::local::run(&job_args.job())?;
+    out.info_text(&summary::render(&report, 10));
+    print_report(&report, job_args.format, out)?;
+    Ok(ExitStatus::Success)
 }
 
 /// `emrship run` for the rollup job.
 pub mod rollup {
     use std::path::PathBuf;
-    use std::process::ExitCode;
 
     use chrono::NaiveDateTime;
 
-    use super::super::RunArgs;
-    use super::{is_remote_input, job_format, parse_spec_args};
-    use crate::job::cli::{exit_code, print_rollup_report, Engine, RollupArgs};
+    use super::super::{CommandResult, ExitStatus, Printer, RunArgs};
+    use super::{is_remote_input, parse_spec_args};
+    use crate::job::cli::{print_rollup_report, Engine, RollupArgs};
     use crate::job::gen::GenFormat;
     use crate::job::model::{Day, JobError};
     use crate::job::rollup::gen::{self, RollupGenSpec};
@@ -231,7 +204,7 @@ pub mod rollup {
         let mut notes = Vec::new();
         job.engine = Engine::Local;
         job.threads = args.threads;
-        job.format = job_format(args.format);
+        job.format = args.format;
         let date = day.format("%Y-%m-%d");
         match &args.input {
             Some(input) => job.input = input.clone(),
@@ -270,32 +243,17 @@ pub mod rollup {
         Ok((job, notes))
     }
 
-    pub fn run(plan: &crate::spec::JobPlan, args: &RunArgs) -> ExitCode {
-        let fail = |e: JobError| {
-            eprintln!("emrship run: error: {e}");
-            ExitCode::from(exit_code(&e))
-        };
-        let (job_args, notes) = match local_arguments(&plan.job.args, &plan.name, plan.date, args) {
-            Ok(parsed) => parsed,
-            Err(e) => return fail(e),
-        };
+    pub fn run(plan: &crate::spec::JobPlan, args: &RunArgs, out: Printer) -> CommandResult {
+        let (job_args, notes) = local_arguments(&plan.job.args, &plan.name, plan.date, args)?;
         for note in notes {
-            eprintln!("emrship run: {note}");
+            out.info(&format!("emrship run: {note}"));
         }
-        eprintln!(
+        out.info(&format!(
             "emrship run: rollup --input {} --output {} --granularity {} (local engine)",
             job_args.input, job_args.output, job_args.granularity
-        );
-        let job = match job_args.job() {
-            Ok(job) => job,
-            Err(e) => return fail(e),
-        };
-        match run_local(&job) {
-            Ok(report) => {
-                print_rollup_report(&report, job_args.format);
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(e),
-        }
+        ));
+        let report = run_local(&job_args.job()?)?;
+        print_rollup_report(&report, job_args.format, out)?;
+        Ok(ExitStatus::Success)
     }
 }

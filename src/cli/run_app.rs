@@ -20,10 +20,10 @@
 //! it statically — nor S3 permissions, data volume or cluster capacity.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::Command;
 
 use super::plan::LoadedPlan;
-use super::{RunArgs, EXIT_FAILURE, EXIT_SPEC_ERROR};
+use super::{CliError, CommandResult, ExitStatus, Printer, RunArgs};
 use crate::bundle::app_problem::AppProblem;
 use crate::bundle::python_deps::{self, DepsTarget};
 use crate::bundle::requirements::read_requirements;
@@ -246,33 +246,34 @@ fn plan_entry_uri(step_args: &[String]) -> Option<String> {
     None
 }
 
-pub fn run(loaded: LoadedPlan, args: &RunArgs) -> ExitCode {
+/// `run --local` of a user application; `args` has nothing more for it (the built-in jobs'
+/// input and output overrides do not apply: `s3://` arguments are mirrored locally).
+pub fn run(loaded: LoadedPlan, args: &RunArgs, out: Printer) -> CommandResult {
     let _ = args;
-    match run_app(&loaded) {
-        Ok(code) => code,
-        Err((code, message)) => {
-            eprintln!("emrship run: error: {}", message.trim_end());
-            ExitCode::from(code)
-        }
-    }
+    run_app(&loaded, out)
 }
 
-type Failure = (u8, String);
+type Failure = CliError;
 
 fn fail(message: impl Into<String>) -> Failure {
-    (EXIT_FAILURE, message.into())
+    CliError::failure(message)
 }
 
-fn problems_failure(problems: Vec<AppProblem>) -> Failure {
-    let text = problems
+/// Packaging problems: each with what, why and the fix; the input is wrong (exit 2).
+pub fn problems_failure(problems: Vec<AppProblem>) -> Failure {
+    let report: String = problems
         .iter()
-        .map(|p| format!("{}: {} (help: {})", p.subject, p.message, p.fix))
-        .collect::<Vec<_>>()
-        .join("\n");
-    (EXIT_SPEC_ERROR, text)
+        .map(|p| format!("error: {}: {}\n  help: {}\n", p.subject, p.message, p.fix))
+        .collect();
+    CliError::invalid(format!(
+        "{} problem{} with the application; nothing was run or uploaded",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    ))
+    .with_report(report)
 }
 
-fn run_app(loaded: &LoadedPlan) -> Result<ExitCode, Failure> {
+fn run_app(loaded: &LoadedPlan, out: Printer) -> CommandResult {
     let plan = &loaded.job;
     let app = plan
         .job
@@ -293,15 +294,15 @@ fn run_app(loaded: &LoadedPlan) -> Result<ExitCode, Failure> {
             .version
             .starts_with(&format!("{}.{}.", wanted.0, wanted.1))
         {
-            eprintln!(
-                "emrship run: warning: local pyspark is {} but {} runs Spark {}.{}; install pyspark=={}.{}.* to run what the cluster runs",
+            out.warn(&format!(
+                "local pyspark is {} but {} runs Spark {}.{}; install pyspark=={}.{}.* to run what the cluster runs",
                 spark.version, plan.release.label, wanted.0, wanted.1, wanted.0, wanted.1
-            );
+            ));
         }
     }
     let root = local_root(plan);
     let container = root.join("container");
-    lay_out_container(loaded, app, packed, &container, spark.as_ref())?;
+    lay_out_container(loaded, app, packed, &container, spark.as_ref(), out)?;
     let step = &loaded.plan.add_job_flow_steps.steps[0].hadoop_jar_step.args;
     let container_abs = std::fs::canonicalize(&container)
         .map_err(|e| fail(format!("cannot resolve {}: {e}", container.display())))?;
@@ -309,7 +310,7 @@ fn run_app(loaded: &LoadedPlan) -> Result<ExitCode, Failure> {
     for arg in step.iter().filter(|a| a.starts_with("s3://")) {
         if let Some(local) = local_mirror(plan, arg) {
             if !arg.starts_with(&plan.artifact_prefix().to_string()) {
-                eprintln!("emrship run: {arg} → {}", local.display());
+                out.info(&format!("emrship run: {arg} → {}", local.display()));
                 if let Some(parent) = local.parent() {
                     let _ = std::fs::create_dir_all(parent);
                 }
@@ -317,14 +318,14 @@ fn run_app(loaded: &LoadedPlan) -> Result<ExitCode, Failure> {
         }
     }
     for note in &command.notes {
-        eprintln!("emrship run: {note}");
+        out.info(&format!("emrship run: {note}"));
     }
-    eprintln!(
+    out.info(&format!(
         "emrship run: in {}: {} {}",
         container.display(),
         command.program,
         shell_words::join(&command.args)
-    );
+    ));
     let status = Command::new(&command.program)
         .args(&command.args)
         .envs(command.env.iter().map(|(k, v)| (k, v)))
@@ -332,7 +333,7 @@ fn run_app(loaded: &LoadedPlan) -> Result<ExitCode, Failure> {
         .status()
         .map_err(|e| fail(format!("cannot run {}: {e}", command.program)))?;
     if status.success() {
-        Ok(ExitCode::SUCCESS)
+        Ok(ExitStatus::Success)
     } else {
         Err(fail(format!(
             "the application failed ({status}); its output is above"
@@ -347,6 +348,7 @@ fn lay_out_container(
     packed: &crate::bundle::user_app::PackedApp,
     container: &Path,
     spark: Option<&LocalSpark>,
+    out: Printer,
 ) -> Result<(), Failure> {
     let plan = &loaded.job;
     if container.exists() {
@@ -385,20 +387,20 @@ fn lay_out_container(
         let python = &spark.ok_or_else(|| fail("no local Python"))?.python;
         let file = packed.project_dir.join(&requirements.file.path);
         let pinned = read_requirements(&file).map_err(problems_failure)?;
-        eprintln!(
+        out.info(&format!(
             "emrship run: building the dependencies of {} for {} …",
             file.display(),
             python.display()
-        );
+        ));
         let built =
             python_deps::build_deps(&pinned.text, DepsTarget::Local, &dependency_cache(), python)
                 .map_err(problems_failure)?;
-        eprintln!(
+        out.info(&format!(
             "emrship run: dependencies {} ({} packages{})",
             built.zip.display(),
             built.packages.len(),
             if built.from_cache { ", cached" } else { "" }
-        );
+        ));
         let bytes = std::fs::read(&built.zip)
             .map_err(|e| fail(format!("cannot read {}: {e}", built.zip.display())))?;
         unzip(&bytes, &container.join(DEPS_ALIAS))?;

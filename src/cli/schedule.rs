@@ -7,17 +7,17 @@
 //! touching only what differs: a second run sends no mutating call.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::emr::{fail, run_async, Failure};
 use super::plan::{load_plan, load_template, LoadedPlan};
-use super::{OutputFormat, ScheduleArgs, UnscheduleArgs, EXIT_SPEC_ERROR};
-use crate::aws::error::AwsError;
+use super::{
+    block_on, CliError, CommandResult, ExitStatus, OutputFormat, Printer, ScheduleArgs,
+    UnscheduleArgs,
+};
 use crate::aws::events::Events;
 use crate::aws::lambda::{statement_id, statement_source_arn, Lambda};
 use crate::aws::sdk::{self, require_credentials};
@@ -74,32 +74,20 @@ fn change(resource: &'static str, name: impl Into<String>, action: &'static str)
     }
 }
 
-fn aws_failure(e: AwsError) -> Failure {
-    fail(e.to_string())
-}
-
-fn print_data(text: &str) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stdout(), "{text}");
-}
-
 fn pretty(value: &impl Serialize) -> String {
     serde_json::to_string_pretty(value).expect("rendered requests always serialize")
 }
 
 /// The spec's schedule, or the error a spec without one gets (a spec error: exit 2).
-fn require_schedule(loaded: &LoadedPlan, spec: &Path, command: &str) -> Result<(), Failure> {
+fn require_schedule(loaded: &LoadedPlan, spec: &Path, command: &str) -> Result<(), CliError> {
     if loaded.plan.schedule.is_some() {
         return Ok(());
     }
-    Err(Failure(
-        EXIT_SPEC_ERROR,
-        format!(
-            "{}: the spec has no `schedule:`, so there is nothing to {command}; add e.g.\n  \
-             schedule: {{ cron: \"cron(0 6 * * ? *)\", date: yesterday }}",
-            spec.display()
-        ),
+    Err(CliError::invalid(format!(
+        "{}: the spec has no `schedule:`, so there is nothing to {command}",
+        spec.display()
     ))
+    .with_hint("add e.g. `schedule: { cron: \"cron(0 6 * * ? *)\", date: yesterday }`"))
 }
 
 /// The Lambda zip: given, zipped from a given binary, or built.
@@ -204,40 +192,33 @@ fn build_zip(args: &ScheduleArgs, name: &str) -> Result<LambdaZip, String> {
 // ---------------------------------------------------------------------------------------------
 // schedule
 
-pub fn schedule(args: ScheduleArgs) -> ExitCode {
-    let (loaded, template) = match load_template(&args.spec) {
-        Ok(loaded) => loaded,
-        Err((code, message)) => {
-            eprint!("{message}");
-            return ExitCode::from(code);
-        }
-    };
-    if let Err(Failure(code, message)) = require_schedule(&loaded, &args.spec.spec, "schedule") {
-        eprintln!("{message}");
-        return ExitCode::from(code);
-    }
+pub fn schedule(args: ScheduleArgs, out: Printer) -> CommandResult {
+    let (loaded, template) = load_template(&args.spec, out)?;
+    require_schedule(&loaded, &args.spec.spec, "schedule")?;
     let template = template.to_json().into_bytes();
-    run_async(async { schedule_async(args, loaded, template).await.map(|()| 0) })
+    block_on(schedule_async(args, loaded, template, out))
 }
 
 async fn schedule_async(
     args: ScheduleArgs,
     loaded: LoadedPlan,
     template: Vec<u8>,
-) -> Result<(), Failure> {
+    out: Printer,
+) -> CommandResult {
     let plan = &loaded.plan;
     let schedule = plan.schedule.clone().expect("checked by require_schedule");
     let spec_hint = args.spec.spec.display().to_string();
     if plan.uploads.iter().any(|u| u.pending) {
-        let message = format!(
-            "the job bundle is not deployed yet: every scheduled run would point at \
-             `pending-build`. Run `emrship deploy {spec_hint}` (same overlays and --set values) \
-             first, then `emrship schedule` from the same folder"
+        let message = "the job bundle is not deployed yet: every scheduled run would point at \
+                       `pending-build`";
+        let hint = format!(
+            "run `emrship deploy {spec_hint}` (same overlays and --set values) first, then \
+             `emrship schedule` from the same folder"
         );
         if !args.dry_run {
-            return Err(fail(message));
+            return Err(CliError::failure(message).with_hint(hint));
         }
-        eprintln!("warning: {message}");
+        out.warn(&format!("{message}; {hint}"));
     }
     let architecture = args.arch.lambda_name().to_string();
     let region = args
@@ -249,7 +230,7 @@ async fn schedule_async(
     if args.dry_run {
         // No AWS call, no build: the zip is shown by digest when one was given.
         let code = if args.lambda_zip.is_some() || args.lambda_binary.is_some() {
-            let zip = lambda_zip(&args, &loaded.job.name).map_err(fail)?;
+            let zip = lambda_zip(&args, &loaded.job.name).map_err(CliError::failure)?;
             Digest256::of(&zip.bytes)
         } else {
             Digest256 {
@@ -265,49 +246,54 @@ async fn schedule_async(
             account: loaded.job.account_id.clone(),
         };
         let requests = schedule_requests(plan, &inputs).expect("the plan has a schedule");
-        print_requests(&requests, args.format);
-        return Ok(());
+        print_requests(&requests, args.format, out)?;
+        return Ok(ExitStatus::Success);
     }
 
     let options = args.aws.options(Some(&loaded.job.region));
     let config = sdk::load(&options).await;
-    require_credentials(&config).await.map_err(fail)?;
+    require_credentials(&config)
+        .await
+        .map_err(CliError::failure)?;
 
     // Before any change: the EMR roles the function passes must exist (their ARNs also tell
     // the account), and the zip must be usable.
-    eprintln!("checking the EMR roles the scheduled runs use…");
+    out.info("checking the EMR roles the scheduled runs use…");
     let mut account = None;
     let mut missing = Vec::new();
     for role in [
         &loaded.job.roles.service,
         &loaded.job.roles.instance_profile,
     ] {
-        match iam::role_arn(&config, role).await.map_err(aws_failure)? {
+        match iam::role_arn(&config, role).await? {
             Some(arn) => account = account.or_else(|| arn.split(':').nth(4).map(str::to_string)),
             None => missing.push(role.as_str()),
         }
     }
     if !missing.is_empty() {
-        return Err(fail(format!(
-            "the EMR role{} {} that scheduled runs pass to EMR {} not exist; run `emrship \
-             provision --create-roles {spec_hint}` (or create them yourself) first. Nothing \
-             was created.",
+        return Err(CliError::failure(format!(
+            "the EMR role{} {} that scheduled runs pass to EMR {} not exist. Nothing was \
+             created.",
             if missing.len() > 1 { "s" } else { "" },
             missing.join(" and "),
             if missing.len() > 1 { "do" } else { "does" }
+        ))
+        .with_hint(format!(
+            "run `emrship provision --create-roles {spec_hint}` (or create them yourself) first"
         )));
     }
     let account = account.filter(|a| !a.is_empty());
     if let (Some(actual), Some(spec)) = (&account, &loaded.job.account_id) {
         if actual != spec {
-            return Err(fail(format!(
+            return Err(CliError::failure(format!(
                 "the spec's account_id is {spec}, but these credentials are in account \
-                 {actual}: the scheduler's policy would name the wrong account. Fix \
-                 `account_id` or use credentials for {spec}. Nothing was created."
-            )));
+                 {actual}: the scheduler's policy would name the wrong account. Nothing was \
+                 created."
+            ))
+            .with_hint(format!("fix `account_id` or use credentials for {spec}")));
         }
     }
-    let zip = lambda_zip(&args, &loaded.job.name).map_err(fail)?;
+    let zip = lambda_zip(&args, &loaded.job.name).map_err(CliError::failure)?;
     let inputs = ScheduleInputs {
         template: Digest256::of(&template),
         code: Digest256::of(&zip.bytes),
@@ -319,9 +305,11 @@ async fn schedule_async(
     let mut changes = Vec::new();
 
     // The plan template.
-    let template_uri = S3Uri::parse(&schedule.plan_object).map_err(fail)?;
+    let template_uri = S3Uri::parse(&schedule.plan_object).map_err(CliError::failure)?;
     let s3 = s3::client(&config, sdk::endpoint_overridden(&options));
-    s3::check_bucket(&s3, &template_uri).await.map_err(fail)?;
+    s3::check_bucket(&s3, &template_uri)
+        .await
+        .map_err(CliError::failure)?;
     let uploaded = s3::upload_once(
         &s3,
         &template_uri,
@@ -330,7 +318,7 @@ async fn schedule_async(
         Arc::new(|_| {}),
     )
     .await
-    .map_err(fail)?;
+    .map_err(CliError::failure)?;
     changes.push(change(
         "plan template",
         schedule.plan_object.clone(),
@@ -350,10 +338,8 @@ async fn schedule_async(
             .map(|(name, role)| (name.clone(), role.clone()))
             .collect(),
     );
-    eprintln!("bringing role {} to the plan…", schedule.role);
-    let role_changes = iam::ensure_roles(&config, &role_plan)
-        .await
-        .map_err(aws_failure)?;
+    out.info(&format!("bringing role {} to the plan…", schedule.role));
+    let role_changes = iam::ensure_roles(&config, &role_plan).await?;
     let role_created = role_changes.iter().any(|c| c.starts_with("created role"));
     changes.push(Change {
         resource: "iam role",
@@ -371,60 +357,48 @@ async fn schedule_async(
     // The function.
     let lambda = Lambda::new(&config);
     let wanted = &requests.create_function;
-    let function_arn = match lambda
-        .function(&wanted.function_name)
-        .await
-        .map_err(aws_failure)?
-    {
+    let function_arn = match lambda.function(&wanted.function_name).await? {
         None => {
-            eprintln!("creating function {}…", wanted.function_name);
+            out.info(&format!("creating function {}…", wanted.function_name));
             let arn = lambda
                 .create_function(wanted, &zip.bytes, ROLE_PROPAGATION)
-                .await
-                .map_err(aws_failure)?;
+                .await?;
             lambda
                 .wait_ready(&wanted.function_name, FUNCTION_READY_WITHIN)
-                .await
-                .map_err(aws_failure)?;
+                .await?;
             changes.push(change("lambda function", &wanted.function_name, "created"));
             arn
         }
         Some(current) => {
             let mut updated = Vec::new();
             if !current.code_matches(wanted) {
-                eprintln!("updating the code of {}…", wanted.function_name);
+                out.info(&format!("updating the code of {}…", wanted.function_name));
                 lambda
                     .wait_ready(&wanted.function_name, FUNCTION_READY_WITHIN)
-                    .await
-                    .map_err(aws_failure)?;
-                lambda
-                    .update_code(wanted, &zip.bytes)
-                    .await
-                    .map_err(aws_failure)?;
+                    .await?;
+                lambda.update_code(wanted, &zip.bytes).await?;
                 updated.push("code");
             }
             if !current.configuration_matches(wanted) {
-                eprintln!("updating the configuration of {}…", wanted.function_name);
+                out.info(&format!(
+                    "updating the configuration of {}…",
+                    wanted.function_name
+                ));
                 lambda
                     .wait_ready(&wanted.function_name, FUNCTION_READY_WITHIN)
-                    .await
-                    .map_err(aws_failure)?;
-                lambda
-                    .update_configuration(wanted)
-                    .await
-                    .map_err(aws_failure)?;
+                    .await?;
+                lambda.update_configuration(wanted).await?;
                 updated.push("configuration");
             }
             let tags = current.missing_tags(wanted);
             if !tags.is_empty() {
-                lambda.tag(&current.arn, tags).await.map_err(aws_failure)?;
+                lambda.tag(&current.arn, tags).await?;
                 updated.push("tags");
             }
             if !updated.is_empty() {
                 lambda
                     .wait_ready(&wanted.function_name, FUNCTION_READY_WITHIN)
-                    .await
-                    .map_err(aws_failure)?;
+                    .await?;
             }
             changes.push(Change {
                 resource: "lambda function",
@@ -442,10 +416,7 @@ async fn schedule_async(
 
     // The rule, its target, the permission.
     let events = Events::new(&config);
-    let rule = events
-        .rule(&requests.put_rule.name)
-        .await
-        .map_err(aws_failure)?;
+    let rule = events.rule(&requests.put_rule.name).await?;
     let rule_arn = match &rule {
         Some(found) if found.matches(&requests.put_rule) => {
             changes.push(change(
@@ -456,10 +427,7 @@ async fn schedule_async(
             found.arn.clone()
         }
         _ => {
-            let arn = events
-                .put_rule(&requests.put_rule)
-                .await
-                .map_err(aws_failure)?;
+            let arn = events.put_rule(&requests.put_rule).await?;
             changes.push(change(
                 "eventbridge rule",
                 &requests.put_rule.name,
@@ -472,20 +440,14 @@ async fn schedule_async(
     for target in &mut put_targets.targets {
         target.arn = function_arn.clone();
     }
-    let targets = events
-        .targets(&put_targets.rule)
-        .await
-        .map_err(aws_failure)?;
+    let targets = events.targets(&put_targets.rule).await?;
     let ours = targets.iter().find(|t| t.id == TARGET_ID);
     match ours {
         Some(t) if t.arn == function_arn => {
             changes.push(change("rule target", TARGET_ID, "unchanged"));
         }
         _ => {
-            events
-                .put_targets(&put_targets)
-                .await
-                .map_err(aws_failure)?;
+            events.put_targets(&put_targets).await?;
             changes.push(change(
                 "rule target",
                 TARGET_ID,
@@ -495,10 +457,7 @@ async fn schedule_async(
     }
     let mut permission = requests.add_permission.clone();
     permission.source_arn = rule_arn.clone();
-    let statements = lambda
-        .policy_statements(&permission.function_name)
-        .await
-        .map_err(aws_failure)?;
+    let statements = lambda.policy_statements(&permission.function_name).await?;
     let existing = statements
         .iter()
         .find(|s| statement_id(s) == Some(permission.statement_id.as_str()));
@@ -513,12 +472,8 @@ async fn schedule_async(
         Some(_) => {
             lambda
                 .remove_permission(&permission.function_name, &permission.statement_id)
-                .await
-                .map_err(aws_failure)?;
-            lambda
-                .add_permission(&permission)
-                .await
-                .map_err(aws_failure)?;
+                .await?;
+            lambda.add_permission(&permission).await?;
             changes.push(change(
                 "invoke permission",
                 &permission.statement_id,
@@ -526,10 +481,7 @@ async fn schedule_async(
             ));
         }
         None => {
-            lambda
-                .add_permission(&permission)
-                .await
-                .map_err(aws_failure)?;
+            lambda.add_permission(&permission).await?;
             changes.push(change(
                 "invoke permission",
                 &permission.statement_id,
@@ -545,26 +497,30 @@ async fn schedule_async(
         "code": { "source": zip.source, "code_sha256": wanted.code.code_sha256 },
         "changes": changes,
     });
-    print_changes(&result, &changes, args.format);
-    Ok(())
+    print_changes(&result, &changes, args.format, out)?;
+    Ok(ExitStatus::Success)
 }
 
-fn print_requests(requests: &ScheduleRequests, format: OutputFormat) {
+fn print_requests(
+    requests: &ScheduleRequests,
+    format: OutputFormat,
+    out: Printer,
+) -> Result<(), CliError> {
     match format {
-        OutputFormat::Json => print_data(&pretty(requests)),
+        OutputFormat::Json => out.json(requests),
         OutputFormat::Text => {
-            let mut out = format!("Schedule (dry run; nothing sent)\n  {}\n", requests.summary);
+            let mut text = format!("Schedule (dry run; nothing sent)\n  {}\n", requests.summary);
             let value = serde_json::to_value(requests).expect("requests serialize");
             for (name, request) in value.as_object().into_iter().flatten() {
                 if name == "summary" {
                     continue;
                 }
-                out.push_str(&format!("\n{}\n", operation_name(name)));
+                text.push_str(&format!("\n{}\n", operation_name(name)));
                 for line in pretty(request).lines() {
-                    out.push_str(&format!("  {line}\n"));
+                    text.push_str(&format!("  {line}\n"));
                 }
             }
-            print_data(out.trim_end());
+            out.data(text.trim_end())
         }
     }
 }
@@ -585,22 +541,27 @@ fn operation_name(field: &str) -> String {
     }
 }
 
-fn print_changes(result: &Value, changes: &[Change], format: OutputFormat) {
+fn print_changes(
+    result: &Value,
+    changes: &[Change],
+    format: OutputFormat,
+    out: Printer,
+) -> Result<(), CliError> {
     match format {
-        OutputFormat::Json => print_data(&pretty(result)),
+        OutputFormat::Json => out.json(result),
         OutputFormat::Text => {
-            let mut out = String::new();
+            let mut text = String::new();
             if let Some(summary) = result["schedule"].as_str() {
-                out.push_str(&format!("Schedule: {summary}\n"));
+                text.push_str(&format!("Schedule: {summary}\n"));
             }
             for c in changes {
-                out.push_str(&format!("  {:<9} {:<17} {}", c.action, c.resource, c.name));
+                text.push_str(&format!("  {:<9} {:<17} {}", c.action, c.resource, c.name));
                 if !c.detail.is_empty() {
-                    out.push_str(&format!(" ({})", c.detail));
+                    text.push_str(&format!(" ({})", c.detail));
                 }
-                out.push('\n');
+                text.push('\n');
             }
-            print_data(out.trim_end());
+            out.data(text.trim_end())
         }
     }
 }
@@ -608,28 +569,19 @@ fn print_changes(result: &Value, changes: &[Change], format: OutputFormat) {
 // ---------------------------------------------------------------------------------------------
 // unschedule
 
-pub fn unschedule(args: UnscheduleArgs) -> ExitCode {
-    let loaded = match load_plan(&args.spec) {
-        Ok(loaded) => loaded,
-        Err((code, message)) => {
-            eprint!("{message}");
-            return ExitCode::from(code);
-        }
-    };
-    if let Err(Failure(code, message)) = require_schedule(&loaded, &args.spec.spec, "unschedule") {
-        eprintln!("{message}");
-        return ExitCode::from(code);
-    }
-    run_async(async { unschedule_async(args, loaded).await.map(|()| 0) })
+pub fn unschedule(args: UnscheduleArgs, out: Printer) -> CommandResult {
+    let loaded = load_plan(&args.spec, out)?;
+    require_schedule(&loaded, &args.spec.spec, "unschedule")?;
+    block_on(unschedule_async(args, loaded, out))
 }
 
-async fn unschedule_async(args: UnscheduleArgs, loaded: LoadedPlan) -> Result<(), Failure> {
+async fn unschedule_async(args: UnscheduleArgs, loaded: LoadedPlan, out: Printer) -> CommandResult {
     let schedule = loaded
         .plan
         .schedule
         .clone()
         .expect("checked by require_schedule");
-    let template_uri = S3Uri::parse(&schedule.plan_object).map_err(fail)?;
+    let template_uri = S3Uri::parse(&schedule.plan_object).map_err(CliError::failure)?;
     // In removal order: nothing points at a resource after it is gone.
     let steps = [
         (
@@ -664,21 +616,23 @@ async fn unschedule_async(args: UnscheduleArgs, loaded: LoadedPlan) -> Result<()
             })
             .collect();
         match args.format {
-            OutputFormat::Json => print_data(&pretty(&json!({ "requests": requests }))),
+            OutputFormat::Json => out.json(&json!({ "requests": requests }))?,
             OutputFormat::Text => {
-                let mut out = String::from("Unschedule (dry run; nothing sent)\n");
+                let mut text = String::from("Unschedule (dry run; nothing sent)\n");
                 for (resource, name, operation) in &steps {
-                    out.push_str(&format!("  {operation:<17} {resource} {name}\n"));
+                    text.push_str(&format!("  {operation:<17} {resource} {name}\n"));
                 }
-                print_data(out.trim_end());
+                out.data(text.trim_end())?;
             }
         }
-        return Ok(());
+        return Ok(ExitStatus::Success);
     }
 
     let options = args.aws.options(Some(&loaded.job.region));
     let config = sdk::load(&options).await;
-    require_credentials(&config).await.map_err(fail)?;
+    require_credentials(&config)
+        .await
+        .map_err(CliError::failure)?;
     let lambda = Lambda::new(&config);
     let events = Events::new(&config);
     let gone = |found: bool| if found { "deleted" } else { "absent" };
@@ -689,24 +643,19 @@ async fn unschedule_async(args: UnscheduleArgs, loaded: LoadedPlan) -> Result<()
             &schedule.function_name,
             crate::render::schedule::STATEMENT_ID,
         )
-        .await
-        .map_err(aws_failure)?;
+        .await?;
     changes.push(change(
         "invoke permission",
         crate::render::schedule::STATEMENT_ID,
         gone(removed),
     ));
 
-    let targets = events
-        .targets(&schedule.rule_name)
-        .await
-        .map_err(aws_failure)?;
+    let targets = events.targets(&schedule.rule_name).await?;
     let ours = targets.iter().any(|t| t.id == TARGET_ID);
     if ours {
         events
             .remove_targets(&schedule.rule_name, &[TARGET_ID.to_string()])
-            .await
-            .map_err(aws_failure)?;
+            .await?;
     }
     changes.push(change("rule target", TARGET_ID, gone(ours)));
     let others: Vec<&str> = targets
@@ -715,16 +664,9 @@ async fn unschedule_async(args: UnscheduleArgs, loaded: LoadedPlan) -> Result<()
         .map(|t| t.id.as_str())
         .collect();
     if others.is_empty() {
-        let found = events
-            .rule(&schedule.rule_name)
-            .await
-            .map_err(aws_failure)?
-            .is_some();
+        let found = events.rule(&schedule.rule_name).await?.is_some();
         if found {
-            events
-                .delete_rule(&schedule.rule_name)
-                .await
-                .map_err(aws_failure)?;
+            events.delete_rule(&schedule.rule_name).await?;
         }
         changes.push(change("eventbridge rule", &schedule.rule_name, gone(found)));
     } else {
@@ -737,10 +679,7 @@ async fn unschedule_async(args: UnscheduleArgs, loaded: LoadedPlan) -> Result<()
         });
     }
 
-    let deleted = lambda
-        .delete_function(&schedule.function_name)
-        .await
-        .map_err(aws_failure)?;
+    let deleted = lambda.delete_function(&schedule.function_name).await?;
     changes.push(change(
         "lambda function",
         &schedule.function_name,
@@ -750,31 +689,18 @@ async fn unschedule_async(args: UnscheduleArgs, loaded: LoadedPlan) -> Result<()
     let (policy, role) = iam::delete_role_and_policy(&config, &schedule.role, SCHEDULER_POLICY)
         .await
         .map_err(|e| {
-            fail(format!(
-                "{e}\nrole {} holds more than emrship's inline policy `{SCHEDULER_POLICY}`; \
-                 detach or delete the rest, then run `emrship unschedule` again",
+            CliError::from(e).with_hint(format!(
+                "role {} holds more than emrship's inline policy `{SCHEDULER_POLICY}`: detach \
+                 or delete the rest, then run `emrship unschedule` again",
                 schedule.role
             ))
         })?;
     changes.push(change("iam role policy", SCHEDULER_POLICY, gone(policy)));
     changes.push(change("iam role", &schedule.role, gone(role)));
 
+    // Only a 404 means the template is gone: an AccessDenied HEAD is an error, not "absent".
     let s3 = s3::client(&config, sdk::endpoint_overridden(&options));
-    let head = s3
-        .head_object()
-        .bucket(&template_uri.bucket)
-        .key(&template_uri.key)
-        .send()
-        .await;
-    let present = head.is_ok();
-    if present {
-        s3.delete_object()
-            .bucket(&template_uri.bucket)
-            .key(&template_uri.key)
-            .send()
-            .await
-            .map_err(|e| aws_failure(AwsError::from_sdk("DeleteObject", e)))?;
-    }
+    let present = s3::delete_if_present(&s3, &template_uri).await?;
     changes.push(change(
         "plan template",
         &schedule.plan_object,
@@ -783,18 +709,18 @@ async fn unschedule_async(args: UnscheduleArgs, loaded: LoadedPlan) -> Result<()
 
     let result = json!({ "changes": changes });
     match args.format {
-        OutputFormat::Json => print_data(&pretty(&result)),
+        OutputFormat::Json => out.json(&result)?,
         OutputFormat::Text => {
-            let mut out = String::from("Unschedule\n");
+            let mut text = String::from("Unschedule\n");
             for c in &changes {
-                out.push_str(&format!("  {:<9} {:<17} {}", c.action, c.resource, c.name));
+                text.push_str(&format!("  {:<9} {:<17} {}", c.action, c.resource, c.name));
                 if !c.detail.is_empty() {
-                    out.push_str(&format!(" ({})", c.detail));
+                    text.push_str(&format!(" ({})", c.detail));
                 }
-                out.push('\n');
+                text.push('\n');
             }
-            print_data(out.trim_end());
+            out.data(text.trim_end())?;
         }
     }
-    Ok(())
+    Ok(ExitStatus::Success)
 }

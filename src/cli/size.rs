@@ -1,28 +1,26 @@
 //! `emrship size`: executor sizing for one instance type, with the arithmetic.
 
-use std::process::ExitCode;
-
-use super::{DeployModeArg, OutputFormat, SizeArgs, EXIT_SPEC_ERROR};
+use super::{CliError, CommandResult, DeployModeArg, ExitStatus, OutputFormat, Printer, SizeArgs};
 use crate::sizing::{self, DeployMode, Workload};
 use crate::spec::diagnostics::did_you_mean;
 
-pub fn run(args: SizeArgs) -> ExitCode {
+pub fn run(args: SizeArgs, out: Printer) -> CommandResult {
     if args.list {
         for t in sizing::catalog::all() {
-            println!(
+            out.data(&format!(
                 "{:<14} {:>3} vCPU {:>4} GiB  YARN {:>7} MiB  {}",
                 t.name, t.vcpu, t.memory_gib, t.yarn_memory_mib, t.arch
-            );
+            ))?;
         }
-        return ExitCode::SUCCESS;
+        return Ok(ExitStatus::Success);
     }
     let name = args.instance_type.unwrap_or_default();
     let Some(instance) = sizing::catalog::lookup(&name) else {
-        let hint = did_you_mean(&name, sizing::catalog::all().iter().map(|t| t.name))
-            .map(|s| format!(" Did you mean `{s}`?"))
-            .unwrap_or_default();
-        eprintln!("error: unknown instance type `{name}`.{hint} `emrship size --list` shows the known types.");
-        return ExitCode::from(EXIT_SPEC_ERROR);
+        let mut error = CliError::invalid(format!("unknown instance type `{name}`"));
+        if let Some(near) = did_you_mean(&name, sizing::catalog::all().iter().map(|t| t.name)) {
+            error = error.with_hint(format!("Did you mean `{near}`?"));
+        }
+        return Err(error.with_hint("`emrship size --list` shows the known types"));
     };
     let deploy_mode = match args.deploy_mode {
         DeployModeArg::Cluster => DeployMode::Cluster,
@@ -33,24 +31,15 @@ pub fn run(args: SizeArgs) -> ExitCode {
     } else {
         Workload::Jvm
     };
-    match sizing::size_auto(instance, args.count, deploy_mode, workload) {
-        Ok(result) => {
-            match args.format {
-                OutputFormat::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&result).expect("sizing always serializes")
-                ),
-                OutputFormat::Text => {
-                    for line in &result.arithmetic {
-                        println!("{line}");
-                    }
-                }
+    let result = sizing::size_auto(instance, args.count, deploy_mode, workload)
+        .map_err(|problem| CliError::invalid(problem.to_string()))?;
+    match args.format {
+        OutputFormat::Json => out.json(&result)?,
+        OutputFormat::Text => {
+            for line in &result.arithmetic {
+                out.data(line)?;
             }
-            ExitCode::SUCCESS
-        }
-        Err(problem) => {
-            eprintln!("error: {problem}");
-            ExitCode::from(EXIT_SPEC_ERROR)
         }
     }
+    Ok(ExitStatus::Success)
 }

@@ -16,8 +16,9 @@
 //! `match-rate` and `rollup` take an optional mode before their flags ([`MatchRateMode`],
 //! [`RollupMode`]): the Spark engine's driver calls `emrship-job match-rate map|reduce|…
 //! --date … --views …` (or `emrship-job rollup map|reduce|… --input … --output …`), each mode
-//! with the job's flags plus its own. Exit status: 0 ok, 2 usage or bad input, 1 anything else; errors
-//! go to stderr as `emrship-job: error: …`, data to stdout.
+//! with the job's flags plus its own. Exit status (`crate::edge`): 0 ok, 2 usage or bad input,
+//! 1 anything else; errors go to stderr as `emrship-job: error: …` (the program named, for the
+//! Spark and YARN logs its stderr lands in), data to stdout.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -32,6 +33,7 @@ use super::model::{Day, JobError};
 use super::rollup::gen as rollup_gen;
 use super::rollup::{self, RollupJob};
 use super::summary;
+use crate::edge::{CliError, CommandResult, ExitStatus, Printer};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -180,11 +182,8 @@ pub enum Engine {
     Spark,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
-}
+/// The job's report format: the same `--format` as `emrship`'s.
+pub use crate::edge::OutputFormat as Format;
 
 /// The match-rate job's arguments, as the cluster step passes them (`emrship run --local`
 /// parses a spec's `job.args` with this too).
@@ -273,24 +272,25 @@ impl RollupArgs {
 }
 
 /// Runs the rollup and prints its summary (stdout, text or JSON).
-pub fn run_rollup(args: &RollupArgs) -> Result<(), JobError> {
+pub fn run_rollup(args: &RollupArgs, out: Printer) -> Result<(), CliError> {
     if args.engine == Engine::Spark {
         return Err(JobError::Usage(
             "--engine spark runs through the rendered Spark driver (emrship plan/submit); on this machine use --engine local".into(),
-        ));
+        ).into());
     }
     let report = rollup::run_local(&args.job()?)?;
-    print_rollup_report(&report, args.format);
-    Ok(())
+    print_rollup_report(&report, args.format, out)
 }
 
-pub fn print_rollup_report(report: &rollup::RollupReport, format: Format) {
-    let text = match format {
-        Format::Text => report.text(),
-        Format::Json => serde_json::to_string_pretty(&report.json()).expect("JSON") + "\n",
-    };
-    // A closed pipe (`| head`) is not an error of the job.
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+pub fn print_rollup_report(
+    report: &rollup::RollupReport,
+    format: Format,
+    out: Printer,
+) -> Result<(), CliError> {
+    match format {
+        Format::Text => out.data_text(&report.text()),
+        Format::Json => out.json(&report.json()),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -390,103 +390,82 @@ impl GenArgs {
     }
 }
 
-/// Exit status for an error: 2 for usage and bad input, 1 otherwise.
-pub fn exit_code(error: &JobError) -> u8 {
-    match error {
-        JobError::Usage(_) | JobError::Input { .. } => 2,
-        _ => 1,
-    }
-}
-
-fn fail(error: JobError) -> ExitCode {
-    eprintln!("emrship-job: error: {error}");
-    ExitCode::from(exit_code(&error))
-}
-
 pub fn main() -> ExitCode {
-    let cli = JobCli::parse();
+    let out = Printer::named("emrship-job");
+    out.exit(run(JobCli::parse(), out))
+}
+
+fn run(cli: JobCli, out: Printer) -> CommandResult {
     match cli.command {
         JobCommand::MatchRate(command) => match (command.mode, command.args) {
-            (Some(mode), _) => match run_mode(mode) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(e),
-            },
-            (None, Some(args)) => match run_match_rate(&args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(e),
-            },
-            (None, None) => fail(JobError::Usage(
-                "match-rate needs --date, --views, --catalog and --sink (see --help)".into(),
-            )),
+            (Some(mode), _) => run_mode(mode, out)?,
+            (None, Some(args)) => run_match_rate(&args, out)?,
+            (None, None) => {
+                return Err(JobError::Usage(
+                    "match-rate needs --date, --views, --catalog and --sink (see --help)".into(),
+                )
+                .into())
+            }
         },
-        JobCommand::Rollup(command) => {
-            let result = match (command.mode, command.args) {
-                (Some(mode), _) => run_rollup_mode(mode),
-                (None, Some(args)) => run_rollup(&args),
-                (None, None) => Err(JobError::Usage(
+        JobCommand::Rollup(command) => match (command.mode, command.args) {
+            (Some(mode), _) => run_rollup_mode(mode, out)?,
+            (None, Some(args)) => run_rollup(&args, out)?,
+            (None, None) => {
+                return Err(JobError::Usage(
                     "rollup needs --input and --output (see --help)".into(),
-                )),
-            };
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(e),
+                )
+                .into())
             }
-        }
-        JobCommand::Gen(GenCommand::MatchRate(args)) => match gen::generate(&args.spec()) {
-            Ok(report) => {
-                eprintln!(
-                    "wrote {} views in {} files and a catalog of {} rows in {} files to {} ({} distinct pairs, {} in the catalog)",
-                    summary::thousands(report.events),
-                    report.views_files,
-                    summary::thousands(report.catalog_rows),
-                    report.catalog_files,
-                    args.out.display(),
-                    summary::thousands(report.pairs),
-                    summary::thousands(report.matched_pairs),
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(e),
         },
+        JobCommand::Gen(GenCommand::MatchRate(args)) => {
+            let report = gen::generate(&args.spec())?;
+            out.info(&format!(
+                "wrote {} views in {} files and a catalog of {} rows in {} files to {} ({} distinct pairs, {} in the catalog)",
+                summary::thousands(report.events),
+                report.views_files,
+                summary::thousands(report.catalog_rows),
+                report.catalog_files,
+                args.out.display(),
+                summary::thousands(report.pairs),
+                summary::thousands(report.matched_pairs),
+            ));
+        }
         JobCommand::Gen(GenCommand::Rollup(args)) => {
             let started = std::time::Instant::now();
-            match rollup_gen::generate(&args.spec()) {
-                Ok(report) => {
-                    let share = |n: u64| 100.0 * n as f64 / report.records.max(1) as f64;
-                    eprintln!(
-                        "wrote {} events in {} files over {} hours to {} in {:.1}s ({:.1}% late, {:.1}% repeated sessions, {:.1}% direct)",
-                        summary::thousands(report.records),
-                        report.files,
-                        report.hours,
-                        args.out.display(),
-                        started.elapsed().as_secs_f64(),
-                        share(report.late),
-                        share(report.repeated),
-                        share(report.direct),
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(e),
-            }
+            let report = rollup_gen::generate(&args.spec())?;
+            let share = |n: u64| 100.0 * n as f64 / report.records.max(1) as f64;
+            out.info(&format!(
+                "wrote {} events in {} files over {} hours to {} in {:.1}s ({:.1}% late, {:.1}% repeated sessions, {:.1}% direct)",
+                summary::thousands(report.records),
+                report.files,
+                report.hours,
+                args.out.display(),
+                started.elapsed().as_secs_f64(),
+                share(report.late),
+                share(report.repeated),
+                share(report.direct),
+            ));
         }
     }
+    Ok(ExitStatus::Success)
 }
 
 /// Runs the job on the chosen engine and prints the summary (stderr) and table (stdout).
-pub fn run_match_rate(args: &MatchRateArgs) -> Result<(), JobError> {
+pub fn run_match_rate(args: &MatchRateArgs, out: Printer) -> Result<(), CliError> {
     if args.engine == Engine::Spark {
         return Err(JobError::Usage(
             "--engine spark runs through the rendered Spark driver (emrship plan/submit); on this machine use --engine local".into(),
-        ));
+        ).into());
     }
     let report = engine::local::run(&args.job())?;
-    eprint!("{}", summary::render(&report, 10));
-    print_report(&report, args.format);
-    Ok(())
+    out.info_text(&summary::render(&report, 10));
+    print_report(&report, args.format, out)
 }
 
 /// Runs one of the Spark engine's task modes (stdin/stdout as `engine::spark` describes).
-pub fn run_mode(mode: MatchRateMode) -> Result<(), JobError> {
+/// Its streams are the driver's protocol, not a user's terminal: a closed stdout there is an
+/// error of the task, so only the final report goes through the printer.
+pub fn run_mode(mode: MatchRateMode, out: Printer) -> Result<(), CliError> {
     let write_error = |e: std::io::Error| JobError::Other(format!("cannot write stdout: {e}"));
     match mode {
         MatchRateMode::ListInputs(args) => {
@@ -495,7 +474,7 @@ pub fn run_mode(mode: MatchRateMode) -> Result<(), JobError> {
             for input in inputs {
                 writeln!(stdout, "{}", input.line()).map_err(write_error)?;
             }
-            stdout.flush().map_err(write_error)
+            Ok(stdout.flush().map_err(write_error)?)
         }
         MatchRateMode::Map(map) => {
             let inputs = read_stdin_lines()?
@@ -503,7 +482,12 @@ pub fn run_mode(mode: MatchRateMode) -> Result<(), JobError> {
                 .map(|line| spark::TaskInput::parse(line))
                 .collect::<Result<Vec<_>, _>>()?;
             let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-            spark::map(&map.job.job(), map.buckets, &inputs, &mut stdout)
+            Ok(spark::map(
+                &map.job.job(),
+                map.buckets,
+                &inputs,
+                &mut stdout,
+            )?)
         }
         MatchRateMode::Reduce(reduce) => {
             let staging = Location::parse(&reduce.staging)?;
@@ -517,7 +501,7 @@ pub fn run_mode(mode: MatchRateMode) -> Result<(), JobError> {
                 &mut stdin,
             )?;
             let mut stdout = std::io::stdout().lock();
-            writeln!(stdout, "{}", part.to_line()).map_err(write_error)
+            Ok(writeln!(stdout, "{}", part.to_line()).map_err(write_error)?)
         }
         MatchRateMode::Finalize(finalize) => {
             let staging = Location::parse(&finalize.staging)?;
@@ -526,11 +510,10 @@ pub fn run_mode(mode: MatchRateMode) -> Result<(), JobError> {
                 .map(|line| spark::StagedPart::parse(line))
                 .collect::<Result<Vec<_>, _>>()?;
             let report = spark::finalize(&finalize.job.job(), finalize.buckets, &staging, &parts)?;
-            eprint!("{}", summary::render(&report, 10));
-            print_report(&report, finalize.job.format);
-            Ok(())
+            out.info_text(&summary::render(&report, 10));
+            print_report(&report, finalize.job.format, out)
         }
-        MatchRateMode::Clean(clean) => spark::clean_staging(&Location::parse(&clean.staging)?),
+        MatchRateMode::Clean(clean) => Ok(spark::clean_staging(&Location::parse(&clean.staging)?)?),
     }
 }
 
@@ -549,7 +532,7 @@ impl RollupArgs {
 }
 
 /// Runs one of the rollup's Spark task modes (stdin/stdout as `rollup::spark` describes).
-pub fn run_rollup_mode(mode: RollupMode) -> Result<(), JobError> {
+pub fn run_rollup_mode(mode: RollupMode, out: Printer) -> Result<(), CliError> {
     let write_error = |e: std::io::Error| JobError::Other(format!("cannot write stdout: {e}"));
     match mode {
         RollupMode::ListInputs(args) => {
@@ -558,13 +541,14 @@ pub fn run_rollup_mode(mode: RollupMode) -> Result<(), JobError> {
             for file in files {
                 writeln!(stdout, "{file}").map_err(write_error)?;
             }
-            stdout.flush().map_err(write_error)
+            Ok(stdout.flush().map_err(write_error)?)
         }
         RollupMode::Map(args) => {
             let (job, buckets) = (args.job()?, args.spark_buckets()?);
             let files = read_stdin_lines()?;
             let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-            rollup::spark::map(&job, buckets, &files, &mut stdout).map(|_| ())
+            rollup::spark::map(&job, buckets, &files, &mut stdout)?;
+            Ok(())
         }
         RollupMode::Reduce(reduce) => {
             reduce.job.job()?;
@@ -577,7 +561,7 @@ pub fn run_rollup_mode(mode: RollupMode) -> Result<(), JobError> {
                 &reduce.attempt,
                 &mut stdin,
             )?;
-            writeln!(std::io::stdout().lock(), "{}", part.to_line()).map_err(write_error)
+            Ok(writeln!(std::io::stdout().lock(), "{}", part.to_line()).map_err(write_error)?)
         }
         RollupMode::Finalize(finalize) => {
             let (job, buckets) = (finalize.job.job()?, finalize.job.spark_buckets()?);
@@ -587,10 +571,9 @@ pub fn run_rollup_mode(mode: RollupMode) -> Result<(), JobError> {
                 .map(|line| rollup::spark::StagedBucket::parse(line))
                 .collect::<Result<Vec<_>, _>>()?;
             let report = rollup::spark::finalize(&job, buckets, &staging, &parts)?;
-            print_rollup_report(&report, finalize.job.format);
-            Ok(())
+            print_rollup_report(&report, finalize.job.format, out)
         }
-        RollupMode::Clean(clean) => spark::clean_staging(&Location::parse(&clean.staging)?),
+        RollupMode::Clean(clean) => Ok(spark::clean_staging(&Location::parse(&clean.staging)?)?),
     }
 }
 
@@ -609,14 +592,13 @@ fn read_stdin_lines() -> Result<Vec<String>, JobError> {
 }
 
 /// The run's data on stdout.
-pub fn print_report(report: &engine::RunReport, format: Format) {
-    let text = match format {
-        Format::Text => summary::rates_text(&report.advertiser_rates),
-        Format::Json => {
-            serde_json::to_string_pretty(&summary::report_json(report)).expect("JSON") + "\n"
-        }
-    };
-    let mut stdout = std::io::stdout().lock();
-    // A closed pipe (`| head`) is not an error of the job.
-    let _ = stdout.write_all(text.as_bytes());
+pub fn print_report(
+    report: &engine::RunReport,
+    format: Format,
+    out: Printer,
+) -> Result<(), CliError> {
+    match format {
+        Format::Text => out.data_text(&summary::rates_text(&report.advertiser_rates)),
+        Format::Json => out.json(&summary::report_json(report)),
+    }
 }

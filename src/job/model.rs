@@ -289,12 +289,21 @@ impl JobError {
         }
     }
 
-    /// Exit status: 2 for usage errors, 1 for everything else.
-    pub fn exit_code(&self) -> u8 {
+    /// Wrong arguments and input data are invalid (exit 2, fix and run again); a catalog or
+    /// sink that cannot be reached, and anything else, are failures (exit 1).
+    pub fn class(&self) -> crate::edge::ErrorClass {
+        use crate::edge::ErrorClass;
         match self {
-            JobError::Usage(_) => 2,
-            _ => 1,
+            JobError::Usage(_) | JobError::Input { .. } => ErrorClass::Invalid,
+            JobError::Catalog { .. } | JobError::Sink { .. } | JobError::Other(_) => {
+                ErrorClass::Failure
+            }
         }
+    }
+
+    /// The exit status for this error (the table in `crate::edge`).
+    pub fn exit_code(&self) -> u8 {
+        self.class().exit_status().code()
     }
 }
 

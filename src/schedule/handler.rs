@@ -135,7 +135,9 @@ async fn run(event: &Value, context: &HandlerContext, log: LogLine<'_>) -> Resul
         .region(aws_config::Region::new(job.region.clone()))
         .build();
     let emr = Emr::new(&config);
-    let launch = launch_guarded(&emr, &job, &plan).await?;
+    let launch = launch_guarded(&emr, &job, &plan)
+        .await
+        .map_err(|e| e.with_hint())?;
     let mut line = json!({
         "decision": "guard",
         "run_key": launch.run_key,

@@ -323,19 +323,18 @@ impl Resolver<'_> {
             )
             .and_then(|cluster| self.cluster(cluster, engine, release.as_ref()));
         let roles = self.roles(raw.roles, name.as_deref().unwrap_or("job"));
-        let spark = cluster
-            .as_ref()
-            .and_then(|cluster| self.spark(raw.spark, cluster, engine));
-        let job = match (raw_job, &cluster) {
-            (Some(job), Some(cluster)) => self.job(
+        // Every section is checked even when the cluster did not resolve: only the checks that
+        // need its nodes (sizing, the binary's architecture) wait for a valid cluster.
+        let spark = self.spark(raw.spark, cluster.as_ref(), engine);
+        let job = raw_job.and_then(|job| {
+            self.job(
                 job,
-                cluster,
+                cluster.as_ref(),
                 context,
                 release.as_ref(),
                 spark.as_ref().map(|s| s.deploy_mode),
-            ),
-            _ => None,
-        };
+            )
+        });
         let schedule = raw.schedule.and_then(|s| self.schedule(s));
         let plan = JobPlan {
             name: name?,
@@ -1043,7 +1042,12 @@ impl Resolver<'_> {
         roles
     }
 
-    fn spark(&mut self, raw: RawSpark, cluster: &Cluster, engine: Option<Engine>) -> Option<Spark> {
+    fn spark(
+        &mut self,
+        raw: RawSpark,
+        cluster: Option<&Cluster>,
+        engine: Option<Engine>,
+    ) -> Option<Spark> {
         let deploy_mode = raw.deploy_mode.unwrap_or(DeployMode::Cluster);
         // Under `engine: spark` the executors' work is the emrship-job child process, which
         // YARN counts against the container: size for native memory, not a JVM heap.
@@ -1117,7 +1121,7 @@ impl Resolver<'_> {
         } else {
             SizingSource::Auto
         };
-        let sizing = self.size(&cluster.nodes, deploy_mode, workload, explicit.as_ref());
+        let sizing = self.size(&cluster?.nodes, deploy_mode, workload, explicit.as_ref());
         if sizing.is_err() {
             return None;
         }
@@ -1248,7 +1252,7 @@ impl Resolver<'_> {
     fn job(
         &mut self,
         raw: RawJob,
-        cluster: &Cluster,
+        cluster: Option<&Cluster>,
         context: RunContext,
         release: Option<&ReleaseLabel>,
         deploy_mode: Option<DeployMode>,
@@ -1430,13 +1434,14 @@ impl Resolver<'_> {
                 });
             }
         }
-        let arch = self.job_arch(raw.arch, engine, &cluster.nodes);
-        let action_on_failure = raw.action_on_failure.unwrap_or(if cluster.keep_alive {
+        let arch = cluster.and_then(|cluster| self.job_arch(raw.arch, engine, &cluster.nodes));
+        let keep_alive = cluster.is_some_and(|cluster| cluster.keep_alive);
+        let action_on_failure = raw.action_on_failure.unwrap_or(if keep_alive {
             ActionOnFailure::Continue
         } else {
             ActionOnFailure::TerminateCluster
         });
-        if action_on_failure == ActionOnFailure::TerminateCluster && cluster.keep_alive {
+        if action_on_failure == ActionOnFailure::TerminateCluster && keep_alive {
             self.warning(
                 "spec::terminate-long-running",
                 &path("job.action_on_failure"),

@@ -314,8 +314,12 @@ pub fn deploy(moto: &super::moto::Moto, spec: &Path, date: &str, bundle: &[u8]) 
         sets: vec![],
         date: Some(date.parse().unwrap()),
     };
-    let loaded = emrship::cli::plan::load_plan_with_bundle(&args, Some(Digest256::of(bundle)))
-        .unwrap_or_else(|(_, e)| panic!("{e}"));
+    let loaded = emrship::cli::plan::load_plan_with_bundle(
+        &args,
+        Some(Digest256::of(bundle)),
+        emrship::cli::Printer::new(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     block(async {
         let s3 = moto.s3().await;
         let mut buckets = std::collections::BTreeSet::new();

@@ -14,7 +14,8 @@ use crate::bundle::user_app::{self, PackedApp};
 use crate::bundle::wheel_check::check_deps_zip;
 use crate::cli::plan::{load_plan_with_dependencies, LoadedPlan};
 use crate::cli::run_app::dependency_cache;
-use crate::cli::{DeployArgs, EXIT_SPEC_ERROR};
+use crate::cli::run_app::problems_failure;
+use crate::cli::{DeployArgs, Printer};
 use crate::render::artifacts::{Digest256, UploadKind};
 use crate::spec::job_plan::AppKind;
 use crate::spec::JobPlan;
@@ -25,7 +26,12 @@ pub struct PreparedApp {
     pub uploads: Vec<PendingUpload>,
 }
 
-pub fn prepare(args: &DeployArgs, spec: &Path, loaded: LoadedPlan) -> Result<PreparedApp, Failure> {
+pub fn prepare(
+    args: &DeployArgs,
+    spec: &Path,
+    loaded: LoadedPlan,
+    out: Printer,
+) -> Result<PreparedApp, Failure> {
     let job = &loaded.job;
     let app = job
         .job
@@ -44,7 +50,7 @@ pub fn prepare(args: &DeployArgs, spec: &Path, loaded: LoadedPlan) -> Result<Pre
             ..
         } => {
             let target = user_app::python_target(job).expect("a PySpark application");
-            match build_for_nodes(job, packed, &requirements.file.path, target) {
+            match build_for_nodes(job, packed, &requirements.file.path, target, out) {
                 Ok((built_zip, digest)) => {
                     match check_deps_zip(&built_zip, &target) {
                         Ok(found) => problems.extend(found),
@@ -61,26 +67,19 @@ pub fn prepare(args: &DeployArgs, spec: &Path, loaded: LoadedPlan) -> Result<Pre
         _ => None,
     };
     if !problems.is_empty() {
-        let text = problems
-            .iter()
-            .map(|p| format!("error: {}: {}\n  help: {}", p.subject, p.message, p.fix))
-            .collect::<Vec<_>>()
-            .join("\n");
-        return Err((
-            EXIT_SPEC_ERROR,
-            format!(
-                "{}: nothing was uploaded; {} cannot run on the nodes of {} ({}, {}):\n{text}",
-                spec.display(),
-                job.name,
-                job.release.label,
-                job.release.os,
-                job.job.arch
-            ),
-        ));
+        return Err(problems_failure(problems).context(format!(
+            "{}: {} cannot run on the nodes of {} ({}, {})",
+            spec.display(),
+            job.name,
+            job.release.label,
+            job.release.os,
+            job.job.arch
+        )));
     }
     let rendered = load_plan_with_dependencies(
         &spec_args(args, spec),
         dependencies.as_ref().map(|(_, d)| d.clone()),
+        out,
     )?;
     let rendered_packed = rendered
         .app
@@ -143,24 +142,25 @@ fn build_for_nodes(
     packed: &PackedApp,
     requirements: &str,
     target: PythonTarget,
+    out: Printer,
 ) -> Result<(std::path::PathBuf, Digest256), Vec<AppProblem>> {
     let file = packed.project_dir.join(requirements);
     let pinned = read_requirements(&file)?;
     for note in &pinned.notes {
-        eprintln!(
-            "warning: {}: {} (help: {})",
+        out.warn(&format!(
+            "{}: {} (help: {})",
             note.subject, note.message, note.fix
-        );
+        ));
     }
     let python = std::env::var_os("EMRSHIP_PYTHON")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| "python3".into());
-    eprintln!(
+    out.info(&format!(
         "dependencies {}: building {} for {} …",
         job.name,
         file.display(),
         target.describe()
-    );
+    ));
     let built = python_deps::build_deps(
         &pinned.text,
         DepsTarget::Cluster(target),
@@ -168,19 +168,19 @@ fn build_for_nodes(
         &python,
     )?;
     for warning in &built.warnings {
-        eprintln!(
-            "warning: {}: {} (help: {})",
+        out.warn(&format!(
+            "{}: {} (help: {})",
             warning.subject, warning.message, warning.fix
-        );
+        ));
     }
-    eprintln!(
+    out.info(&format!(
         "dependencies {}: {} ({} packages, sha256 {}{})",
         job.name,
         built.zip.display(),
         built.packages.len(),
         built.digest.sha256,
         if built.from_cache { ", cached" } else { "" }
-    );
+    ));
     user_app::record_dependencies(&job.name, &pinned.text, &target.describe(), &built.digest)
         .map_err(|e| {
             vec![AppProblem::new(

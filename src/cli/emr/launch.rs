@@ -7,47 +7,23 @@
 //! would fail in its bootstrap action.
 
 use std::collections::BTreeMap;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use chrono::NaiveDate;
 use serde_json::{json, Value};
 
 use super::watch::{self, Backoff, Jitter};
-use super::{
-    check_uploads, fail, print_data, print_json, run_async, CommandResult, Failure, Session,
-};
-use crate::aws::launch::{launch_guarded, refuse_pending, Decision, Launch};
+use super::{check_uploads, refuse_pending, Session};
+use crate::aws::launch::{launch_guarded, Decision, Launch, LaunchError};
 use crate::cli::plan::{load_plan, LoadedPlan};
-use crate::cli::{AwsArgs, BackfillArgs, OutputFormat, RunArgs, SpecArgs, EXIT_FAILURE};
-use crate::plan::Plan;
+use crate::cli::{
+    block_on, AwsArgs, BackfillArgs, CliError, CommandResult, ExitStatus, OutputFormat, Printer,
+    RunArgs, SpecArgs,
+};
 use crate::render::artifacts::Upload;
 
 /// More days than this is more likely a typo in --from/--to than a backfill.
 const MAX_BACKFILL_DAYS: i64 = 366;
-
-fn load_or_exit(args: &SpecArgs) -> Result<LoadedPlan, ExitCode> {
-    load_plan(args).map_err(|(code, message)| {
-        eprint!("{message}");
-        ExitCode::from(code)
-    })
-}
-
-/// [`refuse_pending`] for the CLI: exits on a pending bundle, or only warns on a dry run (which
-/// sends nothing, so showing the plan is still useful).
-fn refuse_pending_or_warn(plan: &Plan, dry_run: bool) -> Result<(), ExitCode> {
-    match refuse_pending(plan) {
-        Ok(()) => Ok(()),
-        Err(message) if dry_run => {
-            eprintln!("warning: {message}");
-            Ok(())
-        }
-        Err(message) => {
-            eprintln!("{message}");
-            Err(ExitCode::from(EXIT_FAILURE))
-        }
-    }
-}
 
 /// One line of text for a day's outcome.
 fn outcome_text(launch: &Launch) -> String {
@@ -113,7 +89,7 @@ fn distinct_uploads<'a>(plans: impl Iterator<Item = &'a LoadedPlan>) -> Vec<Uplo
 // ---------------------------------------------------------------------------------------------
 // run --date
 
-pub fn run_day(args: RunArgs) -> ExitCode {
+pub fn run_day(args: RunArgs, out: Printer) -> CommandResult {
     let local_only = [
         ("--sink", args.sink.is_some()),
         ("--views", args.views.is_some()),
@@ -121,19 +97,15 @@ pub fn run_day(args: RunArgs) -> ExitCode {
         ("--threads", args.threads.is_some()),
     ];
     if let Some((flag, _)) = local_only.iter().find(|(_, given)| *given) {
-        eprintln!(
-            "emrship run: {flag} applies to a local run only: add --local, or drop {flag} to \
-             launch the day on EMR"
+        return Err(
+            CliError::invalid(format!("{flag} applies to a local run only")).with_hint(format!(
+                "add --local, or drop {flag} to launch the day on EMR"
+            )),
         );
-        return ExitCode::from(EXIT_FAILURE);
     }
-    let loaded = match load_or_exit(&args.spec) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
-    if let Err(code) = refuse_pending_or_warn(&loaded.plan, args.dry_run) {
-        return code;
-    }
+    let loaded = load_plan(&args.spec, out)?;
+    let spec_hint = args.spec.spec.display().to_string();
+    refuse_pending(&loaded.plan, &spec_hint, args.dry_run, out)?;
     if args.dry_run {
         let run_key = loaded.job.run_key();
         let would = json!({
@@ -142,17 +114,18 @@ pub fn run_day(args: RunArgs) -> ExitCode {
             "guard": guard_text(&run_key),
             "run_job_flow": loaded.plan.run_job_flow,
         });
-        match args.format {
-            OutputFormat::Json => print_json(&would),
-            OutputFormat::Text => print_data(&format!(
+        out.result(
+            args.format,
+            &would,
+            &format!(
                 "Would {}; otherwise RunJobFlow:\n{}",
                 guard_text(&run_key),
                 super::pretty(&loaded.plan.run_job_flow)
-            )),
-        }
-        return ExitCode::SUCCESS;
+            ),
+        )?;
+        return Ok(ExitStatus::Success);
     }
-    run_async(run_day_async(args.aws, args.format, loaded))
+    block_on(run_day_async(args.aws, args.format, loaded, out))
 }
 
 fn guard_text(run_key: &str) -> String {
@@ -162,46 +135,40 @@ fn guard_text(run_key: &str) -> String {
     )
 }
 
-async fn run_day_async(aws: AwsArgs, format: OutputFormat, loaded: LoadedPlan) -> CommandResult {
-    let session = Session::connect(&aws, Some(&loaded.job.region)).await?;
+async fn run_day_async(
+    aws: AwsArgs,
+    format: OutputFormat,
+    loaded: LoadedPlan,
+    out: Printer,
+) -> CommandResult {
+    let session = Session::connect(&aws, Some(&loaded.job.region), out).await?;
     check_uploads(&session, &loaded.plan.uploads).await?;
-    let launch = launch_guarded(&session.emr, &loaded.job, &loaded.plan)
-        .await
-        .map_err(fail)?;
-    match format {
-        OutputFormat::Json => print_json(&outcome_json(&launch)),
-        OutputFormat::Text => print_data(&outcome_text(&launch)),
-    }
-    Ok(0)
+    let launch = launch_guarded(&session.emr, &loaded.job, &loaded.plan).await?;
+    out.result(format, &outcome_json(&launch), &outcome_text(&launch))?;
+    Ok(ExitStatus::Success)
 }
 
 // ---------------------------------------------------------------------------------------------
 // backfill
 
-pub fn backfill(args: BackfillArgs) -> ExitCode {
+pub fn backfill(args: BackfillArgs, out: Printer) -> CommandResult {
     let days = (args.to - args.from).num_days() + 1;
     if days < 1 {
-        eprintln!(
-            "emrship backfill: --from {} is after --to {}",
+        return Err(CliError::invalid(format!(
+            "--from {} is after --to {}",
             args.from, args.to
-        );
-        return ExitCode::from(EXIT_FAILURE);
+        )));
     }
     if days > MAX_BACKFILL_DAYS {
-        eprintln!(
-            "emrship backfill: {days} days from {} to {} is more than {MAX_BACKFILL_DAYS}; \
-             split the range",
+        return Err(CliError::invalid(format!(
+            "{days} days from {} to {} is more than {MAX_BACKFILL_DAYS}",
             args.from, args.to
-        );
-        return ExitCode::from(EXIT_FAILURE);
+        ))
+        .with_hint("split the range"));
     }
-    let poll = match watch::parse_wait_duration(&args.poll) {
-        Ok(poll) => poll.max(Duration::from_millis(50)),
-        Err(e) => {
-            eprintln!("emrship backfill: --poll: {e}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
-    };
+    let poll = watch::parse_wait_duration(&args.poll)
+        .map_err(|e| CliError::invalid(format!("--poll: {e}")))?
+        .max(Duration::from_millis(50));
     let mut plans = Vec::new();
     for date in args.from.iter_days().take(days as usize) {
         let spec = SpecArgs {
@@ -210,15 +177,11 @@ pub fn backfill(args: BackfillArgs) -> ExitCode {
             sets: args.sets.clone(),
             date: Some(date),
         };
-        match load_or_exit(&spec) {
-            Ok(loaded) => plans.push((date, loaded)),
-            Err(code) => return code,
-        }
+        plans.push((date, load_plan(&spec, out)?));
     }
     if let Some((_, loaded)) = plans.first() {
-        if let Err(code) = refuse_pending_or_warn(&loaded.plan, args.dry_run) {
-            return code;
-        }
+        let spec_hint = args.spec.display().to_string();
+        refuse_pending(&loaded.plan, &spec_hint, args.dry_run, out)?;
     }
     if args.dry_run {
         let would: Vec<Value> = plans
@@ -232,31 +195,31 @@ pub fn backfill(args: BackfillArgs) -> ExitCode {
             })
             .collect();
         match args.format {
-            OutputFormat::Json => print_json(&json!({
+            OutputFormat::Json => out.json(&json!({
                 "dry_run": true,
                 "max_parallel": args.max_parallel,
                 "guard": "each day: launch nothing if a cluster tagged with its run key is active or completed",
                 "days": would,
-            })),
+            }))?,
             OutputFormat::Text => {
-                print_data(&format!(
+                out.data(&format!(
                     "Would launch, for each day with no active or completed cluster for its run \
                      key, at most {} at once:",
                     args.max_parallel
-                ));
+                ))?;
                 for day in &would {
-                    print_data(&format!(
+                    out.data(&format!(
                         "\n{} (run key {}): RunJobFlow\n{}",
                         day["date"].as_str().unwrap_or_default(),
                         day["run_key"].as_str().unwrap_or_default(),
                         super::pretty(&day["run_job_flow"])
-                    ));
+                    ))?;
                 }
             }
         }
-        return ExitCode::SUCCESS;
+        return Ok(ExitStatus::Success);
     }
-    run_async(backfill_async(args, plans, poll))
+    block_on(backfill_async(args, plans, poll, out))
 }
 
 /// One day's result: the launch, or why it failed.
@@ -265,7 +228,7 @@ enum DayResult {
     Failed {
         date: NaiveDate,
         run_key: String,
-        why: String,
+        why: LaunchError,
     },
 }
 
@@ -273,9 +236,10 @@ async fn backfill_async(
     args: BackfillArgs,
     plans: Vec<(NaiveDate, LoadedPlan)>,
     poll: Duration,
+    out: Printer,
 ) -> CommandResult {
     let region = plans.first().map(|(_, p)| p.job.region.clone());
-    let session = Session::connect(&args.aws, region.as_deref()).await?;
+    let session = Session::connect(&args.aws, region.as_deref(), out).await?;
     check_uploads(&session, &distinct_uploads(plans.iter().map(|(_, p)| p))).await?;
     let max_parallel = args.max_parallel as usize;
     // Clusters this backfill launched that may still be running.
@@ -289,11 +253,11 @@ async fn backfill_async(
                 if launch.decision == Decision::Launched {
                     running.push(launch.cluster_id.clone());
                 }
-                eprintln!("{}", outcome_text(&launch));
+                out.info(&outcome_text(&launch));
                 DayResult::Done(launch)
             }
             Err(why) => {
-                eprintln!("{date}  failed: {why}");
+                out.info(&format!("{date}  failed: {}", why.with_hint()));
                 DayResult::Failed {
                     date: *date,
                     run_key: loaded.job.run_key(),
@@ -328,39 +292,40 @@ async fn backfill_async(
                         "date": date.format("%Y-%m-%d").to_string(),
                         "run_key": run_key,
                         "outcome": "failed",
-                        "error": why,
+                        "error": why.with_hint(),
+                        "retryable": why.is_transient(),
                     }),
                 })
                 .collect();
-            print_json(&json!({
+            out.json(&json!({
                 "launched": launched,
                 "already_active": active,
                 "already_completed": completed,
                 "failed": failed,
                 "days": days,
-            }));
+            }))?;
         }
         OutputFormat::Text => {
             for result in &results {
                 match result {
-                    DayResult::Done(launch) => print_data(&outcome_text(launch)),
-                    DayResult::Failed { date, why, .. } => {
-                        print_data(&format!("{date}  failed: {}", why.replace('\n', " ")))
-                    }
+                    DayResult::Done(launch) => out.data(&outcome_text(launch))?,
+                    DayResult::Failed { date, why, .. } => out.data(&format!(
+                        "{date}  failed: {}",
+                        why.with_hint().replace('\n', " ")
+                    ))?,
                 }
             }
-            print_data(&format!(
+            out.data(&format!(
                 "{launched} launched, {active} already active, {completed} already completed, {failed} failed"
-            ));
+            ))?;
         }
     }
     if failed > 0 {
-        Err(Failure(
-            EXIT_FAILURE,
-            format!("{failed} day(s) failed; their errors are above"),
-        ))
+        Err(CliError::failure(format!(
+            "{failed} day(s) failed; their errors are above"
+        )))
     } else {
-        Ok(0)
+        Ok(ExitStatus::Success)
     }
 }
 
@@ -372,7 +337,7 @@ async fn wait_for_slot(
     max_parallel: usize,
     poll: Duration,
     jitter: &mut Jitter,
-) -> Result<(), Failure> {
+) -> Result<(), CliError> {
     let mut backoff = Backoff::new(poll);
     let mut said = false;
     while running.len() >= max_parallel {
@@ -382,7 +347,7 @@ async fn wait_for_slot(
                 tokio::time::sleep(backoff.throttled(jitter.next())).await;
                 continue;
             }
-            Err(e) => return Err(fail(e.to_string())),
+            Err(e) => return Err(e.into()),
         };
         let before = running.len();
         running.retain(|id| active.iter().any(|c| &c.id == id));
@@ -390,10 +355,10 @@ async fn wait_for_slot(
             break;
         }
         if !said {
-            eprintln!(
+            session.out.info(&format!(
                 "waiting for one of {} to end (--max-parallel {max_parallel})",
                 running.join(", ")
-            );
+            ));
             said = true;
         }
         tokio::time::sleep(backoff.next(running.len() != before, jitter.next())).await;

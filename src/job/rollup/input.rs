@@ -137,23 +137,11 @@ pub fn partition_values(location: &Location) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `%XX` decoded; a value whose decoded bytes are not UTF-8 is kept as written.
 fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = |b: u8| (b as char).to_digit(16);
-            if let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((high * 16 + low) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out).unwrap_or_else(|_| value.to_string())
+    percent_encoding::percent_decode_str(value)
+        .decode_utf8()
+        .map_or_else(|_| value.to_string(), |decoded| decoded.into_owned())
 }
 
 /// One file's customer from its path, if a `customer=` partition names it.
@@ -750,6 +738,15 @@ mod tests {
             ]
         );
         assert_eq!(partition_customer(&file).as_deref(), Some("a/b.example"));
+    }
+
+    #[test]
+    fn partition_values_that_do_not_decode_are_kept_as_written() {
+        // Not UTF-8 once decoded; a `%` without two hex digits after it.
+        assert_eq!(percent_decode("caf%E9"), "caf%E9");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%2"), "%zz%2");
+        assert_eq!(percent_decode("caf%C3%A9"), "café");
     }
 
     #[test]

@@ -12,7 +12,7 @@ impl Resolver<'_> {
     pub(super) fn user_app_job(
         &mut self,
         raw: RawJob,
-        cluster: &Cluster,
+        cluster: Option<&Cluster>,
         context: RunContext,
         release: &ReleaseLabel,
         deploy_mode: Option<DeployMode>,
@@ -63,8 +63,9 @@ impl Resolver<'_> {
             }
             secrets.insert(key, value);
         }
-        let arch = self.job_arch(raw.arch, engine, &cluster.nodes);
-        let action_on_failure = raw.action_on_failure.unwrap_or(if cluster.keep_alive {
+        let arch = cluster.and_then(|cluster| self.job_arch(raw.arch, engine, &cluster.nodes));
+        let keep_alive = cluster.is_some_and(|cluster| cluster.keep_alive);
+        let action_on_failure = raw.action_on_failure.unwrap_or(if keep_alive {
             ActionOnFailure::Continue
         } else {
             ActionOnFailure::TerminateCluster
