@@ -67,7 +67,7 @@ pub fn plan_example(spec_path: &str, overlays: &[&str]) -> Plan {
     .unwrap_or_else(|d| panic!("{spec_path} does not resolve:\n{}", d.render()));
     let warnings = diagnostics.warnings().map(|d| d.one_line()).collect();
     // A user's application is read from disk as `emrship plan` reads it (dependencies pending).
-    let app = job.job.app.as_ref().map(|app| {
+    let app = job.job.app.as_ref().map(|_| {
         let spec_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(spec_path);
         emrship::bundle::user_app::pack(&job, spec_dir.parent().unwrap())
             .unwrap_or_else(|_| panic!("{spec_path}: its application cannot be read"))
