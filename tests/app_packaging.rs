@@ -42,19 +42,30 @@ fn python() -> PathBuf {
     common::moto::test_python()
 }
 
-fn build(requirements: &str, target: DepsTarget, cache: &Path) -> Result<BuiltDeps, Vec<AppProblem>> {
+fn build(
+    requirements: &str,
+    target: DepsTarget,
+    cache: &Path,
+) -> Result<BuiltDeps, Vec<AppProblem>> {
     build_deps(requirements, target, cache, &python())
 }
 
 fn zip_names(zip: &Path) -> Vec<String> {
     let archive = zip::ZipArchive::new(std::fs::File::open(zip).unwrap()).unwrap();
-    archive.file_names().map(|n| n.unwrap().into_owned()).collect()
+    archive
+        .file_names()
+        .map(|n| n.unwrap().into_owned())
+        .collect()
 }
 
 fn zip_entry(zip: &Path, name: &str) -> Vec<u8> {
     let mut archive = zip::ZipArchive::new(std::fs::File::open(zip).unwrap()).unwrap();
     let mut bytes = Vec::new();
-    archive.by_name(name).unwrap().read_to_end(&mut bytes).unwrap();
+    archive
+        .by_name(name)
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
     bytes
 }
 
@@ -63,16 +74,29 @@ fn pypi_cross_build_for_emr7_x86_gets_cp39_manylinux_numpy_that_passes_the_check
     let cache = fresh_cache("x86");
     let requirements = "six==1.17.0\nnumpy==2.0.2\n";
     let started = Instant::now();
-    let built = build(requirements, DepsTarget::Cluster(emr7(Arch::X86_64)), &cache).unwrap();
+    let built = build(
+        requirements,
+        DepsTarget::Cluster(emr7(Arch::X86_64)),
+        &cache,
+    )
+    .unwrap();
     eprintln!("first build: {:?}", started.elapsed());
     assert!(!built.from_cache);
     let numpy = built.packages.iter().find(|p| p.name == "numpy").unwrap();
     assert_eq!(numpy.version, "2.0.2");
-    assert!(numpy.tags.contains(&"cp39-cp39-manylinux_2_17_x86_64".to_string()), "{numpy:?}");
+    assert!(
+        numpy
+            .tags
+            .contains(&"cp39-cp39-manylinux_2_17_x86_64".to_string()),
+        "{numpy:?}"
+    );
     let six = built.packages.iter().find(|p| p.name == "six").unwrap();
     assert!(six.tags.contains(&"py3-none-any".to_string()), "{six:?}");
     assert!(built.warnings.is_empty(), "{:?}", built.warnings);
-    assert_eq!(built.file_name(), format!("deps-{}.zip", &built.digest.sha256[..12]));
+    assert_eq!(
+        built.file_name(),
+        format!("deps-{}.zip", &built.digest.sha256[..12])
+    );
 
     let names = zip_names(&built.zip);
     assert!(names.contains(&"six.py".to_string()));
@@ -80,9 +104,14 @@ fn pypi_cross_build_for_emr7_x86_gets_cp39_manylinux_numpy_that_passes_the_check
     assert!(names
         .iter()
         .any(|n| n.starts_with("numpy/_core/_multiarray_umath.cpython-39-x86_64-linux-gnu.so")));
-    assert!(!names.iter().any(|n| n.starts_with("bin/") || n.contains("__pycache__") || n.ends_with(".pyc")));
+    assert!(!names
+        .iter()
+        .any(|n| n.starts_with("bin/") || n.contains("__pycache__") || n.ends_with(".pyc")));
     let record = String::from_utf8(zip_entry(&built.zip, "numpy-2.0.2.dist-info/RECORD")).unwrap();
-    assert!(!record.contains("../"), "the bin/ scripts' lines stay out of RECORD");
+    assert!(
+        !record.contains("../"),
+        "the bin/ scripts' lines stay out of RECORD"
+    );
     assert!(record.contains("numpy/__init__.py,sha256="));
 
     let problems = check_deps_zip(&built.zip, &emr7(Arch::X86_64)).unwrap();
@@ -90,7 +119,12 @@ fn pypi_cross_build_for_emr7_x86_gets_cp39_manylinux_numpy_that_passes_the_check
 
     // The same key again: from the cache, without pip.
     let started = Instant::now();
-    let again = build(requirements, DepsTarget::Cluster(emr7(Arch::X86_64)), &cache).unwrap();
+    let again = build(
+        requirements,
+        DepsTarget::Cluster(emr7(Arch::X86_64)),
+        &cache,
+    )
+    .unwrap();
     let elapsed = started.elapsed();
     assert!(again.from_cache);
     assert_eq!(again.digest, built.digest);
@@ -98,17 +132,34 @@ fn pypi_cross_build_for_emr7_x86_gets_cp39_manylinux_numpy_that_passes_the_check
     assert!(elapsed.as_millis() < 1500, "a cache hit took {elapsed:?}");
 
     // The same requirements from scratch in another cache: byte-identical zip.
-    let other = build(requirements, DepsTarget::Cluster(emr7(Arch::X86_64)), &fresh_cache("x86-again")).unwrap();
+    let other = build(
+        requirements,
+        DepsTarget::Cluster(emr7(Arch::X86_64)),
+        &fresh_cache("x86-again"),
+    )
+    .unwrap();
     assert!(!other.from_cache);
     assert_eq!(other.digest, built.digest);
 }
 
 #[test]
 fn pypi_aarch64_numpy_fails_the_x86_check_with_the_exact_message() {
-    let built = build("numpy==2.0.2\n", DepsTarget::Cluster(emr7(Arch::Arm64)), &fresh_cache("arm")).unwrap();
+    let built = build(
+        "numpy==2.0.2\n",
+        DepsTarget::Cluster(emr7(Arch::Arm64)),
+        &fresh_cache("arm"),
+    )
+    .unwrap();
     let numpy = &built.packages[0];
-    assert!(numpy.tags.contains(&"cp39-cp39-manylinux_2_17_aarch64".to_string()), "{numpy:?}");
-    assert!(check_deps_zip(&built.zip, &emr7(Arch::Arm64)).unwrap().is_empty());
+    assert!(
+        numpy
+            .tags
+            .contains(&"cp39-cp39-manylinux_2_17_aarch64".to_string()),
+        "{numpy:?}"
+    );
+    assert!(check_deps_zip(&built.zip, &emr7(Arch::Arm64))
+        .unwrap()
+        .is_empty());
 
     let problems = check_deps_zip(&built.zip, &emr7(Arch::X86_64)).unwrap();
     let mut modules: Vec<String> = zip_names(&built.zip)
@@ -145,8 +196,12 @@ fn pypi_aarch64_numpy_fails_the_x86_check_with_the_exact_message() {
 fn pypi_a_source_only_requirement_names_the_package_and_the_target() {
     // docopt 0.6.2 is published as an sdist only (checked with
     // `pip download --only-binary=:all: docopt` → "from versions: none").
-    let problems = build("six==1.17.0\ndocopt==0.6.2\n", DepsTarget::Cluster(emr7(Arch::X86_64)), &fresh_cache("sdist"))
-        .unwrap_err();
+    let problems = build(
+        "six==1.17.0\ndocopt==0.6.2\n",
+        DepsTarget::Cluster(emr7(Arch::X86_64)),
+        &fresh_cache("sdist"),
+    )
+    .unwrap_err();
     assert_eq!(problems.len(), 1, "{problems:#?}");
     assert_eq!(problems[0].subject, "docopt");
     assert_eq!(
@@ -165,17 +220,31 @@ fn pypi_a_source_only_requirement_names_the_package_and_the_target() {
 fn pypi_markers_are_evaluated_for_the_nodes_python_not_this_one() {
     // The test Python is 3.11; the emr-7 nodes run 3.9, which needs the tomli backport.
     let requirements = "six==1.17.0\ntomli==2.2.1 ; python_version < \"3.11\"\n";
-    let built = build(requirements, DepsTarget::Cluster(emr7(Arch::X86_64)), &fresh_cache("markers")).unwrap();
+    let built = build(
+        requirements,
+        DepsTarget::Cluster(emr7(Arch::X86_64)),
+        &fresh_cache("markers"),
+    )
+    .unwrap();
     let names: BTreeSet<&str> = built.packages.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, BTreeSet::from(["six", "tomli"]));
 
     // Built for this machine's Python (3.11 here), the marker leaves tomli out.
-    let local = build(requirements, DepsTarget::Local, &fresh_cache("markers-local")).unwrap();
+    let local = build(
+        requirements,
+        DepsTarget::Local,
+        &fresh_cache("markers-local"),
+    )
+    .unwrap();
     let host_minor = Command::new(python())
         .args(["-c", "import sys; print(sys.version_info[1])"])
         .output()
         .unwrap();
-    let host_minor: u32 = String::from_utf8(host_minor.stdout).unwrap().trim().parse().unwrap();
+    let host_minor: u32 = String::from_utf8(host_minor.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let local_names: BTreeSet<&str> = local.packages.iter().map(|p| p.name.as_str()).collect();
     if host_minor >= 11 {
         assert_eq!(local_names, BTreeSet::from(["six"]));
@@ -201,7 +270,11 @@ fn pypi_changed_requirements_rebuild_in_the_same_cache() {
         python: (3, 11),
         ..emr7(Arch::X86_64)
     };
-    assert!(!build("six==1.16.0\n", DepsTarget::Cluster(py311), &cache).unwrap().from_cache);
+    assert!(
+        !build("six==1.16.0\n", DepsTarget::Cluster(py311), &cache)
+            .unwrap()
+            .from_cache
+    );
     // The build folders are gone; only the cache entries stay.
     let leftovers: Vec<String> = std::fs::read_dir(&cache)
         .unwrap()
@@ -254,7 +327,10 @@ fn write_wheel(dir: &Path, name: &str, version: &str, tag: &str, files: Vec<(&st
     });
     entries.push(ArchiveEntry {
         name: format!("{dist_info}/WHEEL"),
-        bytes: format!("Wheel-Version: 1.0\nGenerator: emrship-test\nRoot-Is-Purelib: false\nTag: {tag}\n").into_bytes(),
+        bytes: format!(
+            "Wheel-Version: 1.0\nGenerator: emrship-test\nRoot-Is-Purelib: false\nTag: {tag}\n"
+        )
+        .into_bytes(),
         mode: 0o644,
     });
     let mut record: String = entries.iter().map(|e| format!("{},,\n", e.name)).collect();
@@ -264,7 +340,11 @@ fn write_wheel(dir: &Path, name: &str, version: &str, tag: &str, files: Vec<(&st
         bytes: record.into_bytes(),
         mode: 0o644,
     });
-    std::fs::write(dir.join(format!("{name}-{version}-{tag}.whl")), write_zip(entries).unwrap()).unwrap();
+    std::fs::write(
+        dir.join(format!("{name}-{version}-{tag}.whl")),
+        write_zip(entries).unwrap(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -278,10 +358,18 @@ fn a_wheel_needing_glibc_238_fails_the_check_and_a_manylinux_2_39_one_is_not_pic
         "tiny",
         "1.0",
         "cp39-cp39-linux_x86_64",
-        vec![("tiny/__init__.py", b"".to_vec()), ("tiny/_fast.cpython-39-x86_64-linux-gnu.so", library.clone())],
+        vec![
+            ("tiny/__init__.py", b"".to_vec()),
+            ("tiny/_fast.cpython-39-x86_64-linux-gnu.so", library.clone()),
+        ],
     );
     let requirements = format!("--find-links {}\n--no-index\ntiny==1.0\n", links.display());
-    let built = build(&requirements, DepsTarget::Cluster(emr7(Arch::X86_64)), &fresh_cache("glibc")).unwrap();
+    let built = build(
+        &requirements,
+        DepsTarget::Cluster(emr7(Arch::X86_64)),
+        &fresh_cache("glibc"),
+    )
+    .unwrap();
     let problems = check_deps_zip(&built.zip, &emr7(Arch::X86_64)).unwrap();
     assert_eq!(
         problems,
@@ -292,13 +380,26 @@ fn a_wheel_needing_glibc_238_fails_the_check_and_a_manylinux_2_39_one_is_not_pic
         )]
     );
     // Adding a wheel to the --find-links folder changes the key: a rebuild, not the old zip.
-    write_wheel(&links, "tiny", "1.0", "cp39-cp39-manylinux_2_39_x86_64", vec![("tiny/__init__.py", b"".to_vec())]);
+    write_wheel(
+        &links,
+        "tiny",
+        "1.0",
+        "cp39-cp39-manylinux_2_39_x86_64",
+        vec![("tiny/__init__.py", b"".to_vec())],
+    );
     std::fs::remove_file(links.join("tiny-1.0-cp39-cp39-linux_x86_64.whl")).unwrap();
-    let problems = build(&requirements, DepsTarget::Cluster(emr7(Arch::X86_64)), &fresh_cache("glibc")).unwrap_err();
+    let problems = build(
+        &requirements,
+        DepsTarget::Cluster(emr7(Arch::X86_64)),
+        &fresh_cache("glibc"),
+    )
+    .unwrap_err();
     assert_eq!(problems.len(), 1, "{problems:#?}");
     assert_eq!(problems[0].subject, "tiny");
     assert!(
-        problems[0].message.starts_with("`tiny` has no wheel for CPython 3.9 manylinux (glibc ≤ 2.34) x86_64"),
+        problems[0]
+            .message
+            .starts_with("`tiny` has no wheel for CPython 3.9 manylinux (glibc ≤ 2.34) x86_64"),
         "{}",
         problems[0]
     );
@@ -306,8 +407,14 @@ fn a_wheel_needing_glibc_238_fails_the_check_and_a_manylinux_2_39_one_is_not_pic
     // A tree that holds the manylinux_2_39 wheel anyway (installed by hand) fails the tag check.
     let tree = vec![
         ("tiny/__init__.py".to_string(), Vec::new()),
-        ("tiny-1.0.dist-info/WHEEL".to_string(), b"Wheel-Version: 1.0\nTag: cp39-cp39-manylinux_2_39_x86_64\n".to_vec()),
-        ("tiny-1.0.dist-info/RECORD".to_string(), b"tiny/__init__.py,,\n".to_vec()),
+        (
+            "tiny-1.0.dist-info/WHEEL".to_string(),
+            b"Wheel-Version: 1.0\nTag: cp39-cp39-manylinux_2_39_x86_64\n".to_vec(),
+        ),
+        (
+            "tiny-1.0.dist-info/RECORD".to_string(),
+            b"tiny/__init__.py,,\n".to_vec(),
+        ),
     ];
     let problems = check_deps_files(&tree, &emr7(Arch::X86_64));
     assert_eq!(problems.len(), 1);
@@ -326,16 +433,31 @@ fn a_pth_file_in_the_deps_is_a_warning_naming_its_package() {
         "hooks",
         "2.0",
         "py3-none-any",
-        vec![("hooks/__init__.py", b"".to_vec()), ("hooks-nspkg.pth", b"import hooks\n".to_vec())],
+        vec![
+            ("hooks/__init__.py", b"".to_vec()),
+            ("hooks-nspkg.pth", b"import hooks\n".to_vec()),
+        ],
     );
     let requirements = format!("--find-links {}\n--no-index\nhooks==2.0\n", links.display());
     let cache = fresh_cache("pth");
-    let built = build(&requirements, DepsTarget::Cluster(emr7(Arch::Arm64)), &cache).unwrap();
+    let built = build(
+        &requirements,
+        DepsTarget::Cluster(emr7(Arch::Arm64)),
+        &cache,
+    )
+    .unwrap();
     assert_eq!(built.warnings.len(), 1, "{:?}", built.warnings);
     assert_eq!(built.warnings[0].subject, "hooks 2.0 (hooks-nspkg.pth)");
-    assert!(built.warnings[0].message.contains("not in a PYTHONPATH folder"));
+    assert!(built.warnings[0]
+        .message
+        .contains("not in a PYTHONPATH folder"));
     // The warning is kept with the cache entry.
-    let again = build(&requirements, DepsTarget::Cluster(emr7(Arch::Arm64)), &cache).unwrap();
+    let again = build(
+        &requirements,
+        DepsTarget::Cluster(emr7(Arch::Arm64)),
+        &cache,
+    )
+    .unwrap();
     assert!(again.from_cache);
     assert_eq!(again.warnings, built.warnings);
 }
@@ -343,18 +465,36 @@ fn a_pth_file_in_the_deps_is_a_warning_naming_its_package() {
 #[test]
 fn concurrent_builds_of_one_key_leave_one_good_cache_entry() {
     let links = fresh_cache("links-concurrent");
-    write_wheel(&links, "calm", "1.0", "py3-none-any", vec![("calm/__init__.py", b"X = 1\n".to_vec())]);
+    write_wheel(
+        &links,
+        "calm",
+        "1.0",
+        "py3-none-any",
+        vec![("calm/__init__.py", b"X = 1\n".to_vec())],
+    );
     let requirements = format!("--find-links {}\n--no-index\ncalm==1.0\n", links.display());
     let cache = fresh_cache("concurrent");
     let results: Vec<BuiltDeps> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..3)
-            .map(|_| scope.spawn(|| build(&requirements, DepsTarget::Cluster(emr7(Arch::X86_64)), &cache).unwrap()))
+            .map(|_| {
+                scope.spawn(|| {
+                    build(
+                        &requirements,
+                        DepsTarget::Cluster(emr7(Arch::X86_64)),
+                        &cache,
+                    )
+                    .unwrap()
+                })
+            })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert!(results.iter().all(|r| r.digest == results[0].digest));
     let bytes = std::fs::read(&results[0].zip).unwrap();
-    assert_eq!(emrship::render::artifacts::Digest256::of(&bytes), results[0].digest);
+    assert_eq!(
+        emrship::render::artifacts::Digest256::of(&bytes),
+        results[0].digest
+    );
     let entries: Vec<String> = std::fs::read_dir(&cache)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -34,7 +34,10 @@ pub fn write_zip(mut entries: Vec<ArchiveEntry>) -> Result<Vec<u8>, String> {
     let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
     for entry in &entries {
         writer
-            .start_file(entry.name.as_str(), entry_options(entry.mode, entry.bytes.len()))
+            .start_file(
+                entry.name.as_str(),
+                entry_options(entry.mode, entry.bytes.len()),
+            )
             .and_then(|()| writer.write_all(&entry.bytes).map_err(Into::into))
             .map_err(|e| format!("cannot add `{}` to the bundle: {e}", entry.name))?;
     }
@@ -76,8 +79,8 @@ pub fn write_zip_file(
     if let Some(pair) = entries.windows(2).find(|w| w[0].name == w[1].name) {
         return Err(format!("two archive entries are named `{}`", pair[0].name));
     }
-    let file = std::fs::File::create(out)
-        .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let file =
+        std::fs::File::create(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let mut writer = ZipWriter::new(std::io::BufWriter::new(file));
     for entry in &entries {
         let bytes = std::fs::read(&entry.path)

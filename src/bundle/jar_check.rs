@@ -41,7 +41,9 @@ pub struct JarFacts {
 impl JarFacts {
     /// The Java feature release of the newest class (major 61 → 17).
     pub fn java_release(&self) -> Option<u16> {
-        self.newest_class.as_ref().map(|(major, _)| java_release_of_major(*major))
+        self.newest_class
+            .as_ref()
+            .map(|(major, _)| java_release_of_major(*major))
     }
 
     /// The Scala binary versions the evidence names, sorted and unique.
@@ -168,7 +170,9 @@ pub fn inspect_jar(bytes: &[u8]) -> Result<JarFacts, String> {
             };
             if group == "org.scala-lang" && artifact == "scala-library" {
                 let text = read_text(&mut entry);
-                if let Some(binary) = properties_value(&text, "version").and_then(|v| scala_binary_of(&v)) {
+                if let Some(binary) =
+                    properties_value(&text, "version").and_then(|v| scala_binary_of(&v))
+                {
                     facts.scala.push(ScalaEvidence {
                         binary,
                         from: format!("{group}:{artifact}"),
@@ -304,7 +308,10 @@ mod tests {
             facts.main_class.as_deref(),
             Some("com.example.analytics.DailyRollupJobWithAVeryLongNameThatWraps")
         );
-        assert_eq!(facts.newest_class, Some((55, "com/example/Other.class".to_string())));
+        assert_eq!(
+            facts.newest_class,
+            Some((55, "com/example/Other.class".to_string()))
+        );
         assert_eq!(facts.java_release(), Some(11));
         assert_eq!(facts.class_count, 4);
         assert_eq!(facts.scala_binaries(), ["2.12"]);
@@ -325,19 +332,37 @@ mod tests {
             problems[0].message,
             "has classes compiled for Java 21 (class file version 65, e.g. a/B.class), but emr-7.5.0 nodes run Java 17: the JVM refuses them with UnsupportedClassVersionError"
         );
-        assert!(problems[0].fix.contains("--release 17"), "{}", problems[0].fix);
+        assert!(
+            problems[0].fix.contains("--release 17"),
+            "{}",
+            problems[0].fix
+        );
         let java8 = JvmTarget { java: 8, ..emr7() };
         let facts = inspect_jar(&jar(vec![("a/A.class", class(61))])).unwrap();
-        assert!(check_jar("app.jar", &facts, &java8)[0].message.contains("Java 17 (class file version 61"));
+        assert!(check_jar("app.jar", &facts, &java8)[0]
+            .message
+            .contains("Java 17 (class file version 61"));
     }
 
     #[test]
     fn scala_2_13_artifacts_and_bundled_spark_are_refused() {
         let facts = inspect_jar(&jar(vec![
-            ("META-INF/maven/com.example/rollup_2.13/pom.properties", b"artifactId=rollup_2.13\nversion=1.0\n".to_vec()),
-            ("META-INF/maven/org.scala-lang/scala-library/pom.properties", b"groupId=org.scala-lang\nartifactId=scala-library\nversion=2.13.14\n".to_vec()),
-            ("META-INF/maven/org.apache.spark/spark-avro_2.12/pom.properties", b"version=3.5.1\n".to_vec()),
-            ("META-INF/maven/com.google.guava/guava/pom.properties", b"version=33\n".to_vec()),
+            (
+                "META-INF/maven/com.example/rollup_2.13/pom.properties",
+                b"artifactId=rollup_2.13\nversion=1.0\n".to_vec(),
+            ),
+            (
+                "META-INF/maven/org.scala-lang/scala-library/pom.properties",
+                b"groupId=org.scala-lang\nartifactId=scala-library\nversion=2.13.14\n".to_vec(),
+            ),
+            (
+                "META-INF/maven/org.apache.spark/spark-avro_2.12/pom.properties",
+                b"version=3.5.1\n".to_vec(),
+            ),
+            (
+                "META-INF/maven/com.google.guava/guava/pom.properties",
+                b"version=33\n".to_vec(),
+            ),
             ("org/apache/spark/SparkContext.class", class(52)),
         ]))
         .unwrap();
@@ -363,7 +388,10 @@ mod tests {
         assert_eq!(java_release_of_major(52), 8);
         assert_eq!(java_release_of_major(61), 17);
         assert_eq!(scala_suffix("scala3-library_3"), Some("3".into()));
-        assert_eq!(scala_suffix("spark-sql-kafka-0-10_2.12"), Some("2.12".into()));
+        assert_eq!(
+            scala_suffix("spark-sql-kafka-0-10_2.12"),
+            Some("2.12".into())
+        );
         assert_eq!(scala_suffix("my_lib"), None);
         assert_eq!(scala_binary_of("2.11.12"), Some("2.11".into()));
     }

@@ -141,7 +141,11 @@ pub fn py_files_zip(inputs: &[(PathBuf, String)]) -> Result<ZippedFiles, Vec<App
                     .map(|(relative, p)| (format!("{name}/{relative}"), p))
                     .collect(),
                 Err(e) => {
-                    problems.push(AppProblem::new(&subject, format!("cannot be listed: {e}"), "check its permissions"));
+                    problems.push(AppProblem::new(
+                        &subject,
+                        format!("cannot be listed: {e}"),
+                        "check its permissions",
+                    ));
                     continue;
                 }
             }
@@ -319,7 +323,11 @@ mod tests {
         write(dir.path(), "src/mypkg/__init__.py", "");
         write(dir.path(), "src/mypkg/core.py", "X = 1\n");
         write(dir.path(), "src/mypkg/data/schema.json", "{}\n");
-        write(dir.path(), "src/mypkg/__pycache__/core.cpython-311.pyc", "junk");
+        write(
+            dir.path(),
+            "src/mypkg/__pycache__/core.cpython-311.pyc",
+            "junk",
+        );
         write(dir.path(), "src/mypkg/.hidden", "junk");
         write(dir.path(), "util.py", "def f(): pass\n");
         dir
@@ -364,7 +372,11 @@ mod tests {
     #[test]
     fn compiled_modules_and_unimportable_names_are_refused() {
         let dir = project();
-        write(dir.path(), "src/mypkg/_speed.cpython-39-x86_64-linux-gnu.so", "\x7fELF");
+        write(
+            dir.path(),
+            "src/mypkg/_speed.cpython-39-x86_64-linux-gnu.so",
+            "\x7fELF",
+        );
         write(dir.path(), "my-tool.py", "");
         let problems = py_files_zip(&[
             (dir.path().join("src/mypkg"), "mypkg".to_string()),
@@ -373,10 +385,24 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(problems.len(), 3, "{problems:#?}");
-        assert!(problems[0].subject.ends_with("_speed.cpython-39-x86_64-linux-gnu.so"));
-        assert!(problems[0].message.contains("zipimport loads only .py and .pyc"), "{}", problems[0]);
+        assert!(problems[0]
+            .subject
+            .ends_with("_speed.cpython-39-x86_64-linux-gnu.so"));
+        assert!(
+            problems[0]
+                .message
+                .contains("zipimport loads only .py and .pyc"),
+            "{}",
+            problems[0]
+        );
         assert!(problems[0].fix.contains("requirements"), "{}", problems[0]);
-        assert!(problems[1].message.contains("`my-tool.py`, which `import` cannot name"), "{}", problems[1]);
+        assert!(
+            problems[1]
+                .message
+                .contains("`my-tool.py`, which `import` cannot name"),
+            "{}",
+            problems[1]
+        );
         assert!(problems[1].fix.contains("`my_tool`"), "{}", problems[1]);
         assert!(problems[2].subject.ends_with("missing"), "{}", problems[2]);
     }
@@ -389,7 +415,11 @@ mod tests {
         write(dir.path(), "nested/.env", "A=1\n");
         write(dir.path(), "run.sh", "#!/bin/sh\n");
         write(dir.path(), ".DS_Store", "junk");
-        std::fs::set_permissions(dir.path().join("run.sh"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("run.sh"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
         let zipped = dir_archive(dir.path()).unwrap();
         assert_eq!(
             names_of(&zipped.zip),
@@ -401,10 +431,17 @@ mod tests {
         );
         let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&zipped.zip)).unwrap();
         let mut text = String::new();
-        archive.by_name("data_source.ini").unwrap().read_to_string(&mut text).unwrap();
+        archive
+            .by_name("data_source.ini")
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
         assert_eq!(text, "[db]\nhost = x\n");
         let empty = tempfile::tempdir().unwrap();
-        assert!(dir_archive(empty.path()).unwrap_err().message.contains("empty"));
+        assert!(dir_archive(empty.path())
+            .unwrap_err()
+            .message
+            .contains("empty"));
     }
 
     #[test]
@@ -412,10 +449,25 @@ mod tests {
         let script = "import os, sys\nimport helpers.text as t  # local\nfrom jobs.daily import run\nfrom . import sibling\nfrom pyspark.sql import SparkSession\nimport numpy as np; import util\n    import lazy_local\n";
         assert_eq!(
             imported_top_level_names(script),
-            ["helpers", "jobs", "lazy_local", "numpy", "os", "pyspark", "sys", "util"]
+            [
+                "helpers",
+                "jobs",
+                "lazy_local",
+                "numpy",
+                "os",
+                "pyspark",
+                "sys",
+                "util"
+            ]
         );
         let beside = [
-            "helpers/", "jobs/", "util.py", "lazy_local.py", "main.py", "README.md", "numpy_notes/",
+            "helpers/",
+            "jobs/",
+            "util.py",
+            "lazy_local.py",
+            "main.py",
+            "README.md",
+            "numpy_notes/",
         ]
         .map(String::from);
         assert_eq!(

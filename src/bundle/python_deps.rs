@@ -390,7 +390,10 @@ pub fn build_deps(
         Ok(()) => Ok(()),
         // Another build of the same key got there first: its zip has the same bytes.
         Err(_) if entry.join("manifest.json").is_file() => Ok(()),
-        Err(e) => Err(io_problem(format!("cannot move the build into {}", entry.display()), e)),
+        Err(e) => Err(io_problem(
+            format!("cannot move the build into {}", entry.display()),
+            e,
+        )),
     });
     let _ = std::fs::remove_dir_all(&work);
     result?;
@@ -602,8 +605,8 @@ fn collect_tree(site: &Path) -> Result<Tree, String> {
                 continue;
             }
             let metadata = std::fs::read_to_string(&file.path).unwrap_or_default();
-            let wheel = std::fs::read_to_string(site.join(dist_info).join("WHEEL"))
-                .unwrap_or_default();
+            let wheel =
+                std::fs::read_to_string(site.join(dist_info).join("WHEEL")).unwrap_or_default();
             let header = |key: &str| {
                 metadata
                     .lines()
@@ -619,13 +622,19 @@ fn collect_tree(site: &Path) -> Result<Tree, String> {
             });
         }
     }
-    packages.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    packages.sort_by_key(|p| p.name.to_lowercase());
 
-    let owners = record_owners(files.iter().filter_map(|f| {
-        f.name
-            .ends_with(".dist-info/RECORD")
-            .then(|| (f.name.clone(), std::fs::read_to_string(&f.path).unwrap_or_default()))
-    }));
+    let owners = record_owners(
+        files
+            .iter()
+            .filter(|f| f.name.ends_with(".dist-info/RECORD"))
+            .map(|f| {
+                (
+                    f.name.clone(),
+                    std::fs::read_to_string(&f.path).unwrap_or_default(),
+                )
+            }),
+    );
     let warnings = files
         .iter()
         .filter(|f| f.name.ends_with(".pth") && !f.name.contains('/'))
@@ -770,40 +779,85 @@ mod tests {
         assert!(!args.contains("manylinux_2_35"), "{args}");
 
         let args = pip_cross_args(&emr7(Arch::Arm64)).join(" ");
-        assert!(args.contains("--platform manylinux_2_34_aarch64 "), "{args}");
+        assert!(
+            args.contains("--platform manylinux_2_34_aarch64 "),
+            "{args}"
+        );
         assert!(args.ends_with("--platform manylinux_2_17_aarch64 --platform manylinux2014_aarch64 --platform linux_aarch64"), "{args}");
         assert!(!args.contains("manylinux1"), "{args}");
 
-        let emr6 = PythonTarget::default_for(&ReleaseLabel::parse("emr-6.15.0").unwrap(), Arch::X86_64);
+        let emr6 =
+            PythonTarget::default_for(&ReleaseLabel::parse("emr-6.15.0").unwrap(), Arch::X86_64);
         let args = pip_cross_args(&emr6).join(" ");
         assert!(args.contains("--python-version 3.7 --abi cp37m "), "{args}");
-        assert!(args.contains("manylinux_2_26_x86_64") && !args.contains("manylinux_2_27"), "{args}");
+        assert!(
+            args.contains("manylinux_2_26_x86_64") && !args.contains("manylinux_2_27"),
+            "{args}"
+        );
         assert_eq!(emr6.interpreter(), "/usr/bin/python3.7");
-        assert_eq!(emr7(Arch::Arm64).describe(), "CPython 3.9 manylinux (glibc ≤ 2.34) aarch64");
+        assert_eq!(
+            emr7(Arch::Arm64).describe(),
+            "CPython 3.9 manylinux (glibc ≤ 2.34) aarch64"
+        );
     }
 
     #[test]
     fn no_wheel_failures_name_each_package_and_the_target() {
         let target = emr7(Arch::X86_64);
         let output = "Looking in links: /opt/wheels\nCollecting six==1.17.0\nERROR: Could not find a version that satisfies the requirement docopt==0.6.2 (from versions: none)\nERROR: No matching distribution found for docopt==0.6.2\n";
-        let problems = pip_failure_problems(output, &target.describe(), &DepsTarget::Cluster(target));
+        let problems =
+            pip_failure_problems(output, &target.describe(), &DepsTarget::Cluster(target));
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].subject, "docopt");
-        assert!(problems[0].message.starts_with("`docopt` has no wheel for CPython 3.9 manylinux (glibc ≤ 2.34) x86_64"), "{}", problems[0]);
+        assert!(
+            problems[0].message.starts_with(
+                "`docopt` has no wheel for CPython 3.9 manylinux (glibc ≤ 2.34) x86_64"
+            ),
+            "{}",
+            problems[0]
+        );
         assert!(problems[0].fix.contains("--find-links"), "{}", problems[0]);
-        assert!(problems[0].fix.contains("Amazon Linux with Python 3.9 on x86_64"), "{}", problems[0]);
+        assert!(
+            problems[0]
+                .fix
+                .contains("Amazon Linux with Python 3.9 on x86_64"),
+            "{}",
+            problems[0]
+        );
 
         let output = "ERROR: Could not find a version that satisfies the requirement numpy==2.1.0 (from versions: 1.26.3, 1.26.4, 2.0.0, 2.0.1, 2.0.2, 2.0.3)\n";
-        let problems = pip_failure_problems(output, &target.describe(), &DepsTarget::Cluster(target));
+        let problems =
+            pip_failure_problems(output, &target.describe(), &DepsTarget::Cluster(target));
         assert_eq!(problems[0].subject, "numpy");
-        assert!(problems[0].message.contains("`numpy==2.1.0` matches no wheel for CPython 3.9"), "{}", problems[0]);
-        assert!(problems[0].message.contains("…, 1.26.4, 2.0.0, 2.0.1, 2.0.2, 2.0.3"), "{}", problems[0]);
-        assert!(problems[0].fix.contains("`numpy==2.0.3`"), "{}", problems[0]);
+        assert!(
+            problems[0]
+                .message
+                .contains("`numpy==2.1.0` matches no wheel for CPython 3.9"),
+            "{}",
+            problems[0]
+        );
+        assert!(
+            problems[0]
+                .message
+                .contains("…, 1.26.4, 2.0.0, 2.0.1, 2.0.2, 2.0.3"),
+            "{}",
+            problems[0]
+        );
+        assert!(
+            problems[0].fix.contains("`numpy==2.0.3`"),
+            "{}",
+            problems[0]
+        );
 
         let output = "ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE.\n    six==1.17.0 from https://x:\n        Expected sha256 aaa\n             Got        bbb\n";
-        let problems = pip_failure_problems(output, &target.describe(), &DepsTarget::Cluster(target));
+        let problems =
+            pip_failure_problems(output, &target.describe(), &DepsTarget::Cluster(target));
         assert_eq!(problems[0].subject, "pip install");
-        assert!(problems[0].message.contains("DO NOT MATCH THE HASHES"), "{}", problems[0]);
+        assert!(
+            problems[0].message.contains("DO NOT MATCH THE HASHES"),
+            "{}",
+            problems[0]
+        );
     }
 
     #[test]

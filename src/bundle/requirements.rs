@@ -378,11 +378,7 @@ fn parse_toml(origin: &str, text: &str) -> Result<toml::Table, Vec<AppProblem>> 
 pub fn from_pyproject(text: &str, origin: &str) -> Result<PinnedRequirements, Vec<AppProblem>> {
     let document = parse_toml(origin, text)?;
     let Some(project) = document.get("project").and_then(|p| p.as_table()) else {
-        let fix = if document
-            .get("tool")
-            .and_then(|t| t.get("poetry"))
-            .is_some()
-        {
+        let fix = if document.get("tool").and_then(|t| t.get("poetry")).is_some() {
             "this is a Poetry project: point at its poetry.lock (run `poetry lock` first)"
         } else {
             "add a [project] table with `dependencies = [\"name==version\", …]`, or point at a requirements.txt"
@@ -541,9 +537,9 @@ pub fn from_uv_lock(text: &str, origin: &str) -> Result<PinnedRequirements, Vec<
     }
     let find = |name: &str, version: Option<&str>| -> Option<usize> {
         let wanted = normalize(name);
-        packages
-            .iter()
-            .position(|p| normalize(p.name) == wanted && (version.is_none() || p.version == version))
+        packages.iter().position(|p| {
+            normalize(p.name) == wanted && (version.is_none() || p.version == version)
+        })
     };
     let roots: Vec<usize> = (0..packages.len())
         .filter(|&i| matches!(packages[i].source_kind(), "editable" | "virtual"))
@@ -578,7 +574,10 @@ pub fn from_uv_lock(text: &str, origin: &str) -> Result<PinnedRequirements, Vec<
                 .and_then(|d| d.as_array())
                 .map(|d| d.iter().collect())
                 .unwrap_or_default();
-            if let Some(optional) = table.get("optional-dependencies").and_then(|o| o.as_table()) {
+            if let Some(optional) = table
+                .get("optional-dependencies")
+                .and_then(|o| o.as_table())
+            {
                 for extra in &extras {
                     if let Some(group) = optional.get(extra).and_then(|g| g.as_array()) {
                         edges.extend(group.iter());
@@ -586,7 +585,9 @@ pub fn from_uv_lock(text: &str, origin: &str) -> Result<PinnedRequirements, Vec<
                 }
             }
             for edge in edges {
-                let Some(edge) = edge.as_table() else { continue };
+                let Some(edge) = edge.as_table() else {
+                    continue;
+                };
                 let Some(name) = edge.get("name").and_then(|n| n.as_str()) else {
                     continue;
                 };
@@ -784,10 +785,7 @@ pub fn from_poetry_lock(text: &str, origin: &str) -> Result<PinnedRequirements, 
 mod tests {
     use super::*;
 
-    fn txt(
-        text: &str,
-        files: &[(&str, &str)],
-    ) -> Result<PinnedRequirements, Vec<AppProblem>> {
+    fn txt(text: &str, files: &[(&str, &str)]) -> Result<PinnedRequirements, Vec<AppProblem>> {
         let files: BTreeMap<PathBuf, String> = files
             .iter()
             .map(|(p, t)| (PathBuf::from(p), t.to_string()))
@@ -806,7 +804,10 @@ mod tests {
         let text = "# deps\n--index-url https://pypi.org/simple\nnumpy==2.0.2 \\\n    --hash=sha256:aaa \\\n    --hash=sha256:bbb\n-r more/base.txt  # shared\nsix==1.17.0 ; python_version >= \"3\"\n";
         let pinned = txt(
             text,
-            &[("/proj/more/base.txt", "pyyaml==6.0.2\n-r ../common.txt\n"), ("/proj/common.txt", "idna==3.10\n")],
+            &[
+                ("/proj/more/base.txt", "pyyaml==6.0.2\n-r ../common.txt\n"),
+                ("/proj/common.txt", "idna==3.10\n"),
+            ],
         )
         .unwrap();
         assert_eq!(
@@ -833,13 +834,41 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         assert!(problems[0].message.contains("editable"), "{}", problems[0]);
-        assert!(problems[1].message.contains("local path"), "{}", problems[1]);
-        assert!(problems[2].message.contains("version-control URL"), "{}", problems[2]);
-        assert!(problems[3].message.contains("version-control URL"), "{}", problems[3]);
-        assert!(problems[4].message.contains("constraints"), "{}", problems[4]);
-        assert!(problems[5].message.contains("local path"), "{}", problems[5]);
-        assert!(problems[6].message.contains("local path"), "{}", problems[6]);
-        assert!(problems[7].message.contains("--no-binary"), "{}", problems[7]);
+        assert!(
+            problems[1].message.contains("local path"),
+            "{}",
+            problems[1]
+        );
+        assert!(
+            problems[2].message.contains("version-control URL"),
+            "{}",
+            problems[2]
+        );
+        assert!(
+            problems[3].message.contains("version-control URL"),
+            "{}",
+            problems[3]
+        );
+        assert!(
+            problems[4].message.contains("constraints"),
+            "{}",
+            problems[4]
+        );
+        assert!(
+            problems[5].message.contains("local path"),
+            "{}",
+            problems[5]
+        );
+        assert!(
+            problems[6].message.contains("local path"),
+            "{}",
+            problems[6]
+        );
+        assert!(
+            problems[7].message.contains("--no-binary"),
+            "{}",
+            problems[7]
+        );
         assert!(problems.iter().all(|p| !p.fix.is_empty()));
     }
 
@@ -847,7 +876,11 @@ mod tests {
     fn requirements_txt_missing_include_and_cycle_are_problems() {
         let problems = txt("-r nope.txt\n", &[]).unwrap_err();
         assert_eq!(problems[0].subject, "/proj/requirements.txt:1");
-        assert!(problems[0].message.contains("`nope.txt`"), "{}", problems[0]);
+        assert!(
+            problems[0].message.contains("`nope.txt`"),
+            "{}",
+            problems[0]
+        );
         let problems = txt("-r a.txt\n", &[("/proj/a.txt", "-r requirements.txt\n")]).unwrap_err();
         assert!(problems[0].message.contains("cycle"), "{}", problems[0]);
         assert_eq!(problems[0].subject, "/proj/a.txt:1");
@@ -860,7 +893,13 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert!(pinned.text.starts_with("--find-links /proj/wheels\n--find-links https://example.org/w\n"), "{}", pinned.text);
+        assert!(
+            pinned
+                .text
+                .starts_with("--find-links /proj/wheels\n--find-links https://example.org/w\n"),
+            "{}",
+            pinned.text
+        );
         assert_eq!(pinned.notes.len(), 1);
         assert!(
             pinned.notes[0].message.contains("(requests, numpy, six)"),
@@ -882,26 +921,54 @@ mod tests {
             "pyproject.toml",
         )
         .unwrap();
-        assert_eq!(pinned.text, "numpy==2.0.2\ntomli>=2 ; python_version < '3.11'\n");
-        assert!(pinned.notes[0].message.contains("(tomli)"), "{:?}", pinned.notes);
+        assert_eq!(
+            pinned.text,
+            "numpy==2.0.2\ntomli>=2 ; python_version < '3.11'\n"
+        );
+        assert!(
+            pinned.notes[0].message.contains("(tomli)"),
+            "{:?}",
+            pinned.notes
+        );
 
-        let problems = from_pyproject("[tool.poetry]\nname = \"x\"\n", "pyproject.toml").unwrap_err();
+        let problems =
+            from_pyproject("[tool.poetry]\nname = \"x\"\n", "pyproject.toml").unwrap_err();
         assert!(problems[0].fix.contains("poetry.lock"), "{}", problems[0]);
-        let problems = from_pyproject("[project]\ndynamic = [\"dependencies\"]\n", "pyproject.toml").unwrap_err();
+        let problems = from_pyproject(
+            "[project]\ndynamic = [\"dependencies\"]\n",
+            "pyproject.toml",
+        )
+        .unwrap_err();
         assert!(problems[0].message.contains("dynamic"), "{}", problems[0]);
         let problems = from_pyproject(
             "[project]\ndependencies = [\"lib @ git+https://x/lib\"]\n",
             "pyproject.toml",
         )
         .unwrap_err();
-        assert!(problems[0].message.contains("version-control"), "{}", problems[0]);
+        assert!(
+            problems[0].message.contains("version-control"),
+            "{}",
+            problems[0]
+        );
     }
 
     #[test]
     fn toml_syntax_errors_name_the_line() {
-        let problems = from_pyproject("[project]\nname = \"a\"\ndependencies = [\n", "pyproject.toml").unwrap_err();
-        assert!(problems[0].subject.starts_with("pyproject.toml:"), "{}", problems[0]);
-        assert!(problems[0].message.contains("not valid TOML"), "{}", problems[0]);
+        let problems = from_pyproject(
+            "[project]\nname = \"a\"\ndependencies = [\n",
+            "pyproject.toml",
+        )
+        .unwrap_err();
+        assert!(
+            problems[0].subject.starts_with("pyproject.toml:"),
+            "{}",
+            problems[0]
+        );
+        assert!(
+            problems[0].message.contains("not valid TOML"),
+            "{}",
+            problems[0]
+        );
         let problems = from_uv_lock("version = 1\nname = = 2\n", "uv.lock").unwrap_err();
         assert_eq!(problems[0].subject, "uv.lock:2");
     }
@@ -994,7 +1061,11 @@ source = { registry = "https://pypi.org/simple" }
         let lock = "version = 1\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\nsource = { virtual = \".\" }\ndependencies = [{ name = \"foo\" }]\n[[package]]\nname = \"foo\"\nversion = \"1.0\"\nsource = { git = \"https://github.com/x/foo?rev=v1#abc\" }\n";
         let problems = from_uv_lock(lock, "uv.lock").unwrap_err();
         assert_eq!(problems[0].subject, "uv.lock: foo");
-        assert!(problems[0].message.contains("git source"), "{}", problems[0]);
+        assert!(
+            problems[0].message.contains("git source"),
+            "{}",
+            problems[0]
+        );
 
         let lock = "version = 1\n[[package]]\nname = \"six\"\nversion = \"1.17.0\"\nsource = { registry = \"https://pypi.org/simple\" }\n";
         let pinned = from_uv_lock(lock, "uv.lock").unwrap();

@@ -60,7 +60,10 @@ fn check_tree(
     for name in names {
         let top_dist_info = name.matches('/').count() == 1 && name.contains(".dist-info/");
         if top_dist_info && name.ends_with("/RECORD") {
-            records.push((name.clone(), String::from_utf8_lossy(&read(name)?).into_owned()));
+            records.push((
+                name.clone(),
+                String::from_utf8_lossy(&read(name)?).into_owned(),
+            ));
         } else if top_dist_info && name.ends_with("/WHEEL") {
             let owner = dist_info_owner(name.trim_end_matches("/WHEEL"));
             let tags = wheel_tags(&String::from_utf8_lossy(&read(name)?));
@@ -293,7 +296,10 @@ pub fn tag_incompatibility(tag: &str, target: &PythonTarget) -> Option<String> {
                 let reason = (|| {
                     let version = |digits: &str| -> Option<(u32, u32)> {
                         let major = digits.get(..1)?.parse().ok()?;
-                        let minor = digits.get(1..).filter(|m| !m.is_empty()).map_or(Some(0), |m| m.parse().ok())?;
+                        let minor = digits
+                            .get(1..)
+                            .filter(|m| !m.is_empty())
+                            .map_or(Some(0), |m| m.parse().ok())?;
                         Some((major, minor))
                     };
                     let python_ok = if let Some(digits) = python.strip_prefix("py") {
@@ -313,7 +319,9 @@ pub fn tag_incompatibility(tag: &str, target: &PythonTarget) -> Option<String> {
                         false
                     };
                     if !python_ok {
-                        return Some(format!("its Python tag `{python}` is not CPython {major}.{minor}"));
+                        return Some(format!(
+                            "its Python tag `{python}` is not CPython {major}.{minor}"
+                        ));
                     }
                     if !(abi == "none" || abi == "abi3" || abi == node_abi) {
                         return Some(format!("its ABI `{abi}` is not the nodes' `{node_abi}`"));
@@ -325,7 +333,10 @@ pub fn tag_incompatibility(tag: &str, target: &PythonTarget) -> Option<String> {
                         return Some(format!("its platform `{platform}` is not glibc Linux"));
                     };
                     if arch != target.pip_arch() {
-                        return Some(format!("it is for {arch}, but the nodes are {}", target.pip_arch()));
+                        return Some(format!(
+                            "it is for {arch}, but the nodes are {}",
+                            target.pip_arch()
+                        ));
                     }
                     if glibc > target.glibc {
                         return Some(format!(
@@ -413,12 +424,27 @@ mod tests {
             assert_eq!(tag_incompatibility(fits, &node), None, "{fits}");
         }
         for (misfit, why) in [
-            ("cp311-cp311-manylinux_2_17_x86_64", "Python tag `cp311` is not CPython 3.9"),
-            ("cp39-cp39-manylinux_2_17_aarch64", "it is for aarch64, but the nodes are x86_64"),
-            ("cp39-cp39-manylinux_2_39_x86_64", "`manylinux_2_39_x86_64` needs glibc 2.39, but the nodes have glibc 2.34"),
-            ("cp39-cp39-musllinux_1_2_x86_64", "platform `musllinux_1_2_x86_64` is not glibc Linux"),
+            (
+                "cp311-cp311-manylinux_2_17_x86_64",
+                "Python tag `cp311` is not CPython 3.9",
+            ),
+            (
+                "cp39-cp39-manylinux_2_17_aarch64",
+                "it is for aarch64, but the nodes are x86_64",
+            ),
+            (
+                "cp39-cp39-manylinux_2_39_x86_64",
+                "`manylinux_2_39_x86_64` needs glibc 2.39, but the nodes have glibc 2.34",
+            ),
+            (
+                "cp39-cp39-musllinux_1_2_x86_64",
+                "platform `musllinux_1_2_x86_64` is not glibc Linux",
+            ),
             ("cp39-cp39-macosx_11_0_arm64", "is not glibc Linux"),
-            ("cp310-abi3-manylinux_2_17_x86_64", "`cp310` is not CPython 3.9"),
+            (
+                "cp310-abi3-manylinux_2_17_x86_64",
+                "`cp310` is not CPython 3.9",
+            ),
             ("pp39-pypy39_pp73-manylinux_2_17_x86_64", "`pp39`"),
             ("py2-none-any", "`py2`"),
         ] {
@@ -427,7 +453,10 @@ mod tests {
         }
         // Python 3.7's default ABI is `cp37m`.
         let emr6 = target((3, 7), (2, 26), Arch::X86_64);
-        assert_eq!(tag_incompatibility("cp37-cp37m-manylinux_2_17_x86_64", &emr6), None);
+        assert_eq!(
+            tag_incompatibility("cp37-cp37m-manylinux_2_17_x86_64", &emr6),
+            None
+        );
         assert!(tag_incompatibility("cp37-cp37m-manylinux_2_28_x86_64", &emr6).is_some());
     }
 
@@ -435,8 +464,21 @@ mod tests {
     fn a_wheel_fits_when_any_of_its_tags_does() {
         let node = target((3, 9), (2, 34), Arch::X86_64);
         let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(check_wheel_tags("numpy 2.0.2", &tags(&["cp39-cp39-manylinux_2_17_x86_64", "cp39-cp39-manylinux2014_x86_64"]), &node).is_none());
-        let problem = check_wheel_tags("tiny 1.0", &tags(&["cp39-cp39-manylinux_2_39_x86_64"]), &node).unwrap();
+        assert!(check_wheel_tags(
+            "numpy 2.0.2",
+            &tags(&[
+                "cp39-cp39-manylinux_2_17_x86_64",
+                "cp39-cp39-manylinux2014_x86_64"
+            ]),
+            &node
+        )
+        .is_none());
+        let problem = check_wheel_tags(
+            "tiny 1.0",
+            &tags(&["cp39-cp39-manylinux_2_39_x86_64"]),
+            &node,
+        )
+        .unwrap();
         assert_eq!(problem.subject, "tiny 1.0");
         assert_eq!(
             problem.message,
@@ -446,12 +488,23 @@ mod tests {
 
     #[test]
     fn cpython_tags_in_module_names() {
-        assert_eq!(cpython_tag_of("_multiarray_umath.cpython-39-x86_64-linux-gnu.so"), Some((3, 9)));
-        assert_eq!(cpython_tag_of("_x.cpython-311-aarch64-linux-gnu.so"), Some((3, 11)));
-        assert_eq!(cpython_tag_of("_x.cpython-37m-x86_64-linux-gnu.so"), Some((3, 7)));
+        assert_eq!(
+            cpython_tag_of("_multiarray_umath.cpython-39-x86_64-linux-gnu.so"),
+            Some((3, 9))
+        );
+        assert_eq!(
+            cpython_tag_of("_x.cpython-311-aarch64-linux-gnu.so"),
+            Some((3, 11))
+        );
+        assert_eq!(
+            cpython_tag_of("_x.cpython-37m-x86_64-linux-gnu.so"),
+            Some((3, 7))
+        );
         assert_eq!(cpython_tag_of("_cffi.abi3.so"), None);
         assert_eq!(cpython_tag_of("libgfortran-040039e1.so.5.0.0"), None);
-        assert!(is_compiled_module("numpy.libs/libgfortran-040039e1-0352e75f.so.5.0.0"));
+        assert!(is_compiled_module(
+            "numpy.libs/libgfortran-040039e1-0352e75f.so.5.0.0"
+        ));
         assert!(is_compiled_module("a/b.cpython-39-x86_64-linux-gnu.so"));
         assert!(!is_compiled_module("a/so.py"));
         assert!(!is_compiled_module("a/resolver.json"));
@@ -476,7 +529,10 @@ mod tests {
         assert!(check_compiled_module(name, None, &me, &at_home).is_empty());
         let wrong_python = target((3, 11), (2, 99), host);
         let issues = check_compiled_module(name, None, &me, &wrong_python);
-        assert_eq!(issues[0].kind, IssueKind::PythonVersion { built_for: (3, 9) });
+        assert_eq!(
+            issues[0].kind,
+            IssueKind::PythonVersion { built_for: (3, 9) }
+        );
         let issues = check_compiled_module("x.so", None, b"not an elf", &at_home);
         assert!(matches!(issues[0].kind, IssueKind::NotElf { .. }));
     }
@@ -493,7 +549,11 @@ mod tests {
             },
         };
         let problems = group_issues(
-            vec![glibc("fast/a.so", 35), glibc("fast/b.so", 38), glibc("fast/c.so", 36)],
+            vec![
+                glibc("fast/a.so", 35),
+                glibc("fast/b.so", 38),
+                glibc("fast/c.so", 36),
+            ],
             &node,
         );
         assert_eq!(problems.len(), 1);
@@ -502,6 +562,10 @@ mod tests {
             problems[0].message,
             "`fast/b.so` (and 2 more files of it) needs glibc 2.38 (GLIBC_2.38), but the nodes have glibc 2.34: importing it fails there with \"version `GLIBC_2.38' not found\""
         );
-        assert!(problems[0].fix.contains("manylinux_2_34 or older"), "{}", problems[0].fix);
+        assert!(
+            problems[0].fix.contains("manylinux_2_34 or older"),
+            "{}",
+            problems[0].fix
+        );
     }
 }
