@@ -501,3 +501,35 @@ fn concurrent_builds_of_one_key_leave_one_good_cache_entry() {
         .collect();
     assert_eq!(entries, vec![results[0].key.clone()]);
 }
+
+/// The local build is what `run --local` puts on PYTHONPATH: unpacked, this machine's Python
+/// imports a native package (numpy) and a pure one from it, not from its own site-packages.
+#[test]
+fn pypi_a_local_build_imports_from_pythonpath() {
+    let built = build(
+        "six==1.17.0\nnumpy==2.0.2\n",
+        DepsTarget::Local,
+        &fresh_cache("local"),
+    )
+    .unwrap();
+    let unpacked = fresh_cache("local-unpacked");
+    zip::ZipArchive::new(std::fs::File::open(&built.zip).unwrap())
+        .unwrap()
+        .extract(&unpacked)
+        .unwrap();
+    let output = Command::new(python())
+        .args(["-s", "-c", "import numpy, six; print(numpy.__file__); print(six.__file__); print(int(numpy.arange(5).sum()))"])
+        .env("PYTHONPATH", &unpacked)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with(unpacked.to_str().unwrap()), "{text}");
+    assert!(lines[1].starts_with(unpacked.to_str().unwrap()), "{text}");
+    assert_eq!(lines[2], "10");
+}

@@ -16,6 +16,9 @@
 //! resolved plan for one day, so the same job gives the same bundle every day and a daily run
 //! finds it with one HEAD instead of uploading it again.
 
+// Users' own applications (issue 11): what a problem with one looks like, their Python
+// dependencies (requirements sources → pip cross build → checks), their modules and config
+// folders, their jars.
 pub mod app_problem;
 pub mod archive;
 pub mod elf;

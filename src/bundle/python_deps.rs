@@ -622,16 +622,19 @@ fn collect_tree(site: &Path) -> Result<Tree, String> {
             });
         }
     }
-    packages.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    packages.sort_by_key(|p| p.name.to_lowercase());
 
-    let owners = record_owners(files.iter().filter_map(|f| {
-        f.name.ends_with(".dist-info/RECORD").then(|| {
-            (
-                f.name.clone(),
-                std::fs::read_to_string(&f.path).unwrap_or_default(),
-            )
-        })
-    }));
+    let owners = record_owners(
+        files
+            .iter()
+            .filter(|f| f.name.ends_with(".dist-info/RECORD"))
+            .map(|f| {
+                (
+                    f.name.clone(),
+                    std::fs::read_to_string(&f.path).unwrap_or_default(),
+                )
+            }),
+    );
     let warnings = files
         .iter()
         .filter(|f| f.name.ends_with(".pth") && !f.name.contains('/'))
