@@ -82,48 +82,66 @@ fn missing_file(traceback: &Traceback, path: &str, step: &StepContext) -> Diagno
     );
     evidence_of(traceback, &mut diagnosis);
     diagnosis.advice.push(WORKING_DIRECTORY.to_string());
+    diagnosis.advice.push(path_advice(path, step));
+    diagnosis.advice.push(PROVE.to_string());
+    diagnosis
+}
+
+/// What the path an application opened needs shipped, against what the step shipped.
+fn path_advice(path: &str, step: &StepContext) -> String {
     let relative = path.strip_prefix("./").unwrap_or(path);
     let file_name = relative.rsplit('/').next().unwrap_or(relative);
     let submit = &step.submit;
     if let Some(inside) = path.find(".zip/").map(|at| &path[..at + 4]) {
-        diagnosis.advice.push(format!(
+        format!(
             "'{path}' is inside {}, a zip on the Python path: Python imports modules from a zip but open() cannot read files in one; ship the file with job.pyspark.files and read it by its path relative to the working directory",
             inside.rsplit('/').next().unwrap_or(inside)
-        ));
+        )
     } else if path.starts_with('/') {
-        diagnosis.advice.push(format!(
+        format!(
             "'{path}' is an absolute path, from the machine the application was written on: read it relative to the working directory (e.g. './{file_name}') and ship it with job.pyspark.files"
-        ));
+        )
     } else if let Some((directory, _)) = relative.split_once('/') {
         match submit.archives().find(|archive| archive.link_name == directory) {
-            Some(archive) => diagnosis.advice.push(format!(
+            Some(archive) => format!(
                 "an archive is shipped as #{directory} ({}), so ./{directory}/ exists, but without {}: the archive must hold the directory's contents at its root",
                 archive.uri,
                 &relative[directory.len() + 1..]
-            )),
-            None => diagnosis.advice.push(format!(
-                "nothing is shipped under the name {directory}: a path with a directory needs that directory shipped as an archive under that alias: list it in job.pyspark.files (`files: [{directory}]` → `--archives …#{directory}`), so that ./{relative} exists in every container{}",
-                shipped_summary(step)
-            )),
+            ),
+            None => {
+                // `--files data/app.ini` ships the file, but under its base name only.
+                let by_base_name = submit
+                    .files()
+                    .find(|file| file.link_name == file_name)
+                    .map(|file| {
+                        format!(
+                            "; {file_name} itself is shipped with --files ({}), but by base name: it is ./{file_name}, not ./{relative}",
+                            file.uri
+                        )
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "nothing is shipped under the name {directory}: a path with a directory needs that directory shipped as an archive under that alias: list it in job.pyspark.files (`files: [{directory}]` → `--archives …#{directory}`), so that ./{relative} exists in every container{}{by_base_name}",
+                    shipped_summary(step)
+                )
+            }
         }
     } else {
         match submit.files().find(|file| file.link_name == file_name) {
-            Some(file) if !submit.is_cluster_mode() => diagnosis.advice.push(format!(
+            Some(file) if !submit.is_cluster_mode() => format!(
                 "{file_name} is shipped with --files ({}), but in client mode the driver runs on the primary node in the step's own directory, where --files do not land: submit in cluster mode",
                 file.uri
-            )),
-            Some(file) => diagnosis.advice.push(format!(
+            ),
+            Some(file) => format!(
                 "{file_name} is shipped with --files ({}): read it from the working directory of the process that opens it (the driver's is not an executor's), not relative to a module's __file__",
                 file.uri
-            )),
-            None => diagnosis.advice.push(format!(
+            ),
+            None => format!(
                 "{file_name} is not shipped: list it in job.pyspark.files (`files: [{file_name}]`) so that it is linked into every container's working directory{}",
                 shipped_summary(step)
-            )),
+            ),
         }
     }
-    diagnosis.advice.push(PROVE.to_string());
-    diagnosis
 }
 
 fn missing_section(traceback: &Traceback, section: &str, step: &StepContext) -> Diagnosis {
@@ -136,10 +154,29 @@ fn missing_section(traceback: &Traceback, section: &str, step: &StepContext) -> 
     );
     evidence_of(traceback, &mut diagnosis);
     diagnosis.advice.push(WORKING_DIRECTORY.to_string());
-    diagnosis.advice.push(format!(
-        "a path with a directory ('./conf/app.ini') needs that directory shipped as an archive under that alias (job.pyspark.files: [conf] → ./conf/…); a bare file name needs the file in job.pyspark.files{}",
-        shipped_summary(step)
-    ));
+    // The path the application passed, when a frame's source line shows it.
+    let config_path = regex(r#"['"]([^'"\s]+\.(?:ini|cfg|conf|config|properties))['"]"#);
+    let read = traceback.frames.iter().rev().find_map(|frame| {
+        let code = frame.code.as_deref()?;
+        let path = config_path.captures(code)?[1].to_string();
+        Some((frame, path))
+    });
+    match read {
+        Some((frame, path)) => {
+            diagnosis.advice.push(format!(
+                "the application reads '{path}' ({}): {}",
+                Traceback::frame_location(frame),
+                path_advice(&path, step)
+            ));
+            diagnosis.evidence.extend(traceback.frame_evidence(frame));
+            diagnosis.evidence.sort_by_key(|evidence| evidence.line);
+            diagnosis.evidence.dedup();
+        }
+        None => diagnosis.advice.push(format!(
+            "a path with a directory ('./conf/app.ini') needs that directory shipped as an archive under that alias (job.pyspark.files: [conf] → ./conf/…); a bare file name needs the file in job.pyspark.files{}",
+            shipped_summary(step)
+        )),
+    }
     diagnosis.advice.push(
         "check what read() returns (the files it did read) and fail when it is empty, so a missing file is reported where it happens".to_string(),
     );

@@ -199,13 +199,16 @@ pub fn diagnose(logs: &[LogText], step: &StepContext) -> Diagnosis {
     let mut primary = findings.remove(0);
     for finding in findings {
         // An application failure is that Python exception, explained: the generic traceback
-        // finding of the same exception line adds nothing.
+        // finding of the same exception (the same line, its copy relayed into another log, or
+        // the exception it raised while handling it in the same log) adds nothing.
         let same_exception = primary.kind.is_application_failure()
             && finding.kind == CauseKind::PythonTraceback
-            && finding
-                .evidence
-                .last()
-                .is_some_and(|raised| primary.evidence.contains(raised));
+            && finding.evidence.last().is_some_and(|raised| {
+                primary
+                    .evidence
+                    .iter()
+                    .any(|evidence| evidence.text == raised.text || evidence.log == raised.log)
+            });
         // A bootstrap diagnosis already includes its inner cause; list each cause once.
         if !same_exception
             && !primary.cause.contains(&finding.cause)

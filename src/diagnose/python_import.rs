@@ -152,38 +152,48 @@ pub(super) fn find_missing_module(logs: &[LogText], step: &StepContext) -> Optio
             "the package {top} itself was imported, but not its module {module}: if that is a compiled module of {top} (its name starts with `_`), {top} was built for another Python than the nodes' or shipped inside a zip, from which compiled modules cannot load; if it is your own, the modules zip lacks that file"
         ));
     }
+    // The archive is shipped but a Python process was not told where it is: that is the fix,
+    // whatever the archive holds.
+    let misplaced = deps.as_ref().and_then(|archive| {
+        let alias = archive.link_name;
+        let driver_path = submit.driver_pythonpath();
+        let executor_path = submit.executor_pythonpath();
+        if on_executor.is_some() && !executor_path.is_some_and(|p| path_names(p, alias)) {
+            Some(format!(
+                "the dependencies archive {} (#{alias}) reaches the driver but not the executors' Python: spark.executorEnv.PYTHONPATH is {}; it must include ./{alias} (emrship's plan sets spark.executorEnv.PYTHONPATH=./{alias}: re-render the step with `emrship plan` rather than editing it)",
+                archive.base_name,
+                show_setting(executor_path)
+            ))
+        } else if on_driver.is_some()
+            && submit.is_cluster_mode()
+            && !driver_path.is_some_and(|p| path_names(p, alias))
+        {
+            Some(format!(
+                "the dependencies archive {} (#{alias}) is not on the driver's Python path: spark.yarn.appMasterEnv.PYTHONPATH is {}; it must include ./{alias} (emrship's plan sets it: re-render the step with `emrship plan`)",
+                archive.base_name,
+                show_setting(driver_path)
+            ))
+        } else {
+            None
+        }
+    });
+    if let Some(advice) = misplaced {
+        diagnosis.advice.push(advice);
+        diagnosis.advice.push(PROVE.to_string());
+        return Some(diagnosis);
+    }
     diagnosis.advice.push(shipped_modules(step, &top));
     match &deps {
-        Some(archive) => {
-            let alias = archive.link_name;
-            let driver_path = submit.driver_pythonpath();
-            let executor_path = submit.executor_pythonpath();
-            if on_executor.is_some() && !executor_path.is_some_and(|p| path_names(p, alias)) {
-                diagnosis.advice.push(format!(
-                    "the dependencies archive {} (#{alias}) reaches the driver but not the executors' Python: spark.executorEnv.PYTHONPATH is {}; it must include ./{alias} (emrship's plan sets spark.executorEnv.PYTHONPATH=./{alias}: re-render the step with `emrship plan` rather than editing it)",
-                    archive.base_name,
-                    show_setting(executor_path)
-                ));
-            } else if on_driver.is_some()
-                && submit.is_cluster_mode()
-                && !driver_path.is_some_and(|p| path_names(p, alias))
-            {
-                diagnosis.advice.push(format!(
-                    "the dependencies archive {} (#{alias}) is not on the driver's Python path: spark.yarn.appMasterEnv.PYTHONPATH is {}; it must include ./{alias} (emrship's plan sets it: re-render the step with `emrship plan`)",
-                    archive.base_name,
-                    show_setting(driver_path)
-                ));
-            } else if on_executor.is_some() && on_driver.is_none() {
-                diagnosis.advice.push(format!(
-                    "the driver imported {top} but the executors did not, although both have ./{alias} on their Python path: a module the driver finds through its own sys.path changes, or one installed on only some nodes, does not reach the executors; ship it with the job"
-                ));
-            } else {
-                diagnosis.advice.push(format!(
-                    "the dependencies archive {} (#{alias}) was shipped and is on the Python path, so {top} is not in it",
-                    archive.base_name
-                ));
-            }
+        Some(archive) if on_executor.is_some() && on_driver.is_none() => {
+            diagnosis.advice.push(format!(
+                "the driver imported {top} but the executors did not, although both have ./{} on their Python path: a module the driver finds through its own sys.path changes, or one installed on only some nodes, does not reach the executors; ship it with the job",
+                archive.link_name
+            ))
         }
+        Some(archive) => diagnosis.advice.push(format!(
+            "the dependencies archive {} (#{}) was shipped and is on the Python path, so {top} is not in it",
+            archive.base_name, archive.link_name
+        )),
         None if submit.is_python_app() => diagnosis.advice.push(
             "the step shipped no dependencies archive (no --archives entry on PYTHONPATH): third-party packages come only from the node's own Python".to_string(),
         ),
@@ -318,6 +328,7 @@ pub(super) fn find_native_module(logs: &[LogText], step: &StepContext) -> Option
                     "Exec format",
                     "numpy",
                     "NumPy",
+                    "The Python version is",
                     "Original error was",
                 ],
             ) || line.contains("emrship-job")
@@ -419,8 +430,7 @@ pub(super) fn find_native_module(logs: &[LogText], step: &StepContext) -> Option
         NativeKind::Symbol(symbol) if symbol.starts_with("_Py") || symbol.starts_with("Py") => {
             let built = extension
                 .as_ref()
-                .and_then(|(python, _)| *python)
-                .map(|(major, minor)| format!(" (its file is tagged cpython-{major}{minor})"))
+                .map(|((major, minor), _)| format!(" (its file is tagged cpython-{major}{minor})"))
                 .unwrap_or_default();
             format!(
                 "{what} has a compiled module built for another Python version than the nodes' {}{built}: undefined symbol {symbol}",
@@ -439,8 +449,7 @@ pub(super) fn find_native_module(logs: &[LogText], step: &StepContext) -> Option
         NativeKind::CannotOpen => {
             let built = extension
                 .as_ref()
-                .and_then(|(_, arch)| arch.clone())
-                .map(|arch| format!(" (its file is tagged {arch})"))
+                .map(|(_, arch)| format!(" (its file is tagged {arch})"))
                 .unwrap_or_default();
             format!(
                 "{what} has a compiled module the node cannot load although it was shipped{built}: most likely built for another CPU architecture than the {} nodes",
@@ -483,6 +492,14 @@ pub(super) fn find_native_module(logs: &[LogText], step: &StepContext) -> Option
             diagnosis.evidence.push(line);
         }
     }
+    // In the order the lines were logged, log by log.
+    let log_order: Vec<String> = logs.iter().map(|log| log.name.clone()).collect();
+    diagnosis.evidence.sort_by_key(|evidence| {
+        (
+            log_order.iter().position(|name| *name == evidence.log),
+            evidence.line,
+        )
+    });
 
     let target = target_description(step, node_python);
     let package_name = package.clone().unwrap_or_else(|| "the package".to_string());
@@ -546,13 +563,10 @@ fn target_description(step: &StepContext, python: Option<(u32, u32)>) -> String 
 
 /// The Python and CPU in an extension module's file name
 /// (`_x.cpython-311-aarch64-linux-gnu.so` → 3.11, aarch64).
-fn extension_tag(path: &str) -> Option<(Option<(u32, u32)>, Option<String>)> {
+fn extension_tag(path: &str) -> Option<((u32, u32), String)> {
     let tag = regex(r"\.cpython-(\d)(\d+)[a-z]*-([a-z0-9_]+)-linux-gnu\.so");
     let c = tag.captures(path.rsplit('/').next()?)?;
-    Some((
-        Some((c[1].parse().ok()?, c[2].parse().ok()?)),
-        Some(c[3].to_string()),
-    ))
+    Some(((c[1].parse().ok()?, c[2].parse().ok()?), c[3].to_string()))
 }
 
 /// The package a shared object belongs to: the directory under the dependencies folder
@@ -682,7 +696,7 @@ ModuleNotFoundError: No module named 'shapely'
             "the application's Python found no module named 'shapely' on the executors only (the driver imported it)"
         );
         assert!(
-            diagnosis.advice[1].contains("reaches the driver but not the executors' Python: spark.executorEnv.PYTHONPATH is not set; it must include ./emrship_deps"),
+            diagnosis.advice[0].contains("reaches the driver but not the executors' Python: spark.executorEnv.PYTHONPATH is not set; it must include ./emrship_deps"),
             "{:?}",
             diagnosis.advice
         );
@@ -810,7 +824,7 @@ ImportError: /lib64/libc.so.6: version `GLIBC_2.38' not found (required by /mnt/
         assert_eq!(package_of("libgfortran.so.5", &step), None);
         assert_eq!(
             extension_tag("/x/_cffi_backend.cpython-311-aarch64-linux-gnu.so"),
-            Some((Some((3, 11)), Some("aarch64".to_string())))
+            Some(((3, 11), "aarch64".to_string()))
         );
     }
 }
