@@ -328,7 +328,8 @@ impl StepContext {
         match self.release_major() {
             Some(major) if major >= 8 || (major == 7 && minor >= 1) => vec![(3, 9), (3, 11)],
             Some(7) => vec![(3, 9)],
-            Some(5 | 6) => vec![(3, 7)],
+            // emr-5.x's python3 minor is not confirmed (shared/research/user-apps.md): unknown.
+            Some(6) => vec![(3, 7)],
             _ => Vec::new(),
         }
     }
