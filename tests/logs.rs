@@ -77,6 +77,79 @@ fn match_rate_step_args() -> Vec<String> {
     .to_vec()
 }
 
+const APP_PREFIX: &str = "s3://example-ads-data/emrship/sessions";
+
+/// The step `emrship plan` renders for a PySpark application: its modules zipped for
+/// `--py-files`, its config file with `--files`, its dependencies as an archive on both
+/// PYTHONPATHs. `executor_pythonpath: false` leaves the executors' PYTHONPATH out, as a
+/// hand-edited step might.
+fn pyspark_step_args(executor_pythonpath: bool) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "spark-submit",
+        "--deploy-mode",
+        "cluster",
+        "--master",
+        "yarn",
+        "--name",
+        "sessions 2024-11-20",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut option = |flag: &str, value: String| {
+        args.push(flag.to_string());
+        args.push(value);
+    };
+    option(
+        "--py-files",
+        format!("{APP_PREFIX}/modules-5e1f0c2a9b7d.zip"),
+    );
+    option("--files", format!("{APP_PREFIX}/files/3c9a/app.ini"));
+    option(
+        "--archives",
+        format!("{APP_PREFIX}/deps-8f3e2a1b4c5d.zip#emrship_deps"),
+    );
+    option(
+        "--conf",
+        "spark.yarn.appMasterEnv.PYTHONPATH=./emrship_deps".into(),
+    );
+    if executor_pythonpath {
+        option(
+            "--conf",
+            "spark.executorEnv.PYTHONPATH=./emrship_deps".into(),
+        );
+    }
+    option(
+        "--conf",
+        "spark.yarn.appMasterEnv.PYSPARK_PYTHON=/usr/bin/python3.9".into(),
+    );
+    option(
+        "--conf",
+        "spark.executorEnv.PYSPARK_PYTHON=/usr/bin/python3.9".into(),
+    );
+    args.push(format!("{APP_PREFIX}/main-77aa.py"));
+    args.extend(["--date".to_string(), "2024-11-20".to_string()]);
+    args
+}
+
+/// The step `emrship plan` renders for a JVM application.
+fn jvm_step_args() -> Vec<String> {
+    [
+        "spark-submit".to_string(),
+        "--deploy-mode".into(),
+        "cluster".into(),
+        "--master".into(),
+        "yarn".into(),
+        "--class".into(),
+        "com.example.sessions.Main".into(),
+        "--jars".into(),
+        format!("{APP_PREFIX}/jars/commons-csv-1.10.0-77c2.jar"),
+        format!("{APP_PREFIX}/sessions-app-3e4f.jar"),
+        "--date".into(),
+        "2024-11-20".into(),
+    ]
+    .to_vec()
+}
+
 struct Cluster {
     moto: Arc<Moto>,
     bucket: String,
@@ -90,8 +163,18 @@ const EXECUTOR: &str = "container_1732168000000_0001_01_000002";
 
 impl Cluster {
     /// A bucket and a cluster logging to it (as `s3n://`, the way EMR reports it) with `steps`
-    /// steps, oldest first.
+    /// match-rate steps, oldest first.
     async fn start(bucket: &str, release: &str, steps: usize) -> Cluster {
+        Cluster::start_with_step(bucket, release, steps, match_rate_step_args()).await
+    }
+
+    /// The same with steps of these spark-submit args.
+    async fn start_with_step(
+        bucket: &str,
+        release: &str,
+        steps: usize,
+        step_args: Vec<String>,
+    ) -> Cluster {
         let moto = moto();
         let config = moto.sdk_config().await;
         moto.s3()
@@ -139,7 +222,7 @@ impl Cluster {
                         .hadoop_jar_step(
                             HadoopJarStepConfig::builder()
                                 .jar("command-runner.jar")
-                                .set_args(Some(match_rate_step_args()))
+                                .set_args(Some(step_args.clone()))
                                 .build(),
                         )
                         .build(),
@@ -173,11 +256,14 @@ impl Cluster {
 
     /// The step's own logs, as a failed cluster-mode spark-submit leaves them.
     async fn put_failed_step_logs(&self, step: &str) {
-        self.put_log(
-            &format!("steps/{step}/stderr"),
-            &fixture("step-stderr-cluster-mode-failed.log"),
-        )
-        .await;
+        self.put_step_logs(step, "step-stderr-cluster-mode-failed.log")
+            .await;
+    }
+
+    /// The step's stderr from `stderr_fixture`, and its controller log.
+    async fn put_step_logs(&self, step: &str, stderr_fixture: &str) {
+        self.put_log(&format!("steps/{step}/stderr"), &fixture(stderr_fixture))
+            .await;
         self.put_log(
             &format!("steps/{step}/controller"),
             &fixture("step-controller.log"),
@@ -561,4 +647,287 @@ async fn huge_logs_are_read_to_their_tail() {
         .as_str()
         .unwrap()
         .ends_with("Shutdown hook called"));
+}
+
+fn diagnosis_lines(diagnosis: &Value) -> Vec<(String, u64)> {
+    diagnosis["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["log"].as_str().unwrap().to_string(),
+                e["line"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn advice(diagnosis: &Value) -> Vec<String> {
+    diagnosis["advice"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn pyspark_module_missing_on_the_executors_points_at_their_pythonpath() {
+    let cluster =
+        Cluster::start_with_step("logs-app-module", "emr-7.5.0", 1, pyspark_step_args(false)).await;
+    let step = &cluster.steps[0];
+    cluster
+        .put_step_logs(step, "pyspark-step-stderr-cluster-mode-failed.log")
+        .await;
+    for (container, file, name) in [
+        (DRIVER, "stderr", "module-driver-stderr.log"),
+        (DRIVER, "stdout", "module-driver-stdout.log"),
+        (EXECUTOR, "stderr", "module-executor-stderr.log"),
+    ] {
+        cluster
+            .put_log(
+                &format!("containers/{APP}/{container}/{file}"),
+                &fixture(name),
+            )
+            .await;
+    }
+    let output = cluster.logs(&[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("Probable cause: the application's Python found no module named 'shapely' on the executors only (the driver imported it)"),
+        "{text}"
+    );
+    // Quoted from the executor's own log, not from the copies relayed into the driver's.
+    assert!(
+        text.contains(&format!(
+            "containers/{APP}/{EXECUTOR}/stderr.gz line 20: ModuleNotFoundError: No module named 'shapely'"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("the dependencies archive deps-8f3e2a1b4c5d.zip (#emrship_deps) reaches the driver but not the executors' Python: spark.executorEnv.PYTHONPATH is not set; it must include ./emrship_deps"),
+        "{text}"
+    );
+    // That is the fix, whatever the archive holds: no advice to add the package.
+    assert!(!text.contains("add it to job.pyspark.modules"), "{text}");
+    // The generic "driver raised" reading of the same exception is not repeated.
+    assert!(
+        !text.contains("the Spark driver raised ModuleNotFoundError"),
+        "{text}"
+    );
+
+    // With the executors' PYTHONPATH set, the archive simply lacks the package.
+    let cluster =
+        Cluster::start_with_step("logs-app-module-2", "emr-7.5.0", 1, pyspark_step_args(true))
+            .await;
+    let step = &cluster.steps[0];
+    cluster
+        .put_step_logs(step, "pyspark-step-stderr-cluster-mode-failed.log")
+        .await;
+    cluster
+        .put_log(
+            &format!("containers/{APP}/{EXECUTOR}/stderr"),
+            &fixture("module-executor-stderr.log"),
+        )
+        .await;
+    let document = cluster.logs_json(&[]);
+    assert_eq!(
+        advice(&document["diagnosis"]),
+        vec![
+            "the modules zip modules-5e1f0c2a9b7d.zip was shipped with --py-files (its contents are not in the logs): is 'shapely' listed under job.pyspark.modules or in the requirements?".to_string(),
+            "the driver imported shapely but the executors did not, although both have ./emrship_deps on their Python path: a module the driver finds through its own sys.path changes, or one installed on only some nodes, does not reach the executors; ship it with the job".to_string(),
+            "add it to job.pyspark.modules if 'shapely' is your own code, or to the requirements if it is a package (`shapely`), then prove the fix with `emrship run <spec> --local` (the same step arguments and zips under real Spark), then `emrship deploy` and submit again".to_string(),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn numpy_built_for_a_newer_glibc_names_the_package_and_both_versions() {
+    let cluster =
+        Cluster::start_with_step("logs-app-native", "emr-7.5.0", 1, pyspark_step_args(true)).await;
+    let step = &cluster.steps[0];
+    cluster
+        .put_step_logs(step, "pyspark-step-stderr-cluster-mode-failed.log")
+        .await;
+    cluster
+        .put_log(
+            &format!("containers/{APP}/{DRIVER}/stderr"),
+            &fixture("native-driver-stderr.log"),
+        )
+        .await;
+    cluster
+        .put_log(
+            &format!("containers/{APP}/{DRIVER}/stdout"),
+            &fixture("native-driver-stdout.log"),
+        )
+        .await;
+    let document = cluster.logs_json(&[]);
+    let diagnosis = &document["diagnosis"];
+    assert_eq!(diagnosis["kind"], "native_module_does_not_fit");
+    assert_eq!(
+        diagnosis["cause"],
+        "numpy 1.26.4 has a compiled module built for a newer Linux: it needs glibc 2.38 but emr-7.5.0 nodes run Amazon Linux 2023 with glibc 2.34"
+    );
+    let stdout_log = format!("containers/{APP}/{DRIVER}/stdout.gz");
+    // The loader's error, then numpy's own account of it (which Python, which numpy).
+    assert_eq!(
+        diagnosis_lines(diagnosis),
+        vec![
+            (stdout_log.clone(), 8),
+            (stdout_log.clone(), 27),
+            (stdout_log.clone(), 37),
+            (stdout_log.clone(), 38),
+            (stdout_log.clone(), 43),
+        ]
+    );
+    // m5.2xlarge nodes: x86_64; emr-7.5.0: Amazon Linux 2023, and the step's Python 3.9.
+    assert_eq!(
+        advice(diagnosis)[0],
+        "pin a version of numpy that has a wheel the nodes support: manylinux_2_34 or older (Amazon Linux 2023, glibc 2.34), x86_64, cp39"
+    );
+    assert!(advice(diagnosis)[1].starts_with("`emrship deploy` checks every wheel's glibc tag"));
+    // Not mistaken for emrship's own binary.
+    assert!(!document.to_string().contains("emrship-job needs glibc"));
+}
+
+#[tokio::test]
+async fn config_file_silently_skipped_says_where_files_land() {
+    let cluster =
+        Cluster::start_with_step("logs-app-config", "emr-7.5.0", 1, pyspark_step_args(true)).await;
+    let step = &cluster.steps[0];
+    cluster
+        .put_step_logs(step, "pyspark-step-stderr-cluster-mode-failed.log")
+        .await;
+    cluster
+        .put_log(
+            &format!("containers/{APP}/{DRIVER}/stderr"),
+            &fixture("config-driver-stderr.log"),
+        )
+        .await;
+    cluster
+        .put_log(
+            &format!("containers/{APP}/{DRIVER}/stdout"),
+            &fixture("config-driver-stdout.log"),
+        )
+        .await;
+    let output = cluster.logs(&[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("Probable cause: the application's configuration has no section 'data_source' (raised by the driver in load_settings (settings.py:11)): configparser.read() skips a file it cannot open without an error"),
+        "{text}"
+    );
+    assert!(
+        text.contains("each --files entry is linked there under its base name (or #alias)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the application reads './data/app.ini' (main-77aa.py:14): nothing is shipped under the name data: a path with a directory needs that directory shipped as an archive under that alias: list it in job.pyspark.files (`files: [data]` → `--archives …#data`), so that ./data/app.ini exists in every container; the step shipped --files app.ini and --archives deps-8f3e2a1b4c5d.zip#emrship_deps; app.ini itself is shipped with --files (s3://example-ads-data/emrship/sessions/files/3c9a/app.ini), but by base name: it is ./app.ini, not ./data/app.ini"),
+        "{text}"
+    );
+    let stdout_log = format!("containers/{APP}/{DRIVER}/stdout.gz");
+    assert!(
+        text.contains(&format!("{stdout_log} line 7:   File ")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{stdout_log} line 11: KeyError: 'data_source'")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn jvm_app_compiled_for_a_newer_java_names_both_versions() {
+    let cluster = Cluster::start_with_step("logs-app-java", "emr-7.5.0", 1, jvm_step_args()).await;
+    let step = &cluster.steps[0];
+    cluster
+        .put_step_logs(step, "jvm-step-stderr-cluster-mode-failed.log")
+        .await;
+    cluster
+        .put_log(
+            &format!("containers/{APP}/{DRIVER}/stderr"),
+            &fixture("jvm-class-version-driver-stderr.log"),
+        )
+        .await;
+    let document = cluster.logs_json(&[]);
+    let diagnosis = &document["diagnosis"];
+    assert_eq!(diagnosis["kind"], "java_version_mismatch");
+    assert_eq!(
+        diagnosis["cause"],
+        "com.example.sessions.Main was compiled for Java 21 (class file version 65) but the JVM of emr-7.5.0 runs Java 17 (class file version 61)"
+    );
+    assert_eq!(
+        diagnosis_lines(diagnosis),
+        vec![(format!("containers/{APP}/{DRIVER}/stderr.gz"), 5)]
+    );
+    assert!(
+        advice(diagnosis)[0].starts_with("compile the application jar (sessions-app-3e4f.jar) for Java 17: `javac --release 17`, Maven `<maven.compiler.release>17</maven.compiler.release>`"),
+        "{:?}",
+        advice(diagnosis)
+    );
+}
+
+#[tokio::test]
+async fn jvm_dependency_class_missing_names_the_jars_shipped() {
+    let cluster = Cluster::start_with_step("logs-app-class", "emr-7.5.0", 1, jvm_step_args()).await;
+    let step = &cluster.steps[0];
+    cluster
+        .put_step_logs(step, "jvm-step-stderr-cluster-mode-failed.log")
+        .await;
+    cluster
+        .put_log(
+            &format!("containers/{APP}/{DRIVER}/stderr"),
+            &fixture("jvm-missing-class-driver-stderr.log"),
+        )
+        .await;
+    let output = cluster.logs(&[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("Probable cause: the class org.yaml.snakeyaml.LoaderOptions is on no jar of the application's classpath: a dependency jar is missing from --jars"),
+        "{text}"
+    );
+    // The exception, and the application's own frame that needed the class.
+    assert!(
+        text.contains(&format!(
+            "containers/{APP}/{DRIVER}/stderr.gz line 13: \tat com.example.sessions.Settings$.load(Settings.scala:18)"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("the step shipped --jars commons-csv-1.10.0-77c2.jar: add the jar that holds org.yaml.snakeyaml.LoaderOptions to the application's jars in the spec"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn python_interpreter_the_nodes_lack() {
+    let mut args = pyspark_step_args(true);
+    for arg in args.iter_mut() {
+        *arg = arg.replace("python3.9", "python3.11");
+    }
+    let cluster = Cluster::start_with_step("logs-app-python", "emr-6.15.0", 1, args).await;
+    let step = &cluster.steps[0];
+    cluster
+        .put_step_logs(step, "pyspark-step-stderr-cluster-mode-failed.log")
+        .await;
+    cluster
+        .put_log(
+            &format!("containers/{APP}/{DRIVER}/stderr"),
+            &fixture("interpreter-driver-stderr.log"),
+        )
+        .await;
+    let document = cluster.logs_json(&[]);
+    let diagnosis = &document["diagnosis"];
+    assert_eq!(diagnosis["kind"], "python_interpreter_missing");
+    assert_eq!(
+        diagnosis["cause"],
+        "the Python interpreter /usr/bin/python3.11 the step names does not exist on the nodes (the driver could not start it)"
+    );
+    assert_eq!(
+        advice(diagnosis)[0],
+        "/usr/bin/python3.11 is Python 3.11: emr-6.15.0 nodes have Python 3.7; choose a release whose nodes have Python 3.11 (emr-7.1.0 or later) or set the spec's `python:` to a version the nodes have, then `emrship plan` and submit again"
+    );
 }

@@ -57,6 +57,12 @@ pub(super) fn find(logs: &[LogText], step: &StepContext) -> Option<Diagnosis> {
             if !mentions(line, &["GLIBC_", "xec format", "126", "127", "emrship-job"]) {
                 continue;
             }
+            // Only emrship-job's own failures: a user's program or a shipped Python package's
+            // compiled module (`….so`) is the native-module diagnosis, and on a step that does
+            // not run emrship-job an exit code says nothing about it.
+            if !line.contains("emrship-job") && (!step.native || line.contains(".so")) {
+                continue;
+            }
             if let Some(c) = glibc.captures(line) {
                 let version = (c[1].parse().unwrap_or(0), c[2].parse().unwrap_or(0));
                 needed = needed.max(Some(version));

@@ -9,16 +9,20 @@
 //! and the others are listed as "also seen".
 
 mod access;
+mod app_files;
 mod binary;
 mod bootstrap;
 mod context;
 mod job;
+mod jvm_app;
 mod memory;
+mod python_import;
+mod pytrace;
 mod traceback;
 
 use serde::Serialize;
 
-pub use context::{parse_spark_memory_mib, MemorySettings, StepContext};
+pub use context::{parse_spark_memory_mib, MemorySettings, Shipped, StepContext, SubmitArgs};
 
 /// One log's text as fetched (possibly only its tail).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +89,12 @@ impl std::fmt::Display for Evidence {
 pub enum CauseKind {
     BootstrapAction,
     BinaryDoesNotFit,
+    PythonInterpreterMissing,
+    NativeModuleDoesNotFit,
+    JavaVersionMismatch,
+    JvmClassMissing,
+    PythonModuleMissing,
+    AppFileMissing,
     ContainerMemory,
     JvmHeap,
     S3AccessDenied,
@@ -92,6 +102,22 @@ pub enum CauseKind {
     JobError,
     PythonTraceback,
     Unknown,
+}
+
+impl CauseKind {
+    /// A failure of the user's own application (its imports, classes, files, interpreter), as
+    /// opposed to the cluster, the resources or emrship's own job.
+    pub fn is_application_failure(self) -> bool {
+        matches!(
+            self,
+            CauseKind::PythonInterpreterMissing
+                | CauseKind::NativeModuleDoesNotFit
+                | CauseKind::JavaVersionMismatch
+                | CauseKind::JvmClassMissing
+                | CauseKind::PythonModuleMissing
+                | CauseKind::AppFileMissing
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -144,10 +170,19 @@ impl Diagnosis {
 
 /// The most probable cause of the failure the logs show, from the most specific finding.
 pub fn diagnose(logs: &[LogText], step: &StepContext) -> Diagnosis {
-    // Most specific first: each later finding is usually a consequence of an earlier one.
+    // Most specific first: each later finding is usually a consequence of an earlier one. The
+    // failures of a user's application (an import, a class, a file) end the application where
+    // they happen, so they come before the memory and access findings a failing run also logs,
+    // and before the generic Python traceback they are a case of.
     let mut findings: Vec<Diagnosis> = [
         bootstrap::find(logs, step),
         binary::find(logs, step),
+        app_files::find_missing_interpreter(logs, step),
+        python_import::find_native_module(logs, step),
+        jvm_app::find_class_version(logs, step),
+        jvm_app::find_missing_class(logs, step),
+        python_import::find_missing_module(logs, step),
+        app_files::find_missing_file(logs, step),
         memory::find_container_kill(logs, step),
         memory::find_jvm_heap(logs, step),
         access::find(logs),
@@ -163,8 +198,22 @@ pub fn diagnose(logs: &[LogText], step: &StepContext) -> Diagnosis {
     }
     let mut primary = findings.remove(0);
     for finding in findings {
+        // An application failure is that Python exception, explained: the generic traceback
+        // finding of the same exception (the same line, its copy relayed into another log, or
+        // the exception it raised while handling it in the same log) adds nothing.
+        let same_exception = primary.kind.is_application_failure()
+            && finding.kind == CauseKind::PythonTraceback
+            && finding.evidence.last().is_some_and(|raised| {
+                primary
+                    .evidence
+                    .iter()
+                    .any(|evidence| evidence.text == raised.text || evidence.log == raised.log)
+            });
         // A bootstrap diagnosis already includes its inner cause; list each cause once.
-        if !primary.cause.contains(&finding.cause) && !primary.also.contains(&finding.cause) {
+        if !same_exception
+            && !primary.cause.contains(&finding.cause)
+            && !primary.also.contains(&finding.cause)
+        {
             primary.also.push(finding.cause);
         }
     }
