@@ -164,7 +164,7 @@ pub fn assert_threads_agree_with_the_plan(markers: &Path, planned: &[String]) {
     let executor_cores: usize = value_after(planned, "--executor-cores").parse().unwrap();
     let driver_cores: usize = value_after(planned, "--driver-cores").parse().unwrap();
     assert!(
-        task_cpus >= 1 && executor_cores % task_cpus == 0,
+        task_cpus >= 1 && executor_cores.is_multiple_of(task_cpus),
         "{planned:?}"
     );
     let invocations = std::fs::read_to_string(markers.join("invocations")).unwrap();
