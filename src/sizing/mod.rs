@@ -634,10 +634,12 @@ pub fn size_auto_with_driver(
         driver_request,
         &mut arithmetic,
     );
-    if driver.slice.cores == 0
-        || driver.slice.cores > vcpu
-        || driver.slice.memory_mib > yarn_memory_mib
-    {
+    if driver_request.cores == Some(0) || driver_request.memory_mib == Some(0) {
+        return Err(SizingProblem::ZeroValue {
+            field: zero_driver_field(driver_request),
+        });
+    }
+    if driver.slice.cores > vcpu || driver.slice.memory_mib > yarn_memory_mib {
         return Err(SizingProblem::DriverTooLarge {
             cores: driver.slice.cores,
             memory_mib: driver.slice.memory_mib,
@@ -949,7 +951,11 @@ pub fn check_explicit_with_driver(
             &mut arithmetic,
         )
     };
-    if !driver_request.is_default()
+    if driver_request.cores == Some(0) || driver_request.memory_mib == Some(0) {
+        problems.push(SizingProblem::ZeroValue {
+            field: zero_driver_field(driver_request),
+        });
+    } else if !driver_request.is_default()
         && (driver.slice.cores > vcpu || driver.slice.memory_mib > yarn_memory_mib)
     {
         problems.push(SizingProblem::DriverTooLarge {
@@ -1046,6 +1052,14 @@ pub fn check_explicit_with_driver(
         utilization,
         arithmetic,
     })
+}
+
+fn zero_driver_field(request: &DriverRequest) -> &'static str {
+    if request.cores == Some(0) {
+        "driver.cores"
+    } else {
+        "driver.memory"
+    }
 }
 
 fn utilization(
@@ -1635,6 +1649,43 @@ mod tests {
             }
         );
         assert!(problem.to_string().contains("make the driver smaller"));
+    }
+
+    #[test]
+    fn a_zero_driver_request_is_a_zero_value() {
+        let zero_cores = DriverRequest {
+            cores: Some(0),
+            ..DriverRequest::default()
+        };
+        assert_eq!(
+            size_auto_with_driver(
+                instance("m5.xlarge"),
+                2,
+                DeployMode::Cluster,
+                Workload::Jvm,
+                &zero_cores,
+            ),
+            Err(SizingProblem::ZeroValue {
+                field: "driver.cores"
+            })
+        );
+        let zero_memory = DriverRequest {
+            memory_mib: Some(0),
+            ..DriverRequest::default()
+        };
+        assert_eq!(
+            check_explicit_with_driver(
+                instance("m5.xlarge"),
+                2,
+                DeployMode::Cluster,
+                Workload::Jvm,
+                &explicit(1, 1, 1024),
+                &zero_memory,
+            ),
+            Err(vec![SizingProblem::ZeroValue {
+                field: "driver.memory"
+            }])
+        );
     }
 
     #[test]
