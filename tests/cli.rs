@@ -121,6 +121,53 @@ fn size_prints_the_arithmetic() {
     );
 }
 
+/// Issue 12: on every example spec's cluster (with its overlays, and with the hand-pinned
+/// streaming spec switched to `executors: auto`), the default sizing keeps at least 80% of the
+/// worker vCPUs and 85% of their YARN memory in executors, and the plan shows it.
+#[test]
+fn every_example_plan_shows_the_utilization_of_the_default_sizing() {
+    let examples: &[&[&str]] = &[
+        &["job-specs/match-rate.yaml"],
+        &["job-specs/match-rate.yaml", "-f", "job-specs/envs/dev.yaml"],
+        &[
+            "job-specs/match-rate.yaml",
+            "-f",
+            "job-specs/envs/prod.yaml",
+        ],
+        &["job-specs/pageview-rollup.yaml"],
+        &[
+            "job-specs/streaming-events.yaml",
+            "--set",
+            "spark.executors=auto",
+        ],
+    ];
+    for example in examples {
+        let mut args = vec!["plan", "--date", "2026-11-20"];
+        args.extend_from_slice(example);
+        let text = emrship(&args);
+        assert!(
+            text.status.success(),
+            "{example:?}: {}",
+            String::from_utf8_lossy(&text.stderr)
+        );
+        let text = String::from_utf8(text.stdout).unwrap();
+        assert!(
+            text.contains("utilization: executors hold "),
+            "{example:?}: {text}"
+        );
+        args.extend_from_slice(&["--format", "json"]);
+        let output = emrship(&args);
+        let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let utilization = &plan["sizing"]["utilization"];
+        let vcpu = utilization["vcpu_percent"].as_f64().unwrap();
+        let memory = utilization["memory_percent"].as_f64().unwrap();
+        assert!(vcpu >= 80.0, "{example:?}: {utilization}");
+        assert!(memory >= 85.0, "{example:?}: {utilization}");
+        assert_eq!(utilization["driver_vcpu"], 1, "{example:?}: {utilization}");
+        assert_eq!(plan["sizing"]["task_cpus"], 1, "{example:?}");
+    }
+}
+
 #[test]
 fn size_rejects_an_unknown_type_with_a_suggestion() {
     let output = emrship(&["size", "--instance-type", "r5.4xlarg"]);

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::spark::{
-    assert_same_as_local, files_under, job_bin, localize_step, planned_step_args, rendered_driver,
-    replace_flag, run_ok, spark_submit_command, tail, timed, write_bundle, write_faulty_bundle,
+    assert_same_as_local, assert_threads_agree_with_the_plan, files_under, job_bin, localize_step,
+    planned_step_args, rendered_driver, replace_flag, run_ok, spark_submit_command, tail, timed,
+    write_bundle, write_faulty_bundle,
 };
 
 const SPEC: &str = "job-specs/pageview-rollup.yaml";
@@ -246,6 +247,7 @@ fn spark_engine_matches_local_engine_survives_failed_attempts_and_fails_cleanly(
             "no {mode} attempt was made to fail: the fault injection did not run"
         );
     }
+    assert_threads_agree_with_the_plan(&markers, &planned_step_args(SPEC, &[]));
     assert_same_as_local(
         &want,
         &documents(&faulty.output),

@@ -12,8 +12,9 @@ use std::process::Command;
 use arrow_array::{Array, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray};
 use arrow_schema::DataType;
 use common::spark::{
-    assert_same_as_local, files_under, job_bin, localize_step, planned_step_args, rendered_driver,
-    replace_flag, run_ok, spark_submit_command, timed, write_bundle, write_faulty_bundle,
+    assert_same_as_local, assert_threads_agree_with_the_plan, files_under, job_bin, localize_step,
+    planned_step_args, rendered_driver, replace_flag, run_ok, spark_submit_command, timed,
+    write_bundle, write_faulty_bundle,
 };
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -221,6 +222,7 @@ fn spark_engine_matches_local_engine_and_survives_failed_attempts() {
             "no {mode} attempt was made to fail: the fault injection did not run"
         );
     }
+    assert_threads_agree_with_the_plan(&markers, &planned_step_args(SPEC, &[]));
     assert_same_tables(&local_sink, &faulty.sink, "spark run with failed attempts");
     assert_eq!(
         files_under(&faulty.staging),

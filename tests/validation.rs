@@ -1021,15 +1021,19 @@ fn executors_that_fit_beside_the_driver() {
 }
 
 #[test]
-fn auto_sizing_with_no_room_beside_the_driver() {
-    // One c5.xlarge holds one executor container, which the cluster-mode driver takes.
-    let report = check(&base_with(
+fn auto_sizing_on_one_small_node_puts_the_driver_beside_an_executor() {
+    // One c5.xlarge (4 vCPU): the 1-vCPU driver's container sits beside a 3-core executor
+    // instead of taking the node's only executor slot.
+    let (plan, report) = resolves(&base_with(
         CORE,
         "  core: { instance_type: c5.xlarge, count: 1 }\n",
     ));
-    report.assert_codes(&["spec::executors-do-not-fit"]);
-    assert!(report.rendered.contains("use at least 2 nodes"));
-    insta::assert_snapshot!(report.rendered);
+    report.assert_codes(&[]);
+    let sizing = plan.spark.sizing.expect("auto sizing");
+    assert_eq!(sizing.executor_instances, 1);
+    assert_eq!(sizing.executor_cores, 3);
+    assert_eq!(sizing.driver_cores, 1);
+    assert_eq!(sizing.utilization.executor_vcpu, 3);
 }
 
 #[test]

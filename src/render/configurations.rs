@@ -91,6 +91,9 @@ pub fn derived_spark_properties(plan: &JobPlan) -> IndexMap<String, String> {
             "spark.executor.memoryOverhead".into(),
             format_spark_mib(sizing.executor_memory_overhead_mib),
         );
+        // The driver template passes each task's emrship-job `--threads <spark.task.cpus>`:
+        // rendering it keeps the threads and the executor cores in agreement.
+        properties.insert("spark.task.cpus".into(), sizing.task_cpus.to_string());
         properties.insert("spark.driver.cores".into(), sizing.driver_cores.to_string());
         properties.insert(
             "spark.driver.memory".into(),

@@ -1232,6 +1232,7 @@ impl Resolver<'_> {
                             "spec::executor-too-large"
                         }
                         sizing::SizingProblem::TooManyCores { .. } => "spec::executor-cores",
+                        sizing::SizingProblem::DriverTooLarge { .. } => "spec::driver-too-large",
                         sizing::SizingProblem::DoesNotFit { .. } => "spec::executors-do-not-fit",
                         sizing::SizingProblem::NoWorkerNodes => "spec::no-workers",
                         sizing::SizingProblem::ZeroValue { .. } => "spec::zero-executors",

@@ -117,13 +117,14 @@ pub fn write_bundle(zip_path: &Path, binary: &[u8]) {
 
 /// A bundle whose `emrship-job` fails the first `map` and the first `reduce` invocation after
 /// running it for real (the reduce has staged its file), then behaves normally. `markers`
-/// records which modes were failed.
+/// records which modes were failed, and `markers/invocations` the arguments of every call.
 pub fn write_faulty_bundle(zip_path: &Path, markers: &Path) {
     std::fs::create_dir_all(markers).unwrap();
     let wrapper = format!(
         r#"#!/bin/sh
 # Fails the first `map` and the first `reduce` invocation after running it for real.
 mode="$2"
+printf '%s\n' "$*" >> "{markers}/invocations"
 case "$mode" in
     map|reduce)
         if mkdir "{markers}/$mode-failed" 2>/dev/null; then
@@ -138,6 +139,59 @@ exec "{real}" "$@"
         real = job_bin().display()
     );
     write_bundle(zip_path, wrapper.as_bytes());
+}
+
+/// The value after `flag` in `args`.
+fn value_after<'a>(args: &'a [String], flag: &str) -> &'a str {
+    let i = args
+        .iter()
+        .position(|a| a == flag)
+        .unwrap_or_else(|| panic!("{flag} not in the step args {args:?}"));
+    &args[i + 1]
+}
+
+/// The threads every `emrship-job` process used (recorded by the faulty bundle in `markers`)
+/// agree with the cores the planned step asks YARN for: each map/reduce task process runs
+/// `--threads <spark.task.cpus>`, and the executor cores are a whole number of tasks, so an
+/// executor's processes use exactly its cores; the driver's steps use the driver's cores.
+pub fn assert_threads_agree_with_the_plan(markers: &Path, planned: &[String]) {
+    let task_cpus: usize = planned
+        .iter()
+        .find_map(|a| a.strip_prefix("spark.task.cpus="))
+        .expect("the step sets spark.task.cpus")
+        .parse()
+        .unwrap();
+    let executor_cores: usize = value_after(planned, "--executor-cores").parse().unwrap();
+    let driver_cores: usize = value_after(planned, "--driver-cores").parse().unwrap();
+    assert!(
+        task_cpus >= 1 && executor_cores.is_multiple_of(task_cpus),
+        "{planned:?}"
+    );
+    let invocations = std::fs::read_to_string(markers.join("invocations")).unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    for line in invocations.lines() {
+        let words: Vec<&str> = line.split(' ').collect();
+        let mode = words[1];
+        let threads: Vec<usize> = words
+            .windows(2)
+            .filter(|pair| pair[0] == "--threads")
+            .map(|pair| pair[1].parse().unwrap())
+            .collect();
+        let want = match mode {
+            "map" | "reduce" => vec![task_cpus],
+            "list-inputs" | "finalize" => vec![driver_cores],
+            // `clean` only deletes staged files.
+            _ => continue,
+        };
+        assert_eq!(threads, want, "emrship-job {line}");
+        *seen.entry(mode).or_insert(0) += 1;
+    }
+    for mode in ["list-inputs", "map", "reduce", "finalize"] {
+        assert!(
+            seen.contains_key(mode),
+            "no {mode} call recorded: {invocations}"
+        );
+    }
 }
 
 /// The planned step, ready for `spark-submit` in local mode: `args` without the leading
