@@ -30,6 +30,44 @@ PRODUCT_MATCHES = "product_matches"
 ADVERTISER_RATES = "advertiser_match_rates"
 
 
+# Input formats the peers read (emrship-job tells them by extension): the file pattern under a
+# directory, and, for text, the columns' types (timestamps as ISO 8601 strings with a Z).
+FORMATS = {"parquet": "*.parquet", "csv": "*.csv", "jsonl": "*.jsonl"}
+
+
+def duck_scan(directory, fmt, columns):
+    """A DuckDB table function reading every `fmt` file of `directory`; `columns` maps each
+    column of a text format to its SQL type."""
+    pattern = os.path.join(directory, FORMATS[fmt])
+    types = "{" + ", ".join(f"'{c}': '{t}'" for c, t in columns.items()) + "}"
+    if fmt == "parquet":
+        return f"read_parquet('{pattern}')"
+    if fmt == "csv":
+        return f"read_csv('{pattern}', header = true, columns = {types})"
+    return f"read_json('{pattern}', format = 'newline_delimited', columns = {types})"
+
+
+def polars_scan(directory, fmt, columns):
+    """A Polars LazyFrame of every `fmt` file of `directory`; text columns typed as `columns`
+    says (a timestamp column parsed from ISO 8601 with a Z, as UTC)."""
+    import polars as pl
+
+    pattern = os.path.join(directory, FORMATS[fmt])
+    if fmt == "parquet":
+        return pl.scan_parquet(pattern)
+    schema = {c: pl.String for c in columns}
+    frame = (pl.scan_csv(pattern, schema=schema) if fmt == "csv"
+             else pl.scan_ndjson(pattern, schema=schema))
+    times = [c for c, t in columns.items() if t == "TIMESTAMPTZ"]
+    return frame.with_columns(
+        pl.col(c).str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_zone="UTC") for c in times
+    )
+
+
+VIEW_COLUMNS = {"advertiser_id": "VARCHAR", "product_id": "VARCHAR", "event_time": "TIMESTAMPTZ"}
+CATALOG_COLUMNS = {"advertiser_id": "VARCHAR", "product_id": "VARCHAR"}
+
+
 def day_dirs(out, day):
     pm = os.path.join(out, PRODUCT_MATCHES, f"day={day}")
     ar = os.path.join(out, ADVERTISER_RATES, f"day={day}")
@@ -50,15 +88,15 @@ def peer_duckdb(args):
     con.execute(f"SET threads = {args.threads}")
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET TimeZone = 'UTC'")
-    views = os.path.join(args.views, "*.parquet")
-    catalog = os.path.join(args.catalog, "*.parquet")
+    views = duck_scan(args.views, args.format, VIEW_COLUMNS)
+    catalog = duck_scan(args.catalog, args.format, CATALOG_COLUMNS)
     start = f"TIMESTAMPTZ '{args.date} 00:00:00+00'"
     con.execute(
         f"""
         CREATE TEMP TABLE pm AS
         WITH v AS (
             SELECT advertiser_id, product_id, count(*) AS view_count
-            FROM read_parquet('{views}')
+            FROM {views}
             WHERE advertiser_id IS NOT NULL AND advertiser_id <> ''
               AND product_id IS NOT NULL AND product_id <> ''
               AND (event_time IS NULL
@@ -66,7 +104,7 @@ def peer_duckdb(args):
             GROUP BY advertiser_id, product_id
         )
         SELECT DATE '{args.date}' AS day, advertiser_id, product_id, view_count,
-               EXISTS (SELECT 1 FROM read_parquet('{catalog}') c
+               EXISTS (SELECT 1 FROM {catalog} c
                        WHERE c.advertiser_id = v.advertiser_id
                          AND c.product_id = v.product_id) AS matched
         FROM v
@@ -99,7 +137,7 @@ def peer_polars(args):
     os.makedirs(pm_dir, exist_ok=True)
     os.makedirs(ar_dir, exist_ok=True)
     day = dt.date.fromisoformat(args.date)
-    views = pl.scan_parquet(os.path.join(args.views, "*.parquet"))
+    views = polars_scan(args.views, args.format, VIEW_COLUMNS)
     time_type = views.collect_schema().get("event_time")
     in_day = pl.lit(True)
     if time_type is not None:
@@ -121,7 +159,7 @@ def peer_polars(args):
     )
     # The generated catalog has one row per key; a left join against it is the mark join.
     catalog = (
-        pl.scan_parquet(os.path.join(args.catalog, "*.parquet"))
+        polars_scan(args.catalog, args.format, CATALOG_COLUMNS)
         .select("advertiser_id", "product_id")
         .with_columns(pl.lit(True).alias("matched"))
     )
@@ -483,6 +521,8 @@ def main():
         for flag in ("--views", "--catalog", "--date", "--out"):
             p.add_argument(flag, required=True)
         p.add_argument("--threads", type=int, default=os.cpu_count())
+        p.add_argument("--format", choices=sorted(FORMATS), default="parquet",
+                       help="the inputs' format (DuckDB and Polars)")
     b = sub.add_parser("bench", help="run and compare every engine")
     b.add_argument("--emrship-job", required=True)
     b.add_argument("--views", required=True)

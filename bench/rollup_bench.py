@@ -31,12 +31,16 @@ import sys
 import tempfile
 
 import benchlib
+import match_rate_bench
 
 DOC_KEYS = ["_id", "customer", "url", "ts", "freq", "metrics", "referrers"]
 # The seed's figures (Parse.ly, "Adapting from Spark to Dask"): 100,000,000 records,
 # 2,000,000 records per file, 2 files per hour, a 4-core MacBook Pro (2.8 GHz i7, 16 GB).
 SEED = {"records": 100_000_000, "spark_s": 170, "dask_s": 37}
 TOOLS = ["emrship-job", "duckdb", "polars", "pyspark"]
+# The events' columns in a text format (CSV, JSON Lines), for the peers' readers.
+EVENT_COLUMNS = {"customer": "VARCHAR", "url": "VARCHAR", "referrer": "VARCHAR",
+                 "session_id": "VARCHAR", "ts": "TIMESTAMPTZ"}
 
 
 def finish(out):
@@ -58,7 +62,13 @@ def peer_duckdb(args):
     con.execute("SET preserve_insertion_order = false")
     # date_trunc and strftime of a TIMESTAMPTZ follow the session's time zone.
     con.execute("SET TimeZone = 'UTC'")
-    files = os.path.join(args.input, "*", "*", "*", "*", "*", "*.parquet")
+    if args.format == "parquet":
+        files = os.path.join(args.input, "*", "*", "*", "*", "*", "*.parquet")
+        if args.flat:
+            files = os.path.join(args.input, "*.parquet")
+        source = f"read_parquet('{files}', hive_partitioning = true)"
+    else:
+        source = match_rate_bench.duck_scan(args.input, args.format, EVENT_COLUMNS)
     hour = "strftime(h, '%Y-%m-%dT%H:%M:%S')"
     con.execute(
         f"""
@@ -71,7 +81,7 @@ def peer_duckdb(args):
                    coalesce(histogram(referrer), MAP {{}}) AS referrers
             FROM (
                 SELECT customer, url, referrer, session_id, date_trunc('hour', ts) AS h
-                FROM read_parquet('{files}', hive_partitioning = true)
+                FROM {source}
             )
             GROUP BY customer, url, h
             ORDER BY _id
@@ -87,7 +97,11 @@ def peer_polars(args):
 
     os.makedirs(args.out, exist_ok=True)
     keys = ["customer", "url", "h"]
-    events = pl.scan_parquet(args.input, hive_partitioning=True).select(
+    if args.format == "parquet":
+        scan = pl.scan_parquet(args.input, hive_partitioning=True)
+    else:
+        scan = match_rate_bench.polars_scan(args.input, args.format, EVENT_COLUMNS)
+    events = scan.select(
         "customer", "url", "referrer", "session_id", pl.col("ts").dt.truncate("1h").alias("h")
     )
     metrics = events.group_by(keys).agg(
@@ -432,6 +446,10 @@ def main():
         p.add_argument("--input", required=True, help="the events' root directory")
         p.add_argument("--out", required=True)
         p.add_argument("--threads", type=int, default=os.cpu_count())
+        p.add_argument("--format", choices=sorted(match_rate_bench.FORMATS), default="parquet",
+                       help="the events' format (DuckDB and Polars)")
+        p.add_argument("--flat", action="store_true",
+                       help="Parquet files directly under --input (not Hive-partitioned)")
     b = sub.add_parser("bench", help="run and compare every tool")
     b.add_argument("--emrship-job", required=True)
     b.add_argument("--input", required=True)
