@@ -1110,3 +1110,132 @@ fn s3_views_catalog_and_sink_against_moto() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("s3://lake/nothing-here/"), "{stderr}");
 }
+
+/// Parquet as pyarrow writes high-cardinality columns once the dictionary passes its page
+/// limit (PLAIN pages, no dictionary), with UUID-length ids, in many small row groups.
+#[test]
+fn plain_encoded_parquet_with_uuid_length_ids_counts_like_the_reference() {
+    let mut rng = Rng(41);
+    let mut views = random_views(&mut rng, 12_000, 40, 3_000, false);
+    for (i, v) in views.iter_mut().enumerate() {
+        let p = v.product.take().unwrap();
+        // 36 bytes, as a UUID's text: past the 12 bytes a string view keeps inline.
+        v.product = Some(format!(
+            "{:0>8}-0000-4000-8000-{:0>12}",
+            i % 7,
+            p.len() * 131 + i % 997
+        ));
+        if i % 40 == 0 {
+            v.micros = Some(micros_of(day(), 86_400 + 5));
+        }
+    }
+    let expected = reference(&views, day());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("part-0.parquet");
+    let file = File::create(&path).unwrap();
+    let batch = views_batch(&views);
+    let properties = WriterProperties::builder()
+        .set_dictionary_enabled(false)
+        .set_max_row_group_row_count(Some(1_500))
+        .build();
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties)).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    for threads in [1, 2] {
+        let (got, _) = scan(dir.path().to_str().unwrap(), threads).unwrap();
+        assert_eq!(got, expected, "{threads} threads");
+    }
+}
+
+/// JSON Lines mixing the fast path (plain strings) with lines it hands to the general one
+/// (escapes, integer ids, extra and reordered keys, nulls, missing keys).
+#[test]
+fn json_lines_of_every_value_shape_count_like_the_reference() {
+    let mut rng = Rng(43);
+    let views = random_views(&mut rng, 3_000, 12, 400, true);
+    let mut text = String::new();
+    let mut expected_views = Vec::new();
+    for (i, v) in views.iter().enumerate() {
+        let time = v.micros.map(iso).unwrap();
+        let (a, p) = (v.advertiser.clone().unwrap(), v.product.clone().unwrap());
+        let line = match i % 6 {
+            0 => format!(
+                r#"{{"product_id":"{p}","x":[1,{{"y":2}}],"advertiser_id":"{a}","event_time":"{time}"}}"#
+            ),
+            // An escaped quote and a unicode escape: not borrowable.
+            1 => format!(
+                r#"{{"advertiser_id":"{a}","product_id":"{p}\"q\u00e9","event_time":"{time}"}}"#
+            ),
+            2 => format!(r#"{{"advertiser_id":"{a}","product_id":{i},"event_time":"{time}"}}"#),
+            3 => format!(r#"{{"advertiser_id":"{a}","product_id":"{p}","event_time":null}}"#),
+            4 => format!(r#"{{"advertiser_id":"{a}","product_id":"{p}"}}"#),
+            _ => format!(r#"{{"advertiser_id":null,"product_id":"{p}","event_time":"{time}"}}"#),
+        };
+        text.push_str(&line);
+        text.push('\n');
+        let product = match i % 6 {
+            1 => Some(format!("{p}\"qé")),
+            2 => Some(i.to_string()),
+            _ => Some(p),
+        };
+        expected_views.push(View {
+            advertiser: (i % 6 != 5).then_some(a),
+            product,
+            micros: (i % 6 < 3 || i % 6 == 5).then_some(v.micros.unwrap()),
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("part-0.jsonl"), text).unwrap();
+    let (got, stats) = scan(dir.path().to_str().unwrap(), 1).unwrap();
+    assert_eq!(got, reference(&expected_views, day()));
+    assert_eq!(stats.rows_missing_ids, 500);
+}
+
+/// The local engine's catalog lookup probes the views' own table: the marks it leaves on the
+/// sorted rows are exactly membership in the catalog.
+#[test]
+fn the_file_catalog_marks_exactly_the_viewed_pairs_it_holds() {
+    let mut rng = Rng(47);
+    let dir = tempfile::tempdir().unwrap();
+    let catalog: Vec<(String, String)> = (0..30_000)
+        .map(|_| {
+            (
+                format!("adv-{}", rng.skewed(60)),
+                format!("p{}", rng.below(20_000)),
+            )
+        })
+        .collect();
+    let set: BTreeSet<(String, String)> = catalog.iter().cloned().collect();
+    let (a, b) = catalog.split_at(18_000);
+    write_parquet(&dir.path().join("part-0.parquet"), &catalog_batch(a), 4_000);
+    let mut csv = String::from("advertiser_id,product_id\n");
+    for (x, y) in b {
+        csv.push_str(&format!("{x},{y}\n"));
+    }
+    std::fs::write(dir.path().join("part-1.csv"), csv).unwrap();
+    let mut counts = PairCounts::new();
+    for _ in 0..40_000 {
+        counts.add(
+            &format!("adv-{}", rng.below(70)),
+            &format!("p{}", rng.below(25_000)),
+            1,
+        );
+    }
+    let reader = FileCatalog::open(dir.path().to_str().unwrap()).unwrap();
+    let marks = reader.mark_counts(&counts).unwrap().unwrap();
+    let unmarked = counts.clone().into_product_matches();
+    let marked = counts.into_product_matches_marked(&marks);
+    assert_eq!(marked.len(), unmarked.len());
+    let mut found = 0;
+    for i in 0..marked.len() {
+        let (row, plain) = (marked.row(i), unmarked.row(i));
+        assert_eq!(
+            (row.advertiser_id, row.product_id, row.view_count),
+            (plain.advertiser_id, plain.product_id, plain.view_count)
+        );
+        let key = (row.advertiser_id.to_string(), row.product_id.to_string());
+        assert_eq!(row.matched, set.contains(&key), "{key:?}");
+        found += usize::from(row.matched);
+    }
+    assert!(found > 0 && found < marked.len());
+}

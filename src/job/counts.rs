@@ -22,6 +22,8 @@
 //! (advertiser index, product length, product bytes, view count). Decoding checks every length
 //! and index and that the blob ends exactly where it should.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use hashbrown::HashTable;
 use rayon::prelude::*;
 
@@ -63,6 +65,29 @@ pub fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
             .rotate_left(31);
     }
     fmix64(h)
+}
+
+/// Whether two byte strings are equal, inline: ids are short (a UUID is 36 bytes), where a
+/// call to libc's `memcmp` per probe costs more than the comparison. Words of 8 bytes, the
+/// last one overlapping the one before.
+#[inline(always)]
+pub fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    let mut at = 0;
+    while at + 8 < n {
+        if word(a, at) != word(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    word(a, n - 8) == word(b, n - 8)
 }
 
 #[inline]
@@ -111,7 +136,9 @@ impl Interner {
     pub fn intern(&mut self, name: &str) -> AdvertiserKey {
         let hash = advertiser_hash(name);
         let names = &self.names;
-        if let Some(&index) = self.index.find(hash, |&i| &*names[i as usize] == name) {
+        if let Some(&index) = self.index.find(hash, |&i| {
+            bytes_eq(names[i as usize].as_bytes(), name.as_bytes())
+        }) {
             return AdvertiserKey { index, hash };
         }
         let index = u32::try_from(self.names.len()).expect("fewer than 2^32 advertisers");
@@ -188,7 +215,10 @@ impl Shard {
         let entry = self.table.entry(hash, |s| {
             s.advertiser == advertiser
                 && s.len as usize == product.len()
-                && &arena[s.offset as usize..s.offset as usize + s.len as usize] == product
+                && bytes_eq(
+                    &arena[s.offset as usize..s.offset as usize + s.len as usize],
+                    product,
+                )
         });
         match entry {
             Ok(slot) => slot.count += count,
@@ -229,6 +259,13 @@ impl Shard {
     fn product(&self, slot: &Slot) -> &[u8] {
         &self.arena[slot.offset as usize..slot.offset as usize + slot.len as usize]
     }
+}
+
+/// Which pairs of one [`PairCounts`] a catalog holds: a flag per slot position of each shard,
+/// set concurrently by the catalog's scan workers ([`PairCounts::mark_batch`]) and read by
+/// [`PairCounts::into_product_matches_marked`].
+pub struct PairMarks {
+    shards: Vec<Vec<AtomicBool>>,
 }
 
 /// View counts per (advertiser_id, product_id): built by scanning, merged across threads or
@@ -326,6 +363,62 @@ impl PairCounts {
                     && shard.product(s) == product_id.as_bytes()
             })
             .is_some()
+    }
+
+    /// No pair marked yet, for [`PairCounts::mark_batch`].
+    pub fn new_marks(&self) -> PairMarks {
+        PairMarks {
+            shards: self
+                .shards
+                .iter()
+                .map(|s| {
+                    (0..s.table.capacity())
+                        .map(|_| AtomicBool::new(false))
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+
+    /// The advertiser as interned in this table, if it was seen (a catalog scan skips the
+    /// rows of every other advertiser).
+    pub fn find_advertiser(&self, advertiser_id: &str) -> Option<AdvertiserKey> {
+        self.advertisers.get(advertiser_id)
+    }
+
+    /// Marks in `marks` every row of `rows` (advertisers from [`PairCounts::find_advertiser`])
+    /// that is a pair of this table: the catalog lookup probes the scan's own table, so no
+    /// second set of the distinct pairs is built. Hashes the batch into `hashes` first, then
+    /// probes while prefetching ahead.
+    pub fn mark_batch(
+        &self,
+        marks: &PairMarks,
+        rows: &[(AdvertiserKey, &str)],
+        hashes: &mut Vec<u64>,
+    ) {
+        hashes.clear();
+        hashes.extend(rows.iter().map(|(a, p)| hash_bytes(a.hash, p.as_bytes())));
+        let half = PREFETCH_DISTANCE / 2;
+        for (i, &(advertiser, product)) in rows.iter().enumerate() {
+            if let Some(&h) = hashes.get(i + PREFETCH_DISTANCE) {
+                self.shards[shard_of(h)].prefetch_slot(h);
+            }
+            if let Some(&h) = hashes.get(i + half) {
+                self.shards[shard_of(h)].prefetch_bytes(h);
+            }
+            let hash = hashes[i];
+            let product = product.as_bytes();
+            let s = shard_of(hash);
+            let shard = &self.shards[s];
+            let found = shard.table.find_index(hash, |slot| {
+                slot.advertiser == advertiser.index
+                    && slot.len as usize == product.len()
+                    && bytes_eq(shard.product(slot), product)
+            });
+            if let Some(position) = found {
+                marks.shards[s][position].store(true, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Sum of all view counts.
@@ -479,6 +572,16 @@ impl PairCounts {
     /// The sorted `product_matches` columns, every `matched` false (the catalog lookup fills
     /// them in). Advertisers with no pairs are dropped.
     pub fn into_product_matches(self) -> ProductMatches {
+        self.sorted_matches(None)
+    }
+
+    /// The sorted `product_matches` columns with `matched` from `marks` (made by this table's
+    /// [`PairCounts::new_marks`]).
+    pub fn into_product_matches_marked(self, marks: &PairMarks) -> ProductMatches {
+        self.sorted_matches(Some(marks))
+    }
+
+    fn sorted_matches(self, marks: Option<&PairMarks>) -> ProductMatches {
         let PairCounts {
             advertisers,
             shards,
@@ -511,6 +614,20 @@ impl PairCounts {
             .par_iter()
             .map(|s| s.table.iter().copied().collect())
             .collect();
+        // Per shard, in the order of `slot_lists`: whether the catalog holds the pair.
+        let slot_matched: Vec<Vec<bool>> = match marks {
+            None => Vec::new(),
+            Some(marks) => shards
+                .par_iter()
+                .zip(&marks.shards)
+                .map(|(s, flags)| {
+                    s.table
+                        .iter_indexed()
+                        .map(|(position, _)| flags[position].load(Ordering::Relaxed))
+                        .collect()
+                })
+                .collect(),
+        };
         let mut entries = vec![Entry::default(); total];
         let mut next = starts.clone();
         for (shard_index, slots) in slot_lists.iter().enumerate() {
@@ -551,7 +668,7 @@ impl PairCounts {
             advertiser: Vec::with_capacity(total),
             product_id: StringColumn::with_capacity(total, bytes),
             view_count: Vec::with_capacity(total),
-            matched: vec![false; total],
+            matched: Vec::with_capacity(total),
         };
         // Entries are in output order but their slots and bytes are scattered: prefetch the
         // slot, then the bytes, of rows ahead.
@@ -577,6 +694,11 @@ impl PairCounts {
                     .product_id
                     .push(product_str(shards[entry.shard as usize].product(slot)));
                 table.view_count.push(slot.count);
+                table.matched.push(
+                    slot_matched
+                        .get(entry.shard as usize)
+                        .is_some_and(|flags| flags[entry.slot as usize]),
+                );
                 row += 1;
             }
         }
@@ -656,6 +778,23 @@ mod tests {
                 (format!("a{}", x % 7), format!("p{}", (x >> 20) % 50))
             })
             .collect()
+    }
+
+    #[test]
+    fn bytes_eq_agrees_with_slice_equality_at_every_length() {
+        let base: Vec<u8> = (0..40u8).map(|b| b.wrapping_mul(37)).collect();
+        for n in 0..=40 {
+            let a = &base[..n];
+            assert!(bytes_eq(a, a));
+            for at in 0..n {
+                let mut b = a.to_vec();
+                b[at] ^= 1;
+                assert!(!bytes_eq(a, &b), "{n} bytes, differing at {at}");
+            }
+            if n > 0 {
+                assert!(!bytes_eq(a, &base[..n - 1]));
+            }
+        }
     }
 
     #[test]

@@ -244,6 +244,16 @@ pub trait Catalog {
     /// For each key, whether the catalog has it; same order and length as `keys`. Called with
     /// distinct keys only.
     fn contains_all(&self, keys: &[PairRef<'_>]) -> Result<Vec<bool>, JobError>;
+
+    /// Which pairs of `counts` the catalog holds, found by probing `counts` itself (no second
+    /// set of the distinct pairs); `None` when this catalog only answers lists of keys, and
+    /// the caller uses [`Catalog::contains_all`].
+    fn mark_counts(
+        &self,
+        _counts: &crate::job::counts::PairCounts,
+    ) -> Option<Result<crate::job::counts::PairMarks, JobError>> {
+        None
+    }
 }
 
 /// Everything that can stop the job, each naming what and where, and how to fix it where

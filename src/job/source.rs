@@ -283,10 +283,11 @@ pub fn plan_file(location: &Location, options: ScanOptions) -> Result<Vec<ScanUn
         }
         // Ask for advertiser_id as a dictionary: Parquet usually stores it dictionary-encoded,
         // and the reader then hands the dictionary over instead of materialising a string per
-        // row.
-        let advertiser = projection[0];
+        // row. product_id as string views: they point into the page (PLAIN) or the dictionary
+        // instead of copying every id's bytes into a new buffer.
+        let (advertiser, product) = (projection[0], projection[1]);
         Ok((
-            with_dictionary_hint(plain, |i, _| i == advertiser),
+            with_type_hints(plain, |i, _| i == advertiser, |i, _| i == product),
             projection,
         ))
     })?);
@@ -1000,6 +1001,24 @@ fn json_id<'v>(
     }
 }
 
+/// One view as JSON Lines usually hold it: string (or null) values, borrowed from the line.
+/// The outer `Option` says whether the key is present.
+#[derive(serde::Deserialize)]
+struct ViewLine<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    advertiser_id: Option<Option<&'a str>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    product_id: Option<Option<&'a str>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    event_time: Option<Option<&'a str>>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<&'de str>>, D::Error> {
+    <Option<&'de str> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
 fn scan_json_lines<V: PairVisitor>(
     location: &Location,
     data: &[u8],
@@ -1012,11 +1031,53 @@ fn scan_json_lines<V: PairVisitor>(
     let (mut seen_advertiser, mut seen_product) = (false, false);
     let mut keys_seen: Vec<String> = Vec::new();
     let mut rows = 0u64;
+    // Rows of the fast path, handed to the visitor in batches (it hashes and prefetches).
+    let mut kept: Vec<(V::Advertiser, &str)> = Vec::new();
     for (index, line) in data.split(|&b| b == b'\n').enumerate() {
         let line_no = index as u64 + 1;
         let line = line.trim_ascii();
         if line.is_empty() {
             continue;
+        }
+        // Fast path: a line of plain strings (or nulls) parsed in place, other keys skipped.
+        // Anything else (numbers, escapes, duplicate keys, errors) takes the general path
+        // below, which also reads the first line for the column names of errors.
+        if !keys_seen.is_empty() {
+            if let Ok(fast) = serde_json::from_slice::<ViewLine<'_>>(line) {
+                rows += 1;
+                stats.rows_read += 1;
+                seen_advertiser |= fast.advertiser_id.is_some();
+                seen_product |= fast.product_id.is_some();
+                let advertiser = fast.advertiser_id.flatten().filter(|s| !s.is_empty());
+                let product = fast.product_id.flatten().filter(|s| !s.is_empty());
+                let slot = cache.get(visitor, advertiser);
+                let (slot, product) = match (slot, product) {
+                    (AdvertiserSlot::Missing, _) | (_, None) => {
+                        stats.rows_missing_ids += 1;
+                        continue;
+                    }
+                    (slot, Some(product)) => (slot, product),
+                };
+                if let (Some(window), Some(Some(text))) = (&window, fast.event_time) {
+                    if !text.is_empty()
+                        && !window
+                            .contains_text(text)
+                            .ok_or_else(|| bad_time(location, line_no, text))?
+                    {
+                        stats.rows_outside_day += 1;
+                        continue;
+                    }
+                }
+                stats.rows_counted += 1;
+                if let AdvertiserSlot::Key(key) = slot {
+                    kept.push((key, product));
+                    if kept.len() == BATCH_ROWS {
+                        visitor.pairs(&kept);
+                        kept.clear();
+                    }
+                }
+                continue;
+            }
         }
         let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line)
             .map_err(|e| {
@@ -1065,6 +1126,7 @@ fn scan_json_lines<V: PairVisitor>(
             visitor.pair(key, &product);
         }
     }
+    visitor.pairs(&kept);
     if rows > 0 {
         for (seen, column) in [(seen_advertiser, ADVERTISER_ID), (seen_product, PRODUCT_ID)] {
             if !seen {
@@ -1081,6 +1143,17 @@ fn scan_json_lines<V: PairVisitor>(
 pub(crate) fn with_dictionary_hint(
     plain: ArrowReaderMetadata,
     pick: impl Fn(usize, &Field) -> bool,
+) -> ArrowReaderMetadata {
+    with_type_hints(plain, pick, |_, _| false)
+}
+
+/// The reader metadata with the string columns `dictionary` chooses read as
+/// `Dictionary(Int32, _)` (see [`with_dictionary_hint`]) and those `view` chooses as
+/// `Utf8View`: views point into the decoded page or dictionary, no bytes copied per row.
+pub(crate) fn with_type_hints(
+    plain: ArrowReaderMetadata,
+    pick: impl Fn(usize, &Field) -> bool,
+    view: impl Fn(usize, &Field) -> bool,
 ) -> ArrowReaderMetadata {
     let schema = plain.schema().clone();
     let nested = schema.fields().iter().any(|f| {
@@ -1102,6 +1175,8 @@ pub(crate) fn with_dictionary_hint(
                     Box::new(DataType::Int32),
                     Box::new(f.data_type().clone()),
                 ))
+            } else if view(i, f) && matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8) {
+                f.as_ref().clone().with_data_type(DataType::Utf8View)
             } else {
                 f.as_ref().clone()
             }
@@ -1118,6 +1193,21 @@ pub(crate) fn with_dictionary_hint(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_lines_of_plain_strings_take_the_fast_path() {
+        let line =
+            br#"{"advertiser_id":"a1","x":[1,{"y":null}],"product_id":"p1","event_time":null}"#;
+        let fast = serde_json::from_slice::<ViewLine<'_>>(line).expect("the fast path");
+        assert_eq!(fast.advertiser_id, Some(Some("a1")));
+        assert_eq!(fast.product_id, Some(Some("p1")));
+        assert_eq!(fast.event_time, Some(None));
+        let missing = serde_json::from_slice::<ViewLine<'_>>(br#"{"product_id":"p"}"#).unwrap();
+        assert_eq!(missing.advertiser_id, None);
+        // Not borrowable, or not a string: left to the general path.
+        assert!(serde_json::from_slice::<ViewLine<'_>>(br#"{"product_id":"p\"q"}"#).is_err());
+        assert!(serde_json::from_slice::<ViewLine<'_>>(br#"{"product_id":12}"#).is_err());
+    }
 
     #[test]
     fn day_window_reads_iso_times() {

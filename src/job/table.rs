@@ -103,6 +103,34 @@ impl<S: TableSlot> ProbeTable<S> {
         }
     }
 
+    /// The position of the slot holding a key equal by `eq` among those with `hash` (stable
+    /// until the table next grows; positions are below [`ProbeTable::capacity`]).
+    #[inline]
+    pub fn find_index(&self, hash: u64, mut eq: impl FnMut(&S) -> bool) -> Option<usize> {
+        let mask = self.mask();
+        let mut i = hash as usize & mask;
+        loop {
+            let slot = &self.slots[i];
+            if slot.is_empty() {
+                return None;
+            }
+            if slot.hash() == hash && eq(slot) {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Slots, free or not: every position [`ProbeTable::find_index`] can return is below it.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Every filled slot with its position.
+    pub fn iter_indexed(&self) -> impl Iterator<Item = (usize, &S)> + '_ {
+        self.slots.iter().enumerate().filter(|(_, s)| !s.is_empty())
+    }
+
     /// The slot holding a key equal by `eq`, or the free slot where it belongs (fill it with
     /// [`ProbeTable::fill`] before any other change to the table).
     #[inline]

@@ -1,16 +1,17 @@
 //! A catalog held in Parquet or CSV files (`advertiser_id`, `product_id` columns; JSON Lines
 //! works too) at a path, directory, glob or `s3://` prefix.
 //!
-//! `contains_all` never loads the catalog: it builds a hash set of the requested (distinct,
-//! viewed) keys, streams every catalog file — row groups in parallel — and marks the keys it
-//! finds. Catalog rows of advertisers nobody viewed are dropped after one lookup per
+//! Neither lookup loads the catalog: each streams every catalog file — row groups in
+//! parallel — and marks the keys it finds. `mark_counts` (the local engine) probes the scan's
+//! own table of distinct pairs; `contains_all` (a list of keys) first builds a hash set of
+//! them. Catalog rows of advertisers nobody viewed are dropped after one lookup per
 //! dictionary value, without hashing their products.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
-use crate::job::counts::{hash_bytes, AdvertiserKey, Interner};
+use crate::job::counts::{bytes_eq, hash_bytes, AdvertiserKey, Interner, PairCounts, PairMarks};
 use crate::job::location::{list_inputs, Location};
 use crate::job::model::{Catalog, JobError, PairRef, ScanStats};
 use crate::job::source::{plan_file, scan_unit, PairVisitor, ScanOptions, ScanUnit};
@@ -138,7 +139,10 @@ impl KeySet {
             .find(hash, |s| {
                 s.advertiser == advertiser
                     && s.len as usize == product.len()
-                    && &self.bytes[s.offset as usize..s.offset as usize + s.len as usize] == product
+                    && bytes_eq(
+                        &self.bytes[s.offset as usize..s.offset as usize + s.len as usize],
+                        product,
+                    )
             })
             .map(|s| s.key)
     }
@@ -187,7 +191,71 @@ impl PairVisitor for Marker<'_> {
     }
 }
 
+/// Marks the catalog's rows found in the views' own table of pairs.
+struct CountsMarker<'a> {
+    counts: &'a PairCounts,
+    marks: &'a PairMarks,
+    hashes: Vec<u64>,
+}
+
+impl PairVisitor for CountsMarker<'_> {
+    type Advertiser = AdvertiserKey;
+
+    fn advertiser(&mut self, advertiser_id: &str) -> Option<AdvertiserKey> {
+        self.counts.find_advertiser(advertiser_id)
+    }
+
+    fn pair(&mut self, advertiser: AdvertiserKey, product_id: &str) {
+        self.pairs(&[(advertiser, product_id)]);
+    }
+
+    fn pairs(&mut self, rows: &[(AdvertiserKey, &str)]) {
+        self.counts.mark_batch(self.marks, rows, &mut self.hashes);
+    }
+}
+
+impl FileCatalog {
+    /// Every scan unit of the catalog's files (footers read in parallel).
+    fn units(&self, options: ScanOptions) -> Result<Vec<ScanUnit>, JobError> {
+        Ok(self
+            .files
+            .par_iter()
+            .map(|file| plan_file(file, options))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| as_catalog_error(&self.uri, e))?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+}
+
 impl Catalog for FileCatalog {
+    fn mark_counts(&self, counts: &PairCounts) -> Option<Result<PairMarks, JobError>> {
+        let options = ScanOptions {
+            day: None,
+            role: "catalog",
+        };
+        let run = || -> Result<PairMarks, JobError> {
+            let marks = counts.new_marks();
+            if counts.is_empty() {
+                return Ok(marks);
+            }
+            self.units(options)?
+                .par_iter()
+                .try_for_each(|unit| {
+                    let mut marker = CountsMarker {
+                        counts,
+                        marks: &marks,
+                        hashes: Vec::new(),
+                    };
+                    scan_unit(unit, options, &mut marker, &mut ScanStats::default())
+                })
+                .map_err(|e| as_catalog_error(&self.uri, e))?;
+            Ok(marks)
+        };
+        Some(run())
+    }
+
     fn contains_all(&self, keys: &[PairRef<'_>]) -> Result<Vec<bool>, JobError> {
         if keys.is_empty() {
             return Ok(Vec::new());
@@ -198,16 +266,7 @@ impl Catalog for FileCatalog {
             day: None,
             role: "catalog",
         };
-        let units: Vec<ScanUnit> = self
-            .files
-            .par_iter()
-            .map(|file| plan_file(file, options))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| as_catalog_error(&self.uri, e))?
-            .into_iter()
-            .flatten()
-            .collect();
-        units
+        self.units(options)?
             .par_iter()
             .try_for_each(|unit| {
                 let mut marker = Marker {

@@ -34,10 +34,24 @@ fn run_on(job: &MatchRateJob, threads: usize) -> Result<RunReport, JobError> {
 
     let (counts, scan) = scan_views(&files, job.day, threads)?;
     clock.lap("scan");
-    let mut matches = counts.into_product_matches();
-    clock.lap("sort");
-    look_up_catalog(catalog.as_ref(), &mut matches)?;
-    clock.lap("catalog");
+    let matches = match catalog.mark_counts(&counts) {
+        // Files: the catalog probes the scan's own table, then the sorted rows carry the marks.
+        Some(marks) => {
+            let marks = marks?;
+            clock.lap("catalog");
+            let matches = counts.into_product_matches_marked(&marks);
+            clock.lap("sort");
+            matches
+        }
+        // A key-value catalog (DynamoDB) answers the sorted list of distinct pairs.
+        None => {
+            let mut matches = counts.into_product_matches();
+            clock.lap("sort");
+            look_up_catalog(catalog.as_ref(), &mut matches)?;
+            clock.lap("catalog");
+            matches
+        }
+    };
     let report = reduce_and_write(job.day, scan, matches, sink.as_mut(), &mut clock)?;
     Ok(clock.finish(report))
 }

@@ -17,6 +17,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use arrow_array::builder::StringBuilder;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
@@ -589,21 +590,21 @@ fn read_row_group(
     Ok(rows)
 }
 
-/// Text columns gathered from CSV or JSON Lines, turned into one arrow batch.
+/// Text columns gathered from CSV or JSON Lines, turned into one arrow batch: values are
+/// appended to the column buffers as read, never copied into a `String` per field.
 #[derive(Default)]
 struct TextColumns {
-    customer: Vec<Option<String>>,
-    url: Vec<Option<String>>,
-    referrer: Vec<Option<String>>,
-    session: Vec<Option<String>>,
-    ts: Vec<Option<String>>,
+    customer: StringBuilder,
+    url: StringBuilder,
+    referrer: StringBuilder,
+    session: StringBuilder,
+    ts: StringBuilder,
     has_customer: bool,
 }
 
 impl TextColumns {
-    fn into_batch(self) -> RecordBatch {
-        let text =
-            |values: Vec<Option<String>>| -> ArrayRef { Arc::new(StringArray::from(values)) };
+    fn into_batch(mut self) -> RecordBatch {
+        let text = |builder: &mut StringBuilder| -> ArrayRef { Arc::new(builder.finish()) };
         let mut fields = vec![
             Field::new(URL, DataType::Utf8, true),
             Field::new(REFERRER, DataType::Utf8, true),
@@ -611,17 +612,39 @@ impl TextColumns {
             Field::new(TS, DataType::Utf8, true),
         ];
         let mut columns = vec![
-            text(self.url),
-            text(self.referrer),
-            text(self.session),
-            text(self.ts),
+            text(&mut self.url),
+            text(&mut self.referrer),
+            text(&mut self.session),
+            text(&mut self.ts),
         ];
         if self.has_customer {
             fields.push(Field::new(CUSTOMER, DataType::Utf8, true));
-            columns.push(text(self.customer));
+            columns.push(text(&mut self.customer));
         }
         RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("text columns")
     }
+}
+
+/// One event as JSON Lines usually hold it: string (or null) values borrowed from the line,
+/// other keys skipped. The outer `Option` says whether the key is present.
+#[derive(serde::Deserialize)]
+struct EventLine<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    customer: Option<Option<&'a str>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    url: Option<Option<&'a str>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    referrer: Option<Option<&'a str>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    session_id: Option<Option<&'a str>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    ts: Option<Option<&'a str>>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<&'de str>>, D::Error> {
+    <Option<&'de str> as serde::Deserialize>::deserialize(deserializer).map(Some)
 }
 
 fn csv_batch(location: &Location, data: &[u8]) -> Result<Option<RecordBatch>, JobError> {
@@ -657,13 +680,13 @@ fn csv_batch(location: &Location, data: &[u8]) -> Result<Option<RecordBatch>, Jo
         }
         row += 1;
         // An empty field is null (CSV has no other way to say it).
-        let field = |i: usize| record.get(i).filter(|s| !s.is_empty()).map(str::to_string);
-        columns.url.push(field(url));
-        columns.referrer.push(field(referrer));
-        columns.session.push(field(session));
-        columns.ts.push(field(ts));
+        let field = |i: usize| record.get(i).filter(|s| !s.is_empty());
+        columns.url.append_option(field(url));
+        columns.referrer.append_option(field(referrer));
+        columns.session.append_option(field(session));
+        columns.ts.append_option(field(ts));
         if let Some(i) = customer {
-            columns.customer.push(field(i));
+            columns.customer.append_option(field(i));
         }
     }
     Ok((row > 0).then(|| columns.into_batch()))
@@ -681,6 +704,27 @@ fn json_batch(location: &Location, data: &[u8]) -> Result<Option<RecordBatch>, J
         if line.is_empty() {
             continue;
         }
+        // Fast path: string (or null) values parsed in place; anything else (numbers,
+        // escapes, duplicate keys, errors) takes the general path, which also reads the first
+        // line for the column names of errors.
+        if !first_keys.is_empty() {
+            if let Ok(fast) = serde_json::from_slice::<EventLine<'_>>(line) {
+                rows += 1;
+                for (slot, value) in
+                    seen.iter_mut()
+                        .zip([&fast.url, &fast.referrer, &fast.session_id, &fast.ts])
+                {
+                    *slot |= value.is_some();
+                }
+                columns.url.append_option(fast.url.flatten());
+                columns.referrer.append_option(fast.referrer.flatten());
+                columns.session.append_option(fast.session_id.flatten());
+                columns.ts.append_option(fast.ts.flatten());
+                columns.has_customer |= fast.customer.is_some();
+                columns.customer.append_option(fast.customer.flatten());
+                continue;
+            }
+        }
         let object: serde_json::Map<String, Value> = serde_json::from_slice(line).map_err(|e| {
             JobError::input(location, format!("line {line_no}: not a JSON object: {e}"))
         })?;
@@ -688,10 +732,10 @@ fn json_batch(location: &Location, data: &[u8]) -> Result<Option<RecordBatch>, J
         if first_keys.is_empty() {
             first_keys = object.keys().cloned().collect();
         }
-        let text = |name: &str| -> Result<Option<String>, JobError> {
+        let text = |name: &str| -> Result<Option<&str>, JobError> {
             match object.get(name) {
                 None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(Value::String(s)) => Ok(Some(s.as_str())),
                 Some(other) => Err(JobError::input(
                     location,
                     format!("line {line_no}: `{name}` is {other}; it must be a string"),
@@ -701,12 +745,12 @@ fn json_batch(location: &Location, data: &[u8]) -> Result<Option<RecordBatch>, J
         for (slot, name) in seen.iter_mut().zip([URL, REFERRER, SESSION_ID, TS]) {
             *slot |= object.contains_key(name);
         }
-        columns.url.push(text(URL)?);
-        columns.referrer.push(text(REFERRER)?);
-        columns.session.push(text(SESSION_ID)?);
-        columns.ts.push(text(TS)?);
+        columns.url.append_option(text(URL)?);
+        columns.referrer.append_option(text(REFERRER)?);
+        columns.session.append_option(text(SESSION_ID)?);
+        columns.ts.append_option(text(TS)?);
         columns.has_customer |= object.contains_key(CUSTOMER);
-        columns.customer.push(text(CUSTOMER)?);
+        columns.customer.append_option(text(CUSTOMER)?);
     }
     if rows == 0 {
         return Ok(None);

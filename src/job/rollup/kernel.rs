@@ -146,12 +146,57 @@ impl LongSessions {
         };
         u128::from(number) + 1
     }
+}
+
+/// Shards of [`SharedLongSessions`] (a power of two).
+const LONG_SESSION_SHARDS: usize = 64;
+
+/// Long session ids numbered once for all map tasks of a process: sharded by a hash of the
+/// bytes so concurrent tasks rarely wait on one another (one lock per row would serialize the
+/// map when every id is long, as UUIDs are). Numbers are dense, from one counter.
+pub struct SharedLongSessions {
+    hasher: hashbrown::DefaultHashBuilder,
+    shards: Vec<Mutex<hashbrown::HashTable<(Box<[u8]>, u64)>>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Default for SharedLongSessions {
+    fn default() -> Self {
+        SharedLongSessions {
+            hasher: hashbrown::DefaultHashBuilder::default(),
+            shards: (0..LONG_SESSION_SHARDS).map(|_| Mutex::default()).collect(),
+            next: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl SharedLongSessions {
+    /// The packed form of a long session id (number + 1), numbering it when new.
+    pub fn packed(&self, bytes: &[u8]) -> u128 {
+        use std::hash::BuildHasher;
+        let hash = self.hasher.hash_one(bytes);
+        let shard = (hash >> 58) as usize & (LONG_SESSION_SHARDS - 1);
+        let mut table = self.shards[shard].lock().expect("session shard");
+        let hasher = &self.hasher;
+        let number = match table.find(hash, |(b, _)| &**b == bytes) {
+            Some(&(_, number)) => number,
+            None => {
+                let number = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                table.insert_unique(hash, (bytes.into(), number), |(b, _)| hasher.hash_one(b));
+                number
+            }
+        };
+        u128::from(number) + 1
+    }
 
     /// The ids' bytes, by number.
     fn by_number(&self) -> Vec<Box<[u8]>> {
-        let mut out: Vec<Box<[u8]>> = vec![Box::default(); self.numbers.len()];
-        for (bytes, &number) in self.numbers.iter() {
-            out[number as usize] = bytes.clone();
+        let count = self.next.load(std::sync::atomic::Ordering::Relaxed) as usize;
+        let mut out: Vec<Box<[u8]>> = vec![Box::default(); count];
+        for shard in &self.shards {
+            for (bytes, number) in shard.lock().expect("session shard").iter() {
+                out[*number as usize] = bytes.clone();
+            }
         }
         out
     }
@@ -163,7 +208,7 @@ pub struct Shuffle {
     pub customers: Interner,
     pub urls: Interner,
     pub referrers: Interner,
-    long_sessions: Mutex<LongSessions>,
+    long_sessions: SharedLongSessions,
     groups: Vec<Mutex<BucketGroups>>,
 }
 
@@ -181,16 +226,13 @@ impl Shuffle {
             customers: Interner::default(),
             urls: Interner::default(),
             referrers: Interner::default(),
-            long_sessions: Mutex::default(),
+            long_sessions: SharedLongSessions::default(),
             groups: (0..buckets.max(1)).map(|_| Mutex::default()).collect(),
         }
     }
 
     fn long_session(&self, bytes: &[u8]) -> u128 {
-        self.long_sessions
-            .lock()
-            .expect("session interner")
-            .packed(bytes)
+        self.long_sessions.packed(bytes)
     }
 
     /// The bucket of a group, from its values (not this process's ids), so every process of
@@ -202,10 +244,7 @@ impl Shuffle {
     /// The bytes of the long session ids interned so far, by number (packed as number + 1):
     /// what a Spark map task ships, as the numbers mean nothing in another process.
     pub fn long_sessions(&self) -> Vec<Box<[u8]>> {
-        self.long_sessions
-            .lock()
-            .expect("session interner")
-            .by_number()
+        self.long_sessions.by_number()
     }
 
     pub fn finish(self) -> (Dictionaries, Vec<BucketGroups>) {
@@ -242,13 +281,16 @@ impl Piece {
 }
 
 struct Entry {
+    key: GroupKey,
     bucket: u32,
-    local: u32,
     page_views: u64,
     referrers: Vec<(u32, u64)>,
 }
 
-/// A map task: reads batches into per-bucket pieces and per-group sums.
+/// A map task: reads batches into per-bucket pieces and per-group sums. Rows are recorded
+/// against the task's own entry index; [`MapTask::finish`] resolves every entry to its
+/// bucket-local group under one lock per bucket (not one per new group: a task over a small
+/// file meets mostly new groups).
 pub struct MapTask<'s> {
     shuffle: &'s Shuffle,
     entries: Vec<Entry>,
@@ -274,14 +316,10 @@ impl<'s> MapTask<'s> {
             return e;
         }
         let bucket = self.shuffle.bucket_of(customer, url, key.2);
-        let local = self.shuffle.groups[bucket]
-            .lock()
-            .expect("group table")
-            .group(key);
         let e = self.entries.len() as u32;
         self.entries.push(Entry {
+            key,
             bucket: bucket as u32,
-            local,
             page_views: 0,
             referrers: Vec::new(),
         });
@@ -343,17 +381,19 @@ impl<'s> MapTask<'s> {
             let session = columns.session.get(i);
             let packed = pack_session(session).unwrap_or_else(|| shuffle.long_session(session));
             let piece = &mut self.pieces[entry.bucket as usize];
-            piece.groups.push(entry.local);
+            piece.groups.push(e);
             piece.sessions.push(packed);
         }
         self.rows += rows as u64;
         Ok(())
     }
 
-    /// Adds the task's sums into the shared group table and returns its pieces, one per bucket.
+    /// Adds the task's sums into the shared group table and returns its pieces, one per bucket,
+    /// with bucket-local group indices.
     pub fn finish(mut self) -> Vec<Piece> {
         let mut order: Vec<u32> = (0..self.entries.len() as u32).collect();
         order.sort_unstable_by_key(|&e| self.entries[e as usize].bucket);
+        let mut local = vec![0u32; self.entries.len()];
         for run in order
             .chunk_by(|&a, &b| self.entries[a as usize].bucket == self.entries[b as usize].bucket)
         {
@@ -361,14 +401,19 @@ impl<'s> MapTask<'s> {
             let mut groups = self.shuffle.groups[bucket].lock().expect("group table");
             for &e in run {
                 let entry = &self.entries[e as usize];
-                let local = entry.local as usize;
-                groups.page_views[local] += entry.page_views;
+                let g = groups.group(entry.key);
+                local[e as usize] = g;
+                let g = g as usize;
+                groups.page_views[g] += entry.page_views;
                 for &(referrer, count) in &entry.referrers {
-                    add_referrer(&mut groups.referrers[local], referrer, count);
+                    add_referrer(&mut groups.referrers[g], referrer, count);
                 }
             }
         }
         for piece in &mut self.pieces {
+            for g in &mut piece.groups {
+                *g = local[*g as usize];
+            }
             piece.groups.shrink_to_fit();
             piece.sessions.shrink_to_fit();
         }
