@@ -91,7 +91,7 @@ def shape_text(r):
 
 def uniform(salt):
     """A uniform double in [0, 1) from the row number `i` and a salt."""
-    return f"((hash(i, {salt}) >> 11)::DOUBLE / 9007199254740992.0)"
+    return f"((hash(i * 64 + {salt}) >> 11)::DOUBLE / 9007199254740992.0)"
 
 
 def pick(keys, space, salt):
@@ -137,7 +137,7 @@ def match_rate_sql(r, n):
         SELECT {id_text(r['ids'], 'a', 'k % ' + str(advertisers))} AS advertiser_id,
                {id_text(r['ids'], 'p', 'k')} AS product_id
         FROM range({{lo}}, {{hi}}) r(k)
-        WHERE k >= {space} OR hash(k, 9) % 10 < 6
+        WHERE k >= {space} OR hash(k * 64 + 9) % 10 < 6
     """
     return views, catalog, space * 2
 
@@ -207,7 +207,7 @@ def write_table(con, r, sql, total, directory):
 
 
 def row_key(r, n):
-    text = json.dumps({k: r[k] for k in sorted(r) if k != "name"} | {"n": n, "v": 1},
+    text = json.dumps({k: r[k] for k in sorted(r) if k != "name"} | {"n": n, "v": 2},
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -222,6 +222,7 @@ def generate(r, n, data_root):
     shutil.rmtree(root, ignore_errors=True)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     print(f"bench: generating {r['job']} {r['name']} ({n:,} events) into {root}", file=sys.stderr)
     if r["job"] == "match-rate":
         views, catalog, catalog_keys = match_rate_sql(r, n)
@@ -295,8 +296,24 @@ def check(r, outputs):
     return rollup_bench.check_outputs(outputs)
 
 
+def in_child(*argv):
+    """Runs this script with `argv` in a child process and returns its stdout. Generating and
+    checking load DuckDB, pyarrow and Polars; done here, they would grow this harness, and a
+    child's peak RSS (ru_maxrss) starts from its parent's at fork — every tool measured after
+    would inherit it."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, os.path.abspath(__file__), *argv],
+                          stdout=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(argv[:2])} failed (exit {done.returncode})")
+    return done.stdout
+
+
 def run_row(r, n, args, work):
-    root = generate(r, n, args.data)
+    row_id = f"{r['job']}:{r['name']}"
+    root = in_child("--internal-generate", row_id, "--events", str(n), "--data",
+                    args.data).strip()
     row_work = os.path.join(work, f"{r['job']}-{r['name']}")
     os.makedirs(row_work, exist_ok=True)
 
@@ -317,7 +334,8 @@ def run_row(r, n, args, work):
                   f"{m['wall_s']:.2f} s wall, {m['cpu_s']:.2f} s CPU, "
                   f"{m['peak_rss_bytes'] / 2**30:.2f} GiB", file=sys.stderr)
     if args.check:
-        agreement = check(r, {name: out(name) for name in TOOLS})
+        outputs = json.dumps({name: out(name) for name in TOOLS})
+        agreement = json.loads(in_child("--internal-check", row_id, "--outputs", outputs))
     else:
         agreement = None
     med = benchlib.medians(runs)
@@ -376,8 +394,12 @@ def markdown(results, args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--emrship-job", required=True)
-    parser.add_argument("--events", type=int, default=16_000_000)
+    parser.add_argument("--emrship-job")
+    parser.add_argument("--internal-generate", metavar="JOB:NAME", help=argparse.SUPPRESS)
+    parser.add_argument("--internal-check", metavar="JOB:NAME", help=argparse.SUPPRESS)
+    parser.add_argument("--outputs", help=argparse.SUPPRESS)
+    parser.add_argument("--internal-versions", metavar="EMRSHIP_JOB", help=argparse.SUPPRESS)
+    parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rows", default="",
@@ -389,6 +411,20 @@ def main():
     parser.add_argument("--no-check", dest="check", action="store_false")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
+    by_id = {f"{r['job']}:{r['name']}": r for r in ROWS}
+    if args.internal_generate:
+        print(generate(by_id[args.internal_generate], args.events, args.data))
+        return
+    if args.internal_check:
+        result = check(by_id[args.internal_check], json.loads(args.outputs))
+        print(json.dumps(result, default=int))
+        return
+    if args.internal_versions:
+        args.emrship_job = args.internal_versions
+        print(json.dumps(match_rate_bench.versions(args)))
+        return
+    if not args.emrship_job:
+        raise SystemExit("bench: --emrship-job is required")
 
     wanted = [w for w in args.rows.split(",") if w]
 
@@ -411,7 +447,7 @@ def main():
     document = {
         "events": args.events, "threads": args.threads, "runs": args.runs,
         "cores": os.cpu_count(), "targets": TARGET, "rows": results,
-        "versions": match_rate_bench.versions(args),
+        "versions": json.loads(in_child("--internal-versions", args.emrship_job)),
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     if args.json:

@@ -12,7 +12,7 @@
 #   3. per row (bench/matrix.py lists them: writer, files, id length, key skew, group count,
 #      format), generates the row's data once into $EMRSHIP_BENCH_DATA/matrix (default
 #      ~/.cache/emrship-bench/matrix; --data DIR to choose): --events N per row (default
-#      16,000,000; --quick: 2,000,000 and one run);
+#      10,000,000; --quick: 2,000,000 and one run);
 #   4. runs emrship-job, DuckDB and Polars as whole processes on the same files with the same
 #      thread count (default 2), round-robin, --runs times (default 3), warm cache;
 #   5. checks the outputs equal (match_rate_bench.py's and rollup_bench.py's checks);
@@ -26,7 +26,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-events=16000000
+events=10000000
 runs=3
 threads=2
 rows=""

@@ -794,3 +794,36 @@ fn run_local_runs_the_example_spec_on_generated_events() {
     assert!(docs.keys().any(|id| id.ends_with("|2026-11-20T00:00:00")));
     assert!(docs.keys().any(|id| id.ends_with("|2026-11-19T23:00:00")));
 }
+
+/// Parquet as pyarrow writes high-cardinality columns past its dictionary page limit (PLAIN
+/// pages, no dictionary), UUID-length session ids (too long to pack: numbered across map
+/// tasks), in many small files with one customer column: the documents of the reference.
+#[test]
+fn plain_encoded_small_files_with_uuid_sessions_match_the_reference() {
+    let mut events = random_events(23, 4000);
+    for (i, e) in events.iter_mut().enumerate() {
+        // 36 bytes, as a UUID's text; ~300 distinct, so sessions repeat across files.
+        e.session = format!("{:08x}-0000-4000-8000-{:012x}", i % 7, (i * 7919) % 300);
+    }
+    let expected = reference(&events);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events");
+    std::fs::create_dir_all(&input).unwrap();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_dictionary_enabled(false)
+        .set_max_row_group_row_count(Some(64))
+        .build();
+    for (i, chunk) in events.chunks(97).enumerate() {
+        let batch = parquet_batch(chunk, true);
+        let file = File::create(input.join(format!("part-{i:05}.parquet"))).unwrap();
+        let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props.clone())).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+    }
+    for buckets in [Some(1), Some(5), None] {
+        let out = dir.path().join(format!("out-{buckets:?}"));
+        let report = run_local(&job(&input, &out, buckets)).unwrap();
+        assert_eq!(report.records, events.len() as u64);
+        assert_same(&read_output(&out), &expected);
+    }
+}

@@ -139,7 +139,7 @@ enum ParquetBytes {
 pub struct ParquetFile {
     pub(crate) location: Location,
     bytes: ParquetBytes,
-    /// The reader metadata, possibly with a dictionary hint (see [`with_dictionary_hint`]).
+    /// The reader metadata, possibly with type hints (see [`with_type_hints`]).
     pub(crate) metadata: ArrowReaderMetadata,
     projection: Vec<usize>,
 }
@@ -936,6 +936,7 @@ fn scan_csv<V: PairVisitor>(
     let window = options.day.map(DayWindow::new);
     let time_index = window.as_ref().and(index_of(EVENT_TIME));
     let mut cache = AdvertiserCache::default();
+    let mut pending = PendingRows::new();
     let mut record = csv::ByteRecord::new();
     let mut row = 0u64;
     loop {
@@ -973,10 +974,49 @@ fn scan_csv<V: PairVisitor>(
         }
         stats.rows_counted += 1;
         if let AdvertiserSlot::Key(key) = slot {
-            visitor.pair(key, product);
+            pending.add(key, product);
+            if pending.rows.len() == BATCH_ROWS {
+                pending.flush(visitor);
+            }
         }
     }
+    pending.flush(visitor);
     Ok(())
+}
+
+/// Rows of a text scan waiting for the visitor: the record buffer is reused per row, so the
+/// product ids are copied into one arena and handed over a batch at a time (the visitor
+/// hashes a batch first and overlaps its table probes).
+struct PendingRows<A> {
+    rows: Vec<(A, u32, u32)>,
+    arena: String,
+}
+
+impl<A: Copy> PendingRows<A> {
+    fn new() -> Self {
+        PendingRows {
+            rows: Vec::new(),
+            arena: String::new(),
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, advertiser: A, product: &str) {
+        let start = self.arena.len() as u32;
+        self.arena.push_str(product);
+        self.rows.push((advertiser, start, self.arena.len() as u32));
+    }
+
+    fn flush<V: PairVisitor<Advertiser = A>>(&mut self, visitor: &mut V) {
+        let rows: Vec<(A, &str)> = self
+            .rows
+            .iter()
+            .map(|&(a, start, end)| (a, &self.arena[start as usize..end as usize]))
+            .collect();
+        visitor.pairs(&rows);
+        self.rows.clear();
+        self.arena.clear();
+    }
 }
 
 /// An id from JSON: a string, or an integer read as its decimal text.
@@ -1139,17 +1179,9 @@ fn scan_json_lines<V: PairVisitor>(
 
 /// The reader metadata with the string columns `pick` chooses read as `Dictionary(Int32, _)`:
 /// a dictionary-encoded Parquet column then comes as its dictionary plus keys, not as a string
-/// per row. Files with nested columns, or where the hint is refused, keep the plain schema.
-pub(crate) fn with_dictionary_hint(
-    plain: ArrowReaderMetadata,
-    pick: impl Fn(usize, &Field) -> bool,
-) -> ArrowReaderMetadata {
-    with_type_hints(plain, pick, |_, _| false)
-}
-
-/// The reader metadata with the string columns `dictionary` chooses read as
-/// `Dictionary(Int32, _)` (see [`with_dictionary_hint`]) and those `view` chooses as
-/// `Utf8View`: views point into the decoded page or dictionary, no bytes copied per row.
+/// per row. Those `view` chooses are read as `Utf8View`: views point into the decoded page or
+/// dictionary, no bytes copied per row. Files with nested columns, or where the hints are
+/// refused, keep the plain schema.
 pub(crate) fn with_type_hints(
     plain: ArrowReaderMetadata,
     pick: impl Fn(usize, &Field) -> bool,

@@ -29,9 +29,7 @@ use hashbrown::HashMap;
 
 use crate::job::location::{is_hidden, list_inputs, Location};
 use crate::job::model::JobError;
-use crate::job::source::{
-    csv_reader, parse_time_micros, with_dictionary_hint, Format, ParquetFile,
-};
+use crate::job::source::{csv_reader, parse_time_micros, with_type_hints, Format, ParquetFile};
 
 pub const CUSTOMER: &str = "customer";
 pub const URL: &str = "url";
@@ -208,10 +206,14 @@ pub fn plan_file(location: &Location) -> Result<Vec<MapInput>, JobError> {
         }
         // Ask for the repetitive string columns as dictionaries: Parquet stores them dictionary
         // encoded, and the reader then hands the dictionary over instead of a string per row.
+        // Session ids as string views: they point into the page or dictionary instead of
+        // copying every id's bytes.
         let dictionary_columns = [URL, REFERRER, CUSTOMER];
-        let metadata = with_dictionary_hint(plain, |_, f| {
-            dictionary_columns.contains(&f.name().as_str())
-        });
+        let metadata = with_type_hints(
+            plain,
+            |_, f| dictionary_columns.contains(&f.name().as_str()),
+            |_, f| f.name() == SESSION_ID,
+        );
         Ok((metadata, projection))
     })?);
     let parquet = file.metadata.metadata().clone();

@@ -74,18 +74,32 @@ pub fn pack_session(bytes: &[u8]) -> Option<u128> {
 /// the same in every process and build. It only routes groups to buckets; groups are compared
 /// by their values.
 pub fn group_hash(customer: &str, url: &str, hour: i64) -> u64 {
+    group_hash_finish(group_hash_prefix(customer, url), hour)
+}
+
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// The FNV-1a state after `customer\0url\0`: shared by every hour of one (customer, url), so
+/// a map task hashes those bytes once per dictionary value, not once per group.
+#[inline]
+pub fn group_hash_prefix(customer: &str, url: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in [
-        customer.as_bytes(),
-        b"\0",
-        url.as_bytes(),
-        b"\0",
-        &hour.to_le_bytes(),
-    ] {
+    for part in [customer.as_bytes(), b"\0", url.as_bytes(), b"\0"] {
         for &byte in part {
             h ^= u64::from(byte);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            h = h.wrapping_mul(FNV_PRIME);
         }
+    }
+    h
+}
+
+/// [`group_hash`] from its prefix state: the hour's bytes, then the finalizer.
+#[inline]
+pub fn group_hash_finish(prefix: u64, hour: i64) -> u64 {
+    let mut h = prefix;
+    for byte in hour.to_le_bytes() {
+        h ^= u64::from(byte);
+        h = h.wrapping_mul(FNV_PRIME);
     }
     h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -238,7 +252,13 @@ impl Shuffle {
     /// The bucket of a group, from its values (not this process's ids), so every process of
     /// a distributed run — each with its own ids — sends a group to the same reduce task.
     pub fn bucket_of(&self, customer: &str, url: &str, hour: i64) -> usize {
-        (group_hash(customer, url, hour) % self.buckets as u64) as usize
+        self.bucket_of_prefix(group_hash_prefix(customer, url), hour)
+    }
+
+    /// [`Shuffle::bucket_of`] from the (customer, url) prefix state ([`group_hash_prefix`]).
+    #[inline]
+    pub fn bucket_of_prefix(&self, prefix: u64, hour: i64) -> usize {
+        (group_hash_finish(prefix, hour) % self.buckets as u64) as usize
     }
 
     /// The bytes of the long session ids interned so far, by number (packed as number + 1):
@@ -310,12 +330,13 @@ impl<'s> MapTask<'s> {
         }
     }
 
-    /// The task's entry for a group (`key` holds the ids of `customer` and `url`).
-    fn entry(&mut self, key: GroupKey, customer: &str, url: &str) -> u32 {
+    /// The task's entry for a group (`key` holds the ids of a customer and url whose
+    /// [`group_hash_prefix`] is `prefix`).
+    fn entry(&mut self, key: GroupKey, prefix: u64) -> u32 {
         if let Some(&e) = self.index.get(&key) {
             return e;
         }
-        let bucket = self.shuffle.bucket_of(customer, url, key.2);
+        let bucket = self.shuffle.bucket_of_prefix(prefix, key.2);
         let e = self.entries.len() as u32;
         self.entries.push(Entry {
             key,
@@ -349,6 +370,8 @@ impl<'s> MapTask<'s> {
         // The last group of each url dictionary value: rows of a file mostly share one hour
         // and one customer, so this avoids the hash lookup for nearly every row.
         let mut last: Vec<(u32, i64, u32)> = vec![(u32::MAX, i64::MIN, 0); url_ids.len()];
+        // Per url dictionary value: the customer last seen with it and their hash prefix.
+        let mut prefixes: Vec<(u32, u64)> = vec![(u32::MAX, 0); url_ids.len()];
         let ts = &columns.ts[..];
         for (i, &micros) in ts.iter().enumerate().take(rows) {
             let url_key = columns.url.keys[i] as usize;
@@ -364,11 +387,15 @@ impl<'s> MapTask<'s> {
             let e = if cached.0 == customer && cached.1 == hour {
                 cached.2
             } else {
-                let e = self.entry(
-                    (customer, url_ids[url_key], hour),
-                    customer_name,
-                    columns.url.values[url_key],
-                );
+                let prefix = match prefixes[url_key] {
+                    (c, state) if c == customer => state,
+                    _ => {
+                        let state = group_hash_prefix(customer_name, columns.url.values[url_key]);
+                        prefixes[url_key] = (customer, state);
+                        state
+                    }
+                };
+                let e = self.entry((customer, url_ids[url_key], hour), prefix);
                 last[url_key] = (customer, hour, e);
                 e
             };
