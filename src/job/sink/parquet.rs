@@ -25,6 +25,7 @@ use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
 
 use crate::job::location::{replace_dir, run_id, Location, ReplaceStep};
@@ -163,6 +164,9 @@ fn properties() -> WriterProperties {
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(1).expect("zstd level 1"),
         ))
+        // A day's product ids are distinct within each advertiser: a dictionary of them only
+        // costs a hash per row before it overflows and falls back to PLAIN anyway.
+        .set_column_dictionary_enabled(ColumnPath::from("product_id"), false)
         .build()
 }
 
