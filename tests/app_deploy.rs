@@ -94,6 +94,27 @@ impl AppProject {
     }
 }
 
+/// The key of a deploy report entry's object in the test bucket.
+fn key_of(entry: &Value) -> String {
+    entry["s3_uri"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(&format!("s3://{BUCKET}/"))
+        .unwrap()
+        .to_string()
+}
+
+async fn get(s3: &aws_sdk_s3::Client, key: &str) -> Vec<u8> {
+    let object = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    object.body.collect().await.unwrap().to_vec()
+}
+
 const REQUIREMENTS: &str = "numpy==1.26.4\nsix==1.16.0\n";
 
 fn deploy_report(output: &Output) -> Vec<Value> {
@@ -126,22 +147,10 @@ fn deploy_ships_every_piece_content_addressed_and_provision_and_submit_send_the_
         let s3 = project.moto.s3().await;
         for e in &first {
             assert_eq!(e["uploaded"], true, "{e}");
-            let uri = e["s3_uri"].as_str().unwrap();
-            let key = uri.strip_prefix(&format!("s3://{BUCKET}/")).unwrap();
             let sha = e["sha256"].as_str().unwrap();
+            let key = key_of(e);
             assert!(key.contains(sha), "the key {key} names its sha256 {sha}");
-            let bytes = s3
-                .get_object()
-                .bucket(BUCKET)
-                .key(key)
-                .send()
-                .await
-                .unwrap()
-                .body
-                .collect()
-                .await
-                .unwrap()
-                .to_vec();
+            let bytes = get(&s3, &key).await;
             assert_eq!(hex::encode(Sha256::digest(&bytes)), sha, "{key}");
         }
         // The dependency archive holds numpy built for the nodes: CPython 3.9, x86_64.
@@ -149,23 +158,7 @@ fn deploy_ships_every_piece_content_addressed_and_provision_and_submit_send_the_
             .iter()
             .find(|e| e["kind"] == "app_dependencies")
             .unwrap();
-        let key = deps["s3_uri"]
-            .as_str()
-            .unwrap()
-            .strip_prefix(&format!("s3://{BUCKET}/"))
-            .unwrap();
-        let bytes = s3
-            .get_object()
-            .bucket(BUCKET)
-            .key(key)
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .to_vec();
+        let bytes = get(&s3, &key_of(deps)).await;
         let archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
         let names: Vec<String> = archive
             .file_names()

@@ -163,6 +163,66 @@ fn the_example_jvm_application_is_compiled_here_and_runs() {
         "{}",
         String::from_utf8_lossy(&build.stderr)
     );
+    // Its plan is accepted by the EMR service model (botocore's validator and serializer).
+    let plan = Command::new(env!("CARGO_BIN_EXE_emrship"))
+        .args([
+            "plan",
+            "job-specs/jvm-app.yaml",
+            "--date",
+            DATE,
+            "--format",
+            "json",
+        ])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let mut validate = Command::new(test_python())
+        .arg(repo().join("tests/python/validate_emr.py"))
+        .arg("--stdin")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    validate
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&plan.stdout)
+        .unwrap();
+    let validated = validate.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&validated.stdout).trim(),
+        "ok: RunJobFlow, AddJobFlowSteps",
+        "{}",
+        String::from_utf8_lossy(&validated.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    // Its rendered artifacts, with the digests (which follow the local JDK's jar bytes) masked.
+    let digests = regex_lite::Regex::new("[0-9a-f]{64}").unwrap();
+    for key in ["run_job_flow", "add_job_flow_steps", "iam", "uploads"] {
+        let text = serde_json::to_string_pretty(&plan[key]).unwrap();
+        let masked = digests.replace_all(&text, "<sha256>").into_owned();
+        let masked = regex_lite::Regex::new(r#""Bytes": \d+|"bytes": \d+"#)
+            .unwrap()
+            .replace_all(&masked, "\"bytes\": <n>")
+            .into_owned();
+        insta::with_settings!({ snapshot_suffix => "jvm-app", omit_expression => true }, {
+            insta::assert_snapshot!(key, masked);
+        });
+    }
+    // The node check gets the Java the jar's classes need (javac --release 17).
+    assert_eq!(
+        plan["run_job_flow"]["BootstrapActions"][0]["ScriptBootstrapAction"]["Args"],
+        serde_json::json!(["--arch", "x86_64", "--java", "17"])
+    );
+
     let output_dir = mirror(
         "sales-totals",
         &format!("example-analytics/reports/sales-totals/dt={DATE}"),

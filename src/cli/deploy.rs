@@ -18,7 +18,7 @@ use super::{CliError, CommandResult, DeployArgs, ExitStatus, OutputFormat, Print
 use crate::aws::{s3, sdk};
 use crate::bundle::elf::{self, NodeTarget};
 use crate::bundle::{self, zigbuild, BundleInputs};
-use crate::render::artifacts::{Digest256, UploadKind};
+use crate::render::artifacts::{Digest256, Upload, UploadKind};
 use crate::sizing::Arch;
 use crate::spec::raw::Engine;
 use crate::spec::s3::S3Uri;
@@ -39,6 +39,29 @@ struct PendingUpload {
     uri: S3Uri,
     digest: Digest256,
     bytes: Arc<Vec<u8>>,
+}
+
+impl PendingUpload {
+    /// `bytes` for the plan's `upload`, once they are proven to be what its key names: a file
+    /// edited while deploy runs must not be uploaded under its old digest.
+    fn checked(spec: &str, upload: &Upload, bytes: Vec<u8>) -> Result<PendingUpload, Failure> {
+        let digest = Digest256::of(&bytes);
+        if upload.sha256.as_deref() != Some(digest.sha256.as_str()) {
+            return Err(failure(format!(
+                "{} changed while deploying (its key names sha256 {}, its bytes now have {}); run deploy again",
+                upload.source,
+                upload.sha256.as_deref().unwrap_or("none"),
+                digest.sha256
+            )));
+        }
+        Ok(PendingUpload {
+            spec: spec.to_string(),
+            kind: upload.kind,
+            uri: upload.s3_uri.clone(),
+            digest,
+            bytes: Arc::new(bytes),
+        })
+    }
 }
 
 /// A line of deploy's output (`--format json` prints an array of these).
@@ -227,24 +250,7 @@ fn prepare(
                 )))
             }
         };
-        let digest = Digest256::of(&bytes);
-        // The key names the bytes it holds: a file edited while deploy runs must not be
-        // uploaded under its old digest.
-        if upload.sha256.as_deref() != Some(digest.sha256.as_str()) {
-            return Err(failure(format!(
-                "{} changed while deploying (its key names sha256 {}, its bytes now have {}); run deploy again",
-                upload.source,
-                upload.sha256.as_deref().unwrap_or("none"),
-                digest.sha256
-            )));
-        }
-        uploads.push(PendingUpload {
-            spec: job.name.clone(),
-            kind: upload.kind,
-            uri: upload.s3_uri.clone(),
-            digest,
-            bytes: Arc::new(bytes),
-        });
+        uploads.push(PendingUpload::checked(&job.name, upload, bytes)?);
     }
     out.info(&format!(
         "bundle {}: {} ({} bytes, sha256 {}): {}",

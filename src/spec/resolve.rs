@@ -1414,15 +1414,10 @@ impl Resolver<'_> {
                 args.extend(list);
             }
         }
-        let mut secrets = IndexMap::new();
-        for (key, value) in raw.secrets {
-            let at = path("job.secrets").key(&key);
-            self.check_env_name(&key, &at);
-            if !is_secret_reference(&value) {
-                self.error("spec::plain-text-secret", &at, format!("`job.secrets.{key}` holds a plain-text value, not a secret reference"), "store the value in AWS Secrets Manager or SSM Parameter Store and write its ARN, e.g. `arn:aws:secretsmanager:us-east-1:123456789012:secret:ads-db`");
-            }
-            secrets.insert(key, value);
-        }
+        let secrets = self.secrets(
+            raw.secrets,
+            "e.g. `arn:aws:secretsmanager:us-east-1:123456789012:secret:ads-db`",
+        );
         let mut files = Vec::new();
         for (i, spec_path) in raw.files.into_iter().enumerate() {
             let at = path("job.files").index(i);
@@ -1555,6 +1550,24 @@ impl Resolver<'_> {
             ArgRole::Input => self.error("spec::input-uri", at, format!("`{value}` is not an S3 location"), "on a cluster the job reads `s3://bucket/prefix/`"),
             ArgRole::Plain => {}
         }
+    }
+
+    /// `job.secrets`: environment variable names → secret references (never values).
+    fn secrets(
+        &mut self,
+        raw: IndexMap<String, String>,
+        example: &str,
+    ) -> IndexMap<String, String> {
+        let mut secrets = IndexMap::new();
+        for (key, value) in raw {
+            let at = path("job.secrets").key(&key);
+            self.check_env_name(&key, &at);
+            if !is_secret_reference(&value) {
+                self.error("spec::plain-text-secret", &at, format!("`job.secrets.{key}` holds a plain-text value, not a secret reference"), format!("store the value in AWS Secrets Manager or SSM Parameter Store and write its ARN, {example}"));
+            }
+            secrets.insert(key, value);
+        }
+        secrets
     }
 
     fn check_env_name(&mut self, name: &str, at: &SpecPath) {
