@@ -14,6 +14,7 @@ mod deploy;
 mod emr;
 mod logs;
 pub mod plan;
+mod preflight;
 mod run;
 pub mod run_app;
 mod schedule;

@@ -13,9 +13,10 @@ use chrono::NaiveDate;
 use serde_json::{json, Value};
 
 use super::watch::{self, Backoff, Jitter};
-use super::{check_uploads, refuse_pending, Session};
+use super::{check_uploads, Session};
 use crate::aws::launch::{launch_guarded, Decision, Launch, LaunchError};
 use crate::cli::plan::{load_plan, LoadedPlan};
+use crate::cli::preflight::refuse_pending;
 use crate::cli::{
     block_on, AwsArgs, BackfillArgs, CliError, CommandResult, ExitStatus, OutputFormat, Printer,
     RunArgs, SpecArgs,
