@@ -172,12 +172,12 @@ async fn provision_async(args: ProvisionArgs, loaded: LoadedPlan, out: Printer) 
         };
         let followed = follow(&session, &cluster_id, view, target, &wait).await?;
         followed.merge_into(&mut result);
-        out.result(args.format, &result, &followed.text())?;
+        out.result(args.stdout.format, &result, &followed.text())?;
         return Ok(followed.exit);
     }
     let how = if reused { "reused" } else { "started" };
     let text = format!("{cluster_id} {} ({how})", view.state);
-    out.result(args.format, &result, &text)?;
+    out.result(args.stdout.format, &result, &text)?;
     Ok(ExitStatus::Success)
 }
 
@@ -218,7 +218,7 @@ fn print_provision_dry_run(
     if args.create_roles {
         would["iam"] = serde_json::to_value(&plan.iam).expect("IAM documents serialize");
     }
-    if args.format == OutputFormat::Json {
+    if args.stdout.format == OutputFormat::Json {
         return out.json(&would);
     }
     if args.create_roles {
@@ -368,7 +368,7 @@ async fn submit_async(args: SubmitArgs, loaded: LoadedPlan, out: Printer) -> Com
             "Steps": steps,
         });
         out.result(
-            args.format,
+            args.stdout.format,
             &would,
             &format!("Would AddJobFlowSteps:\n{}", pretty(&would)),
         )?;
@@ -417,10 +417,10 @@ async fn submit_async(args: SubmitArgs, loaded: LoadedPlan, out: Printer) -> Com
         )
         .await?;
         followed.merge_into(&mut result);
-        out.result(args.format, &result, &followed.text())?;
+        out.result(args.stdout.format, &result, &followed.text())?;
         return Ok(followed.exit);
     }
-    out.result(args.format, &result, &step_ids.join("\n"))?;
+    out.result(args.stdout.format, &result, &step_ids.join("\n"))?;
     Ok(ExitStatus::Success)
 }
 
@@ -528,7 +528,7 @@ async fn status_async(args: StatusArgs, out: Printer) -> CommandResult {
         if let Some(step) = &args.step {
             shown.steps.retain(|s| &s.id == step);
         }
-        out.result(args.format, &view_json(&shown), &view_text(&shown))?;
+        out.result(args.stdout.format, &view_json(&shown), &view_text(&shown))?;
         return Ok(ExitStatus::Success);
     }
     let target = watch::status_target(args.step.as_deref(), &view.steps);
@@ -536,7 +536,7 @@ async fn status_async(args: StatusArgs, out: Printer) -> CommandResult {
     let followed = follow(&session, &cluster_id, view, target, &wait).await?;
     let mut result = json!({ "cluster_id": cluster_id });
     followed.merge_into(&mut result);
-    out.result(args.format, &result, &followed.text())?;
+    out.result(args.stdout.format, &result, &followed.text())?;
     Ok(followed.exit)
 }
 
@@ -702,7 +702,7 @@ async fn terminate_async(args: TerminateArgs, out: Printer) -> CommandResult {
         let text = format!("cluster {} is already {}", view.id, view.state);
         out.info(&text);
         out.result(
-            args.format,
+            args.stdout.format,
             &json!({ "cluster_id": view.id, "state": view.state, "terminated": false }),
             &text,
         )?;
@@ -710,7 +710,7 @@ async fn terminate_async(args: TerminateArgs, out: Printer) -> CommandResult {
     }
     if args.dry_run {
         out.result(
-            args.format,
+            args.stdout.format,
             &json!({ "dry_run": true, "would_terminate": [view.id], "state": view.state }),
             &format!("would terminate cluster {} ({})", view.id, view.state),
         )?;
@@ -723,7 +723,7 @@ async fn terminate_async(args: TerminateArgs, out: Printer) -> CommandResult {
         .map_err(termination_failure)?;
     let after = session.cluster(&view.id).await?;
     out.result(
-        args.format,
+        args.stdout.format,
         &json!({ "cluster_id": after.id, "state": after.state, "terminated": true }),
         &format!("cluster {} {}", after.id, after.state),
     )?;
@@ -760,7 +760,7 @@ async fn down_async(args: DownArgs, loaded: LoadedPlan, out: Printer) -> Command
         let text = format!("no active cluster for run key {run_key}");
         out.info(&text);
         out.result(
-            args.format,
+            args.stdout.format,
             &json!({ "run_key": run_key, "terminated": [] }),
             &text,
         )?;
@@ -768,7 +768,7 @@ async fn down_async(args: DownArgs, loaded: LoadedPlan, out: Printer) -> Command
     }
     if args.dry_run {
         out.result(
-            args.format,
+            args.stdout.format,
             &json!({ "dry_run": true, "run_key": run_key, "would_terminate": ids }),
             &format!("would terminate {} (run key {run_key})", ids.join(", ")),
         )?;
@@ -780,7 +780,7 @@ async fn down_async(args: DownArgs, loaded: LoadedPlan, out: Printer) -> Command
         .await
         .map_err(termination_failure)?;
     out.result(
-        args.format,
+        args.stdout.format,
         &json!({ "run_key": run_key, "terminated": ids }),
         &format!("terminated {} (run key {run_key})", ids.join(", ")),
     )?;

@@ -201,7 +201,7 @@ async fn schedule_async(
         };
         let account = loaded.job.account_id.clone();
         let requests = requests(&args, &loaded, &template, code, account);
-        print_requests(&requests, args.format, out)?;
+        print_requests(&requests, args.stdout.format, out)?;
         return Ok(ExitStatus::Success);
     }
 
@@ -263,7 +263,7 @@ async fn schedule_async(
         "changes": changes,
     });
     let heading = format!("Schedule: {}", requests.summary);
-    print_changes(&result, &heading, &changes, args.format, out)?;
+    print_changes(&result, &heading, &changes, args.stdout.format, out)?;
     Ok(ExitStatus::Success)
 }
 
@@ -445,7 +445,7 @@ async fn unschedule_async(args: UnscheduleArgs, loaded: LoadedPlan, out: Printer
                 json!({ "operation": operation, "resource": resource, "name": name })
             })
             .collect();
-        match args.format {
+        match args.stdout.format {
             OutputFormat::Json => out.json(&json!({ "requests": requests }))?,
             OutputFormat::Text => {
                 let mut text = String::from("Unschedule (dry run; nothing sent)\n");
@@ -491,6 +491,6 @@ async fn unschedule_async(args: UnscheduleArgs, loaded: LoadedPlan, out: Printer
     changes.push(s3::remove_object(&s3, "plan template", &template_uri).await?);
 
     let result = json!({ "changes": changes });
-    print_changes(&result, "Unschedule", &changes, args.format, out)?;
+    print_changes(&result, "Unschedule", &changes, args.stdout.format, out)?;
     Ok(ExitStatus::Success)
 }

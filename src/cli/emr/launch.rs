@@ -116,7 +116,7 @@ pub fn run_day(args: RunArgs, out: Printer) -> CommandResult {
             "run_job_flow": loaded.plan.run_job_flow,
         });
         out.result(
-            args.format,
+            args.stdout.format,
             &would,
             &format!(
                 "Would {}; otherwise RunJobFlow:\n{}",
@@ -126,7 +126,7 @@ pub fn run_day(args: RunArgs, out: Printer) -> CommandResult {
         )?;
         return Ok(ExitStatus::Success);
     }
-    block_on(run_day_async(args.aws, args.format, loaded, out))
+    block_on(run_day_async(args.aws, args.stdout.format, loaded, out))
 }
 
 fn guard_text(run_key: &str) -> String {
@@ -174,8 +174,7 @@ pub fn backfill(args: BackfillArgs, out: Printer) -> CommandResult {
     for date in args.from.iter_days().take(days as usize) {
         let spec = SpecArgs {
             spec: args.spec.clone(),
-            overlays: args.overlays.clone(),
-            sets: args.sets.clone(),
+            layers: args.layers.clone(),
             date: Some(date),
         };
         plans.push((date, load_plan(&spec, out)?));
@@ -195,7 +194,7 @@ pub fn backfill(args: BackfillArgs, out: Printer) -> CommandResult {
                 })
             })
             .collect();
-        match args.format {
+        match args.stdout.format {
             OutputFormat::Json => out.json(&json!({
                 "dry_run": true,
                 "max_parallel": args.max_parallel,
@@ -283,7 +282,7 @@ async fn backfill_async(
         count(Decision::AlreadyActive),
         count(Decision::AlreadyCompleted),
     );
-    match args.format {
+    match args.stdout.format {
         OutputFormat::Json => {
             let days: Vec<Value> = results
                 .iter()
