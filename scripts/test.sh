@@ -16,6 +16,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 EMRSHIP_TEST_PYTHON="$(bash scripts/python-env.sh --print-python)"
 export EMRSHIP_TEST_PYTHON
+# A JDK: spark-submit needs java; tests/app_run_local.rs compiles the JVM example with javac.
+bash scripts/jdk.sh
 # The Rust standard library for both Linux targets: tests/lambda_package.rs cross-builds
 # emrship-lambda for x86_64 and aarch64 with cargo-zigbuild.
 bash scripts/rust-targets.sh

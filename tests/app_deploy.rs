@@ -43,10 +43,21 @@ impl AppProject {
         let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         copy_tree(&repo.join("examples/pyspark-app"), &dir.path().join("app"));
         std::fs::write(dir.path().join("app/requirements.txt"), requirements).unwrap();
+        // A bootstrap script of the user's own, given as a local path (uploaded like the rest).
+        std::fs::create_dir_all(dir.path().join("bootstrap")).unwrap();
+        std::fs::write(
+            dir.path().join("bootstrap/tools.sh"),
+            "#!/bin/bash\nset -euo pipefail\necho tools \"$@\"\n",
+        )
+        .unwrap();
         let spec = std::fs::read_to_string(repo.join("job-specs/pyspark-app.yaml"))
             .unwrap()
             .replace("project: ../examples/pyspark-app", "project: app")
-            .replace("example-analytics", BUCKET);
+            .replace("example-analytics", BUCKET)
+            .replace(
+                "  tags: { team: analytics }\n",
+                "  tags: { team: analytics }\n  bootstrap:\n    - name: tools\n      path: bootstrap/tools.sh\n      args: [--fast]\n",
+            );
         std::fs::write(dir.path().join("spec.yaml"), spec).unwrap();
         AppProject { moto, dir }
     }
@@ -107,7 +118,8 @@ fn deploy_ships_every_piece_content_addressed_and_provision_and_submit_send_the_
             "app_modules",
             "app_file",
             "app_dependencies",
-            "node_check"
+            "node_check",
+            "user_bootstrap"
         ]
     );
     block(async {
@@ -195,6 +207,21 @@ fn deploy_ships_every_piece_content_addressed_and_provision_and_submit_send_the_
         "{archives}"
     );
 
+    // The local bootstrap script runs from its content-addressed key, with its arguments.
+    let tools = first
+        .iter()
+        .find(|e| e["kind"] == "user_bootstrap")
+        .unwrap();
+    let actions = plan["run_job_flow"]["BootstrapActions"].as_array().unwrap();
+    assert_eq!(actions.len(), 2, "the node check and the spec's own");
+    assert_eq!(actions[1]["Name"], "tools");
+    assert_eq!(actions[1]["ScriptBootstrapAction"]["Path"], tools["s3_uri"]);
+    assert_eq!(
+        actions[1]["ScriptBootstrapAction"]["Args"],
+        json!(["--fast"])
+    );
+    assert!(tools["s3_uri"].as_str().unwrap().contains("/scripts/"));
+
     // A second deploy sends nothing.
     let keys_before = block(project.keys());
     let second = deploy_report(&project.deploy());
@@ -269,7 +296,7 @@ fn a_requirement_without_a_wheel_for_the_nodes_stops_deploy_before_any_upload() 
     let output = project.deploy();
     assert_exit(&output, 2);
     let text = stderr(&output);
-    assert!(text.contains("nothing was uploaded"), "{text}");
+    assert!(text.contains("nothing was run or uploaded"), "{text}");
     assert!(
         text.contains("`docopt` has no wheel for CPython 3.9 manylinux (glibc ≤ 2.34) x86_64"),
         "{text}"

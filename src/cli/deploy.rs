@@ -212,6 +212,9 @@ fn prepare(
                     ))
                 })?,
             UploadKind::JobFile => read_with_mode(Path::new(&upload.source), "job file")?.0,
+            UploadKind::UserBootstrap => {
+                read_with_mode(&loaded.spec_dir.join(&upload.source), "bootstrap script")?.0
+            }
             UploadKind::AppEntry
             | UploadKind::AppModules
             | UploadKind::AppFile

@@ -12,6 +12,7 @@ pub use crate::edge::{CliError, CommandResult, ExitStatus, OutputFormat, Printer
 mod aws_args;
 mod deploy;
 mod emr;
+mod init;
 mod logs;
 pub mod plan;
 mod preflight;
@@ -35,6 +36,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a starter PySpark project and its spec, which pass `plan` and `run --local` as
+    /// they are.
+    Init(InitArgs),
     /// Render, offline, every request and upload a spec would make.
     Plan(PlanArgs),
     /// Size Spark executors for an instance type and node count, showing the arithmetic.
@@ -98,6 +102,19 @@ pub struct FormatArgs {
     /// How data goes to stdout: lines for people, or one JSON document.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// The folder to write the project into (created if missing; default: the current one).
+    pub dir: Option<PathBuf>,
+    /// The project's name (the spec's `name`; the Python package gets `_` for `-`); default:
+    /// the folder's name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Overwrite files that exist.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -385,6 +402,7 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli, out: Printer) -> CommandResult {
     match cli.command {
+        Command::Init(args) => init::run(args, out),
         Command::Plan(args) => plan::run(args, out),
         Command::Size(args) => size::run(args, out),
         Command::Run(args) => run::run(args, out),

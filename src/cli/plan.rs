@@ -126,6 +126,19 @@ fn load_layers_and_plan_with(
             )),
         }
     }
+    for action in &job.cluster.bootstrap {
+        if let crate::spec::job_plan::BootstrapScript::Local(path) = &action.script {
+            let local = spec_dir.join(&path.path);
+            match std::fs::read(&local) {
+                Ok(bytes) => inputs.bootstrap_scripts.push(Digest256::of(&bytes)),
+                Err(e) => missing.push(format!(
+                    "{}cluster.bootstrap: cannot read {} ({e}); a local bootstrap script's path is relative to the spec file's folder",
+                    path.origin.as_ref().map(|o| format!("{o}: ")).unwrap_or_default(),
+                    local.display()
+                )),
+            }
+        }
+    }
     if !missing.is_empty() {
         return Err(CliError::invalid(missing.join("\n")));
     }

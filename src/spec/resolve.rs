@@ -628,11 +628,19 @@ impl Resolver<'_> {
                     &at.key("path"),
                     "path: s3://my-bucket/bootstrap/install.sh",
                 )
-                .and_then(|p| self.s3(&p, &at.key("path")));
+                .and_then(|p| {
+                    if p.starts_with("s3://") || p.starts_with("https://") {
+                        self.s3(&p, &at.key("path")).map(BootstrapScript::S3)
+                    } else {
+                        // A local script, uploaded by `deploy` under its sha256.
+                        self.app_path(&p, &at.key("path"))
+                            .map(BootstrapScript::Local)
+                    }
+                });
             let args: Vec<String> = action.args.into_iter().map(|a| a.0).collect();
             self.check_discrete_args(&args, &at.key("args"));
-            if let (Some(name), Some(path)) = (name, script) {
-                bootstrap.push(BootstrapAction { name, path, args });
+            if let (Some(name), Some(script)) = (name, script) {
+                bootstrap.push(BootstrapAction { name, script, args });
             }
         }
         let configurations = self.user_configurations(raw.configurations, engine);

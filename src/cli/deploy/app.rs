@@ -88,6 +88,14 @@ pub fn prepare(
     let mut uploads = Vec::new();
     for upload in &rendered.plan.uploads {
         let bytes = match upload.kind {
+            UploadKind::UserBootstrap => Some(
+                std::fs::read(rendered.spec_dir.join(&upload.source)).map_err(|e| {
+                    failure(format!(
+                        "cannot read the bootstrap script {}: {e}",
+                        upload.source
+                    ))
+                })?,
+            ),
             UploadKind::NodeCheck => rendered
                 .plan
                 .rendered_files

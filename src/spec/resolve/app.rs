@@ -384,7 +384,7 @@ impl Resolver<'_> {
         }
     }
 
-    fn app_path(&mut self, text: &str, at: &SpecPath) -> Option<AppPath> {
+    pub(super) fn app_path(&mut self, text: &str, at: &SpecPath) -> Option<AppPath> {
         if !self.check_relative(text, at) {
             return None;
         }
