@@ -174,6 +174,7 @@ fn deploy_ships_every_piece_content_addressed_and_provision_and_submit_send_the_
 
     // The plan now knows the archive's digest (deploy recorded it): nothing is pending.
     let plan = project.plan();
+    assert!(!plan["uploads"].as_array().unwrap().is_empty());
     assert!(
         plan["uploads"]
             .as_array()
@@ -217,6 +218,7 @@ fn deploy_ships_every_piece_content_addressed_and_provision_and_submit_send_the_
     // A second deploy sends nothing.
     let keys_before = block(project.keys());
     let second = deploy_report(&project.deploy());
+    assert_eq!(second.len(), first.len(), "{second:?}");
     assert!(
         second.iter().all(|e| e["status"] == "unchanged"),
         "{second:?}"

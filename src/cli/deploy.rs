@@ -83,7 +83,7 @@ struct UploadReport {
 
 pub fn run(args: DeployArgs, out: Printer) -> CommandResult {
     let reports = deploy(&args, out)?;
-    match args.format {
+    match args.stdout.format {
         OutputFormat::Json => out.json(&reports)?,
         OutputFormat::Text => {
             for r in &reports {
@@ -97,8 +97,7 @@ pub fn run(args: DeployArgs, out: Printer) -> CommandResult {
 fn spec_args(args: &DeployArgs, spec: &Path) -> SpecArgs {
     SpecArgs {
         spec: spec.to_path_buf(),
-        overlays: args.overlays.clone(),
-        sets: args.sets.clone(),
+        layers: args.layers.clone(),
         date: args.date,
     }
 }
@@ -187,12 +186,13 @@ fn prepare(
 
     let base = read_layer(spec)?;
     let overlays = args
+        .layers
         .overlays
         .iter()
         .map(|p| read_layer(p))
         .collect::<Result<Vec<_>, _>>()?;
     let spec_yaml =
-        bundle::merged_spec_yaml(&base, &overlays, &args.sets).map_err(CliError::invalid)?;
+        bundle::merged_spec_yaml(&base, &overlays, &args.layers.sets).map_err(CliError::invalid)?;
     let mut job_files = Vec::new();
     for file in &job.job.files {
         let (bytes, mode) = read_with_mode(&loaded.spec_dir.join(&file.spec_path), "job file")?;
