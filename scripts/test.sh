@@ -16,6 +16,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 EMRSHIP_TEST_PYTHON="$(bash scripts/python-env.sh --print-python)"
 export EMRSHIP_TEST_PYTHON
+# A JDK: spark-submit needs java; tests/app_run_local.rs compiles the JVM example with javac.
+bash scripts/jdk.sh
 # The Rust standard library for both Linux targets: tests/lambda_package.rs cross-builds
 # emrship-lambda for x86_64 and aarch64 with cargo-zigbuild.
 bash scripts/rust-targets.sh
@@ -33,5 +35,25 @@ if [[ "$EMRSHIP_TEST_PG_URL" != "$pg_url_given" ]]; then
     export PGPASSWORD=emrship-test
 fi
 
+# Snapshots are checked, never written (`cargo insta test --check`): INSTA_UPDATE=no fails a
+# test whose snapshot differs and writes no .snap.new. insta appends the path of every snapshot
+# an assertion reads to INSTA_SNAPSHOT_REFERENCES_FILE (what cargo-insta's --unreferenced uses).
+references="$(mktemp)"
+trap 'rm -f "$references"' EXIT
 # CI reads the closing "test result" lines; keep cargo's own output.
-cargo test --locked --all-targets "$@"
+INSTA_UPDATE=no INSTA_SNAPSHOT_REFERENCES_FILE="$references" \
+    cargo test --locked --all-targets "$@"
+
+# `--unreferenced=reject`: after a whole run, a snapshot no assertion read belongs to a test
+# that is gone or renamed. (With extra arguments only some tests ran, so this is skipped.)
+if [[ $# -eq 0 ]]; then
+    unreferenced="$(comm -23 \
+        <(for snap in tests/snapshots/*.snap; do realpath "$snap"; done | sort -u) \
+        <(xargs -r -d '\n' realpath -m <"$references" | sort -u))"
+    if [[ -n "$unreferenced" ]]; then
+        echo "error: these snapshots are not asserted by any test:" >&2
+        sed 's/^/  /' <<<"$unreferenced" >&2
+        echo "help: delete each with the assertion that made it (or restore the test)" >&2
+        exit 1
+    fi
+fi

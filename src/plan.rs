@@ -14,7 +14,7 @@ use crate::render::run_job_flow::{run_job_flow, EmrshipBootstrap, RunJobFlowRequ
 use crate::render::scripts;
 use crate::render::steps::{job_step, StepConfig, StepLocations};
 use crate::sizing::ExecutorSizing;
-use crate::spec::job_plan::{Nodes, SizingSource, UserApp};
+use crate::spec::job_plan::{BootstrapScript, Nodes, SizingSource, UserApp};
 use crate::spec::raw::Engine;
 use crate::spec::JobPlan;
 
@@ -131,7 +131,28 @@ pub fn build(job: &JobPlan, inputs: &PlanInputs, spec_warnings: Vec<String>) -> 
             o.key, o.classification, o.new, o.old
         ));
     }
-    let run_job_flow = run_job_flow(job, configurations, bootstrap, vec![step.clone()]);
+    let user_bootstrap = artifacts::bootstrap_script_uris(job, inputs);
+    let mut local_digests = inputs.bootstrap_scripts.iter();
+    for (action, uri) in job.cluster.bootstrap.iter().zip(&user_bootstrap) {
+        if let BootstrapScript::Local(path) = &action.script {
+            let digest = local_digests.next();
+            uploads.push(Upload {
+                kind: UploadKind::UserBootstrap,
+                source: path.path.clone(),
+                s3_uri: uri.clone(),
+                sha256: digest.map(|d| d.sha256.clone()),
+                bytes: digest.map(|d| d.bytes),
+                pending: false,
+            });
+        }
+    }
+    let run_job_flow = run_job_flow(
+        job,
+        configurations,
+        bootstrap,
+        &user_bootstrap,
+        vec![step.clone()],
+    );
 
     let security_groups = match &job.cluster.ui_access_cidr {
         Some(cidr) => vec![SecurityGroupRequest {

@@ -43,10 +43,21 @@ impl AppProject {
         let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         copy_tree(&repo.join("examples/pyspark-app"), &dir.path().join("app"));
         std::fs::write(dir.path().join("app/requirements.txt"), requirements).unwrap();
+        // A bootstrap script of the user's own, given as a local path (uploaded like the rest).
+        std::fs::create_dir_all(dir.path().join("bootstrap")).unwrap();
+        std::fs::write(
+            dir.path().join("bootstrap/tools.sh"),
+            "#!/bin/bash\nset -euo pipefail\necho tools \"$@\"\n",
+        )
+        .unwrap();
         let spec = std::fs::read_to_string(repo.join("job-specs/pyspark-app.yaml"))
             .unwrap()
             .replace("project: ../examples/pyspark-app", "project: app")
-            .replace("example-analytics", BUCKET);
+            .replace("example-analytics", BUCKET)
+            .replace(
+                "  tags: { team: analytics }\n",
+                "  tags: { team: analytics }\n  bootstrap:\n    - name: tools\n      path: bootstrap/tools.sh\n      args: [--fast]\n",
+            );
         std::fs::write(dir.path().join("spec.yaml"), spec).unwrap();
         AppProject { moto, dir }
     }
@@ -83,6 +94,27 @@ impl AppProject {
     }
 }
 
+/// The key of a deploy report entry's object in the test bucket.
+fn key_of(entry: &Value) -> String {
+    entry["s3_uri"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(&format!("s3://{BUCKET}/"))
+        .unwrap()
+        .to_string()
+}
+
+async fn get(s3: &aws_sdk_s3::Client, key: &str) -> Vec<u8> {
+    let object = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    object.body.collect().await.unwrap().to_vec()
+}
+
 const REQUIREMENTS: &str = "numpy==1.26.4\nsix==1.16.0\n";
 
 fn deploy_report(output: &Output) -> Vec<Value> {
@@ -107,29 +139,18 @@ fn deploy_ships_every_piece_content_addressed_and_provision_and_submit_send_the_
             "app_modules",
             "app_file",
             "app_dependencies",
-            "node_check"
+            "node_check",
+            "user_bootstrap"
         ]
     );
     block(async {
         let s3 = project.moto.s3().await;
         for e in &first {
             assert_eq!(e["uploaded"], true, "{e}");
-            let uri = e["s3_uri"].as_str().unwrap();
-            let key = uri.strip_prefix(&format!("s3://{BUCKET}/")).unwrap();
             let sha = e["sha256"].as_str().unwrap();
+            let key = key_of(e);
             assert!(key.contains(sha), "the key {key} names its sha256 {sha}");
-            let bytes = s3
-                .get_object()
-                .bucket(BUCKET)
-                .key(key)
-                .send()
-                .await
-                .unwrap()
-                .body
-                .collect()
-                .await
-                .unwrap()
-                .to_vec();
+            let bytes = get(&s3, &key).await;
             assert_eq!(hex::encode(Sha256::digest(&bytes)), sha, "{key}");
         }
         // The dependency archive holds numpy built for the nodes: CPython 3.9, x86_64.
@@ -137,23 +158,7 @@ fn deploy_ships_every_piece_content_addressed_and_provision_and_submit_send_the_
             .iter()
             .find(|e| e["kind"] == "app_dependencies")
             .unwrap();
-        let key = deps["s3_uri"]
-            .as_str()
-            .unwrap()
-            .strip_prefix(&format!("s3://{BUCKET}/"))
-            .unwrap();
-        let bytes = s3
-            .get_object()
-            .bucket(BUCKET)
-            .key(key)
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .to_vec();
+        let bytes = get(&s3, &key_of(deps)).await;
         let archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
         let names: Vec<String> = archive
             .file_names()
@@ -169,6 +174,7 @@ fn deploy_ships_every_piece_content_addressed_and_provision_and_submit_send_the_
 
     // The plan now knows the archive's digest (deploy recorded it): nothing is pending.
     let plan = project.plan();
+    assert!(!plan["uploads"].as_array().unwrap().is_empty());
     assert!(
         plan["uploads"]
             .as_array()
@@ -194,9 +200,25 @@ fn deploy_ships_every_piece_content_addressed_and_provision_and_submit_send_the_
         "{archives}"
     );
 
+    // The local bootstrap script runs from its content-addressed key, with its arguments.
+    let tools = first
+        .iter()
+        .find(|e| e["kind"] == "user_bootstrap")
+        .unwrap();
+    let actions = plan["run_job_flow"]["BootstrapActions"].as_array().unwrap();
+    assert_eq!(actions.len(), 2, "the node check and the spec's own");
+    assert_eq!(actions[1]["Name"], "tools");
+    assert_eq!(actions[1]["ScriptBootstrapAction"]["Path"], tools["s3_uri"]);
+    assert_eq!(
+        actions[1]["ScriptBootstrapAction"]["Args"],
+        json!(["--fast"])
+    );
+    assert!(tools["s3_uri"].as_str().unwrap().contains("/scripts/"));
+
     // A second deploy sends nothing.
     let keys_before = block(project.keys());
     let second = deploy_report(&project.deploy());
+    assert_eq!(second.len(), first.len(), "{second:?}");
     assert!(
         second.iter().all(|e| e["status"] == "unchanged"),
         "{second:?}"
@@ -267,7 +289,7 @@ fn a_requirement_without_a_wheel_for_the_nodes_stops_deploy_before_any_upload() 
     let output = project.deploy();
     assert_exit(&output, 2);
     let text = stderr(&output);
-    assert!(text.contains("nothing was uploaded"), "{text}");
+    assert!(text.contains("nothing was run or uploaded"), "{text}");
     assert!(
         text.contains("`docopt` has no wheel for CPython 3.9 manylinux (glibc ≤ 2.34) x86_64"),
         "{text}"

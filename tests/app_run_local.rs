@@ -163,6 +163,66 @@ fn the_example_jvm_application_is_compiled_here_and_runs() {
         "{}",
         String::from_utf8_lossy(&build.stderr)
     );
+    // Its plan is accepted by the EMR service model (botocore's validator and serializer).
+    let plan = Command::new(env!("CARGO_BIN_EXE_emrship"))
+        .args([
+            "plan",
+            "job-specs/jvm-app.yaml",
+            "--date",
+            DATE,
+            "--format",
+            "json",
+        ])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let mut validate = Command::new(test_python())
+        .arg(repo().join("tests/python/validate_emr.py"))
+        .arg("--stdin")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    validate
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&plan.stdout)
+        .unwrap();
+    let validated = validate.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&validated.stdout).trim(),
+        "ok: RunJobFlow, AddJobFlowSteps",
+        "{}",
+        String::from_utf8_lossy(&validated.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    // Its rendered artifacts, with the digests (which follow the local JDK's jar bytes) masked.
+    let digests = regex_lite::Regex::new("[0-9a-f]{64}").unwrap();
+    for key in ["run_job_flow", "add_job_flow_steps", "iam", "uploads"] {
+        let text = serde_json::to_string_pretty(&plan[key]).unwrap();
+        let masked = digests.replace_all(&text, "<sha256>").into_owned();
+        let masked = regex_lite::Regex::new(r#""Bytes": \d+|"bytes": \d+"#)
+            .unwrap()
+            .replace_all(&masked, "\"bytes\": <n>")
+            .into_owned();
+        insta::with_settings!({ snapshot_suffix => "jvm-app", omit_expression => true }, {
+            insta::assert_snapshot!(key, masked);
+        });
+    }
+    // The node check gets the Java the jar's classes need (javac --release 17).
+    assert_eq!(
+        plan["run_job_flow"]["BootstrapActions"][0]["ScriptBootstrapAction"]["Args"],
+        serde_json::json!(["--arch", "x86_64", "--java", "17"])
+    );
+
     let output_dir = mirror(
         "sales-totals",
         &format!("example-analytics/reports/sales-totals/dt={DATE}"),
@@ -181,4 +241,144 @@ fn the_example_jvm_application_is_compiled_here_and_runs() {
         assert_eq!(record["orders"], 30_000, "{record}");
         assert_eq!(record["day"], DATE);
     }
+}
+
+/// An executable application: a script with a config file, run on the primary node by the
+/// step's launcher. Here `run --local` runs it in a container-shaped folder; the launcher itself
+/// runs with an `aws` stand-in on PATH that serves `s3 cp` from a local folder (the AWS CLI is
+/// not in the test environment), so the step's own bash program, argument positions and quoting
+/// are what is tested.
+#[test]
+fn an_executable_runs_locally_and_through_the_steps_launcher() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path();
+    std::fs::create_dir_all(project.join("tool/conf")).unwrap();
+    std::fs::write(
+        project.join("tool/report.sh"),
+        "#!/bin/bash\nset -euo pipefail\n# writes its arguments and its config beside each other\nout=\"$2\"\nmkdir -p \"$out\"\nprintf '%s\\n' \"$@\" > \"$out/args.txt\"\ncp settings.toml \"$out/\"\necho \"REPORT_ENV=${REPORT_ENV:-unset}\" > \"$out/env.txt\"\n",
+    )
+    .unwrap();
+    std::fs::write(project.join("tool/conf/settings.toml"), "threshold = 3\n").unwrap();
+    std::fs::write(
+        project.join("spec.yaml"),
+        "name: shell-report\nregion: us-east-1\nrelease: emr-7.5.0\nlog_uri: s3://bkt/logs/\nartifacts: s3://bkt/emrship/\n\
+         cluster:\n  master: { instance_type: m5.xlarge }\n\
+         spark:\n  env: { REPORT_ENV: prod }\n\
+         job:\n  executable:\n    project: tool\n    path: report.sh\n    files: [conf/settings.toml]\n\
+         \x20 args: [--output, {output: \"s3://bkt/out/dt={{date}}/\"}, \"two words\"]\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_emrship"))
+            .args(args)
+            .current_dir(project)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["run", "spec.yaml", "--local", "--date", DATE]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mirrored = project.join(format!(
+        "target/emrship/shell-report/local/s3/bkt/out/dt={DATE}"
+    ));
+    assert_eq!(
+        std::fs::read_to_string(mirrored.join("args.txt")).unwrap(),
+        format!("--output\n{}/\ntwo words\n", mirrored.display())
+    );
+    assert_eq!(
+        std::fs::read_to_string(mirrored.join("settings.toml")).unwrap(),
+        "threshold = 3\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(mirrored.join("env.txt")).unwrap(),
+        "REPORT_ENV=prod\n"
+    );
+
+    // The cluster's step: env … bash -c LAUNCHER emrship-launch 1 <file> <program> <args…>.
+    let plan = run(&["plan", "spec.yaml", "--date", DATE, "--format", "json"]);
+    assert!(
+        plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let step: Vec<String> = plan["add_job_flow_steps"]["Steps"][0]["HadoopJarStep"]["Args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(step[..4], ["env", "REPORT_ENV=prod", "bash", "-c"]);
+    // Stand in for S3: the uploads' bytes under a local folder, found by key.
+    let bucket = project.join("bucket");
+    for upload in plan["uploads"].as_array().unwrap() {
+        let key = upload["s3_uri"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("s3://")
+            .unwrap();
+        let source = project.join("tool").join(
+            upload["source"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("tool/"),
+        );
+        if source.is_file() {
+            std::fs::create_dir_all(bucket.join(key).parent().unwrap()).unwrap();
+            std::fs::copy(&source, bucket.join(key)).unwrap();
+        }
+    }
+    let shims = project.join("shims");
+    std::fs::create_dir_all(&shims).unwrap();
+    std::fs::write(
+        shims.join("aws"),
+        format!("#!/bin/bash\n# aws s3 cp --only-show-errors s3://KEY DEST\n[ \"$1 $2\" = \"s3 cp\" ] || exit 9\ncp \"{}/${{4#s3://}}\" \"$5\"\n", bucket.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        shims.join("aws"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    // The output argument points at a local folder for this run.
+    let local_out = project.join("launched");
+    let step: Vec<String> = step
+        .into_iter()
+        .map(|a| {
+            if a.starts_with("s3://bkt/out/") {
+                local_out.display().to_string()
+            } else {
+                a
+            }
+        })
+        .collect();
+    let launched = Command::new("env")
+        .args(&step[1..])
+        .env(
+            "PATH",
+            format!("{}:{}", shims.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("TMPDIR", project)
+        .output()
+        .unwrap();
+    assert!(
+        launched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&launched.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(local_out.join("args.txt")).unwrap(),
+        format!("--output\n{}\ntwo words\n", local_out.display())
+    );
+    assert_eq!(
+        std::fs::read_to_string(local_out.join("settings.toml")).unwrap(),
+        "threshold = 3\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(local_out.join("env.txt")).unwrap(),
+        "REPORT_ENV=prod\n"
+    );
 }

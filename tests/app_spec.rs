@@ -38,7 +38,7 @@ fn spec(rest: &str) -> String {
 /// The error codes, sorted, and each error as one line (`file:line:col: message (help: …)`);
 /// panics when the spec resolves.
 fn errors(text: &str) -> (Vec<&'static str>, String) {
-    let diagnostics = resolve(text).err().expect("the spec should not resolve");
+    let diagnostics = resolve(text).expect_err("the spec should not resolve");
     let mut codes: Vec<&'static str> = diagnostics.errors().map(|d| d.code).collect();
     codes.sort_unstable();
     let lines: Vec<String> = diagnostics.errors().map(|d| d.one_line()).collect();
@@ -338,4 +338,29 @@ fn a_job_with_neither_command_nor_application_says_what_it_can_be() {
             .contains("`job` says neither which emrship-job command nor which application to run"),
         "{rendered}"
     );
+}
+
+#[test]
+fn a_bootstrap_script_may_be_a_local_path() {
+    let text = spec(PYSPARK)
+    .replace(
+        "  core: { instance_type: m5.2xlarge, count: 2 }\n",
+        "  core: { instance_type: m5.2xlarge, count: 2 }\n  bootstrap:\n    - name: tools\n      path: bootstrap/tools.sh\n    - name: remote\n      path: s3://example-analytics/bootstrap/remote.sh\n    - name: bad\n      path: /etc/tools.sh\n",
+    );
+    let (codes, rendered) = errors(&text);
+    assert_eq!(codes, ["spec::app-path"]);
+    assert!(
+        rendered.contains("`/etc/tools.sh` is not a relative path"),
+        "{rendered}"
+    );
+    let ok = text.replace("    - name: bad\n      path: /etc/tools.sh\n", "");
+    let (plan, _) = resolve(&ok).unwrap_or_else(|d| panic!("{}", d.render()));
+    use emrship::spec::job_plan::BootstrapScript;
+    assert!(
+        matches!(&plan.cluster.bootstrap[0].script, BootstrapScript::Local(p) if p.path == "bootstrap/tools.sh")
+    );
+    assert!(matches!(
+        &plan.cluster.bootstrap[1].script,
+        BootstrapScript::S3(_)
+    ));
 }

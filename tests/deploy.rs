@@ -8,13 +8,13 @@
 mod common;
 
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::elf::binaries;
 use common::emr::{block, stderr};
 use common::moto::Moto;
+use common::project::{match_rate_spec, set_mode};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -31,18 +31,7 @@ impl Project {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("spec.yaml"),
-            format!(
-                "name: deploy-test\n\
-                 region: us-east-1\n\
-                 release: {release}\n\
-                 log_uri: s3://{BUCKET}/logs/\n\
-                 artifacts: s3://{BUCKET}/emrship/\n\
-                 cluster:\n  master: {{ instance_type: m5.xlarge }}\n  core: {{ instance_type: m5.xlarge, count: 2 }}\n\
-                 job:\n  engine: spark\n  command: match-rate\n  files: [job.conf]\n  args:\n\
-                 \x20   views: s3://{BUCKET}/views/dt={{{{date}}}}/\n\
-                 \x20   catalog: s3://{BUCKET}/catalog/\n\
-                 \x20   sink: s3://{BUCKET}/match-rates/\n"
-            ),
+            match_rate_spec("deploy-test", release, BUCKET, "job.conf"),
         )
         .unwrap();
         std::fs::write(dir.path().join("job.conf"), "threshold = 0.5\n").unwrap();
@@ -76,10 +65,6 @@ impl Project {
     fn local_bundle(&self) -> PathBuf {
         self.path("target/emrship/deploy-test/bundle.zip")
     }
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -373,6 +358,7 @@ fn a_bundle_over_8_mib_goes_up_in_parts_and_lands_intact() {
 
         // Unchanged: found by HEAD, nothing sent.
         let second = report(&project.deploy(&moto, &[]));
+        assert_eq!(second.len(), first.len(), "{second:?}");
         assert!(second.iter().all(|e| e["uploaded"] == false), "{second:?}");
     });
 }

@@ -10,8 +10,7 @@
 mod common;
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,6 +21,7 @@ use common::elf::binaries;
 use common::emr::{active_for_run_key, assert_exit, block, stderr, stdout_json, transitions};
 use common::fault_proxy::{Fate, FaultMix, FaultProxy, Rule};
 use common::moto::Moto;
+use common::project::{match_rate_spec, set_mode};
 
 const BUCKET: &str = "emrship-faults";
 const NAME: &str = "faults";
@@ -68,18 +68,7 @@ impl Project {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("spec.yaml"),
-            format!(
-                "name: {NAME}\n\
-                 region: us-east-1\n\
-                 release: emr-6.15.0\n\
-                 log_uri: s3://{BUCKET}/logs/\n\
-                 artifacts: s3://{BUCKET}/emrship/\n\
-                 cluster:\n  master: {{ instance_type: m5.xlarge }}\n  core: {{ instance_type: m5.xlarge, count: 2 }}\n\
-                 job:\n  engine: spark\n  command: match-rate\n  files: [job.bin]\n  args:\n\
-                 \x20   views: s3://{BUCKET}/views/dt={{{{date}}}}/\n\
-                 \x20   catalog: s3://{BUCKET}/catalog/\n\
-                 \x20   sink: s3://{BUCKET}/match-rates/\n"
-            ),
+            match_rate_spec(NAME, "emr-6.15.0", BUCKET, "job.bin"),
         )
         .unwrap();
         std::fs::write(dir.path().join("job.bin"), job_file).unwrap();
@@ -253,10 +242,6 @@ impl Project {
         )
         .unwrap();
     }
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 fn fixture(name: &str) -> String {

@@ -38,6 +38,7 @@ impl Env {
             bundle: Some(Digest256::of(&self.bundle)),
             job_files: Vec::new(),
             app: None,
+            bootstrap_scripts: Vec::new(),
         };
         let template = PlanTemplate::from_layers(&base, &[], &[], &inputs, &job);
         self.put(PLAN_OBJECT, template.to_json().into_bytes());

@@ -897,7 +897,7 @@ async fn jvm_dependency_class_missing_names_the_jars_shipped() {
         "{text}"
     );
     assert!(
-        text.contains("the step shipped --jars commons-csv-1.10.0-77c2.jar: add the jar that holds org.yaml.snakeyaml.LoaderOptions to the application's jars in the spec"),
+        text.contains("the step shipped --jars commons-csv-1.10.0-77c2.jar: add the jar that holds org.yaml.snakeyaml.LoaderOptions to `job.jar.jars`"),
         "{text}"
     );
 }

@@ -3,6 +3,7 @@
 use aws_sdk_eventbridge::types::{RuleState, Target as SdkTarget};
 use aws_sdk_eventbridge::Client;
 
+use super::change::{Action, Change};
 use super::error::{sdk_error, AwsError};
 use crate::render::schedule::{PutRule, PutTargets};
 
@@ -61,6 +62,87 @@ impl Events {
                 }
             }
         }
+    }
+
+    /// Brings the rule to `wanted` (PutRule creates or updates it in place, keeping its ARN);
+    /// returns its ARN and what changed.
+    pub async fn upsert_rule(&self, wanted: &PutRule) -> Result<(String, Change), AwsError> {
+        let current = self.rule(&wanted.name).await?;
+        if let Some(found) = &current {
+            if found.matches(wanted) {
+                let change = Change::new("eventbridge rule", &wanted.name, Action::Unchanged);
+                return Ok((found.arn.clone(), change));
+            }
+        }
+        let arn = self.put_rule(wanted).await?;
+        let action = if current.is_some() {
+            Action::Updated
+        } else {
+            Action::Created
+        };
+        Ok((arn, Change::new("eventbridge rule", &wanted.name, action)))
+    }
+
+    /// Brings the rule's one target of ours (`target_id`) to `wanted`; other targets on the
+    /// rule are left alone.
+    pub async fn upsert_target(
+        &self,
+        wanted: &PutTargets,
+        target_id: &str,
+    ) -> Result<Change, AwsError> {
+        let current = self.targets(&wanted.rule).await?;
+        let ours = current.iter().find(|t| t.id == target_id);
+        let wanted_arn = wanted
+            .targets
+            .iter()
+            .find(|t| t.id == target_id)
+            .map(|t| &t.arn);
+        let action = match ours {
+            Some(t) if Some(&t.arn) == wanted_arn => Action::Unchanged,
+            _ => {
+                self.put_targets(wanted).await?;
+                if ours.is_some() {
+                    Action::Updated
+                } else {
+                    Action::Created
+                }
+            }
+        };
+        Ok(Change::new("rule target", target_id, action))
+    }
+
+    /// Removes our target from the rule, then the rule itself unless someone else's targets
+    /// are on it (deleting it would break them: the rule is then `kept`). Two changes: the
+    /// target's and the rule's.
+    pub async fn remove_target_and_rule(
+        &self,
+        rule: &str,
+        target_id: &str,
+    ) -> Result<[Change; 2], AwsError> {
+        let targets = self.targets(rule).await?;
+        let ours = targets.iter().any(|t| t.id == target_id);
+        if ours {
+            self.remove_targets(rule, &[target_id.to_string()]).await?;
+        }
+        let target = Change::new("rule target", target_id, Action::removed(ours));
+        let others: Vec<&str> = targets
+            .iter()
+            .filter(|t| t.id != target_id)
+            .map(|t| t.id.as_str())
+            .collect();
+        if !others.is_empty() {
+            let kept = Change::new("eventbridge rule", rule, Action::Kept)
+                .with_detail(format!("it has other targets: {}", others.join(", ")));
+            return Ok([target, kept]);
+        }
+        let found = self.rule(rule).await?.is_some();
+        if found {
+            self.delete_rule(rule).await?;
+        }
+        Ok([
+            target,
+            Change::new("eventbridge rule", rule, Action::removed(found)),
+        ])
     }
 
     /// PutRule creates the rule or updates it in place; returns its ARN.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_iam::Client;
 use serde_json::Value;
 
+use super::change::{Action, Change};
 use super::error::{sdk_error, AwsError};
 use crate::render::iam::{IamPlan, RoleDocuments};
 
@@ -37,16 +38,84 @@ fn to_json(document: &Value) -> String {
     serde_json::to_string(document).expect("a JSON value always serializes")
 }
 
+/// One change [`ensure_roles`] made. `Display` gives the line `provision --create-roles` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IamChange {
+    /// CreateRole (or a concurrent/retried CreateRole found it created: its trust policy was
+    /// then set to the plan's).
+    CreatedRole { role: String },
+    /// UpdateAssumeRolePolicy: the trust policy differed.
+    UpdatedTrustPolicy { role: String },
+    /// AttachRolePolicy: a managed policy the plan names was not attached.
+    AttachedPolicy { role: String, policy_arn: String },
+    /// PutRolePolicy: an inline policy was missing (`replaced: false`) or differed.
+    PutInlinePolicy {
+        role: String,
+        policy: String,
+        replaced: bool,
+    },
+    /// CreateInstanceProfile.
+    CreatedInstanceProfile { profile: String },
+    /// AddRoleToInstanceProfile.
+    AddedRoleToProfile { role: String, profile: String },
+}
+
+impl std::fmt::Display for IamChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IamChange::CreatedRole { role } => write!(f, "created role {role}"),
+            IamChange::UpdatedTrustPolicy { role } => {
+                write!(f, "updated the trust policy of role {role}")
+            }
+            IamChange::AttachedPolicy { role, policy_arn } => {
+                write!(f, "attached {policy_arn} to role {role}")
+            }
+            IamChange::PutInlinePolicy {
+                role,
+                policy,
+                replaced,
+            } => write!(
+                f,
+                "{} inline policy {policy} of role {role}",
+                if *replaced { "updated" } else { "put" }
+            ),
+            IamChange::CreatedInstanceProfile { profile } => {
+                write!(f, "created instance profile {profile}")
+            }
+            IamChange::AddedRoleToProfile { role, profile } => {
+                write!(f, "added role {role} to instance profile {profile}")
+            }
+        }
+    }
+}
+
+/// One role's changes as one [`Change`]: `created` when the role was created, `unchanged` when
+/// nothing was, else `updated`; the detail lists every change.
+pub fn role_change(role: &str, changes: &[IamChange]) -> Change {
+    let created = changes
+        .iter()
+        .any(|c| matches!(c, IamChange::CreatedRole { role: r } if r == role));
+    let action = if created {
+        Action::Created
+    } else if changes.is_empty() {
+        Action::Unchanged
+    } else {
+        Action::Updated
+    };
+    let detail: Vec<String> = changes.iter().map(ToString::to_string).collect();
+    Change::new("iam role", role, action).with_detail(detail.join("; "))
+}
+
 /// Brings every role of `plan` to the plan's documents; returns what it changed, in order
 /// (empty when everything already matched).
 pub async fn ensure_roles(
     config: &aws_config::SdkConfig,
     plan: &IamPlan,
-) -> Result<Vec<String>, AwsError> {
+) -> Result<Vec<IamChange>, AwsError> {
     let client = Client::new(config);
     let mut changes = Vec::new();
     for (name, role) in &plan.0 {
-        ensure_role(&client, name, role, &mut changes).await?;
+        changes.extend(ensure_role(&client, name, role).await?);
     }
     Ok(changes)
 }
@@ -63,24 +132,32 @@ async fn set_trust_policy(client: &Client, name: &str, trust: &str) -> Result<()
     Ok(())
 }
 
+/// One role, in four reconciliations: the role and its trust policy, its managed policies,
+/// its inline policies, its instance profile.
 async fn ensure_role(
     client: &Client,
     name: &str,
     role: &RoleDocuments,
-    changes: &mut Vec<String>,
-) -> Result<(), AwsError> {
+) -> Result<Vec<IamChange>, AwsError> {
+    let mut changes = Vec::new();
+    changes.extend(upsert_role(client, name, role).await?);
+    changes.extend(attach_managed_policies(client, name, &role.managed_policy_arns).await?);
+    changes.extend(put_inline_policies(client, name, role).await?);
+    if let Some(profile) = &role.instance_profile {
+        changes.extend(upsert_instance_profile(client, name, profile).await?);
+    }
+    Ok(changes)
+}
+
+/// The role with the plan's trust policy: created, or its trust policy set when it differs.
+async fn upsert_role(
+    client: &Client,
+    name: &str,
+    role: &RoleDocuments,
+) -> Result<Option<IamChange>, AwsError> {
     let trust = to_json(&role.trust_policy);
-    match client.get_role().role_name(name).send().await {
-        Ok(found) => {
-            let current = found
-                .role()
-                .and_then(|r| r.assume_role_policy_document())
-                .and_then(parse_document);
-            if current.as_ref() != Some(&role.trust_policy) {
-                set_trust_policy(client, name, &trust).await?;
-                changes.push(format!("updated the trust policy of role {name}"));
-            }
-        }
+    let found = match client.get_role().role_name(name).send().await {
+        Ok(found) => found,
         Err(err) => {
             let err = AwsError::from_sdk("GetRole", err);
             if !err.is_code("NoSuchEntity") {
@@ -95,47 +172,77 @@ async fn ensure_role(
                 .await
                 .map_err(sdk_error("CreateRole"));
             match created {
-                Ok(_) => changes.push(format!("created role {name}")),
+                Ok(_) => {}
                 // A retried call whose first answer was lost, or a concurrent provision:
                 // the role is there now; bring its trust policy to the plan's.
                 Err(e) if e.is_code("EntityAlreadyExists") => {
                     set_trust_policy(client, name, &trust).await?;
-                    changes.push(format!("created role {name}"));
                 }
                 Err(e) => return Err(e),
             }
+            return Ok(Some(IamChange::CreatedRole { role: name.into() }));
+        }
+    };
+    let current = found
+        .role()
+        .and_then(|r| r.assume_role_policy_document())
+        .and_then(parse_document);
+    if current.as_ref() == Some(&role.trust_policy) {
+        return Ok(None);
+    }
+    set_trust_policy(client, name, &trust).await?;
+    Ok(Some(IamChange::UpdatedTrustPolicy { role: name.into() }))
+}
+
+/// Attaches each managed policy the role lacks (others attached by hand stay).
+async fn attach_managed_policies(
+    client: &Client,
+    name: &str,
+    arns: &[String],
+) -> Result<Vec<IamChange>, AwsError> {
+    let mut changes = Vec::new();
+    if arns.is_empty() {
+        return Ok(changes);
+    }
+    let mut attached = Vec::new();
+    let mut pages = client
+        .list_attached_role_policies()
+        .role_name(name)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(sdk_error("ListAttachedRolePolicies"))?;
+        attached.extend(
+            page.attached_policies()
+                .iter()
+                .filter_map(|p| p.policy_arn().map(str::to_string)),
+        );
+    }
+    for arn in arns {
+        if !attached.contains(arn) {
+            client
+                .attach_role_policy()
+                .role_name(name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map_err(sdk_error("AttachRolePolicy"))?;
+            changes.push(IamChange::AttachedPolicy {
+                role: name.into(),
+                policy_arn: arn.clone(),
+            });
         }
     }
+    Ok(changes)
+}
 
-    if !role.managed_policy_arns.is_empty() {
-        let mut attached = Vec::new();
-        let mut pages = client
-            .list_attached_role_policies()
-            .role_name(name)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(sdk_error("ListAttachedRolePolicies"))?;
-            attached.extend(
-                page.attached_policies()
-                    .iter()
-                    .filter_map(|p| p.policy_arn().map(str::to_string)),
-            );
-        }
-        for arn in &role.managed_policy_arns {
-            if !attached.contains(arn) {
-                client
-                    .attach_role_policy()
-                    .role_name(name)
-                    .policy_arn(arn)
-                    .send()
-                    .await
-                    .map_err(sdk_error("AttachRolePolicy"))?;
-                changes.push(format!("attached {arn} to role {name}"));
-            }
-        }
-    }
-
+/// Puts each inline policy that is missing or differs from the plan's document.
+async fn put_inline_policies(
+    client: &Client,
+    name: &str,
+    role: &RoleDocuments,
+) -> Result<Vec<IamChange>, AwsError> {
+    let mut changes = Vec::new();
     for (policy_name, document) in &role.inline_policies {
         let current = match client
             .get_role_policy()
@@ -162,88 +269,103 @@ async fn ensure_role(
                 .send()
                 .await
                 .map_err(sdk_error("PutRolePolicy"))?;
-            changes.push(format!(
-                "{} inline policy {policy_name} of role {name}",
-                if current.is_some() { "updated" } else { "put" }
-            ));
+            changes.push(IamChange::PutInlinePolicy {
+                role: name.into(),
+                policy: policy_name.clone(),
+                replaced: current.is_some(),
+            });
         }
     }
+    Ok(changes)
+}
 
-    if let Some(profile) = &role.instance_profile {
-        let roles_in_profile = match client
-            .get_instance_profile()
-            .instance_profile_name(profile)
-            .send()
-            .await
-        {
-            Ok(found) => found
-                .instance_profile()
-                .map(|p| {
-                    p.roles()
-                        .iter()
-                        .map(|r| r.role_name().to_string())
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default(),
-            Err(err) => {
-                let err = AwsError::from_sdk("GetInstanceProfile", err);
-                if !err.is_code("NoSuchEntity") {
-                    return Err(err);
-                }
-                match client
-                    .create_instance_profile()
-                    .instance_profile_name(profile)
-                    .send()
-                    .await
-                    .map_err(sdk_error("CreateInstanceProfile"))
-                {
-                    Ok(_) => {}
-                    // Created by a retry whose first answer was lost, or concurrently.
-                    Err(e) if e.is_code("EntityAlreadyExists") => {}
-                    Err(e) => return Err(e),
-                }
-                changes.push(format!("created instance profile {profile}"));
-                profile_roles(client, profile).await?
+/// The instance profile, created if missing, holding role `name` (an instance profile holds
+/// one role: one holding another role is an error that says how to fix it).
+async fn upsert_instance_profile(
+    client: &Client,
+    name: &str,
+    profile: &str,
+) -> Result<Vec<IamChange>, AwsError> {
+    let mut changes = Vec::new();
+    let roles_in_profile = match client
+        .get_instance_profile()
+        .instance_profile_name(profile)
+        .send()
+        .await
+    {
+        Ok(found) => found
+            .instance_profile()
+            .map(|p| {
+                p.roles()
+                    .iter()
+                    .map(|r| r.role_name().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default(),
+        Err(err) => {
+            let err = AwsError::from_sdk("GetInstanceProfile", err);
+            if !err.is_code("NoSuchEntity") {
+                return Err(err);
             }
-        };
-        if !roles_in_profile.iter().any(|r| r == name) {
-            // An instance profile holds one role; EMR needs ours in it.
-            if let Some(other) = roles_in_profile.first() {
-                return Err(AwsError {
-                    operation: "AddRoleToInstanceProfile",
-                    code: None,
-                    message: format!(
-                        "instance profile {profile} already holds role {other}; an instance \
-                         profile holds one role. Remove it (aws iam \
-                         remove-role-from-instance-profile --instance-profile-name {profile} \
-                         --role-name {other}) or name another profile in the spec's roles"
-                    ),
-                    transient: false,
-                });
-            }
-            let added = client
-                .add_role_to_instance_profile()
+            match client
+                .create_instance_profile()
                 .instance_profile_name(profile)
-                .role_name(name)
                 .send()
                 .await
-                .map_err(sdk_error("AddRoleToInstanceProfile"));
-            if let Err(e) = added {
-                // LimitExceeded: the profile has its one role. If a retry of this very call
-                // (first answer lost) put ours there, that is success.
-                if !(e.is_code("LimitExceeded")
-                    && profile_roles(client, profile)
-                        .await?
-                        .iter()
-                        .any(|r| r == name))
-                {
-                    return Err(e);
-                }
+                .map_err(sdk_error("CreateInstanceProfile"))
+            {
+                Ok(_) => {}
+                // Created by a retry whose first answer was lost, or concurrently.
+                Err(e) if e.is_code("EntityAlreadyExists") => {}
+                Err(e) => return Err(e),
             }
-            changes.push(format!("added role {name} to instance profile {profile}"));
+            changes.push(IamChange::CreatedInstanceProfile {
+                profile: profile.into(),
+            });
+            profile_roles(client, profile).await?
+        }
+    };
+    if roles_in_profile.iter().any(|r| r == name) {
+        return Ok(changes);
+    }
+    // An instance profile holds one role; EMR needs ours in it.
+    if let Some(other) = roles_in_profile.first() {
+        return Err(AwsError {
+            operation: "AddRoleToInstanceProfile",
+            code: None,
+            message: format!(
+                "instance profile {profile} already holds role {other}; an instance \
+                 profile holds one role. Remove it (aws iam \
+                 remove-role-from-instance-profile --instance-profile-name {profile} \
+                 --role-name {other}) or name another profile in the spec's roles"
+            ),
+            transient: false,
+        });
+    }
+    let added = client
+        .add_role_to_instance_profile()
+        .instance_profile_name(profile)
+        .role_name(name)
+        .send()
+        .await
+        .map_err(sdk_error("AddRoleToInstanceProfile"));
+    if let Err(e) = added {
+        // LimitExceeded: the profile has its one role. If a retry of this very call
+        // (first answer lost) put ours there, that is success.
+        if !(e.is_code("LimitExceeded")
+            && profile_roles(client, profile)
+                .await?
+                .iter()
+                .any(|r| r == name))
+        {
+            return Err(e);
         }
     }
-    Ok(())
+    changes.push(IamChange::AddedRoleToProfile {
+        role: name.into(),
+        profile: profile.into(),
+    });
+    Ok(changes)
 }
 
 async fn profile_roles(client: &Client, profile: &str) -> Result<Vec<String>, AwsError> {
@@ -333,14 +455,15 @@ pub async fn role_arn(
     }
 }
 
-/// Deletes one inline policy of a role, then the role; what was there to delete comes back as
-/// (policy deleted, role deleted). A role holding anything else (another inline policy, a
-/// managed policy, an instance profile) is not ours alone: IAM refuses, and the error says so.
-pub async fn delete_role_and_policy(
+/// Deletes one inline policy of a role, then the role: one [`Change`] each (`deleted`, or
+/// `absent` when there was nothing to delete). A role holding anything else (another inline
+/// policy, a managed policy, an instance profile) is not ours alone: IAM refuses, and the
+/// error says so.
+pub async fn remove_role_and_policy(
     config: &aws_config::SdkConfig,
     role: &str,
     policy: &str,
-) -> Result<(bool, bool), AwsError> {
+) -> Result<[Change; 2], AwsError> {
     let client = Client::new(config);
     let absent = |err: AwsError| {
         if err.is_code("NoSuchEntity") {
@@ -363,7 +486,40 @@ pub async fn delete_role_and_policy(
         Ok(_) => true,
         Err(err) => absent(AwsError::from_sdk("DeleteRole", err))?,
     };
-    Ok((policy_deleted, role_deleted))
+    Ok([
+        Change::new("iam role policy", policy, Action::removed(policy_deleted)),
+        Change::new("iam role", role, Action::removed(role_deleted)),
+    ])
+}
+
+/// What [`find_roles`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundRoles {
+    /// The account the roles are in (from the first role's ARN).
+    pub account: Option<String>,
+    /// The names that have no role.
+    pub missing: Vec<String>,
+}
+
+/// Looks up roles by name: which are missing, and (from their ARNs) the account they are in.
+pub async fn find_roles(
+    config: &aws_config::SdkConfig,
+    names: &[&str],
+) -> Result<FoundRoles, AwsError> {
+    let mut found = FoundRoles {
+        account: None,
+        missing: Vec::new(),
+    };
+    for name in names {
+        match role_arn(config, name).await? {
+            Some(arn) => {
+                let account = arn.split(':').nth(4).filter(|a| !a.is_empty());
+                found.account = found.account.or_else(|| account.map(str::to_string));
+            }
+            None => found.missing.push(name.to_string()),
+        }
+    }
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -405,5 +561,28 @@ mod tests {
             Some("EMR service role")
         );
         assert_eq!(iam_description("a → b"), None);
+    }
+
+    #[test]
+    fn a_created_role_is_told_by_its_change_not_by_a_string() {
+        let created = IamChange::CreatedRole { role: "r".into() };
+        let put = IamChange::PutInlinePolicy {
+            role: "r".into(),
+            policy: "p".into(),
+            replaced: false,
+        };
+        let change = role_change("r", &[created.clone(), put.clone()]);
+        assert_eq!(change.action, Action::Created);
+        assert_eq!(
+            change.detail,
+            "created role r; put inline policy p of role r"
+        );
+        assert_eq!(role_change("r", &[put]).action, Action::Updated);
+        assert_eq!(role_change("r", &[]).action, Action::Unchanged);
+        // Another role's creation says nothing about this one.
+        let other = IamChange::CreatedRole {
+            role: "other".into(),
+        };
+        assert_eq!(role_change("r", &[other]).action, Action::Updated);
     }
 }

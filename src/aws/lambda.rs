@@ -12,8 +12,14 @@ use aws_sdk_lambda::types::{
 use aws_sdk_lambda::Client;
 use serde_json::Value;
 
+use super::change::{Action, Change};
 use super::error::{sdk_error, AwsError};
 use crate::render::schedule::{AddPermission, CreateFunction};
+
+/// How long CreateFunction keeps trying while IAM propagates a role created moments ago.
+pub const ROLE_PROPAGATION: Duration = Duration::from_secs(90);
+/// How long a function update may take before we give up waiting for it.
+pub const FUNCTION_READY_WITHIN: Duration = Duration::from_secs(300);
 
 /// What the function is now, as far as `schedule` compares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +156,7 @@ impl Lambda {
         request: &CreateFunction,
         zip: &[u8],
         patience: Duration,
+        report: &dyn Fn(&str),
     ) -> Result<String, AwsError> {
         let started = Instant::now();
         let mut pause = Duration::from_secs(1);
@@ -178,17 +185,114 @@ impl Lambda {
             match sent {
                 Ok(created) => return Ok(created.function_arn().unwrap_or_default().to_string()),
                 Err(e) if role_not_ready(&e) && started.elapsed() + pause < patience => {
-                    eprintln!(
+                    report(&format!(
                         "  the new role is not assumable by Lambda yet (IAM propagation); \
                          trying again in {} s",
                         pause.as_secs()
-                    );
+                    ));
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(8));
                 }
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Brings the function to `wanted`: creates it with `zip`, or updates its code, its
+    /// configuration and its tags where they differ (waiting out each update, as Lambda
+    /// refuses a second one while the first is in progress). Returns its ARN and what changed.
+    /// `report` gets a line before each slow call.
+    pub async fn upsert_function(
+        &self,
+        wanted: &CreateFunction,
+        zip: &[u8],
+        report: &dyn Fn(&str),
+    ) -> Result<(String, Change), AwsError> {
+        let name = &wanted.function_name;
+        let Some(current) = self.function(name).await? else {
+            report(&format!("creating function {name}…"));
+            let arn = self
+                .create_function(wanted, zip, ROLE_PROPAGATION, report)
+                .await?;
+            self.wait_ready(name, FUNCTION_READY_WITHIN).await?;
+            return Ok((arn, Change::new("lambda function", name, Action::Created)));
+        };
+        let mut updated = Vec::new();
+        if !current.code_matches(wanted) {
+            report(&format!("updating the code of {name}…"));
+            self.wait_ready(name, FUNCTION_READY_WITHIN).await?;
+            self.update_code(wanted, zip).await?;
+            updated.push("code");
+        }
+        if !current.configuration_matches(wanted) {
+            report(&format!("updating the configuration of {name}…"));
+            self.wait_ready(name, FUNCTION_READY_WITHIN).await?;
+            self.update_configuration(wanted).await?;
+            updated.push("configuration");
+        }
+        let tags = current.missing_tags(wanted);
+        if !tags.is_empty() {
+            self.tag(&current.arn, tags).await?;
+            updated.push("tags");
+        }
+        let action = if updated.is_empty() {
+            Action::Unchanged
+        } else {
+            self.wait_ready(name, FUNCTION_READY_WITHIN).await?;
+            Action::Updated
+        };
+        let change = Change::new("lambda function", name, action).with_detail(updated.join(", "));
+        Ok((current.arn, change))
+    }
+
+    /// Brings the invoke permission statement to `wanted`: added when missing, replaced when
+    /// it names another source ARN, left alone when it matches.
+    pub async fn upsert_permission(&self, wanted: &AddPermission) -> Result<Change, AwsError> {
+        let statements = self.policy_statements(&wanted.function_name).await?;
+        let existing = statements
+            .iter()
+            .find(|s| statement_id(s) == Some(wanted.statement_id.as_str()));
+        let action = match existing {
+            Some(s) if statement_source_arn(s) == Some(wanted.source_arn.as_str()) => {
+                Action::Unchanged
+            }
+            Some(_) => {
+                self.remove_permission(&wanted.function_name, &wanted.statement_id)
+                    .await?;
+                self.add_permission(wanted).await?;
+                Action::Updated
+            }
+            None => {
+                self.add_permission(wanted).await?;
+                Action::Created
+            }
+        };
+        Ok(Change::new(
+            "invoke permission",
+            &wanted.statement_id,
+            action,
+        ))
+    }
+
+    /// Removes one permission statement: `deleted`, or `absent` when it (or the function) was
+    /// not there.
+    pub async fn remove_statement(
+        &self,
+        function: &str,
+        statement: &str,
+    ) -> Result<Change, AwsError> {
+        let found = self.remove_permission(function, statement).await?;
+        Ok(Change::new(
+            "invoke permission",
+            statement,
+            Action::removed(found),
+        ))
+    }
+
+    /// Deletes the function: `deleted`, or `absent` when there was none.
+    pub async fn remove_function(&self, name: &str) -> Result<Change, AwsError> {
+        let found = self.delete_function(name).await?;
+        Ok(Change::new("lambda function", name, Action::removed(found)))
     }
 
     pub async fn update_code(&self, request: &CreateFunction, zip: &[u8]) -> Result<(), AwsError> {

@@ -4,6 +4,7 @@
 //! builds and runs without it; this module (behind the default `aws` feature) converts those
 //! requests into the SDK's input types.
 
+pub mod change;
 pub mod emr;
 #[cfg(feature = "aws")]
 pub mod emr_logs;

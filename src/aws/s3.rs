@@ -21,8 +21,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
+use super::change::{Action, Change};
 use super::error::{sdk_error, AwsError};
-use crate::render::artifacts::{base64, Digest256};
+use crate::render::artifacts::{base64, Digest256, Upload};
 use crate::spec::s3::S3Uri;
 
 /// Objects larger than this go up as a multipart upload.
@@ -168,6 +169,85 @@ pub async fn delete_if_present(client: &Client, uri: &S3Uri) -> Result<bool, Aws
         .await
         .map_err(sdk_error("DeleteObject"))?;
     Ok(true)
+}
+
+/// Removes the object at `uri` (what a report calls `resource`): `deleted`, or `absent` when
+/// it was not there. Only a 404 HEAD means absent ([`head_says_absent`]).
+pub async fn remove_object(
+    client: &Client,
+    resource: &'static str,
+    uri: &S3Uri,
+) -> Result<Change, AwsError> {
+    let found = delete_if_present(client, uri).await?;
+    Ok(Change::new(
+        resource,
+        uri.to_string(),
+        Action::removed(found),
+    ))
+}
+
+/// Puts `bytes` at `uri` (what a report calls `resource`) unless it already holds exactly
+/// them: `uploaded` or `unchanged`. The bucket is checked first, so a missing bucket is one
+/// clear error.
+pub async fn upsert_object(
+    client: &Client,
+    resource: &'static str,
+    uri: &S3Uri,
+    bytes: Vec<u8>,
+) -> Result<Change, String> {
+    check_bucket(client, uri).await?;
+    let digest = Digest256::of(&bytes);
+    let outcome = upload_once(client, uri, Arc::new(bytes), &digest, Arc::new(|_| {})).await?;
+    let action = if outcome.uploaded {
+        Action::Uploaded
+    } else {
+        Action::Unchanged
+    };
+    Ok(Change::new(resource, uri.to_string(), action))
+}
+
+/// Why each of a plan's uploads is not usable in S3, one sentence each (empty when all are
+/// there with the plan's size): missing (a 404 HEAD), another size, or access denied.
+/// Anything else (throttling, a dropped connection) is the error.
+pub async fn missing_uploads(client: &Client, uploads: &[Upload]) -> Result<Vec<String>, AwsError> {
+    let mut problems = Vec::new();
+    for upload in uploads {
+        let uri = &upload.s3_uri;
+        match client
+            .head_object()
+            .bucket(&uri.bucket)
+            .key(&uri.key)
+            .send()
+            .await
+        {
+            Ok(head) => {
+                if let (Some(want), Some(have)) = (upload.bytes, head.content_length()) {
+                    if u64::try_from(have).ok() != Some(want) {
+                        problems.push(format!(
+                            "{uri} has {have} bytes, the plan expects {want} ({})",
+                            upload.source
+                        ));
+                    }
+                }
+            }
+            Err(error) => {
+                let status = error.raw_response().map(|r| r.status().as_u16());
+                if head_says_absent(status) {
+                    // The object, or its whole bucket: HEAD answers both with a bare 404.
+                    problems.push(format!("{uri} is missing ({})", upload.source));
+                } else if status == Some(403) {
+                    problems.push(format!(
+                        "{uri}: access denied; these credentials need s3:GetObject on it (and \
+                         s3:ListBucket on s3://{} to tell a missing object from a forbidden one)",
+                        uri.bucket
+                    ));
+                } else {
+                    return Err(AwsError::from_sdk("HeadObject", error));
+                }
+            }
+        }
+    }
+    Ok(problems)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -45,13 +45,7 @@ pub fn pack(job: &JobPlan, spec_dir: &Path) -> Result<PackedApp, Vec<SpecDiagnos
     };
     let mut problems = Vec::new();
     let read = |path: &AppPath, problems: &mut Vec<SpecDiagnostic>| -> Option<Local> {
-        match Local::at(&project_dir, path) {
-            Ok(local) => Some(local),
-            Err(problem) => {
-                problems.push(problem);
-                None
-            }
-        }
+        Local::at(&project_dir, path, problems)
     };
     let (entry, modules, jars) = match &app.kind {
         AppKind::PySpark { main, modules, .. } => {
@@ -263,20 +257,26 @@ struct Local {
 }
 
 impl Local {
-    fn at(project_dir: &Path, path: &AppPath) -> Result<Local, SpecDiagnostic> {
+    /// `path` on disk; `None`, with the problem added to `problems`, when it cannot be read.
+    fn at(project_dir: &Path, path: &AppPath, problems: &mut Vec<SpecDiagnostic>) -> Option<Local> {
         let disk = project_dir.join(&path.path);
         match std::fs::metadata(&disk) {
-            Ok(meta) => Ok(Local {
+            Ok(meta) => Some(Local {
                 path: path.clone(),
                 disk,
                 is_dir: meta.is_dir(),
             }),
-            Err(e) => Err(SpecDiagnostic::error(
-                "spec::app-path-missing",
-                format!("`{}` cannot be read ({}): {e}", path.path, disk.display()),
-            )
-            .help("paths are relative to the spec file's folder and the application's `project`")
-            .at(path.origin.clone())),
+            Err(e) => {
+                problems.push(
+                    SpecDiagnostic::error(
+                        "spec::app-path-missing",
+                        format!("`{}` cannot be read ({}): {e}", path.path, disk.display()),
+                    )
+                    .help("paths are relative to the spec file's folder and the application's `project`")
+                    .at(path.origin.clone()),
+                );
+                None
+            }
         }
     }
 

@@ -18,7 +18,7 @@ use super::{CliError, CommandResult, DeployArgs, ExitStatus, OutputFormat, Print
 use crate::aws::{s3, sdk};
 use crate::bundle::elf::{self, NodeTarget};
 use crate::bundle::{self, zigbuild, BundleInputs};
-use crate::render::artifacts::{Digest256, UploadKind};
+use crate::render::artifacts::{Digest256, Upload, UploadKind};
 use crate::sizing::Arch;
 use crate::spec::raw::Engine;
 use crate::spec::s3::S3Uri;
@@ -41,6 +41,29 @@ struct PendingUpload {
     bytes: Arc<Vec<u8>>,
 }
 
+impl PendingUpload {
+    /// `bytes` for the plan's `upload`, once they are proven to be what its key names: a file
+    /// edited while deploy runs must not be uploaded under its old digest.
+    fn checked(spec: &str, upload: &Upload, bytes: Vec<u8>) -> Result<PendingUpload, Failure> {
+        let digest = Digest256::of(&bytes);
+        if upload.sha256.as_deref() != Some(digest.sha256.as_str()) {
+            return Err(failure(format!(
+                "{} changed while deploying (its key names sha256 {}, its bytes now have {}); run deploy again",
+                upload.source,
+                upload.sha256.as_deref().unwrap_or("none"),
+                digest.sha256
+            )));
+        }
+        Ok(PendingUpload {
+            spec: spec.to_string(),
+            kind: upload.kind,
+            uri: upload.s3_uri.clone(),
+            digest,
+            bytes: Arc::new(bytes),
+        })
+    }
+}
+
 /// A line of deploy's output (`--format json` prints an array of these).
 #[derive(Debug, Serialize)]
 struct UploadReport {
@@ -60,7 +83,7 @@ struct UploadReport {
 
 pub fn run(args: DeployArgs, out: Printer) -> CommandResult {
     let reports = deploy(&args, out)?;
-    match args.format {
+    match args.stdout.format {
         OutputFormat::Json => out.json(&reports)?,
         OutputFormat::Text => {
             for r in &reports {
@@ -74,8 +97,7 @@ pub fn run(args: DeployArgs, out: Printer) -> CommandResult {
 fn spec_args(args: &DeployArgs, spec: &Path) -> SpecArgs {
     SpecArgs {
         spec: spec.to_path_buf(),
-        overlays: args.overlays.clone(),
-        sets: args.sets.clone(),
+        layers: args.layers.clone(),
         date: args.date,
     }
 }
@@ -164,12 +186,13 @@ fn prepare(
 
     let base = read_layer(spec)?;
     let overlays = args
+        .layers
         .overlays
         .iter()
         .map(|p| read_layer(p))
         .collect::<Result<Vec<_>, _>>()?;
     let spec_yaml =
-        bundle::merged_spec_yaml(&base, &overlays, &args.sets).map_err(CliError::invalid)?;
+        bundle::merged_spec_yaml(&base, &overlays, &args.layers.sets).map_err(CliError::invalid)?;
     let mut job_files = Vec::new();
     for file in &job.job.files {
         let (bytes, mode) = read_with_mode(&loaded.spec_dir.join(&file.spec_path), "job file")?;
@@ -212,6 +235,9 @@ fn prepare(
                     ))
                 })?,
             UploadKind::JobFile => read_with_mode(Path::new(&upload.source), "job file")?.0,
+            UploadKind::UserBootstrap => {
+                read_with_mode(&loaded.spec_dir.join(&upload.source), "bootstrap script")?.0
+            }
             UploadKind::AppEntry
             | UploadKind::AppModules
             | UploadKind::AppFile
@@ -224,24 +250,7 @@ fn prepare(
                 )))
             }
         };
-        let digest = Digest256::of(&bytes);
-        // The key names the bytes it holds: a file edited while deploy runs must not be
-        // uploaded under its old digest.
-        if upload.sha256.as_deref() != Some(digest.sha256.as_str()) {
-            return Err(failure(format!(
-                "{} changed while deploying (its key names sha256 {}, its bytes now have {}); run deploy again",
-                upload.source,
-                upload.sha256.as_deref().unwrap_or("none"),
-                digest.sha256
-            )));
-        }
-        uploads.push(PendingUpload {
-            spec: job.name.clone(),
-            kind: upload.kind,
-            uri: upload.s3_uri.clone(),
-            digest,
-            bytes: Arc::new(bytes),
-        });
+        uploads.push(PendingUpload::checked(&job.name, upload, bytes)?);
     }
     out.info(&format!(
         "bundle {}: {} ({} bytes, sha256 {}): {}",

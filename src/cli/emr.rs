@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use self::watch::{Backoff, Jitter, Outcome, Subject, Target, Watch};
 use super::plan::{load_plan, LoadedPlan};
+use super::preflight::refuse_pending;
 use super::{
     block_on, AwsArgs, CliError, CommandResult, DownArgs, ExitStatus, OutputFormat, Printer,
     ProvisionArgs, StatusArgs, SubmitArgs, TerminateArgs, WaitArgs,
@@ -111,86 +112,19 @@ fn wait_settings(args: &WaitArgs) -> Result<WaitSettings, CliError> {
     })
 }
 
-/// Refuses a plan whose bundle `emrship deploy` has not built yet; a dry run (which sends
-/// nothing, so showing the plan is still useful) only warns.
-pub(super) fn refuse_pending(
-    plan: &crate::plan::Plan,
-    spec_hint: &str,
-    dry_run: bool,
-    out: Printer,
-) -> Result<(), CliError> {
-    let Err(not_deployed) = crate::aws::launch::refuse_pending(plan) else {
-        return Ok(());
-    };
-    let hint = format!(
-        "run `emrship deploy {spec_hint}` (same overlays, --set values and --date) first, then \
-         run this again from the same folder"
-    );
-    if dry_run {
-        out.warn(&format!("{not_deployed}; {hint}"));
-        Ok(())
-    } else {
-        Err(CliError::failure(not_deployed.to_string()).with_hint(hint))
-    }
-}
-
 /// Every upload the plan's requests point at must be in S3 with the plan's size, or the
 /// cluster would start and fail in its bootstrap action minutes later.
 async fn check_uploads(session: &Session, uploads: &[Upload]) -> Result<(), CliError> {
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&session.sdk)
-            // Emulators and VPC endpoints given by URL have no per-bucket host names.
-            .force_path_style(sdk::endpoint_overridden(&session.options))
-            .build(),
-    );
-    let mut problems = Vec::new();
-    for upload in uploads {
-        let uri = &upload.s3_uri;
-        match s3
-            .head_object()
-            .bucket(&uri.bucket)
-            .key(&uri.key)
-            .send()
-            .await
-        {
-            Ok(head) => {
-                if let (Some(want), Some(have)) = (upload.bytes, head.content_length()) {
-                    if u64::try_from(have).ok() != Some(want) {
-                        problems.push(format!(
-                            "{uri} has {have} bytes, the plan expects {want} ({})",
-                            upload.source
-                        ));
-                    }
-                }
-            }
-            Err(err) => {
-                let err = AwsError::from_sdk("HeadObject", err);
-                let status_404 = err.is_code("NotFound") || err.is_code("NoSuchKey");
-                if status_404 || err.is_code("NoSuchBucket") {
-                    problems.push(format!("{uri} is missing ({})", upload.source));
-                } else if err.is_code("Forbidden") || err.is_code("AccessDenied") {
-                    problems.push(format!(
-                        "{uri}: access denied; these credentials need s3:GetObject on it (and \
-                         s3:ListBucket on s3://{} to tell a missing object from a forbidden one)",
-                        uri.bucket
-                    ));
-                } else {
-                    return Err(err.into());
-                }
-            }
-        }
-    }
+    let s3 = crate::aws::s3::client(&session.sdk, sdk::endpoint_overridden(&session.options));
+    let problems = crate::aws::s3::missing_uploads(&s3, uploads).await?;
     if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::failure(format!(
-            "the plan's uploads are not all in S3:\n  - {}",
-            problems.join("\n  - ")
-        ))
-        .with_hint(
-            "run `emrship deploy` for this spec (same overlays, --set values and --date) first",
-        ))
+        return Ok(());
     }
+    Err(CliError::failure(format!(
+        "the plan's uploads are not all in S3:\n  - {}",
+        problems.join("\n  - ")
+    ))
+    .with_hint("run `emrship deploy` for this spec (same overlays, --set values and --date) first"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -204,127 +138,27 @@ pub fn provision(args: ProvisionArgs, out: Printer) -> CommandResult {
 async fn provision_async(args: ProvisionArgs, loaded: LoadedPlan, out: Printer) -> CommandResult {
     let wait = wait_settings(&args.wait)?;
     let plan = &loaded.plan;
-    let run_key = loaded.job.run_key();
-    let spec_hint = args.spec.spec.display().to_string();
-    refuse_pending(plan, &spec_hint, args.dry_run, out)?;
-    for group in &plan.security_groups {
-        out.warn(&format!(
-            "the spec asks for UI access: emrship does not create security group {} \
-             yet (it needs EC2); create it yourself with ports {} from {} and add its id to \
-             the cluster's additional primary security groups",
-            group.group_name,
-            group
-                .ingress
-                .iter()
-                .map(|r| r.port.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            group.ingress.first().map_or("", |r| r.cidr.as_str())
-        ));
-    }
+    refuse_pending(
+        plan,
+        &args.spec.spec.display().to_string(),
+        args.dry_run,
+        out,
+    )?;
+    warn_security_groups(plan, out);
     if args.dry_run {
-        let mut would = json!({
-            "dry_run": true,
-            "run_key": run_key,
-            "reuse": format!(
-                "an active cluster tagged {RUN_KEY_TAG}={run_key} is reused{}",
-                if args.no_reuse { " (refused: --no-reuse)" } else { "" }
-            ),
-            "run_job_flow": plan.run_job_flow,
-        });
-        if args.create_roles {
-            would["iam"] = serde_json::to_value(&plan.iam).expect("IAM documents serialize");
-        }
-        match args.format {
-            OutputFormat::Json => out.json(&would)?,
-            OutputFormat::Text => {
-                if args.create_roles {
-                    out.data(&format!(
-                        "Would create or update these IAM roles and policies:\n{}\n",
-                        pretty(&plan.iam)
-                    ))?;
-                }
-                out.data(&format!(
-                    "Would look for an active cluster tagged {RUN_KEY_TAG}={run_key} and reuse \
-                     it{}; otherwise RunJobFlow:\n{}",
-                    if args.no_reuse {
-                        " (with --no-reuse: refuse)"
-                    } else {
-                        ""
-                    },
-                    pretty(&plan.run_job_flow)
-                ))?;
-            }
-        }
+        print_provision_dry_run(&args, &loaded, out)?;
         return Ok(ExitStatus::Success);
     }
-
     let session = Session::connect(&args.aws, Some(&loaded.job.region), out).await?;
     check_uploads(&session, &plan.uploads).await?;
-
     if args.create_roles {
-        let changes = iam::ensure_roles(&session.sdk, &plan.iam).await?;
-        if changes.is_empty() {
-            out.info("IAM roles already match the plan");
-        } else {
-            for change in &changes {
-                out.info(&format!("IAM: {change}"));
-            }
-            let settle = if sdk::endpoint_overridden(&session.options) {
-                Duration::ZERO
-            } else {
-                IAM_SETTLE
-            };
-            out.info("waiting for the IAM changes to propagate…");
-            iam::await_propagation(&session.sdk, &plan.iam, settle, IAM_VISIBLE_WITHIN).await?;
-        }
+        create_roles(&session, &plan.iam).await?;
     }
-
-    let existing = session
-        .emr
-        .active_clusters_tagged(RUN_KEY_TAG, &run_key)
-        .await?;
-    let (cluster_id, reused) = if let Some(oldest) = existing.first() {
-        if args.no_reuse {
-            return Err(CliError::failure(format!(
-                "cluster {} ({}) is already active for run key {run_key}; with --no-reuse \
-                 emrship does not start another",
-                oldest.id, oldest.state,
-            ))
-            .with_hint(format!(
-                "terminate it first (`emrship down {spec_hint} --date {}`) or drop --no-reuse \
-                 to reuse it",
-                loaded.job.date.format("%Y-%m-%d")
-            )));
-        }
-        out.info(&format!(
-            "reusing cluster {} ({}), already active for run key {run_key}",
-            oldest.id, oldest.state
-        ));
-        (oldest.id.clone(), true)
-    } else {
-        let started = session
-            .emr
-            .run_job_flow(&plan.run_job_flow)
-            .await
-            .map_err(|e| {
-                let about_roles =
-                    e.message.contains("role") || e.message.contains("InstanceProfile");
-                let error = CliError::from(e);
-                if !args.create_roles && about_roles {
-                    error.with_hint("does the plan's IAM role exist? `--create-roles` creates it")
-                } else {
-                    error
-                }
-            })?;
-        out.info(&format!("started cluster {started} for run key {run_key}"));
-        keep_oldest(&session, &run_key, started).await?
-    };
-
+    let (cluster_id, reused) = find_or_start_cluster(&session, &args, &loaded).await?;
     let view = session.cluster(&cluster_id).await?;
     let mut result = json!({
         "cluster_id": cluster_id,
-        "run_key": run_key,
+        "run_key": loaded.job.run_key(),
         "reused": reused,
         "state": view.state,
         "step_ids": view.steps.iter().rev().map(|s| s.id.clone()).collect::<Vec<_>>(),
@@ -338,19 +172,146 @@ async fn provision_async(args: ProvisionArgs, loaded: LoadedPlan, out: Printer) 
         };
         let followed = follow(&session, &cluster_id, view, target, &wait).await?;
         followed.merge_into(&mut result);
-        out.result(args.format, &result, &followed.text())?;
+        out.result(args.stdout.format, &result, &followed.text())?;
         return Ok(followed.exit);
     }
-    out.result(
-        args.format,
-        &result,
-        &format!(
-            "{cluster_id} {} ({})",
-            view.state,
-            if reused { "reused" } else { "started" }
-        ),
-    )?;
+    let how = if reused { "reused" } else { "started" };
+    let text = format!("{cluster_id} {} ({how})", view.state);
+    out.result(args.stdout.format, &result, &text)?;
     Ok(ExitStatus::Success)
+}
+
+/// emrship does not create the security group a spec's UI access asks for (it needs EC2):
+/// says what to create by hand.
+fn warn_security_groups(plan: &crate::plan::Plan, out: Printer) {
+    for group in &plan.security_groups {
+        let ports: Vec<String> = group.ingress.iter().map(|r| r.port.to_string()).collect();
+        out.warn(&format!(
+            "the spec asks for UI access: emrship does not create security group {} \
+             yet (it needs EC2); create it yourself with ports {} from {} and add its id to \
+             the cluster's additional primary security groups",
+            group.group_name,
+            ports.join(", "),
+            group.ingress.first().map_or("", |r| r.cidr.as_str())
+        ));
+    }
+}
+
+/// What a provision would do: the reuse rule, the IAM documents (with --create-roles) and the
+/// RunJobFlow request.
+fn print_provision_dry_run(
+    args: &ProvisionArgs,
+    loaded: &LoadedPlan,
+    out: Printer,
+) -> Result<(), CliError> {
+    let plan = &loaded.plan;
+    let run_key = loaded.job.run_key();
+    let mut would = json!({
+        "dry_run": true,
+        "run_key": run_key,
+        "reuse": format!(
+            "an active cluster tagged {RUN_KEY_TAG}={run_key} is reused{}",
+            if args.no_reuse { " (refused: --no-reuse)" } else { "" }
+        ),
+        "run_job_flow": plan.run_job_flow,
+    });
+    if args.create_roles {
+        would["iam"] = serde_json::to_value(&plan.iam).expect("IAM documents serialize");
+    }
+    if args.stdout.format == OutputFormat::Json {
+        return out.json(&would);
+    }
+    if args.create_roles {
+        out.data(&format!(
+            "Would create or update these IAM roles and policies:\n{}\n",
+            pretty(&plan.iam)
+        ))?;
+    }
+    out.data(&format!(
+        "Would look for an active cluster tagged {RUN_KEY_TAG}={run_key} and reuse it{}; \
+         otherwise RunJobFlow:\n{}",
+        if args.no_reuse {
+            " (with --no-reuse: refuse)"
+        } else {
+            ""
+        },
+        pretty(&plan.run_job_flow)
+    ))
+}
+
+/// `--create-roles`: the plan's roles, policies and instance profile, then (when anything
+/// changed) the wait until EMR can see them.
+async fn create_roles(
+    session: &Session,
+    roles: &crate::render::iam::IamPlan,
+) -> Result<(), CliError> {
+    let out = session.out;
+    let changes = iam::ensure_roles(&session.sdk, roles).await?;
+    if changes.is_empty() {
+        out.info("IAM roles already match the plan");
+        return Ok(());
+    }
+    for change in &changes {
+        out.info(&format!("IAM: {change}"));
+    }
+    let settle = if sdk::endpoint_overridden(&session.options) {
+        Duration::ZERO
+    } else {
+        IAM_SETTLE
+    };
+    out.info("waiting for the IAM changes to propagate…");
+    iam::await_propagation(&session.sdk, roles, settle, IAM_VISIBLE_WITHIN).await?;
+    Ok(())
+}
+
+/// The run key's active cluster (refused with --no-reuse), or one started now: its id, and
+/// whether it was already there.
+async fn find_or_start_cluster(
+    session: &Session,
+    args: &ProvisionArgs,
+    loaded: &LoadedPlan,
+) -> Result<(String, bool), CliError> {
+    let run_key = loaded.job.run_key();
+    let existing = session
+        .emr
+        .active_clusters_tagged(RUN_KEY_TAG, &run_key)
+        .await?;
+    if let Some(oldest) = existing.first() {
+        if args.no_reuse {
+            return Err(CliError::failure(format!(
+                "cluster {} ({}) is already active for run key {run_key}; with --no-reuse \
+                 emrship does not start another",
+                oldest.id, oldest.state,
+            ))
+            .with_hint(format!(
+                "terminate it first (`emrship down {} --date {}`) or drop --no-reuse to reuse it",
+                args.spec.spec.display(),
+                loaded.job.date.format("%Y-%m-%d")
+            )));
+        }
+        session.out.info(&format!(
+            "reusing cluster {} ({}), already active for run key {run_key}",
+            oldest.id, oldest.state
+        ));
+        return Ok((oldest.id.clone(), true));
+    }
+    let started = session
+        .emr
+        .run_job_flow(&loaded.plan.run_job_flow)
+        .await
+        .map_err(|e| {
+            let about_roles = e.message.contains("role") || e.message.contains("InstanceProfile");
+            let error = CliError::from(e);
+            if !args.create_roles && about_roles {
+                error.with_hint("does the plan's IAM role exist? `--create-roles` creates it")
+            } else {
+                error
+            }
+        })?;
+    session
+        .out
+        .info(&format!("started cluster {started} for run key {run_key}"));
+    keep_oldest(session, &run_key, started).await
 }
 
 /// Race safety for two provisions of the same run key at once (a retried command, a double
@@ -407,7 +368,7 @@ async fn submit_async(args: SubmitArgs, loaded: LoadedPlan, out: Printer) -> Com
             "Steps": steps,
         });
         out.result(
-            args.format,
+            args.stdout.format,
             &would,
             &format!("Would AddJobFlowSteps:\n{}", pretty(&would)),
         )?;
@@ -456,10 +417,10 @@ async fn submit_async(args: SubmitArgs, loaded: LoadedPlan, out: Printer) -> Com
         )
         .await?;
         followed.merge_into(&mut result);
-        out.result(args.format, &result, &followed.text())?;
+        out.result(args.stdout.format, &result, &followed.text())?;
         return Ok(followed.exit);
     }
-    out.result(args.format, &result, &step_ids.join("\n"))?;
+    out.result(args.stdout.format, &result, &step_ids.join("\n"))?;
     Ok(ExitStatus::Success)
 }
 
@@ -567,7 +528,7 @@ async fn status_async(args: StatusArgs, out: Printer) -> CommandResult {
         if let Some(step) = &args.step {
             shown.steps.retain(|s| &s.id == step);
         }
-        out.result(args.format, &view_json(&shown), &view_text(&shown))?;
+        out.result(args.stdout.format, &view_json(&shown), &view_text(&shown))?;
         return Ok(ExitStatus::Success);
     }
     let target = watch::status_target(args.step.as_deref(), &view.steps);
@@ -575,7 +536,7 @@ async fn status_async(args: StatusArgs, out: Printer) -> CommandResult {
     let followed = follow(&session, &cluster_id, view, target, &wait).await?;
     let mut result = json!({ "cluster_id": cluster_id });
     followed.merge_into(&mut result);
-    out.result(args.format, &result, &followed.text())?;
+    out.result(args.stdout.format, &result, &followed.text())?;
     Ok(followed.exit)
 }
 
@@ -741,7 +702,7 @@ async fn terminate_async(args: TerminateArgs, out: Printer) -> CommandResult {
         let text = format!("cluster {} is already {}", view.id, view.state);
         out.info(&text);
         out.result(
-            args.format,
+            args.stdout.format,
             &json!({ "cluster_id": view.id, "state": view.state, "terminated": false }),
             &text,
         )?;
@@ -749,7 +710,7 @@ async fn terminate_async(args: TerminateArgs, out: Printer) -> CommandResult {
     }
     if args.dry_run {
         out.result(
-            args.format,
+            args.stdout.format,
             &json!({ "dry_run": true, "would_terminate": [view.id], "state": view.state }),
             &format!("would terminate cluster {} ({})", view.id, view.state),
         )?;
@@ -762,7 +723,7 @@ async fn terminate_async(args: TerminateArgs, out: Printer) -> CommandResult {
         .map_err(termination_failure)?;
     let after = session.cluster(&view.id).await?;
     out.result(
-        args.format,
+        args.stdout.format,
         &json!({ "cluster_id": after.id, "state": after.state, "terminated": true }),
         &format!("cluster {} {}", after.id, after.state),
     )?;
@@ -799,7 +760,7 @@ async fn down_async(args: DownArgs, loaded: LoadedPlan, out: Printer) -> Command
         let text = format!("no active cluster for run key {run_key}");
         out.info(&text);
         out.result(
-            args.format,
+            args.stdout.format,
             &json!({ "run_key": run_key, "terminated": [] }),
             &text,
         )?;
@@ -807,7 +768,7 @@ async fn down_async(args: DownArgs, loaded: LoadedPlan, out: Printer) -> Command
     }
     if args.dry_run {
         out.result(
-            args.format,
+            args.stdout.format,
             &json!({ "dry_run": true, "run_key": run_key, "would_terminate": ids }),
             &format!("would terminate {} (run key {run_key})", ids.join(", ")),
         )?;
@@ -819,7 +780,7 @@ async fn down_async(args: DownArgs, loaded: LoadedPlan, out: Printer) -> Command
         .await
         .map_err(termination_failure)?;
     out.result(
-        args.format,
+        args.stdout.format,
         &json!({ "run_key": run_key, "terminated": ids }),
         &format!("terminated {} (run key {run_key})", ids.join(", ")),
     )?;

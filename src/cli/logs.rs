@@ -25,7 +25,7 @@ async fn run_async(args: LogsArgs, out: Printer) -> CommandResult {
     let diagnosis = (!fetched.logs.is_empty() || fetched.cluster_reason.is_some())
         .then(|| diagnose::diagnose(&fetched.log_texts(), &fetched.step_context()));
 
-    match args.format {
+    match args.stdout.format {
         OutputFormat::Json => out.json(&json_document(&fetched, diagnosis.as_ref(), args.lines))?,
         OutputFormat::Text => {
             out.data_text(&text_document(&fetched, diagnosis.as_ref(), args.lines))?

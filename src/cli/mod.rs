@@ -12,8 +12,10 @@ pub use crate::edge::{CliError, CommandResult, ExitStatus, OutputFormat, Printer
 mod aws_args;
 mod deploy;
 mod emr;
+mod init;
 mod logs;
 pub mod plan;
+mod preflight;
 mod run;
 pub mod run_app;
 mod schedule;
@@ -34,6 +36,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a starter PySpark project and its spec, which pass `plan` and `run --local` as
+    /// they are.
+    Init(InitArgs),
     /// Render, offline, every request and upload a spec would make.
     Plan(PlanArgs),
     /// Size Spark executors for an instance type and node count, showing the arithmetic.
@@ -66,28 +71,58 @@ pub enum Command {
     Backfill(BackfillArgs),
 }
 
-/// The spec files and values that make a plan; shared by every command that reads a spec.
+/// What changes a spec without editing it: overlay files and `--set` values, applied after
+/// the spec in this order. Shared by every command that reads a spec.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SpecLayers {
+    /// Overlay file, applied after the spec; repeat for several, in order (later wins).
+    #[arg(short = 'f', long = "overlay", value_name = "FILE")]
+    pub overlays: Vec<PathBuf>,
+    /// Set one value, after all files (the value is YAML): `--set cluster.core.count=6`;
+    /// repeat for several.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+}
+
+/// The spec files and values that make one day's plan.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SpecArgs {
     /// The job spec (YAML).
     pub spec: PathBuf,
-    /// Overlay files, applied in order after the spec (later wins).
-    #[arg(short = 'f', long = "overlay", value_name = "FILE")]
-    pub overlays: Vec<PathBuf>,
-    /// Set one value, after all files: `--set cluster.core.count=6`.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub sets: Vec<String>,
+    #[command(flatten)]
+    pub layers: SpecLayers,
     /// The day the run processes ({{date}}); defaults to yesterday (UTC).
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub date: Option<chrono::NaiveDate>,
+}
+
+/// `--format`, shared by every command that prints data.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct FormatArgs {
+    /// How data goes to stdout: lines for people, or one JSON document.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// The folder to write the project into (created if missing; default: the current one).
+    pub dir: Option<PathBuf>,
+    /// The project's name (the spec's `name`; the Python package gets `_` for `-`); default:
+    /// the folder's name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Overwrite files that exist.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
     #[command(flatten)]
     pub spec: SpecArgs,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[command(flatten)]
+    pub stdout: FormatArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -126,20 +161,16 @@ pub struct RunArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub aws: AwsArgs,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[command(flatten)]
+    pub stdout: FormatArgs,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct BackfillArgs {
     /// The job spec (YAML).
     pub spec: PathBuf,
-    /// Overlay files, applied in order after the spec (later wins).
-    #[arg(short = 'f', long = "overlay", value_name = "FILE")]
-    pub overlays: Vec<PathBuf>,
-    /// Set one value, after all files: `--set cluster.core.count=6`.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub sets: Vec<String>,
+    #[command(flatten)]
+    pub layers: SpecLayers,
     /// The first day to run.
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub from: chrono::NaiveDate,
@@ -157,8 +188,8 @@ pub struct BackfillArgs {
     pub poll: String,
     #[command(flatten)]
     pub aws: AwsArgs,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[command(flatten)]
+    pub stdout: FormatArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -166,10 +197,10 @@ pub struct DeployArgs {
     /// Job specs to deploy (each with the same overlays and --set values).
     #[arg(required = true, num_args = 1..)]
     pub specs: Vec<PathBuf>,
-    #[arg(short = 'f', long = "overlay", value_name = "FILE")]
-    pub overlays: Vec<PathBuf>,
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub sets: Vec<String>,
+    #[command(flatten)]
+    pub layers: SpecLayers,
+    /// The day whose plan names the uploads ({{date}}); defaults to yesterday (UTC). The
+    /// bundle is the same every day; job files may name the date.
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub date: Option<chrono::NaiveDate>,
     /// Use this emrship-job binary instead of building one with cargo-zigbuild.
@@ -180,8 +211,8 @@ pub struct DeployArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub aws: AwsArgs,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[command(flatten)]
+    pub stdout: FormatArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -196,12 +227,13 @@ pub struct ProvisionArgs {
     pub no_reuse: bool,
     #[command(flatten)]
     pub wait: WaitArgs,
+    /// Print the RunJobFlow request (and with --create-roles the IAM documents); call nothing.
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
     pub aws: AwsArgs,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[command(flatten)]
+    pub stdout: FormatArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -209,6 +241,7 @@ pub struct ProvisionArgs {
 pub struct SubmitArgs {
     #[command(flatten)]
     pub spec: SpecArgs,
+    /// The id of an active cluster (j-…).
     #[arg(long, value_name = "j-…")]
     pub cluster_id: Option<String>,
     /// The name of an active cluster (must match exactly one).
@@ -216,12 +249,13 @@ pub struct SubmitArgs {
     pub cluster_name: Option<String>,
     #[command(flatten)]
     pub wait: WaitArgs,
+    /// Print the AddJobFlowSteps request; call nothing.
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
     pub aws: AwsArgs,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[command(flatten)]
+    pub stdout: FormatArgs,
 }
 
 /// `--wait` and its bound, shared by provision, submit and status.
@@ -249,8 +283,8 @@ pub struct StatusArgs {
     pub wait: WaitArgs,
     #[command(flatten)]
     pub aws: AwsArgs,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[command(flatten)]
+    pub stdout: FormatArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -261,36 +295,38 @@ pub struct LogsArgs {
     #[arg(long, value_name = "s-…")]
     pub step: Option<String>,
     /// Lines of each log's tail to print.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, value_name = "N", default_value_t = 40)]
     pub lines: usize,
     #[command(flatten)]
     pub aws: AwsArgs,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[command(flatten)]
+    pub stdout: FormatArgs,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct TerminateArgs {
     /// Cluster id (j-…).
     pub cluster: String,
+    /// Say whether the cluster would be terminated; terminate nothing.
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
     pub aws: AwsArgs,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[command(flatten)]
+    pub stdout: FormatArgs,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct DownArgs {
     #[command(flatten)]
     pub spec: SpecArgs,
+    /// List the run's active clusters that would be terminated; terminate nothing.
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
     pub aws: AwsArgs,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[command(flatten)]
+    pub stdout: FormatArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -312,8 +348,8 @@ pub struct ScheduleArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub aws: AwsArgs,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[command(flatten)]
+    pub stdout: FormatArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -325,8 +361,8 @@ pub struct UnscheduleArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub aws: AwsArgs,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[command(flatten)]
+    pub stdout: FormatArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -340,18 +376,22 @@ pub struct SizeArgs {
     /// Size for native work (emrship-job inside the executors): small heap, large overhead.
     #[arg(long)]
     pub native: bool,
+    /// Where the Spark driver runs: in a container on a core node (cluster), or on the primary
+    /// node (client, which leaves only the ApplicationMaster on the core nodes).
     #[arg(long, value_enum, default_value_t = DeployModeArg::Cluster)]
     pub deploy_mode: DeployModeArg,
     /// List the instance types emrship knows, with their YARN memory.
     #[arg(long)]
     pub list: bool,
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[command(flatten)]
+    pub stdout: FormatArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DeployModeArg {
+    /// The driver in a YARN container on a core node.
     Cluster,
+    /// The driver on the primary node.
     Client,
 }
 
@@ -362,6 +402,7 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli, out: Printer) -> CommandResult {
     match cli.command {
+        Command::Init(args) => init::run(args, out),
         Command::Plan(args) => plan::run(args, out),
         Command::Size(args) => size::run(args, out),
         Command::Run(args) => run::run(args, out),

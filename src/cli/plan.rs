@@ -52,7 +52,7 @@ pub fn load_template(
     let template = PlanTemplate::from_layers(
         &read.base,
         &read.overlays,
-        &args.sets,
+        &args.layers.sets,
         &read.inputs,
         &read.loaded.job,
     );
@@ -93,6 +93,7 @@ fn load_layers_and_plan_with(
 ) -> Result<LayersAndPlan, CliError> {
     let base = read_layer(&args.spec)?;
     let overlays = args
+        .layers
         .overlays
         .iter()
         .map(|p| read_layer(p))
@@ -101,7 +102,7 @@ fn load_layers_and_plan_with(
         .date
         .unwrap_or_else(|| chrono::Utc::now().date_naive() - chrono::Days::new(1));
     let (job, diagnostics) =
-        spec::load_and_resolve(&base, &overlays, &args.sets, RunContext { date })
+        spec::load_and_resolve(&base, &overlays, &args.layers.sets, RunContext { date })
             .map_err(|diagnostics| CliError::spec(&diagnostics))?;
     if !diagnostics.is_empty() {
         out.info_text(&diagnostics.render());
@@ -123,6 +124,19 @@ fn load_layers_and_plan_with(
                 "job.files[{i}]: cannot read {} ({e}); paths are relative to the spec file's folder",
                 local.display()
             )),
+        }
+    }
+    for action in &job.cluster.bootstrap {
+        if let crate::spec::job_plan::BootstrapScript::Local(path) = &action.script {
+            let local = spec_dir.join(&path.path);
+            match std::fs::read(&local) {
+                Ok(bytes) => inputs.bootstrap_scripts.push(Digest256::of(&bytes)),
+                Err(e) => missing.push(format!(
+                    "{}cluster.bootstrap: cannot read {} ({e}); a local bootstrap script's path is relative to the spec file's folder",
+                    path.origin.as_ref().map(|o| format!("{o}: ")).unwrap_or_default(),
+                    local.display()
+                )),
+            }
         }
     }
     if !missing.is_empty() {
@@ -172,7 +186,7 @@ fn load_layers_and_plan_with(
 
 pub fn run(args: PlanArgs, out: Printer) -> CommandResult {
     let LoadedPlan { plan, .. } = load_plan(&args.spec, out)?;
-    match args.format {
+    match args.stdout.format {
         OutputFormat::Text => out.data_text(&plan.to_string())?,
         OutputFormat::Json => out.json(&plan)?,
     }
@@ -196,8 +210,10 @@ mod tests {
         ));
         let args = |date| SpecArgs {
             spec: spec.clone(),
-            overlays: vec![prod.clone()],
-            sets: vec!["cluster.core.count=5".into()],
+            layers: crate::cli::SpecLayers {
+                overlays: vec![prod.clone()],
+                sets: vec!["cluster.core.count=5".into()],
+            },
             date: Some(date),
         };
         let first = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();

@@ -68,7 +68,7 @@ pub fn local_arguments(
     let mut notes = Vec::new();
     job.engine = Engine::Local;
     job.threads = args.threads;
-    job.format = args.format;
+    job.format = args.stdout.format;
     if let Some(views) = &args.views {
         job.views = views.clone();
     }
@@ -204,7 +204,7 @@ pub mod rollup {
         let mut notes = Vec::new();
         job.engine = Engine::Local;
         job.threads = args.threads;
-        job.format = args.format;
+        job.format = args.stdout.format;
         let date = day.format("%Y-%m-%d");
         match &args.input {
             Some(input) => job.input = input.clone(),

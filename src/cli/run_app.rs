@@ -263,7 +263,15 @@ fn fail(message: impl Into<String>) -> Failure {
 pub fn problems_failure(problems: Vec<AppProblem>) -> Failure {
     let report: String = problems
         .iter()
-        .map(|p| format!("error: {}: {}\n  help: {}\n", p.subject, p.message, p.fix))
+        .map(|p| {
+            // A message that names its subject already reads better without it in front.
+            let what = if p.message.contains(&p.subject) {
+                p.message.clone()
+            } else {
+                format!("{}: {}", p.subject, p.message)
+            };
+            format!("error: {what}\n  help: {}\n", p.fix)
+        })
         .collect();
     CliError::invalid(format!(
         "{} problem{} with the application; nothing was run or uploaded",

@@ -7,19 +7,19 @@
 //! touching only what differs: a second run sends no mutating call.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::plan::{load_plan, load_template, LoadedPlan};
+use super::preflight::refuse_pending;
 use super::{
     block_on, CliError, CommandResult, ExitStatus, OutputFormat, Printer, ScheduleArgs,
     UnscheduleArgs,
 };
+use crate::aws::change::Change;
 use crate::aws::events::Events;
-use crate::aws::lambda::{statement_id, statement_source_arn, Lambda};
+use crate::aws::lambda::Lambda;
 use crate::aws::sdk::{self, require_credentials};
 use crate::aws::{iam, s3};
 use crate::bundle::elf::{self, Machine};
@@ -28,14 +28,9 @@ use crate::bundle::zigbuild;
 use crate::render::artifacts::Digest256;
 use crate::render::iam::IamPlan;
 use crate::render::schedule::{
-    schedule_requests, ScheduleInputs, ScheduleRequests, SCHEDULER_POLICY, TARGET_ID,
+    schedule_requests, ScheduleInputs, ScheduleRequests, SCHEDULER_POLICY, STATEMENT_ID, TARGET_ID,
 };
 use crate::spec::s3::S3Uri;
-
-/// How long CreateFunction keeps trying while IAM propagates a role created moments ago.
-const ROLE_PROPAGATION: Duration = Duration::from_secs(90);
-/// How long a function update may take before we give up waiting for it.
-const FUNCTION_READY_WITHIN: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LambdaArchArg {
@@ -51,26 +46,6 @@ impl LambdaArchArg {
             LambdaArchArg::X86_64 => "x86_64",
             LambdaArchArg::Arm64 => "arm64",
         }
-    }
-}
-
-/// What happened to one resource.
-#[derive(Debug, Clone, Serialize)]
-struct Change {
-    resource: &'static str,
-    name: String,
-    /// created | updated | uploaded | unchanged | deleted | absent | kept
-    action: &'static str,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    detail: String,
-}
-
-fn change(resource: &'static str, name: impl Into<String>, action: &'static str) -> Change {
-    Change {
-        resource,
-        name: name.into(),
-        action,
-        detail: String::new(),
     }
 }
 
@@ -207,26 +182,12 @@ async fn schedule_async(
 ) -> CommandResult {
     let plan = &loaded.plan;
     let schedule = plan.schedule.clone().expect("checked by require_schedule");
-    let spec_hint = args.spec.spec.display().to_string();
-    if plan.uploads.iter().any(|u| u.pending) {
-        let message = "the job bundle is not deployed yet: every scheduled run would point at \
-                       `pending-build`";
-        let hint = format!(
-            "run `emrship deploy {spec_hint}` (same overlays and --set values) first, then \
-             `emrship schedule` from the same folder"
-        );
-        if !args.dry_run {
-            return Err(CliError::failure(message).with_hint(hint));
-        }
-        out.warn(&format!("{message}; {hint}"));
-    }
-    let architecture = args.arch.lambda_name().to_string();
-    let region = args
-        .aws
-        .region
-        .clone()
-        .unwrap_or_else(|| loaded.job.region.clone());
-
+    refuse_pending(
+        plan,
+        &args.spec.spec.display().to_string(),
+        args.dry_run,
+        out,
+    )?;
     if args.dry_run {
         // No AWS call, no build: the zip is shown by digest when one was given.
         let code = if args.lambda_zip.is_some() || args.lambda_binary.is_some() {
@@ -238,15 +199,9 @@ async fn schedule_async(
                 bytes: 0,
             }
         };
-        let inputs = ScheduleInputs {
-            template: Digest256::of(&template),
-            code,
-            architecture,
-            region,
-            account: loaded.job.account_id.clone(),
-        };
-        let requests = schedule_requests(plan, &inputs).expect("the plan has a schedule");
-        print_requests(&requests, args.format, out)?;
+        let account = loaded.job.account_id.clone();
+        let requests = requests(&args, &loaded, &template, code, account);
+        print_requests(&requests, args.stdout.format, out)?;
         return Ok(ExitStatus::Success);
     }
 
@@ -255,35 +210,123 @@ async fn schedule_async(
     require_credentials(&config)
         .await
         .map_err(CliError::failure)?;
-
     // Before any change: the EMR roles the function passes must exist (their ARNs also tell
     // the account), and the zip must be usable.
-    out.info("checking the EMR roles the scheduled runs use…");
-    let mut account = None;
-    let mut missing = Vec::new();
-    for role in [
-        &loaded.job.roles.service,
-        &loaded.job.roles.instance_profile,
-    ] {
-        match iam::role_arn(&config, role).await? {
-            Some(arn) => account = account.or_else(|| arn.split(':').nth(4).map(str::to_string)),
-            None => missing.push(role.as_str()),
-        }
+    let account = check_emr_roles(&config, &args, &loaded, out).await?;
+    let zip = lambda_zip(&args, &loaded.job.name).map_err(CliError::failure)?;
+    let requests = requests(
+        &args,
+        &loaded,
+        &template,
+        Digest256::of(&zip.bytes),
+        account,
+    );
+
+    let s3 = s3::client(&config, sdk::endpoint_overridden(&options));
+    let template_uri = S3Uri::parse(&schedule.plan_object).map_err(CliError::failure)?;
+    let template_change = s3::upsert_object(&s3, "plan template", &template_uri, template)
+        .await
+        .map_err(CliError::failure)?;
+    out.info(&format!("bringing role {} to the plan…", schedule.role));
+    let role_changes = iam::ensure_roles(&config, &scheduler_role(plan, &schedule.role)).await?;
+    let role_change = iam::role_change(&schedule.role, &role_changes);
+
+    let lambda = Lambda::new(&config);
+    let report = |line: &str| out.info(line);
+    let (function_arn, function_change) = lambda
+        .upsert_function(&requests.create_function, &zip.bytes, &report)
+        .await?;
+    let events = Events::new(&config);
+    let (rule_arn, rule_change) = events.upsert_rule(&requests.put_rule).await?;
+    let mut put_targets = requests.put_targets.clone();
+    for target in &mut put_targets.targets {
+        target.arn = function_arn.clone();
     }
-    if !missing.is_empty() {
+    let target_change = events.upsert_target(&put_targets, TARGET_ID).await?;
+    let mut permission = requests.add_permission.clone();
+    permission.source_arn = rule_arn.clone();
+    let permission_change = lambda.upsert_permission(&permission).await?;
+
+    let changes = [
+        template_change,
+        role_change,
+        function_change,
+        rule_change,
+        target_change,
+        permission_change,
+    ];
+    let result = json!({
+        "schedule": requests.summary,
+        "rule_arn": rule_arn,
+        "function_arn": function_arn,
+        "code": { "source": zip.source, "code_sha256": requests.create_function.code.code_sha256 },
+        "changes": changes,
+    });
+    let heading = format!("Schedule: {}", requests.summary);
+    print_changes(&result, &heading, &changes, args.stdout.format, out)?;
+    Ok(ExitStatus::Success)
+}
+
+/// Every request `schedule` sends, rendered from the plan (`render::schedule`).
+fn requests(
+    args: &ScheduleArgs,
+    loaded: &LoadedPlan,
+    template: &[u8],
+    code: Digest256,
+    account: Option<String>,
+) -> ScheduleRequests {
+    let inputs = ScheduleInputs {
+        template: Digest256::of(template),
+        code,
+        architecture: args.arch.lambda_name().to_string(),
+        region: args
+            .aws
+            .region
+            .clone()
+            .unwrap_or_else(|| loaded.job.region.clone()),
+        account,
+    };
+    schedule_requests(&loaded.plan, &inputs).expect("the plan has a schedule")
+}
+
+/// The scheduler's role and its inline policy: nothing else of the plan's IAM.
+fn scheduler_role(plan: &crate::plan::Plan, role: &str) -> IamPlan {
+    IamPlan(
+        plan.iam
+            .0
+            .iter()
+            .filter(|(name, _)| *name == role)
+            .map(|(name, documents)| (name.clone(), documents.clone()))
+            .collect(),
+    )
+}
+
+/// The EMR roles the scheduled runs pass to EMR must exist, in the spec's account: returns
+/// that account (from the roles' ARNs).
+async fn check_emr_roles(
+    config: &aws_config::SdkConfig,
+    args: &ScheduleArgs,
+    loaded: &LoadedPlan,
+    out: Printer,
+) -> Result<Option<String>, CliError> {
+    out.info("checking the EMR roles the scheduled runs use…");
+    let roles = &loaded.job.roles;
+    let found = iam::find_roles(config, &[&roles.service, &roles.instance_profile]).await?;
+    let spec_hint = args.spec.spec.display();
+    if !found.missing.is_empty() {
+        let many = found.missing.len() > 1;
         return Err(CliError::failure(format!(
             "the EMR role{} {} that scheduled runs pass to EMR {} not exist. Nothing was \
              created.",
-            if missing.len() > 1 { "s" } else { "" },
-            missing.join(" and "),
-            if missing.len() > 1 { "do" } else { "does" }
+            if many { "s" } else { "" },
+            found.missing.join(" and "),
+            if many { "do" } else { "does" }
         ))
         .with_hint(format!(
             "run `emrship provision --create-roles {spec_hint}` (or create them yourself) first"
         )));
     }
-    let account = account.filter(|a| !a.is_empty());
-    if let (Some(actual), Some(spec)) = (&account, &loaded.job.account_id) {
+    if let (Some(actual), Some(spec)) = (&found.account, &loaded.job.account_id) {
         if actual != spec {
             return Err(CliError::failure(format!(
                 "the spec's account_id is {spec}, but these credentials are in account \
@@ -293,212 +336,7 @@ async fn schedule_async(
             .with_hint(format!("fix `account_id` or use credentials for {spec}")));
         }
     }
-    let zip = lambda_zip(&args, &loaded.job.name).map_err(CliError::failure)?;
-    let inputs = ScheduleInputs {
-        template: Digest256::of(&template),
-        code: Digest256::of(&zip.bytes),
-        architecture,
-        region,
-        account: account.clone(),
-    };
-    let requests = schedule_requests(plan, &inputs).expect("the plan has a schedule");
-    let mut changes = Vec::new();
-
-    // The plan template.
-    let template_uri = S3Uri::parse(&schedule.plan_object).map_err(CliError::failure)?;
-    let s3 = s3::client(&config, sdk::endpoint_overridden(&options));
-    s3::check_bucket(&s3, &template_uri)
-        .await
-        .map_err(CliError::failure)?;
-    let uploaded = s3::upload_once(
-        &s3,
-        &template_uri,
-        Arc::new(template),
-        &inputs.template,
-        Arc::new(|_| {}),
-    )
-    .await
-    .map_err(CliError::failure)?;
-    changes.push(change(
-        "plan template",
-        schedule.plan_object.clone(),
-        if uploaded.uploaded {
-            "uploaded"
-        } else {
-            "unchanged"
-        },
-    ));
-
-    // The scheduler role and its inline policy (nothing else of the plan's IAM).
-    let role_plan = IamPlan(
-        plan.iam
-            .0
-            .iter()
-            .filter(|(name, _)| **name == schedule.role)
-            .map(|(name, role)| (name.clone(), role.clone()))
-            .collect(),
-    );
-    out.info(&format!("bringing role {} to the plan…", schedule.role));
-    let role_changes = iam::ensure_roles(&config, &role_plan).await?;
-    let role_created = role_changes.iter().any(|c| c.starts_with("created role"));
-    changes.push(Change {
-        resource: "iam role",
-        name: schedule.role.clone(),
-        action: if role_created {
-            "created"
-        } else if role_changes.is_empty() {
-            "unchanged"
-        } else {
-            "updated"
-        },
-        detail: role_changes.join("; "),
-    });
-
-    // The function.
-    let lambda = Lambda::new(&config);
-    let wanted = &requests.create_function;
-    let function_arn = match lambda.function(&wanted.function_name).await? {
-        None => {
-            out.info(&format!("creating function {}…", wanted.function_name));
-            let arn = lambda
-                .create_function(wanted, &zip.bytes, ROLE_PROPAGATION)
-                .await?;
-            lambda
-                .wait_ready(&wanted.function_name, FUNCTION_READY_WITHIN)
-                .await?;
-            changes.push(change("lambda function", &wanted.function_name, "created"));
-            arn
-        }
-        Some(current) => {
-            let mut updated = Vec::new();
-            if !current.code_matches(wanted) {
-                out.info(&format!("updating the code of {}…", wanted.function_name));
-                lambda
-                    .wait_ready(&wanted.function_name, FUNCTION_READY_WITHIN)
-                    .await?;
-                lambda.update_code(wanted, &zip.bytes).await?;
-                updated.push("code");
-            }
-            if !current.configuration_matches(wanted) {
-                out.info(&format!(
-                    "updating the configuration of {}…",
-                    wanted.function_name
-                ));
-                lambda
-                    .wait_ready(&wanted.function_name, FUNCTION_READY_WITHIN)
-                    .await?;
-                lambda.update_configuration(wanted).await?;
-                updated.push("configuration");
-            }
-            let tags = current.missing_tags(wanted);
-            if !tags.is_empty() {
-                lambda.tag(&current.arn, tags).await?;
-                updated.push("tags");
-            }
-            if !updated.is_empty() {
-                lambda
-                    .wait_ready(&wanted.function_name, FUNCTION_READY_WITHIN)
-                    .await?;
-            }
-            changes.push(Change {
-                resource: "lambda function",
-                name: wanted.function_name.clone(),
-                action: if updated.is_empty() {
-                    "unchanged"
-                } else {
-                    "updated"
-                },
-                detail: updated.join(", "),
-            });
-            current.arn
-        }
-    };
-
-    // The rule, its target, the permission.
-    let events = Events::new(&config);
-    let rule = events.rule(&requests.put_rule.name).await?;
-    let rule_arn = match &rule {
-        Some(found) if found.matches(&requests.put_rule) => {
-            changes.push(change(
-                "eventbridge rule",
-                &requests.put_rule.name,
-                "unchanged",
-            ));
-            found.arn.clone()
-        }
-        _ => {
-            let arn = events.put_rule(&requests.put_rule).await?;
-            changes.push(change(
-                "eventbridge rule",
-                &requests.put_rule.name,
-                if rule.is_some() { "updated" } else { "created" },
-            ));
-            arn
-        }
-    };
-    let mut put_targets = requests.put_targets.clone();
-    for target in &mut put_targets.targets {
-        target.arn = function_arn.clone();
-    }
-    let targets = events.targets(&put_targets.rule).await?;
-    let ours = targets.iter().find(|t| t.id == TARGET_ID);
-    match ours {
-        Some(t) if t.arn == function_arn => {
-            changes.push(change("rule target", TARGET_ID, "unchanged"));
-        }
-        _ => {
-            events.put_targets(&put_targets).await?;
-            changes.push(change(
-                "rule target",
-                TARGET_ID,
-                if ours.is_some() { "updated" } else { "created" },
-            ));
-        }
-    }
-    let mut permission = requests.add_permission.clone();
-    permission.source_arn = rule_arn.clone();
-    let statements = lambda.policy_statements(&permission.function_name).await?;
-    let existing = statements
-        .iter()
-        .find(|s| statement_id(s) == Some(permission.statement_id.as_str()));
-    match existing {
-        Some(s) if statement_source_arn(s) == Some(rule_arn.as_str()) => {
-            changes.push(change(
-                "invoke permission",
-                &permission.statement_id,
-                "unchanged",
-            ));
-        }
-        Some(_) => {
-            lambda
-                .remove_permission(&permission.function_name, &permission.statement_id)
-                .await?;
-            lambda.add_permission(&permission).await?;
-            changes.push(change(
-                "invoke permission",
-                &permission.statement_id,
-                "updated",
-            ));
-        }
-        None => {
-            lambda.add_permission(&permission).await?;
-            changes.push(change(
-                "invoke permission",
-                &permission.statement_id,
-                "created",
-            ));
-        }
-    }
-
-    let result = json!({
-        "schedule": requests.summary,
-        "rule_arn": rule_arn,
-        "function_arn": function_arn,
-        "code": { "source": zip.source, "code_sha256": wanted.code.code_sha256 },
-        "changes": changes,
-    });
-    print_changes(&result, &changes, args.format, out)?;
-    Ok(ExitStatus::Success)
+    Ok(found.account)
 }
 
 fn print_requests(
@@ -541,8 +379,10 @@ fn operation_name(field: &str) -> String {
     }
 }
 
+/// A run's report: the result as JSON, or a heading and one line per change.
 fn print_changes(
     result: &Value,
+    heading: &str,
     changes: &[Change],
     format: OutputFormat,
     out: Printer,
@@ -550,18 +390,8 @@ fn print_changes(
     match format {
         OutputFormat::Json => out.json(result),
         OutputFormat::Text => {
-            let mut text = String::new();
-            if let Some(summary) = result["schedule"].as_str() {
-                text.push_str(&format!("Schedule: {summary}\n"));
-            }
-            for c in changes {
-                text.push_str(&format!("  {:<9} {:<17} {}", c.action, c.resource, c.name));
-                if !c.detail.is_empty() {
-                    text.push_str(&format!(" ({})", c.detail));
-                }
-                text.push('\n');
-            }
-            out.data(text.trim_end())
+            let lines: Vec<String> = changes.iter().map(Change::line).collect();
+            out.data(&format!("{heading}\n{}", lines.join("\n")))
         }
     }
 }
@@ -586,7 +416,7 @@ async fn unschedule_async(args: UnscheduleArgs, loaded: LoadedPlan, out: Printer
     let steps = [
         (
             "invoke permission",
-            crate::render::schedule::STATEMENT_ID.to_string(),
+            STATEMENT_ID.to_string(),
             "RemovePermission",
         ),
         ("rule target", TARGET_ID.to_string(), "RemoveTargets"),
@@ -615,7 +445,7 @@ async fn unschedule_async(args: UnscheduleArgs, loaded: LoadedPlan, out: Printer
                 json!({ "operation": operation, "resource": resource, "name": name })
             })
             .collect();
-        match args.format {
+        match args.stdout.format {
             OutputFormat::Json => out.json(&json!({ "requests": requests }))?,
             OutputFormat::Text => {
                 let mut text = String::from("Unschedule (dry run; nothing sent)\n");
@@ -635,58 +465,20 @@ async fn unschedule_async(args: UnscheduleArgs, loaded: LoadedPlan, out: Printer
         .map_err(CliError::failure)?;
     let lambda = Lambda::new(&config);
     let events = Events::new(&config);
-    let gone = |found: bool| if found { "deleted" } else { "absent" };
-    let mut changes = Vec::new();
+    let s3 = s3::client(&config, sdk::endpoint_overridden(&options));
 
-    let removed = lambda
-        .remove_permission(
-            &schedule.function_name,
-            crate::render::schedule::STATEMENT_ID,
-        )
-        .await?;
-    changes.push(change(
-        "invoke permission",
-        crate::render::schedule::STATEMENT_ID,
-        gone(removed),
-    ));
-
-    let targets = events.targets(&schedule.rule_name).await?;
-    let ours = targets.iter().any(|t| t.id == TARGET_ID);
-    if ours {
+    let mut changes = vec![
+        lambda
+            .remove_statement(&schedule.function_name, STATEMENT_ID)
+            .await?,
+    ];
+    changes.extend(
         events
-            .remove_targets(&schedule.rule_name, &[TARGET_ID.to_string()])
-            .await?;
-    }
-    changes.push(change("rule target", TARGET_ID, gone(ours)));
-    let others: Vec<&str> = targets
-        .iter()
-        .filter(|t| t.id != TARGET_ID)
-        .map(|t| t.id.as_str())
-        .collect();
-    if others.is_empty() {
-        let found = events.rule(&schedule.rule_name).await?.is_some();
-        if found {
-            events.delete_rule(&schedule.rule_name).await?;
-        }
-        changes.push(change("eventbridge rule", &schedule.rule_name, gone(found)));
-    } else {
-        // Someone else's targets are on the rule: deleting it would break them.
-        changes.push(Change {
-            resource: "eventbridge rule",
-            name: schedule.rule_name.clone(),
-            action: "kept",
-            detail: format!("it has other targets: {}", others.join(", ")),
-        });
-    }
-
-    let deleted = lambda.delete_function(&schedule.function_name).await?;
-    changes.push(change(
-        "lambda function",
-        &schedule.function_name,
-        gone(deleted),
-    ));
-
-    let (policy, role) = iam::delete_role_and_policy(&config, &schedule.role, SCHEDULER_POLICY)
+            .remove_target_and_rule(&schedule.rule_name, TARGET_ID)
+            .await?,
+    );
+    changes.push(lambda.remove_function(&schedule.function_name).await?);
+    let role_and_policy = iam::remove_role_and_policy(&config, &schedule.role, SCHEDULER_POLICY)
         .await
         .map_err(|e| {
             CliError::from(e).with_hint(format!(
@@ -695,32 +487,10 @@ async fn unschedule_async(args: UnscheduleArgs, loaded: LoadedPlan, out: Printer
                 schedule.role
             ))
         })?;
-    changes.push(change("iam role policy", SCHEDULER_POLICY, gone(policy)));
-    changes.push(change("iam role", &schedule.role, gone(role)));
-
-    // Only a 404 means the template is gone: an AccessDenied HEAD is an error, not "absent".
-    let s3 = s3::client(&config, sdk::endpoint_overridden(&options));
-    let present = s3::delete_if_present(&s3, &template_uri).await?;
-    changes.push(change(
-        "plan template",
-        &schedule.plan_object,
-        gone(present),
-    ));
+    changes.extend(role_and_policy);
+    changes.push(s3::remove_object(&s3, "plan template", &template_uri).await?);
 
     let result = json!({ "changes": changes });
-    match args.format {
-        OutputFormat::Json => out.json(&result)?,
-        OutputFormat::Text => {
-            let mut text = String::from("Unschedule\n");
-            for c in &changes {
-                text.push_str(&format!("  {:<9} {:<17} {}", c.action, c.resource, c.name));
-                if !c.detail.is_empty() {
-                    text.push_str(&format!(" ({})", c.detail));
-                }
-                text.push('\n');
-            }
-            out.data(text.trim_end())?;
-        }
-    }
+    print_changes(&result, "Unschedule", &changes, args.stdout.format, out)?;
     Ok(ExitStatus::Success)
 }

@@ -33,7 +33,7 @@ pub fn run(args: SizeArgs, out: Printer) -> CommandResult {
     };
     let result = sizing::size_auto(instance, args.count, deploy_mode, workload)
         .map_err(|problem| CliError::invalid(problem.to_string()))?;
-    match args.format {
+    match args.stdout.format {
         OutputFormat::Json => out.json(&result)?,
         OutputFormat::Text => {
             for line in &result.arithmetic {

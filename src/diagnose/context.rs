@@ -315,32 +315,29 @@ impl StepContext {
             .ok()
     }
 
-    /// The Python versions the release's nodes have as `/usr/bin/python3.X`, the default first.
-    /// emr-6.x: 3.7; emr-7.0: 3.9; emr-7.1 and later: 3.9 and 3.11 (EMR Release Guide, "Application
-    /// versions in Amazon EMR 6.x / 7.x releases"; shared/research/user-apps.md §2).
+    /// The Python versions the release's nodes have as `/usr/bin/python3.X`, the default first:
+    /// the release table's (`spec::release::Runtime`); for a release newer than the table, the
+    /// newest line's.
     pub fn node_pythons(&self) -> Vec<(u32, u32)> {
-        let label = self.release_label.as_deref().unwrap_or_default();
-        let minor: u32 = label
-            .strip_prefix("emr-")
-            .and_then(|rest| rest.split('.').nth(1))
-            .and_then(|minor| minor.parse().ok())
-            .unwrap_or(0);
-        match self.release_major() {
-            Some(major) if major >= 8 || (major == 7 && minor >= 1) => vec![(3, 9), (3, 11)],
-            Some(7) => vec![(3, 9)],
-            // emr-5.x's python3 minor is not confirmed (shared/research/user-apps.md): unknown.
-            Some(6) => vec![(3, 7)],
-            _ => Vec::new(),
+        match self.release() {
+            Some(release) => release.runtime.pythons,
+            None if self.release_major().is_some_and(|major| major >= 7) => vec![(3, 9), (3, 11)],
+            None => Vec::new(),
         }
     }
 
-    /// The Java major version of the release's default JVM: 17 on emr-7.x, 8 before (EMR
-    /// Release Guide, "Configure applications to use a specific Java Virtual Machine").
+    /// The Java feature version of the release's default JVM (the release table's).
     pub fn node_java(&self) -> Option<u32> {
-        match self.release_major()? {
-            major if major >= 7 => Some(17),
-            _ => Some(8),
+        match self.release() {
+            Some(release) => Some(release.runtime.java),
+            None => self
+                .release_major()
+                .map(|major| if major >= 7 { 17 } else { 8 }),
         }
+    }
+
+    fn release(&self) -> Option<ReleaseLabel> {
+        ReleaseLabel::parse(self.release_label.as_deref()?).ok()
     }
 }
 

@@ -180,7 +180,7 @@ pub(super) fn find_missing_class(logs: &[LogText], step: &StepContext) -> Option
             ),
         );
         diagnosis.advice.push(format!(
-            "check the spelling and package of the main class against the jar: `jar tf {} | grep {}` lists it as {}.class; set the spec's main class to that name",
+            "check the spelling and package of the main class against the jar: `jar tf {} | grep {}` lists it as {}.class; set `job.jar.main_class` to that name",
             app_jar.unwrap_or("app.jar"),
             class.rsplit('.').next().unwrap_or(class),
             class.replace('.', "/")
@@ -202,7 +202,7 @@ pub(super) fn find_missing_class(logs: &[LogText], step: &StepContext) -> Option
             format!("the step shipped --jars {}", base_names(jars))
         };
         diagnosis.advice.push(format!(
-            "{shipped}: add the jar that holds {class} to the application's jars in the spec (shipped with --jars), or build the application as an assembly (\"uber\") jar with its dependencies in it (maven-shade-plugin, sbt-assembly), with Spark and Hadoop as `provided`"
+            "{shipped}: add the jar that holds {class} to `job.jar.jars` (shipped with --jars), or build the application as an assembly (\"uber\") jar with its dependencies in it (maven-shade-plugin, sbt-assembly), with Spark and Hadoop as `provided`"
         ));
         if class.starts_with("scala.") {
             diagnosis.advice.push(
@@ -331,7 +331,7 @@ Caused by: java.lang.ClassNotFoundException: com.fasterxml.jackson.dataformat.ya
         assert_eq!(diagnosis.evidence.len(), 2);
         assert_eq!(diagnosis.evidence[1].line, 3);
         assert!(diagnosis.advice[0].starts_with(
-            "the step shipped --jars config-1.4.3-9a1b.jar, commons-csv-1.10.0-77c2.jar: add the jar that holds com.fasterxml.jackson.dataformat.yaml.YAMLFactory to the application's jars in the spec"
+            "the step shipped --jars config-1.4.3-9a1b.jar, commons-csv-1.10.0-77c2.jar: add the jar that holds com.fasterxml.jackson.dataformat.yaml.YAMLFactory to `job.jar.jars`"
         ));
     }
 }

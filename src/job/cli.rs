@@ -39,7 +39,8 @@ use crate::edge::{CliError, CommandResult, ExitStatus, Printer};
 #[command(
     name = "emrship-job",
     version,
-    about = "The compute of emrship jobs: the daily match rate, on one node or under Spark"
+    about = "The compute of emrship jobs: the daily match rate and the hourly page-view \
+             rollup, on one node or under Spark"
 )]
 pub struct JobCli {
     #[command(subcommand)]
@@ -113,6 +114,7 @@ pub enum RollupMode {
 
 #[derive(Debug, clap::Args)]
 pub struct RollupReduceArgs {
+    /// The bucket this task reduces (0-based, below --buckets).
     #[arg(long)]
     pub bucket: u32,
     /// This run's staging directory or s3:// prefix.
@@ -127,6 +129,7 @@ pub struct RollupReduceArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct RollupFinalizeArgs {
+    /// This run's staging directory or s3:// prefix (removed once the output is in place).
     #[arg(long, value_name = "URI")]
     pub staging: String,
     #[command(flatten)]
@@ -144,8 +147,10 @@ pub struct MapArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ReduceArgs {
+    /// The bucket this task reduces (0-based, below --buckets).
     #[arg(long)]
     pub bucket: u32,
+    /// Buckets the map tasks hash-partitioned into.
     #[arg(long)]
     pub buckets: u32,
     /// This run's staging directory or s3:// prefix.
@@ -160,8 +165,10 @@ pub struct ReduceArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct FinalizeArgs {
+    /// Buckets the run used (one staged file expected from each).
     #[arg(long)]
     pub buckets: u32,
+    /// This run's staging directory or s3:// prefix (removed once the sink holds the day).
     #[arg(long, value_name = "URI")]
     pub staging: String,
     #[command(flatten)]
@@ -170,6 +177,7 @@ pub struct FinalizeArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct CleanArgs {
+    /// The staging directory or s3:// prefix to empty.
     #[arg(long, value_name = "URI")]
     pub staging: String,
 }
@@ -202,6 +210,7 @@ pub struct MatchRateArgs {
     /// Where the day's tables go: postgres://…, sqlite://PATH, a directory or s3:// prefix.
     #[arg(long, value_name = "URL")]
     pub sink: String,
+    /// Where the work runs: this process, or Spark executors (through the rendered driver).
     #[arg(long, value_enum, default_value_t = Engine::Local)]
     pub engine: Engine,
     /// Worker threads (default: every core).
@@ -235,6 +244,7 @@ pub struct RollupArgs {
     /// Where the JSON Lines part files go: a directory or an s3:// prefix (replaced whole).
     #[arg(long, value_name = "URI")]
     pub output: String,
+    /// Where the work runs: this process, or Spark executors (through the rendered driver).
     #[arg(long, value_enum, default_value_t = Engine::Local)]
     pub engine: Engine,
     /// Rollup period; only 1h (`freq` "1hour").
@@ -306,23 +316,28 @@ pub struct RollupGenArgs {
     /// Events to write.
     #[arg(long)]
     pub records: u64,
+    /// The directory to write the Hive-partitioned files under.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Events per file (the last file may be shorter).
     #[arg(long, default_value_t = 2_000_000)]
     pub records_per_file: u64,
+    /// Files per hour directory.
     #[arg(long, default_value_t = 2)]
     pub files_per_hour: u64,
+    /// Customers (the `customer=` directories).
     #[arg(long, default_value_t = 5)]
     pub customers: u64,
     /// Distinct articles per customer.
     #[arg(long, default_value_t = 20_000)]
     pub urls: u64,
+    /// The random seed: the same seed and arguments give the same bytes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// The first file's hour (UTC).
     #[arg(long, value_name = "YYYY-MM-DDTHH", default_value = "2026-11-20T00", value_parser = rollup_gen::parse_start)]
     pub start: chrono::NaiveDateTime,
+    /// The file format to write.
     #[arg(long, value_enum, default_value_t = GenFormat::Parquet)]
     pub format: GenFormat,
 }
@@ -351,6 +366,7 @@ pub struct GenArgs {
     /// Distinct (advertiser, product) pairs among the views.
     #[arg(long)]
     pub pairs: u64,
+    /// Distinct advertisers (view counts per advertiser are skewed).
     #[arg(long)]
     pub advertisers: u64,
     /// Catalog rows.
@@ -359,16 +375,19 @@ pub struct GenArgs {
     /// Share of viewed pairs that are in the catalog.
     #[arg(long)]
     pub match_fraction: f64,
+    /// The directory to write `views/` and `catalog/` under.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// The day of the events (default 2026-11-20).
     #[arg(long, value_name = "YYYY-MM-DD", default_value = "2026-11-20")]
     pub date: Day,
+    /// The random seed: the same seed and arguments give the same bytes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Files per dataset (default: one per 4 million rows).
     #[arg(long)]
     pub files: Option<u64>,
+    /// The file format to write.
     #[arg(long, value_enum, default_value_t = GenFormat::Parquet)]
     pub format: GenFormat,
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::steps::AppLocations;
-use crate::spec::job_plan::{AppKind, AppPath, JarRef, UserApp};
+use crate::spec::job_plan::{AppKind, AppPath, BootstrapScript, JarRef, UserApp};
 use crate::spec::resolve::{DEPS_ALIAS, MODULES_ZIP_NAME};
 use crate::spec::s3::S3Uri;
 use crate::spec::JobPlan;
@@ -40,6 +40,28 @@ pub struct PlanInputs {
     pub job_files: Vec<(String, Digest256)>,
     /// A user's application: what its shipped pieces hold.
     pub app: Option<AppInputs>,
+    /// Each local `cluster.bootstrap` script, in spec order: its digest.
+    pub bootstrap_scripts: Vec<Digest256>,
+}
+
+/// Where each `cluster.bootstrap` script is run from: an S3 script as written, a local one
+/// under its sha256 (a placeholder digest when the caller read none, for the spec's checks).
+pub fn bootstrap_script_uris(plan: &JobPlan, inputs: &PlanInputs) -> Vec<S3Uri> {
+    let mut local = inputs.bootstrap_scripts.iter();
+    plan.cluster
+        .bootstrap
+        .iter()
+        .map(|action| match &action.script {
+            BootstrapScript::S3(uri) => uri.clone(),
+            BootstrapScript::Local(path) => {
+                let digest = local.next().cloned().unwrap_or(Digest256 {
+                    sha256: "0".repeat(64),
+                    bytes: 0,
+                });
+                script_uri(plan, &digest, &path.name)
+            }
+        })
+        .collect()
 }
 
 /// The digests of a user's application as the caller read and packed it.
@@ -86,6 +108,8 @@ pub enum UploadKind {
     AppDependencies,
     /// The static node check from `bootstrap/`.
     NodeCheck,
+    /// A `cluster.bootstrap` script given as a local file.
+    UserBootstrap,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -226,7 +226,11 @@ fn job_data_statements(plan: &JobPlan) -> Vec<Statement> {
         .cluster
         .bootstrap
         .iter()
-        .map(|action| &action.path)
+        .filter_map(|action| match &action.script {
+            crate::spec::job_plan::BootstrapScript::S3(uri) => Some(uri),
+            // Uploaded under the artifact prefix, which the role reads already.
+            crate::spec::job_plan::BootstrapScript::Local(_) => None,
+        })
         .filter(|path| !(path.bucket == artifacts.bucket && path.key.starts_with(&artifacts.key)))
         .map(exact_object_arn);
     let read_objects = job

@@ -245,10 +245,12 @@ pub struct EmrshipBootstrap {
     pub args: Vec<String>,
 }
 
+/// `user_bootstrap`: where each `cluster.bootstrap` script runs from, in spec order.
 pub fn run_job_flow(
     plan: &JobPlan,
     configurations: Vec<Configuration>,
     bootstrap: EmrshipBootstrap,
+    user_bootstrap: &[S3Uri],
     steps: Vec<StepConfig>,
 ) -> RunJobFlowRequest {
     let (instance_groups, instance_fleets) = match &plan.cluster.nodes {
@@ -280,18 +282,15 @@ pub fn run_job_flow(
             args: bootstrap.args,
         },
     }];
-    bootstrap_actions.extend(
-        plan.cluster
-            .bootstrap
-            .iter()
-            .map(|action| BootstrapActionConfig {
-                name: action.name.clone(),
-                script_bootstrap_action: ScriptBootstrapActionConfig {
-                    path: action.path.to_string(),
-                    args: action.args.clone(),
-                },
-            }),
-    );
+    bootstrap_actions.extend(plan.cluster.bootstrap.iter().zip(user_bootstrap).map(
+        |(action, path)| BootstrapActionConfig {
+            name: action.name.clone(),
+            script_bootstrap_action: ScriptBootstrapActionConfig {
+                path: path.to_string(),
+                args: action.args.clone(),
+            },
+        },
+    ));
     RunJobFlowRequest {
         name: format!("{} {}", plan.name, plan.date.format("%Y-%m-%d")),
         log_uri: plan.log_uri.to_string(),

@@ -66,6 +66,9 @@ pub struct PlanTemplate {
     /// A user's application: the digests of what ships with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<AppInputs>,
+    /// The digests of the spec's local bootstrap scripts, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bootstrap_scripts: Vec<Digest256>,
 }
 
 fn to_layer(layer: &LayerText) -> TemplateLayer {
@@ -118,6 +121,7 @@ impl PlanTemplate {
                 })
                 .collect(),
             app: inputs.app.clone(),
+            bootstrap_scripts: inputs.bootstrap_scripts.clone(),
         }
     }
 
@@ -184,6 +188,7 @@ impl PlanTemplate {
                 })
                 .collect(),
             app: self.app.clone(),
+            bootstrap_scripts: self.bootstrap_scripts.clone(),
         }
     }
 
@@ -247,6 +252,7 @@ mod tests {
             bundle: Some(Digest256::of(b"bundle bytes")),
             job_files: Vec::new(),
             app: None,
+            bootstrap_scripts: Vec::new(),
         };
         PlanTemplate::from_layers(&base, &overlays, &sets, &inputs, &job)
     }

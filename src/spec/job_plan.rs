@@ -130,8 +130,17 @@ pub struct FleetChoice {
 #[derive(Debug, Clone, Serialize)]
 pub struct BootstrapAction {
     pub name: String,
-    pub path: S3Uri,
+    pub script: BootstrapScript,
     pub args: Vec<String>,
+}
+
+/// A bootstrap script: in S3 already, or a local file (relative to the spec's folder) that
+/// `deploy` uploads content-addressed like every other artifact.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BootstrapScript {
+    S3(S3Uri),
+    Local(AppPath),
 }
 
 /// An EMR configuration classification.

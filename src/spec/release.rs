@@ -7,9 +7,9 @@
 //! which emrship does not target.
 //!
 //! Runtimes (for packaging users' applications; see `Runtime`):
-//! - Python: "Python 3 is the default for Amazon EMR version 5.30.0 and later" (emr-5300-release),
-//!   AL2's python3 is 3.7 (5.30–5.36 and 6.x; 6.15.0's table lists "2.7, 3.7", 3.7.10 seen on a
-//!   node); emr-7.0.0 ships 3.9, emr-7.1.0 … 7.13.0 "3.9, 3.11" with 3.9 as `python3`
+//! - Python: "Python 3 is the default for Amazon EMR version 5.30.0 and later" (emr-5300-release);
+//!   6.x: 3.7 (6.15.0's table lists "2.7, 3.7", 3.7.10 seen on a node); 5.30–5.36: AL2's
+//!   python3, 3.7 (derived from the OS, not confirmed on a node); emr-7.0.0 ships 3.9, emr-7.1.0 … 7.13.0 "3.9, 3.11" with 3.9 as `python3`
 //!   (emr-release-app-versions-7.x). The interpreters live at /usr/bin/python3.X.
 //! - Spark: 5.30–5.36 2.4; emr-6.0 2.4.4, 6.1/6.2 3.0, 6.3–6.5 3.1, 6.6/6.7 3.2, 6.8–6.11 3.3,
 //!   6.12–6.15 3.4 (emr-release-app-versions-6.x); 7.x 3.5 (Spark-release-history: 7.8.0

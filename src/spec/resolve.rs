@@ -628,11 +628,19 @@ impl Resolver<'_> {
                     &at.key("path"),
                     "path: s3://my-bucket/bootstrap/install.sh",
                 )
-                .and_then(|p| self.s3(&p, &at.key("path")));
+                .and_then(|p| {
+                    if p.starts_with("s3://") || p.starts_with("https://") {
+                        self.s3(&p, &at.key("path")).map(BootstrapScript::S3)
+                    } else {
+                        // A local script, uploaded by `deploy` under its sha256.
+                        self.app_path(&p, &at.key("path"))
+                            .map(BootstrapScript::Local)
+                    }
+                });
             let args: Vec<String> = action.args.into_iter().map(|a| a.0).collect();
             self.check_discrete_args(&args, &at.key("args"));
-            if let (Some(name), Some(path)) = (name, script) {
-                bootstrap.push(BootstrapAction { name, path, args });
+            if let (Some(name), Some(script)) = (name, script) {
+                bootstrap.push(BootstrapAction { name, script, args });
             }
         }
         let configurations = self.user_configurations(raw.configurations, engine);
@@ -1406,15 +1414,10 @@ impl Resolver<'_> {
                 args.extend(list);
             }
         }
-        let mut secrets = IndexMap::new();
-        for (key, value) in raw.secrets {
-            let at = path("job.secrets").key(&key);
-            self.check_env_name(&key, &at);
-            if !is_secret_reference(&value) {
-                self.error("spec::plain-text-secret", &at, format!("`job.secrets.{key}` holds a plain-text value, not a secret reference"), "store the value in AWS Secrets Manager or SSM Parameter Store and write its ARN, e.g. `arn:aws:secretsmanager:us-east-1:123456789012:secret:ads-db`");
-            }
-            secrets.insert(key, value);
-        }
+        let secrets = self.secrets(
+            raw.secrets,
+            "e.g. `arn:aws:secretsmanager:us-east-1:123456789012:secret:ads-db`",
+        );
         let mut files = Vec::new();
         for (i, spec_path) in raw.files.into_iter().enumerate() {
             let at = path("job.files").index(i);
@@ -1547,6 +1550,24 @@ impl Resolver<'_> {
             ArgRole::Input => self.error("spec::input-uri", at, format!("`{value}` is not an S3 location"), "on a cluster the job reads `s3://bucket/prefix/`"),
             ArgRole::Plain => {}
         }
+    }
+
+    /// `job.secrets`: environment variable names → secret references (never values).
+    fn secrets(
+        &mut self,
+        raw: IndexMap<String, String>,
+        example: &str,
+    ) -> IndexMap<String, String> {
+        let mut secrets = IndexMap::new();
+        for (key, value) in raw {
+            let at = path("job.secrets").key(&key);
+            self.check_env_name(&key, &at);
+            if !is_secret_reference(&value) {
+                self.error("spec::plain-text-secret", &at, format!("`job.secrets.{key}` holds a plain-text value, not a secret reference"), format!("store the value in AWS Secrets Manager or SSM Parameter Store and write its ARN, {example}"));
+            }
+            secrets.insert(key, value);
+        }
+        secrets
     }
 
     fn check_env_name(&mut self, name: &str, at: &SpecPath) {

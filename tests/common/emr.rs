@@ -310,8 +310,7 @@ pub fn assert_cluster_is_request(emr: &aws_sdk_emr::Client, id: &str, request: &
 pub fn deploy(moto: &super::moto::Moto, spec: &Path, date: &str, bundle: &[u8]) {
     let args = SpecArgs {
         spec: spec.to_path_buf(),
-        overlays: vec![],
-        sets: vec![],
+        layers: Default::default(),
         date: Some(date.parse().unwrap()),
     };
     let loaded = emrship::cli::plan::load_plan_with_bundle(

@@ -10,6 +10,8 @@ pub mod fault_proxy;
 pub mod moto;
 #[cfg(feature = "job")]
 pub mod postgres;
+#[cfg(feature = "aws")]
+pub mod project;
 pub mod rng;
 #[cfg(feature = "job")]
 pub mod rollup_files;

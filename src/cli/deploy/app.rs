@@ -4,7 +4,6 @@
 //! Every problem is found before the first byte goes up.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use super::{failure, spec_args, Failure, PendingUpload};
 use crate::bundle::app_problem::AppProblem;
@@ -88,6 +87,14 @@ pub fn prepare(
     let mut uploads = Vec::new();
     for upload in &rendered.plan.uploads {
         let bytes = match upload.kind {
+            UploadKind::UserBootstrap => Some(
+                std::fs::read(rendered.spec_dir.join(&upload.source)).map_err(|e| {
+                    failure(format!(
+                        "cannot read the bootstrap script {}: {e}",
+                        upload.source
+                    ))
+                })?,
+            ),
             UploadKind::NodeCheck => rendered
                 .plan
                 .rendered_files
@@ -112,22 +119,7 @@ pub fn prepare(
                 upload.s3_uri, upload.source
             ))
         })?;
-        let digest = Digest256::of(&bytes);
-        if upload.sha256.as_deref() != Some(digest.sha256.as_str()) {
-            return Err(failure(format!(
-                "{} changed while deploying (its key names sha256 {}, its bytes now have {}); run deploy again",
-                upload.source,
-                upload.sha256.as_deref().unwrap_or("none"),
-                digest.sha256
-            )));
-        }
-        uploads.push(PendingUpload {
-            spec: job.name.clone(),
-            kind: upload.kind,
-            uri: upload.s3_uri.clone(),
-            digest,
-            bytes: Arc::new(bytes),
-        });
+        uploads.push(PendingUpload::checked(&job.name, upload, bytes)?);
     }
     Ok(PreparedApp {
         region: job.region.clone(),

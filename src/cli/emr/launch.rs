@@ -13,9 +13,10 @@ use chrono::NaiveDate;
 use serde_json::{json, Value};
 
 use super::watch::{self, Backoff, Jitter};
-use super::{check_uploads, refuse_pending, Session};
+use super::{check_uploads, Session};
 use crate::aws::launch::{launch_guarded, Decision, Launch, LaunchError};
 use crate::cli::plan::{load_plan, LoadedPlan};
+use crate::cli::preflight::refuse_pending;
 use crate::cli::{
     block_on, AwsArgs, BackfillArgs, CliError, CommandResult, ExitStatus, OutputFormat, Printer,
     RunArgs, SpecArgs,
@@ -115,7 +116,7 @@ pub fn run_day(args: RunArgs, out: Printer) -> CommandResult {
             "run_job_flow": loaded.plan.run_job_flow,
         });
         out.result(
-            args.format,
+            args.stdout.format,
             &would,
             &format!(
                 "Would {}; otherwise RunJobFlow:\n{}",
@@ -125,7 +126,7 @@ pub fn run_day(args: RunArgs, out: Printer) -> CommandResult {
         )?;
         return Ok(ExitStatus::Success);
     }
-    block_on(run_day_async(args.aws, args.format, loaded, out))
+    block_on(run_day_async(args.aws, args.stdout.format, loaded, out))
 }
 
 fn guard_text(run_key: &str) -> String {
@@ -173,8 +174,7 @@ pub fn backfill(args: BackfillArgs, out: Printer) -> CommandResult {
     for date in args.from.iter_days().take(days as usize) {
         let spec = SpecArgs {
             spec: args.spec.clone(),
-            overlays: args.overlays.clone(),
-            sets: args.sets.clone(),
+            layers: args.layers.clone(),
             date: Some(date),
         };
         plans.push((date, load_plan(&spec, out)?));
@@ -194,7 +194,7 @@ pub fn backfill(args: BackfillArgs, out: Printer) -> CommandResult {
                 })
             })
             .collect();
-        match args.format {
+        match args.stdout.format {
             OutputFormat::Json => out.json(&json!({
                 "dry_run": true,
                 "max_parallel": args.max_parallel,
@@ -282,7 +282,7 @@ async fn backfill_async(
         count(Decision::AlreadyActive),
         count(Decision::AlreadyCompleted),
     );
-    match args.format {
+    match args.stdout.format {
         OutputFormat::Json => {
             let days: Vec<Value> = results
                 .iter()

@@ -54,15 +54,10 @@ impl Resolver<'_> {
             (_, _, Some(exe)) => self.executable_app(exe, &mut names)?,
             _ => return None,
         };
-        let mut secrets = IndexMap::new();
-        for (key, value) in raw.secrets {
-            let at = path("job.secrets").key(&key);
-            self.check_env_name(&key, &at);
-            if !is_secret_reference(&value) {
-                self.error("spec::plain-text-secret", &at, format!("`job.secrets.{key}` holds a plain-text value, not a secret reference"), "store the value in AWS Secrets Manager or SSM Parameter Store and write its ARN; the application reads the ARN from the environment and fetches the value");
-            }
-            secrets.insert(key, value);
-        }
+        let secrets = self.secrets(
+            raw.secrets,
+            "whose value the application fetches: it gets the ARN as `EMRSHIP_SECRET_<NAME>`",
+        );
         let arch = cluster.and_then(|cluster| self.job_arch(raw.arch, engine, &cluster.nodes));
         let keep_alive = cluster.is_some_and(|cluster| cluster.keep_alive);
         let action_on_failure = raw.action_on_failure.unwrap_or(if keep_alive {
@@ -384,7 +379,7 @@ impl Resolver<'_> {
         }
     }
 
-    fn app_path(&mut self, text: &str, at: &SpecPath) -> Option<AppPath> {
+    pub(super) fn app_path(&mut self, text: &str, at: &SpecPath) -> Option<AppPath> {
         if !self.check_relative(text, at) {
             return None;
         }
