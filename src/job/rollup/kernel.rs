@@ -162,6 +162,9 @@ impl LongSessions {
     }
 }
 
+/// One shard of [`SharedLongSessions`]: an id's bytes and its number.
+type LongSessionShard = Mutex<hashbrown::HashTable<(Box<[u8]>, u64)>>;
+
 /// Shards of [`SharedLongSessions`] (a power of two).
 const LONG_SESSION_SHARDS: usize = 64;
 
@@ -170,7 +173,7 @@ const LONG_SESSION_SHARDS: usize = 64;
 /// map when every id is long, as UUIDs are). Numbers are dense, from one counter.
 pub struct SharedLongSessions {
     hasher: hashbrown::DefaultHashBuilder,
-    shards: Vec<Mutex<hashbrown::HashTable<(Box<[u8]>, u64)>>>,
+    shards: Vec<LongSessionShard>,
     next: std::sync::atomic::AtomicU64,
 }
 
