@@ -30,11 +30,22 @@ pub fn test_python() -> PathBuf {
     PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
 }
 
+/// A free loopback port that no other emulator of this test process was given. The OS may
+/// hand out a port again right after `bind(0)` released it, before the first emulator binds
+/// it: two tests would then share one server (the loser's wait connects to the winner's), and
+/// see each other's state or a server that vanishes with the other test.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        if GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+            return port;
+        }
+    }
 }
 
 pub struct Moto {
@@ -73,13 +84,17 @@ impl Moto {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start moto with {}: {e}", python.display()));
-        let moto = Moto {
+        let mut moto = Moto {
             child,
             port,
             endpoint: format!("http://127.0.0.1:{port}"),
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            // A server that exited (its port taken by another process) never listens.
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                panic!("moto exited ({status}) before listening on port {port}");
+            }
             assert!(
                 Instant::now() < deadline,
                 "moto did not listen on port {port} within 60 s"
