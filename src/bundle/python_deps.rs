@@ -33,9 +33,8 @@ use super::archive::{write_zip_file, FileEntry};
 use crate::render::artifacts::Digest256;
 use crate::sizing::Arch;
 use crate::spec::release::ReleaseLabel;
-
-/// The alias the deps archive is unpacked under in each container's working directory.
-pub const DEPS_ALIAS: &str = "emrship_deps";
+/// The alias the deps archive is unpacked under in each container (the spec reserves it).
+pub use crate::spec::resolve::DEPS_ALIAS;
 
 /// Bump when the archive layout or the build changes, so old cache entries are not reused.
 const BUILD_LAYOUT: &str = "emrship-python-deps 1";
