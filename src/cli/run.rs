@@ -137,7 +137,7 @@ pub fn run(args: RunArgs, out: Printer) -> CommandResult {
     }
     let loaded = load_plan(&args.spec, out)?;
     if loaded.job.job.app.is_some() {
-        return super::run_app::run(loaded, &args, out);
+        return super::run_app::run(loaded, out);
     }
     let LoadedPlan { job: plan, .. } = loaded;
     if plan.job.command == "rollup" {

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::plan::LoadedPlan;
-use super::{CliError, CommandResult, ExitStatus, Printer, RunArgs};
+use super::{CliError, CommandResult, ExitStatus, Printer};
 use crate::bundle::app_problem::AppProblem;
 use crate::bundle::python_deps::{self, DepsTarget};
 use crate::bundle::requirements::read_requirements;
@@ -246,10 +246,9 @@ fn plan_entry_uri(step_args: &[String]) -> Option<String> {
     None
 }
 
-/// `run --local` of a user application; `args` has nothing more for it (the built-in jobs'
-/// input and output overrides do not apply: `s3://` arguments are mirrored locally).
-pub fn run(loaded: LoadedPlan, args: &RunArgs, out: Printer) -> CommandResult {
-    let _ = args;
+/// `run --local` of a user application. The built-in jobs' input and output overrides do not
+/// apply: its `s3://` arguments are mirrored locally.
+pub fn run(loaded: LoadedPlan, out: Printer) -> CommandResult {
     run_app(&loaded, out)
 }
 
