@@ -8,6 +8,10 @@
 //!                            [--format parquet|csv|jsonl]
 //! emrship-job rollup --input URI --output URI [--engine local|spark] [--granularity 1h]
 //!                    [--threads N] [--buckets N] [--format text|json]
+//! emrship-job stream --stream NAME|ARN --output URI [--lease-table T] [--window 5m]
+//!                    [--lateness 1m] [--position trim_horizon|latest] [--region R]
+//!                    [--worker-id ID] [--stop-when-idle 10s] [--format text|json]
+//! emrship-job gen stream --stream NAME|ARN --records N [--rate R] [--copy FILE]
 //! emrship-job gen rollup --records N --out DIR [--records-per-file 2000000] [--files-per-hour 2]
 //!                        [--customers 5] [--urls 20000] [--seed 1] [--start 2026-11-20T00]
 //!                        [--format parquet|csv|jsonl]
@@ -22,6 +26,7 @@
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -32,6 +37,9 @@ use super::location::Location;
 use super::model::{Day, JobError};
 use super::rollup::gen as rollup_gen;
 use super::rollup::{self, RollupJob};
+use super::stream::gen::{self as stream_gen, StreamGenSpec};
+use super::stream::window::WindowSpec;
+use super::stream::{self, StartPosition, StopRule, StreamJob};
 use super::summary;
 use crate::edge::{CliError, CommandResult, ExitStatus, Printer};
 
@@ -54,9 +62,121 @@ pub enum JobCommand {
     /// Hourly page-view rollup: per (customer, url, hour) page views, exact visitors and
     /// referrer counts, as JSON Lines documents.
     Rollup(RollupCommand),
+    /// Page-view windows from a Kinesis stream: per (customer, url, tumbling window) the
+    /// rollup's documents in S3, each record counted exactly once across crashes, restarts
+    /// and workers sharing the shards (leases in DynamoDB, KCL's table layout).
+    Stream(StreamArgs),
     /// Generate deterministic synthetic inputs.
     #[command(subcommand)]
     Gen(GenCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StreamArgs {
+    /// The Kinesis stream: a name (in --region) or an ARN.
+    #[arg(long, value_name = "NAME|ARN")]
+    pub stream: String,
+    /// Where windows go: `s3://bucket/prefix/` (or a local directory).
+    #[arg(long, value_name = "URI")]
+    pub output: String,
+    /// The DynamoDB lease table (created on first use; one per application, as the KCL's).
+    #[arg(long = "lease-table", alias = "lease_table", value_name = "TABLE")]
+    pub lease_table: String,
+    /// Tumbling window width: 1m to 1h, dividing an hour.
+    #[arg(long, default_value = "5m", value_parser = parse_ms)]
+    pub window: i64,
+    /// How long after a window's end its records are still counted (event time); later ones
+    /// are counted as late and kept aside.
+    #[arg(long, default_value = "1m", value_parser = parse_ms)]
+    pub lateness: i64,
+    /// Where a new stream's shards are first read from.
+    #[arg(long, value_enum, default_value_t = Position::TrimHorizon)]
+    pub position: Position,
+    /// The AWS region (default: the environment's).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// This worker's id in the lease table (default: host name, process id and a random part).
+    #[arg(long = "worker-id", value_name = "ID")]
+    pub worker_id: Option<String>,
+    /// A lease whose counter has not moved for this long is taken over.
+    #[arg(long, default_value = "10s", value_parser = parse_ms)]
+    pub failover: i64,
+    /// Pause between two reads of a shard (Kinesis allows 5 per second per shard, shared by
+    /// every consumer).
+    #[arg(long = "poll-interval", default_value = "1s", value_parser = parse_ms)]
+    pub poll_interval: i64,
+    /// A shard's open range is written at least this often (the latency floor).
+    #[arg(long = "flush-interval", default_value = "5s", value_parser = parse_ms)]
+    pub flush_interval: i64,
+    /// …or when it holds this many records.
+    #[arg(long = "flush-records", default_value_t = 50_000)]
+    pub flush_records: u64,
+    /// How often ListShards looks for new shards (after a reshard).
+    #[arg(long = "shard-sync-interval", default_value = "60s", value_parser = parse_ms)]
+    pub shard_sync_interval: i64,
+    /// Stop once every held shard has been caught up and quiet this long (default: run until
+    /// SIGTERM, as on a cluster).
+    #[arg(long = "stop-when-idle", value_name = "DURATION", value_parser = parse_ms)]
+    pub stop_when_idle: Option<i64>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+fn parse_ms(text: &str) -> Result<i64, String> {
+    crate::job::stream::parse_duration_ms(text)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum Position {
+    TrimHorizon,
+    Latest,
+}
+
+impl StreamArgs {
+    pub fn job(&self) -> Result<StreamJob, JobError> {
+        let window = WindowSpec::new(self.window, self.lateness)
+            .map_err(|e| JobError::Usage(format!("--window/--lateness: {e}")))?;
+        let ms = |v: i64| Duration::from_millis(v.max(1) as u64);
+        if self.failover < 1000 {
+            return Err(JobError::Usage(
+                "--failover: at least 1s (leases are renewed every third of it)".into(),
+            ));
+        }
+        let worker_id = match &self.worker_id {
+            Some(id) if !id.is_empty() => id.clone(),
+            _ => default_worker_id(),
+        };
+        Ok(StreamJob {
+            stream: self.stream.clone(),
+            output: self.output.clone(),
+            lease_table: self.lease_table.clone(),
+            region: self.region.clone(),
+            window,
+            position: match self.position {
+                Position::TrimHorizon => StartPosition::TrimHorizon,
+                Position::Latest => StartPosition::Latest,
+            },
+            worker_id,
+            failover: ms(self.failover),
+            poll_interval: ms(self.poll_interval),
+            flush_interval: ms(self.flush_interval),
+            flush_records: self.flush_records.max(1),
+            shard_sync_interval: ms(self.shard_sync_interval),
+            stop: match self.stop_when_idle {
+                Some(quiet) => StopRule::WhenIdle(ms(quiet)),
+                None => StopRule::Never,
+            },
+        })
+    }
+}
+
+/// `host:pid:random`: unique per process, readable in the lease table.
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".to_string());
+    format!("{host}:{}:{}", std::process::id(), &super::location::run_id())
 }
 
 #[derive(Debug, clap::Args)]
@@ -309,6 +429,63 @@ pub enum GenCommand {
     MatchRate(GenArgs),
     /// Hive-partitioned page-view events for the rollup job.
     Rollup(RollupGenArgs),
+    /// Page-view events put into a Kinesis stream (the stream job's input).
+    Stream(StreamGenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StreamGenArgs {
+    /// The Kinesis stream: a name (in --region) or an ARN.
+    #[arg(long, value_name = "NAME|ARN")]
+    pub stream: String,
+    /// Records to put.
+    #[arg(long)]
+    pub records: u64,
+    /// Records per second at most (0: as fast as PutRecords takes them).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// The random seed: the same seed and arguments give the same records.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The first record's event time (UTC); `ts` then moves forward evenly over --span.
+    #[arg(long, value_name = "YYYY-MM-DDTHH[:MM]", default_value = "2026-11-20T00", value_parser = rollup_gen::parse_start)]
+    pub start: chrono::NaiveDateTime,
+    /// The event time the records cover.
+    #[arg(long, default_value = "1h", value_parser = parse_ms)]
+    pub span: i64,
+    /// Customers.
+    #[arg(long, default_value_t = 5)]
+    pub customers: u64,
+    /// Distinct articles per customer.
+    #[arg(long, default_value_t = 200)]
+    pub urls: u64,
+    /// Distinct sessions.
+    #[arg(long, default_value_t = 5_000)]
+    pub sessions: u64,
+    /// Make every n-th record malformed (not JSON); 0 for none.
+    #[arg(long = "malformed-every", default_value_t = 0)]
+    pub malformed_every: u64,
+    /// Also write each record's data, one per line, to this file.
+    #[arg(long, value_name = "FILE")]
+    pub copy: Option<PathBuf>,
+    /// The AWS region (default: the environment's).
+    #[arg(long)]
+    pub region: Option<String>,
+}
+
+impl StreamGenArgs {
+    pub fn spec(&self) -> StreamGenSpec {
+        StreamGenSpec {
+            records: self.records,
+            seed: self.seed,
+            start_ms: self.start.and_utc().timestamp_millis(),
+            span_ms: self.span.max(0),
+            customers: self.customers,
+            urls: self.urls,
+            sessions: self.sessions,
+            malformed_every: self.malformed_every,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -436,6 +613,29 @@ fn run(cli: JobCli, out: Printer) -> CommandResult {
                 .into())
             }
         },
+        JobCommand::Stream(args) => {
+            let report = stream::run(args.job()?)?;
+            match args.format {
+                Format::Text => out.data_text(&report.text())?,
+                Format::Json => out.json(&report)?,
+            }
+        }
+        JobCommand::Gen(GenCommand::Stream(args)) => {
+            let report = stream_gen::put(
+                &args.spec(),
+                &args.stream,
+                args.region.as_deref(),
+                args.rate,
+                args.copy.as_deref(),
+            )?;
+            out.info(&format!(
+                "put {} records into {} in {} PutRecords calls in {:.1}s",
+                summary::thousands(report.records),
+                report.stream,
+                report.calls,
+                report.seconds,
+            ));
+        }
         JobCommand::Gen(GenCommand::MatchRate(args)) => {
             let report = gen::generate(&args.spec())?;
             out.info(&format!(

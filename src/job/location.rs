@@ -509,7 +509,7 @@ pub fn s3_endpoint_from_env() -> Option<String> {
         .find(|v| !v.is_empty())
 }
 
-fn s3_store(bucket: &str) -> Result<Arc<AmazonS3>, JobError> {
+pub(crate) fn s3_store(bucket: &str) -> Result<Arc<AmazonS3>, JobError> {
     static STORES: OnceLock<Mutex<HashMap<String, Arc<AmazonS3>>>> = OnceLock::new();
     let stores = STORES.get_or_init(Default::default);
     let mut stores = stores.lock().expect("S3 store cache");
@@ -550,7 +550,7 @@ fn s3_list(bucket: &str, key: &str) -> Result<Result<object_store::ListResult, S
     )
 }
 
-fn s3_error(error: &object_store::Error) -> String {
+pub(crate) fn s3_error(error: &object_store::Error) -> String {
     match error {
         object_store::Error::NotFound { .. } => "no such object".to_string(),
         other => other.to_string(),

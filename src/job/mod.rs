@@ -10,6 +10,7 @@
 //! - [`catalog`], [`sink`]: where the catalog comes from and the tables go;
 //! - [`engine`]: the local engine (and the Spark engine's shared pieces);
 //! - [`rollup`]: the hourly page-view rollup (its own map/shuffle/reduce);
+//! - [`stream`]: the same documents per tumbling window from a Kinesis stream, exactly once;
 //! - [`gen`]: synthetic data; [`summary`]: what a run prints; [`cli`]: the binary.
 
 pub mod catalog;
@@ -22,6 +23,7 @@ pub mod model;
 pub mod rollup;
 pub mod sink;
 pub mod source;
+pub mod stream;
 pub mod summary;
 pub mod table;
 mod varint;

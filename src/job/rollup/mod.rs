@@ -343,6 +343,7 @@ pub fn reduce_bucket(
                 customer: &dictionaries.customers[customer as usize],
                 url: &dictionaries.urls[url as usize],
                 hour: &hours[&hour],
+                freq: "1hour",
                 page_views: groups.page_views[*g],
                 visitors: visitors[*g],
                 referrers: &referrers,

@@ -42,6 +42,8 @@ pub struct Document<'a> {
     pub customer: &'a str,
     pub url: &'a str,
     pub hour: &'a str,
+    /// `1hour` for the batch rollup; the stream job's window width (`5min`).
+    pub freq: &'a str,
     pub page_views: u64,
     pub visitors: u64,
     /// Sorted bytewise by name.
@@ -73,9 +75,11 @@ pub fn write_document(out: &mut Vec<u8>, id: &str, doc: &Document<'_>) {
     json_string(out, doc.url);
     out.extend_from_slice(b",\"ts\":");
     json_string(out, doc.hour);
+    out.extend_from_slice(b",\"freq\":");
+    json_string(out, doc.freq);
     let _ = write!(
         out,
-        ",\"freq\":\"1hour\",\"metrics\":{{\"page_views\":{},\"visitors\":{}}},\"referrers\":{{",
+        ",\"metrics\":{{\"page_views\":{},\"visitors\":{}}},\"referrers\":{{",
         doc.page_views, doc.visitors
     );
     for (i, (name, count)) in doc.referrers.iter().enumerate() {
@@ -253,6 +257,7 @@ mod tests {
                 customer: "a",
                 url: "https://a/\"x\"",
                 hour: &hour,
+                freq: "1hour",
                 page_views: 3,
                 visitors: 2,
                 referrers: &[("bing", 1), ("google", 1)],

@@ -1,0 +1,339 @@
+//! Shard leases and checkpoints in a DynamoDB table laid out like the Kinesis Client Library's,
+//! so operators recognise it: one item per shard, hash key `leaseKey` (the shard id), with
+//! `leaseOwner`, `leaseCounter`, `checkpoint` (a sequence number or `TRIM_HORIZON`,
+//! `AT_TIMESTAMP`, `SHARD_END`), `checkpointSubSequenceNumber`, `ownerSwitchesSinceCheckpoint`
+//! and `parentShardId` (a string set). Two attributes are ours: `watermark` (the shard's
+//! event-time watermark in epoch ms, saved with each checkpoint) and `startingTimestamp` (for
+//! an `AT_TIMESTAMP` start).
+//!
+//! Every write that changes a lease is conditional on the `leaseCounter` this worker last saw
+//! and bumps it (KCL's fencing): a worker whose write fails has lost the lease and drops the
+//! shard at once. Whether a lease has expired is judged by each worker's own monotonic clock
+//! (the counter has not moved for the failover time), never by comparing hosts' wall clocks.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType, TableStatus,
+};
+use aws_sdk_dynamodb::Client;
+
+use crate::job::model::JobError;
+
+pub const TRIM_HORIZON: &str = "TRIM_HORIZON";
+pub const AT_TIMESTAMP: &str = "AT_TIMESTAMP";
+pub const SHARD_END: &str = "SHARD_END";
+
+/// One lease as read from the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub shard: String,
+    pub owner: Option<String>,
+    pub counter: u64,
+    pub checkpoint: String,
+    pub parents: Vec<String>,
+    pub watermark_ms: i64,
+    pub starting_timestamp_ms: Option<i64>,
+}
+
+impl Lease {
+    pub fn is_ended(&self) -> bool {
+        self.checkpoint == SHARD_END
+    }
+}
+
+/// A conditional write lost: someone else changed the lease first.
+#[derive(Debug)]
+pub enum LeaseError {
+    Lost,
+    Failed(JobError),
+}
+
+pub struct LeaseTable {
+    client: Client,
+    table: String,
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+impl LeaseTable {
+    pub fn new(config: &aws_config::SdkConfig, table: &str) -> LeaseTable {
+        LeaseTable {
+            client: Client::new(config),
+            table: table.to_string(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.table
+    }
+
+    fn failed(&self, what: &str, error: impl std::error::Error) -> JobError {
+        JobError::Other(format!(
+            "lease table {}: {what}: {}",
+            self.table,
+            DisplayErrorContext(error)
+        ))
+    }
+
+    /// Creates the table (on-demand capacity) when it does not exist, and waits until it is
+    /// active.
+    pub async fn ensure(&self) -> Result<(), JobError> {
+        let exists = match self.client.describe_table().table_name(&self.table).send().await {
+            Ok(_) => true,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+                false
+            }
+            Err(e) => return Err(self.failed("cannot describe it", e)),
+        };
+        if !exists {
+            let created = self
+                .client
+                .create_table()
+                .table_name(&self.table)
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name("leaseKey")
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()
+                        .expect("name and type are set"),
+                )
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name("leaseKey")
+                        .key_type(KeyType::Hash)
+                        .build()
+                        .expect("name and type are set"),
+                )
+                .billing_mode(BillingMode::PayPerRequest)
+                .send()
+                .await;
+            match created {
+                Ok(_) => {}
+                // Another worker created it first.
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {}
+                Err(e) => return Err(self.failed("cannot create it", e)),
+            }
+        }
+        for _ in 0..120 {
+            let description = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(|e| self.failed("cannot describe it", e))?;
+            if description.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err(JobError::Other(format!(
+            "lease table {}: not active after 60 s",
+            self.table
+        )))
+    }
+
+    /// Every lease, read consistently.
+    pub async fn scan(&self) -> Result<Vec<Lease>, JobError> {
+        let mut leases = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.failed("cannot scan it", e))?;
+            for item in page.items() {
+                if let Some(lease) = parse_lease(item) {
+                    leases.push(lease);
+                }
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        leases.sort_by(|a, b| a.shard.cmp(&b.shard));
+        Ok(leases)
+    }
+
+    /// Creates a shard's lease unless it exists; `true` when this call created it.
+    pub async fn create(
+        &self,
+        shard: &str,
+        checkpoint: &str,
+        parents: &[String],
+        watermark_ms: i64,
+        starting_timestamp_ms: Option<i64>,
+    ) -> Result<bool, JobError> {
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("leaseKey", s(shard))
+            .item("leaseCounter", n(0))
+            .item("checkpoint", s(checkpoint))
+            .item("checkpointSubSequenceNumber", n(0))
+            .item("ownerSwitchesSinceCheckpoint", n(0))
+            .item("watermark", n(watermark_ms))
+            .condition_expression("attribute_not_exists(leaseKey)");
+        if !parents.is_empty() {
+            request = request.item("parentShardId", AttributeValue::Ss(parents.to_vec()));
+        }
+        if let Some(ms) = starting_timestamp_ms {
+            request = request.item("startingTimestamp", n(ms));
+        }
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(self.failed(&format!("cannot create the lease of {shard}"), e)),
+        }
+    }
+
+    /// Takes a lease seen at `counter` (expired, unowned, or stolen); returns the new counter.
+    pub async fn take(&self, lease: &Lease, me: &str) -> Result<u64, LeaseError> {
+        let next = lease.counter + 1;
+        let mut update = "SET leaseOwner = :me, leaseCounter = :next".to_string();
+        if lease.owner.as_deref() != Some(me) {
+            update.push_str(", ownerSwitchesSinceCheckpoint = ownerSwitchesSinceCheckpoint + :one");
+        }
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("leaseKey", s(&lease.shard))
+            .update_expression(update)
+            .condition_expression("leaseCounter = :seen")
+            .expression_attribute_values(":me", s(me))
+            .expression_attribute_values(":next", n(next))
+            .expression_attribute_values(":seen", n(lease.counter));
+        if lease.owner.as_deref() != Some(me) {
+            request = request.expression_attribute_values(":one", n(1));
+        }
+        self.conditional(request, &lease.shard, "take").await?;
+        Ok(next)
+    }
+
+    /// Renews a lease this worker holds at `counter`; returns the new counter.
+    pub async fn renew(&self, shard: &str, me: &str, counter: u64) -> Result<u64, LeaseError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("leaseKey", s(shard))
+            .update_expression("SET leaseCounter = :next")
+            .condition_expression("leaseCounter = :seen AND leaseOwner = :me")
+            .expression_attribute_values(":me", s(me))
+            .expression_attribute_values(":next", n(counter + 1))
+            .expression_attribute_values(":seen", n(counter));
+        self.conditional(request, shard, "renew").await?;
+        Ok(counter + 1)
+    }
+
+    /// Saves a checkpoint (a sequence number or `SHARD_END`) and the watermark; returns the
+    /// new counter.
+    pub async fn checkpoint(
+        &self,
+        shard: &str,
+        me: &str,
+        counter: u64,
+        checkpoint: &str,
+        watermark_ms: i64,
+    ) -> Result<u64, LeaseError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("leaseKey", s(shard))
+            .update_expression(
+                "SET leaseCounter = :next, checkpoint = :checkpoint, watermark = :watermark, \
+                 checkpointSubSequenceNumber = :zero, ownerSwitchesSinceCheckpoint = :zero",
+            )
+            .condition_expression("leaseCounter = :seen AND leaseOwner = :me")
+            .expression_attribute_values(":me", s(me))
+            .expression_attribute_values(":next", n(counter + 1))
+            .expression_attribute_values(":seen", n(counter))
+            .expression_attribute_values(":checkpoint", s(checkpoint))
+            .expression_attribute_values(":watermark", n(watermark_ms))
+            .expression_attribute_values(":zero", n(0));
+        self.conditional(request, shard, "checkpoint").await?;
+        Ok(counter + 1)
+    }
+
+    /// Gives a lease up (graceful stop) so that another worker takes it without waiting for
+    /// it to expire.
+    pub async fn release(&self, shard: &str, me: &str, counter: u64) -> Result<(), LeaseError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("leaseKey", s(shard))
+            .update_expression("SET leaseCounter = :next REMOVE leaseOwner")
+            .condition_expression("leaseCounter = :seen AND leaseOwner = :me")
+            .expression_attribute_values(":me", s(me))
+            .expression_attribute_values(":next", n(counter + 1))
+            .expression_attribute_values(":seen", n(counter));
+        self.conditional(request, shard, "release").await
+    }
+
+    async fn conditional(
+        &self,
+        request: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+        shard: &str,
+        what: &str,
+    ) -> Result<(), LeaseError> {
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Err(LeaseError::Lost),
+            Err(e) => Err(LeaseError::Failed(
+                self.failed(&format!("cannot {what} the lease of {shard}"), e),
+            )),
+        }
+    }
+}
+
+fn is_conditional_failure<E, R>(error: &SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    error
+        .as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
+
+fn parse_lease(item: &HashMap<String, AttributeValue>) -> Option<Lease> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let number = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+    };
+    Some(Lease {
+        shard: text("leaseKey")?,
+        owner: text("leaseOwner").filter(|o| !o.is_empty()),
+        counter: number("leaseCounter").unwrap_or(0).max(0) as u64,
+        checkpoint: text("checkpoint").unwrap_or_else(|| TRIM_HORIZON.to_string()),
+        parents: item
+            .get("parentShardId")
+            .and_then(|v| v.as_ss().ok())
+            .cloned()
+            .unwrap_or_default(),
+        watermark_ms: number("watermark").unwrap_or(i64::MIN),
+        starting_timestamp_ms: number("startingTimestamp"),
+    })
+}

@@ -1,0 +1,430 @@
+//! Decoding page-view records and aggregating them per tumbling window (pure: no I/O).
+//!
+//! A record is one JSON object with the rollup's fields: `customer`, `url`, `referrer` (string
+//! or null), `session_id` and `ts` (RFC 3339, or epoch milliseconds as a number). Per
+//! (window start, customer, url) a [`RangeAggregate`] keeps the page views, the distinct
+//! session ids (exact, so that ranges can be merged into a window's visitors) and the referrer
+//! counts (a null referrer is a direct visit and is not counted).
+//!
+//! Lateness is judged per shard in event time: the shard's watermark is the largest `ts` read
+//! from it so far (carried from range to range through the checkpoint). A record whose window
+//! ended at least `lateness` before the watermark is late: counted and kept aside, never added,
+//! because that window may already have its final object.
+
+use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
+
+use hashbrown::{Equivalent, HashMap, HashSet};
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+/// Tumbling windows: `width_ms` divides an hour, so windows line up with the hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowSpec {
+    pub width_ms: i64,
+    pub lateness_ms: i64,
+}
+
+impl WindowSpec {
+    pub const MIN_WIDTH_MS: i64 = 60_000;
+    pub const MAX_WIDTH_MS: i64 = 3_600_000;
+
+    /// Checks a width of one minute to one hour that divides an hour, and a lateness of at
+    /// most an hour.
+    pub fn new(width_ms: i64, lateness_ms: i64) -> Result<WindowSpec, String> {
+        if !(Self::MIN_WIDTH_MS..=Self::MAX_WIDTH_MS).contains(&width_ms)
+            || Self::MAX_WIDTH_MS % width_ms != 0
+        {
+            return Err(format!(
+                "a window of {} does not divide an hour between 1m and 1h; use e.g. 1m, 5m, 15m or 1h",
+                human_ms(width_ms)
+            ));
+        }
+        if !(0..=Self::MAX_WIDTH_MS).contains(&lateness_ms) {
+            return Err(format!(
+                "a lateness of {} is not between 0s and 1h",
+                human_ms(lateness_ms)
+            ));
+        }
+        Ok(WindowSpec {
+            width_ms,
+            lateness_ms,
+        })
+    }
+
+    pub fn start_of(&self, ts_ms: i64) -> i64 {
+        ts_ms.div_euclid(self.width_ms) * self.width_ms
+    }
+
+    /// Whether the window starting at `start` is closed for a shard whose watermark is `wm`.
+    pub fn is_closed(&self, start: i64, watermark_ms: i64) -> bool {
+        start + self.width_ms + self.lateness_ms <= watermark_ms
+    }
+
+    /// The documents' `freq`: `1hour` as the batch rollup writes, else e.g. `5min`.
+    pub fn freq_label(&self) -> String {
+        if self.width_ms == Self::MAX_WIDTH_MS {
+            "1hour".to_string()
+        } else {
+            format!("{}min", self.width_ms / 60_000)
+        }
+    }
+}
+
+fn human_ms(ms: i64) -> String {
+    if ms % 60_000 == 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// One decoded page view, borrowing from the record where JSON allows.
+#[derive(Debug, Deserialize)]
+pub struct Event<'a> {
+    #[serde(borrow)]
+    pub customer: Cow<'a, str>,
+    #[serde(borrow)]
+    pub url: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub referrer: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub session_id: Cow<'a, str>,
+    pub ts: EventTime,
+}
+
+/// `ts` in epoch milliseconds, from an RFC 3339 string or a number of milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventTime(pub i64);
+
+impl<'de> Deserialize<'de> for EventTime {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TimeVisitor;
+        impl Visitor<'_> for TimeVisitor {
+            type Value = EventTime;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an RFC 3339 time or epoch milliseconds")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<EventTime, E> {
+                crate::job::source::parse_time_micros(text)
+                    .map(|micros| EventTime(micros.div_euclid(1000)))
+                    .ok_or_else(|| E::custom(format!("ts `{text}` is not an RFC 3339 time")))
+            }
+            fn visit_i64<E: de::Error>(self, ms: i64) -> Result<EventTime, E> {
+                Ok(EventTime(ms))
+            }
+            fn visit_u64<E: de::Error>(self, ms: u64) -> Result<EventTime, E> {
+                i64::try_from(ms)
+                    .map(EventTime)
+                    .map_err(|_| E::custom("ts is out of range"))
+            }
+            fn visit_f64<E: de::Error>(self, ms: f64) -> Result<EventTime, E> {
+                if ms.is_finite() && ms.abs() < 9.0e15 {
+                    Ok(EventTime(ms.floor() as i64))
+                } else {
+                    Err(E::custom("ts is out of range"))
+                }
+            }
+        }
+        deserializer.deserialize_any(TimeVisitor)
+    }
+}
+
+/// Decodes one record, or says why it is not a page view.
+pub fn decode(data: &[u8]) -> Result<Event<'_>, String> {
+    let event: Event = serde_json::from_slice(data).map_err(|e| e.to_string())?;
+    for (name, value) in [
+        ("customer", &event.customer),
+        ("url", &event.url),
+        ("session_id", &event.session_id),
+    ] {
+        if value.is_empty() {
+            return Err(format!("`{name}` is empty"));
+        }
+    }
+    Ok(event)
+}
+
+/// (window start, customer, url), owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupKey {
+    pub window_ms: i64,
+    pub customer: Box<str>,
+    pub url: Box<str>,
+}
+
+impl Hash for GroupKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        GroupRef {
+            window_ms: self.window_ms,
+            customer: &self.customer,
+            url: &self.url,
+        }
+        .hash(state)
+    }
+}
+
+/// The same key borrowed from a record: looked up without allocating.
+struct GroupRef<'a> {
+    window_ms: i64,
+    customer: &'a str,
+    url: &'a str,
+}
+
+impl Hash for GroupRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.window_ms.hash(state);
+        self.customer.hash(state);
+        self.url.hash(state);
+    }
+}
+
+impl Equivalent<GroupKey> for GroupRef<'_> {
+    fn equivalent(&self, key: &GroupKey) -> bool {
+        self.window_ms == key.window_ms && *self.customer == *key.customer && *self.url == *key.url
+    }
+}
+
+/// One group's sums.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Group {
+    pub page_views: u64,
+    pub sessions: HashSet<Box<str>>,
+    /// Unsorted; few per group.
+    pub referrers: Vec<(Box<str>, u64)>,
+}
+
+impl Group {
+    fn add_referrer(&mut self, referrer: &str, count: u64) {
+        match self.referrers.iter_mut().find(|(r, _)| **r == *referrer) {
+            Some((_, n)) => *n += count,
+            None => self.referrers.push((referrer.into(), count)),
+        }
+    }
+
+    fn add_session(&mut self, session: &str) {
+        if !self.sessions.contains(session) {
+            self.sessions.insert(session.into());
+        }
+    }
+
+    /// Adds another part of the same group (from another range).
+    pub fn merge(&mut self, other: &Group) {
+        self.page_views += other.page_views;
+        for session in &other.sessions {
+            self.add_session(session);
+        }
+        for (referrer, count) in &other.referrers {
+            self.add_referrer(referrer, *count);
+        }
+    }
+}
+
+/// Why a record was kept aside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aside {
+    Malformed,
+    Late,
+}
+
+/// A record kept aside, with its sequence number and bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub sequence: String,
+    pub kind: Aside,
+    pub reason: String,
+    pub data: Vec<u8>,
+}
+
+/// The sums of one contiguous range of a shard's records.
+#[derive(Debug, Clone)]
+pub struct RangeAggregate {
+    pub spec: WindowSpec,
+    pub groups: HashMap<GroupKey, Group>,
+    /// Records read, including those kept aside.
+    pub records: u64,
+    pub malformed: u64,
+    pub late: u64,
+    /// The shard's watermark (largest `ts` seen, or an idle advance), in epoch ms.
+    pub watermark_ms: i64,
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+impl RangeAggregate {
+    pub fn new(spec: WindowSpec, watermark_ms: i64) -> RangeAggregate {
+        RangeAggregate {
+            spec,
+            groups: HashMap::new(),
+            records: 0,
+            malformed: 0,
+            late: 0,
+            watermark_ms,
+            dead_letters: Vec::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+
+    /// Adds one record; malformed and late ones are counted and kept aside.
+    pub fn add(&mut self, sequence: &str, data: &[u8]) {
+        self.records += 1;
+        let event = match decode(data) {
+            Ok(event) => event,
+            Err(reason) => {
+                self.malformed += 1;
+                self.keep_aside(sequence, Aside::Malformed, reason, data);
+                return;
+            }
+        };
+        let ts = event.ts.0;
+        let window_ms = self.spec.start_of(ts);
+        if self.spec.is_closed(window_ms, self.watermark_ms) {
+            self.late += 1;
+            let reason = format!(
+                "late: its window closed (watermark {} ms, lateness {} ms)",
+                self.watermark_ms, self.spec.lateness_ms
+            );
+            self.keep_aside(sequence, Aside::Late, reason, data);
+            return;
+        }
+        self.watermark_ms = self.watermark_ms.max(ts);
+        let lookup = GroupRef {
+            window_ms,
+            customer: &event.customer,
+            url: &event.url,
+        };
+        let group = match self.groups.get_mut(&lookup) {
+            Some(group) => group,
+            None => self
+                .groups
+                .entry(GroupKey {
+                    window_ms,
+                    customer: (*event.customer).into(),
+                    url: (*event.url).into(),
+                })
+                .or_default(),
+        };
+        group.page_views += 1;
+        group.add_session(&event.session_id);
+        if let Some(referrer) = event.referrer.as_deref() {
+            group.add_referrer(referrer, 1);
+        }
+    }
+
+    fn keep_aside(&mut self, sequence: &str, kind: Aside, reason: String, data: &[u8]) {
+        self.dead_letters.push(DeadLetter {
+            sequence: sequence.to_string(),
+            kind,
+            reason,
+            data: data.to_vec(),
+        });
+    }
+
+    /// The window starts this range has counts for, ascending.
+    pub fn windows(&self) -> Vec<i64> {
+        let mut windows: Vec<i64> = self.groups.keys().map(|k| k.window_ms).collect();
+        windows.sort_unstable();
+        windows.dedup();
+        windows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> WindowSpec {
+        WindowSpec::new(300_000, 60_000).unwrap()
+    }
+
+    #[test]
+    fn widths_must_divide_an_hour() {
+        assert!(WindowSpec::new(60_000, 0).is_ok());
+        assert!(WindowSpec::new(3_600_000, 3_600_000).is_ok());
+        let err = WindowSpec::new(7 * 60_000, 0).unwrap_err();
+        assert_eq!(
+            err,
+            "a window of 7m does not divide an hour between 1m and 1h; use e.g. 1m, 5m, 15m or 1h"
+        );
+        assert!(WindowSpec::new(30_000, 0).is_err());
+        assert!(WindowSpec::new(7_200_000, 0).is_err());
+        assert!(WindowSpec::new(60_000, 3_600_001).is_err());
+        assert_eq!(spec().freq_label(), "5min");
+        assert_eq!(WindowSpec::new(3_600_000, 0).unwrap().freq_label(), "1hour");
+    }
+
+    #[test]
+    fn counts_views_distinct_sessions_and_referrers_per_window() {
+        let mut range = RangeAggregate::new(spec(), i64::MIN);
+        let records = [
+            r#"{"customer":"a","url":"/x","referrer":"g","session_id":"s1","ts":"2026-11-20T00:01:00Z"}"#,
+            r#"{"customer":"a","url":"/x","referrer":null,"session_id":"s1","ts":"2026-11-20T00:02:00Z"}"#,
+            r#"{"customer":"a","url":"/x","referrer":"g","session_id":"s2","ts":"2026-11-20T00:04:59.999Z"}"#,
+            r#"{"customer":"a","url":"/x","session_id":"s3","ts":1795133100000}"#,
+            r#"{"customer":"a","url":"/x","referrer":"g","session_id":"s\u0031","ts":"2026-11-20T01:05:00+01:00"}"#,
+        ];
+        for (i, record) in records.iter().enumerate() {
+            range.add(&(i + 1).to_string(), record.as_bytes());
+        }
+        assert_eq!((range.records, range.malformed, range.late), (5, 0, 0));
+        let first = 1_795_132_800_000; // 2026-11-20T00:00Z
+        assert_eq!(range.windows(), vec![first, first + 300_000]);
+        let group = |window_ms| {
+            range
+                .groups
+                .get(&GroupKey {
+                    window_ms,
+                    customer: "a".into(),
+                    url: "/x".into(),
+                })
+                .unwrap()
+        };
+        let early = group(first);
+        assert_eq!(early.page_views, 3);
+        assert_eq!(early.sessions.len(), 2);
+        assert_eq!(early.referrers, vec![("g".into(), 2)]);
+        let later = group(first + 300_000);
+        assert_eq!(later.page_views, 2);
+        assert_eq!(later.sessions.len(), 2, "s1 again (escaped) and s3");
+        assert_eq!(range.watermark_ms, first + 300_000);
+    }
+
+    #[test]
+    fn malformed_records_are_counted_and_kept_with_a_reason() {
+        let mut range = RangeAggregate::new(spec(), 0);
+        range.add("7", b"not json");
+        range.add("8", br#"{"customer":"a","url":"/x","session_id":"s","ts":"yesterday"}"#);
+        range.add("9", br#"{"customer":"","url":"/x","session_id":"s","ts":5}"#);
+        range.add("10", br#"{"url":"/x","session_id":"s","ts":5}"#);
+        assert_eq!((range.records, range.malformed), (4, 4));
+        assert!(range.groups.is_empty());
+        let reasons: Vec<&str> = range.dead_letters.iter().map(|d| d.reason.as_str()).collect();
+        assert!(reasons[0].starts_with("expected ident"), "{reasons:?}");
+        assert!(reasons[1].contains("ts `yesterday` is not an RFC 3339 time"));
+        assert_eq!(reasons[2], "`customer` is empty");
+        assert!(reasons[3].contains("missing field `customer`"));
+        assert_eq!(range.dead_letters[0].sequence, "7");
+        assert_eq!(range.dead_letters[0].data, b"not json");
+    }
+
+    #[test]
+    fn a_record_whose_window_closed_before_the_watermark_is_late() {
+        let mut range = RangeAggregate::new(spec(), 0);
+        let at = |minute: i64| {
+            format!(r#"{{"customer":"a","url":"/x","session_id":"s","ts":{}}}"#, minute * 60_000)
+        };
+        range.add("1", at(12).as_bytes()); // watermark 12:00, window 10–15
+        range.add("2", at(4).as_bytes()); // window 0–5 + 1m lateness = 6 ≤ 12: late
+        range.add("3", at(7).as_bytes()); // window 5–10 + 1 = 11 ≤ 12: late
+        range.add("4", at(9).as_bytes()); // same window: late too
+        range.add("5", at(10).as_bytes()); // window 10–15: on time
+        assert_eq!((range.records, range.late), (5, 3));
+        assert_eq!(range.windows(), vec![600_000]);
+        assert_eq!(range.dead_letters[0].kind, Aside::Late);
+        assert_eq!(range.watermark_ms, 12 * 60_000);
+    }
+}
