@@ -26,8 +26,8 @@
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::time::Duration;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -111,6 +111,9 @@ pub struct StreamArgs {
     /// …or when it holds this many records.
     #[arg(long = "flush-records", default_value_t = 50_000)]
     pub flush_records: u64,
+    /// Records one GetRecords call may return (1 to 10,000).
+    #[arg(long = "records-per-call", default_value_t = 10_000, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    pub records_per_call: i32,
     /// How often ListShards looks for new shards (after a reshard).
     #[arg(long = "shard-sync-interval", default_value = "60s", value_parser = parse_ms)]
     pub shard_sync_interval: i64,
@@ -162,6 +165,7 @@ impl StreamArgs {
             poll_interval: ms(self.poll_interval),
             flush_interval: ms(self.flush_interval),
             flush_records: self.flush_records.max(1),
+            records_per_call: self.records_per_call,
             shard_sync_interval: ms(self.shard_sync_interval),
             stop: match self.stop_when_idle {
                 Some(quiet) => StopRule::WhenIdle(ms(quiet)),
@@ -176,7 +180,11 @@ fn default_worker_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "host".to_string());
-    format!("{host}:{}:{}", std::process::id(), &super::location::run_id())
+    format!(
+        "{host}:{}:{}",
+        std::process::id(),
+        &super::location::run_id()
+    )
 }
 
 #[derive(Debug, clap::Args)]
@@ -448,7 +456,7 @@ pub struct StreamGenArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// The first record's event time (UTC); `ts` then moves forward evenly over --span.
-    #[arg(long, value_name = "YYYY-MM-DDTHH[:MM]", default_value = "2026-11-20T00", value_parser = rollup_gen::parse_start)]
+    #[arg(long, value_name = "YYYY-MM-DDTHH[:MM]", default_value = "2026-11-20T00", value_parser = rollup_gen::parse_time)]
     pub start: chrono::NaiveDateTime,
     /// The event time the records cover.
     #[arg(long, default_value = "1h", value_parser = parse_ms)]

@@ -118,13 +118,19 @@ impl RollupGenReport {
 
 /// Parses `--start`: `YYYY-MM-DDTHH`, optionally with `:MM` and `:SS` (floored to the hour).
 pub fn parse_start(text: &str) -> Result<NaiveDateTime, String> {
+    parse_time(text).map(floor_hour)
+}
+
+/// `YYYY-MM-DDTHH`, optionally with `:MM` and `:SS` (UTC), as written.
+pub fn parse_time(text: &str) -> Result<NaiveDateTime, String> {
     let formats = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"];
-    let parsed = formats
+    formats
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
         .or_else(|| NaiveDateTime::parse_from_str(&format!("{text}:00"), "%Y-%m-%dT%H:%M").ok())
-        .ok_or_else(|| format!("{text:?} is not an hour like 2026-11-20T00 (UTC)"))?;
-    Ok(floor_hour(parsed))
+        .ok_or_else(|| {
+            format!("{text:?} is not a time like 2026-11-20T00 or 2026-11-20T00:30 (UTC)")
+        })
 }
 
 fn floor_hour(t: NaiveDateTime) -> NaiveDateTime {

@@ -42,7 +42,10 @@ pub fn record(spec: &StreamGenSpec, i: u64) -> (String, Vec<u8>) {
     let session = random.draw(SESSION, i) % spec.sessions.max(1);
     let session_id = format!("{:016x}", mix_session(spec.seed, session));
     if spec.malformed_every > 0 && (i + 1) % spec.malformed_every == 0 {
-        return (session_id, format!("{{\"customer\": broken record {i}").into_bytes());
+        return (
+            session_id,
+            format!("{{\"customer\": broken record {i}").into_bytes(),
+        );
     }
     let customer = customer_name(random.draw(CUSTOMER, i) % spec.customers.max(1));
     let url = format!(
@@ -108,7 +111,11 @@ pub fn put(
         let started = Instant::now();
         let mut calls = 0;
         // Batches of at most 500, paced so that `rate` per second is never exceeded.
-        let batch = if rate == 0 { 500 } else { rate.clamp(1, 500) as usize };
+        let batch = if rate == 0 {
+            500
+        } else {
+            rate.clamp(1, 500) as usize
+        };
         for (n, chunk) in records.chunks(batch).enumerate() {
             if rate > 0 {
                 let due = Duration::from_secs_f64((n * batch) as f64 / rate as f64);
@@ -159,7 +166,9 @@ mod tests {
                     assert!(event.ts.0 >= last);
                     last = event.ts.0;
                     assert_eq!(event.session_id, key);
-                    assert!(event.url.starts_with(&format!("https://{}/", event.customer)));
+                    assert!(event
+                        .url
+                        .starts_with(&format!("https://{}/", event.customer)));
                 }
                 Err(_) => malformed += 1,
             }

@@ -97,7 +97,7 @@ pub async fn list_shards(client: &Client, stream: &StreamRef) -> Result<Vec<Shar
             JobError::Other(format!(
                 "stream {}: cannot list its shards: {}",
                 stream.name(),
-                DisplayErrorContext(&e)
+                sdk_error(&e)
             ))
         })?;
         for shard in page.shards() {
@@ -152,13 +152,30 @@ pub async fn shard_iterator(
         Err(e) => Err(match e.as_service_error() {
             Some(s) if s.is_provisioned_throughput_exceeded_exception() => PollError::Throttled,
             Some(s) if s.is_resource_not_found_exception() => PollError::Gone(message(&e)),
-            _ => PollError::Other(format!("GetShardIterator: {}", DisplayErrorContext(&e))),
+            _ => PollError::Other(format!("GetShardIterator: {}", sdk_error(&e))),
         }),
     }
 }
 
 fn message<E: ProvideErrorMetadata>(e: &E) -> String {
     e.message().unwrap_or("no message").to_string()
+}
+
+/// A service's answer as `Code: message`; anything else (no connection, a timeout) with the
+/// SDK's whole chain of causes.
+pub fn sdk_error<E, R>(error: &aws_sdk_kinesis::error::SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match error.as_service_error() {
+        Some(service) => format!(
+            "{}: {}",
+            service.code().unwrap_or("error"),
+            service.message().unwrap_or("no message")
+        ),
+        None => DisplayErrorContext(error).to_string(),
+    }
 }
 
 /// One GetRecords page.
@@ -207,7 +224,7 @@ pub async fn get_records(client: &Client, iterator: &str, limit: i32) -> Result<
             Some(s) if s.is_provisioned_throughput_exceeded_exception() => PollError::Throttled,
             Some(s) if s.is_expired_iterator_exception() => PollError::Expired,
             Some(s) if s.is_resource_not_found_exception() => PollError::Gone(message(&e)),
-            _ => PollError::Other(format!("GetRecords: {}", DisplayErrorContext(&e))),
+            _ => PollError::Other(format!("GetRecords: {}", sdk_error(&e))),
         }),
     }
 }
@@ -256,7 +273,7 @@ pub async fn put_records(
                         return Err(JobError::Other(format!(
                             "stream {}: PutRecords failed: {}",
                             stream.name(),
-                            DisplayErrorContext(&e)
+                            sdk_error(&e)
                         )))
                     }
                 },

@@ -2,9 +2,10 @@
 //! so operators recognise it: one item per shard, hash key `leaseKey` (the shard id), with
 //! `leaseOwner`, `leaseCounter`, `checkpoint` (a sequence number or `TRIM_HORIZON`,
 //! `AT_TIMESTAMP`, `SHARD_END`), `checkpointSubSequenceNumber`, `ownerSwitchesSinceCheckpoint`
-//! and `parentShardId` (a string set). Two attributes are ours: `watermark` (the shard's
-//! event-time watermark in epoch ms, saved with each checkpoint) and `startingTimestamp` (for
-//! an `AT_TIMESTAMP` start).
+//! and `parentShardId` (a string set). Three attributes are ours: `watermark` (the shard's
+//! event-time watermark in epoch ms, saved with each checkpoint), `idleWatermark` (the
+//! processing-time floor of an idle shard, or the largest number once a finite run drained it)
+//! and `startingTimestamp` (for an `AT_TIMESTAMP` start).
 //!
 //! Every write that changes a lease is conditional on the `leaseCounter` this worker last saw
 //! and bumps it (KCL's fencing): a worker whose write fails has lost the lease and drops the
@@ -36,12 +37,18 @@ pub struct Lease {
     pub checkpoint: String,
     pub parents: Vec<String>,
     pub watermark_ms: i64,
+    pub idle_watermark_ms: i64,
     pub starting_timestamp_ms: Option<i64>,
 }
 
 impl Lease {
     pub fn is_ended(&self) -> bool {
         self.checkpoint == SHARD_END
+    }
+
+    /// Windows that ended (plus lateness) before this are closed for the shard.
+    pub fn effective_watermark_ms(&self) -> i64 {
+        self.watermark_ms.max(self.idle_watermark_ms)
     }
 }
 
@@ -77,20 +84,37 @@ impl LeaseTable {
         &self.table
     }
 
-    fn failed(&self, what: &str, error: impl std::error::Error) -> JobError {
-        JobError::Other(format!(
-            "lease table {}: {what}: {}",
-            self.table,
-            DisplayErrorContext(error)
-        ))
+    fn failed<E, R>(&self, what: &str, error: SdkError<E, R>) -> JobError
+    where
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let detail = match error.as_service_error() {
+            Some(service) => format!(
+                "{}: {}",
+                service.code().unwrap_or("error"),
+                service.message().unwrap_or("no message")
+            ),
+            None => DisplayErrorContext(&error).to_string(),
+        };
+        JobError::Other(format!("lease table {}: {what}: {detail}", self.table))
     }
 
     /// Creates the table (on-demand capacity) when it does not exist, and waits until it is
     /// active.
     pub async fn ensure(&self) -> Result<(), JobError> {
-        let exists = match self.client.describe_table().table_name(&self.table).send().await {
+        let exists = match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
             Ok(_) => true,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
                 false
             }
             Err(e) => return Err(self.failed("cannot describe it", e)),
@@ -120,7 +144,9 @@ impl LeaseTable {
             match created {
                 Ok(_) => {}
                 // Another worker created it first.
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {}
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_resource_in_use_exception()) => {}
                 Err(e) => return Err(self.failed("cannot create it", e)),
             }
         }
@@ -274,6 +300,30 @@ impl LeaseTable {
         Ok(counter + 1)
     }
 
+    /// Raises the shard's idle floor (see the module comment); returns the new counter.
+    pub async fn set_idle_watermark(
+        &self,
+        shard: &str,
+        me: &str,
+        counter: u64,
+        idle_watermark_ms: i64,
+    ) -> Result<u64, LeaseError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("leaseKey", s(shard))
+            .update_expression("SET leaseCounter = :next, idleWatermark = :idle")
+            .condition_expression("leaseCounter = :seen AND leaseOwner = :me")
+            .expression_attribute_values(":me", s(me))
+            .expression_attribute_values(":next", n(counter + 1))
+            .expression_attribute_values(":seen", n(counter))
+            .expression_attribute_values(":idle", n(idle_watermark_ms));
+        self.conditional(request, shard, "save the idle watermark of")
+            .await?;
+        Ok(counter + 1)
+    }
+
     /// Gives a lease up (graceful stop) so that another worker takes it without waiting for
     /// it to expire.
     pub async fn release(&self, shard: &str, me: &str, counter: u64) -> Result<(), LeaseError> {
@@ -334,6 +384,7 @@ fn parse_lease(item: &HashMap<String, AttributeValue>) -> Option<Lease> {
             .cloned()
             .unwrap_or_default(),
         watermark_ms: number("watermark").unwrap_or(i64::MIN),
+        idle_watermark_ms: number("idleWatermark").unwrap_or(i64::MIN),
         starting_timestamp_ms: number("startingTimestamp"),
     })
 }

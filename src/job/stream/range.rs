@@ -206,9 +206,7 @@ pub fn window_documents(window_ms: i64, spec: &WindowSpec, ranges: &[RangeObject
     for range in ranges {
         for part in range.windows.iter().filter(|w| w.start_ms == window_ms) {
             for stored in &part.groups {
-                let group = groups
-                    .entry((&stored.customer, &stored.url))
-                    .or_default();
+                let group = groups.entry((&stored.customer, &stored.url)).or_default();
                 group.merge(&Group {
                     page_views: stored.page_views,
                     sessions: stored.sessions.iter().map(|s| s.as_str().into()).collect(),
@@ -281,7 +279,7 @@ mod tests {
             record("a", "/x", "s1", "g", 6),
         ];
         let build = |order: &[usize]| {
-            let mut aggregate = RangeAggregate::new(spec, i64::MIN);
+            let mut aggregate = RangeAggregate::new(spec, i64::MIN, i64::MIN);
             for &i in order {
                 aggregate.add(&(i + 1).to_string(), records[i].as_bytes());
             }
@@ -300,14 +298,17 @@ mod tests {
         assert_eq!(range.dead_letters.len(), 1);
         let lines = String::from_utf8(range.dead_letter_lines()).unwrap();
         assert!(lines.contains(r#""data":"{broken""#), "{lines}");
-        assert!(lines.contains(r#""shard":"shardId-000000000001""#), "{lines}");
+        assert!(
+            lines.contains(r#""shard":"shardId-000000000001""#),
+            "{lines}"
+        );
     }
 
     #[test]
     fn window_documents_merge_ranges_with_exact_visitors() {
         let spec = WindowSpec::new(300_000, 0).unwrap();
         let range = |from: &str, rows: &[String]| {
-            let mut aggregate = RangeAggregate::new(spec, i64::MIN);
+            let mut aggregate = RangeAggregate::new(spec, i64::MIN, i64::MIN);
             for row in rows {
                 aggregate.add(from, row.as_bytes());
             }
@@ -315,11 +316,17 @@ mod tests {
         };
         let a = range(
             "1",
-            &[record("c", "/u", "s1", "g", 0), record("c", "/u", "s2", "", 1)],
+            &[
+                record("c", "/u", "s1", "g", 0),
+                record("c", "/u", "s2", "", 1),
+            ],
         );
         let b = range(
             "3",
-            &[record("c", "/u", "s1", "g", 2), record("c", "/v", "s9", "", 9)],
+            &[
+                record("c", "/u", "s1", "g", 2),
+                record("c", "/v", "s9", "", 9),
+            ],
         );
         let first = 1_795_132_800_000;
         let text = String::from_utf8(window_documents(first, &spec, &[a, b])).unwrap();

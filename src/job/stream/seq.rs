@@ -66,7 +66,15 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_sequence_number() {
-        for bad in ["", "01", "-1", "1.0", "12a", "TRIM_HORIZON", &"1".repeat(130)] {
+        for bad in [
+            "",
+            "01",
+            "-1",
+            "1.0",
+            "12a",
+            "TRIM_HORIZON",
+            &"1".repeat(130),
+        ] {
             assert!(SequenceNumber::parse(bad).is_none(), "{bad}");
         }
     }

@@ -6,9 +6,10 @@
 //! session ids (exact, so that ranges can be merged into a window's visitors) and the referrer
 //! counts (a null referrer is a direct visit and is not counted).
 //!
-//! Lateness is judged per shard in event time: the shard's watermark is the largest `ts` read
-//! from it so far (carried from range to range through the checkpoint). A record whose window
-//! ended at least `lateness` before the watermark is late: counted and kept aside, never added,
+//! Lateness is judged per shard: the shard's watermark is the largest `ts` read from it so far
+//! (carried from range to range through the checkpoint), raised by a floor when the shard was
+//! idle (the wall clock, on a cluster) or drained (the end of a finite run). A record whose
+//! window ended at least `lateness` before that is late: counted and kept aside, never added,
 //! because that window may already have its final object.
 
 use std::borrow::Cow;
@@ -247,13 +248,16 @@ pub struct RangeAggregate {
     pub records: u64,
     pub malformed: u64,
     pub late: u64,
-    /// The shard's watermark (largest `ts` seen, or an idle advance), in epoch ms.
+    /// The shard's event-time watermark (largest `ts` seen), in epoch ms.
     pub watermark_ms: i64,
+    /// An idle shard's processing-time advance, or `i64::MAX` once drained: windows before it
+    /// are closed too.
+    pub floor_ms: i64,
     pub dead_letters: Vec<DeadLetter>,
 }
 
 impl RangeAggregate {
-    pub fn new(spec: WindowSpec, watermark_ms: i64) -> RangeAggregate {
+    pub fn new(spec: WindowSpec, watermark_ms: i64, floor_ms: i64) -> RangeAggregate {
         RangeAggregate {
             spec,
             groups: HashMap::new(),
@@ -261,6 +265,7 @@ impl RangeAggregate {
             malformed: 0,
             late: 0,
             watermark_ms,
+            floor_ms,
             dead_letters: Vec::new(),
         }
     }
@@ -282,11 +287,12 @@ impl RangeAggregate {
         };
         let ts = event.ts.0;
         let window_ms = self.spec.start_of(ts);
-        if self.spec.is_closed(window_ms, self.watermark_ms) {
+        let closed_before = self.watermark_ms.max(self.floor_ms);
+        if self.spec.is_closed(window_ms, closed_before) {
             self.late += 1;
             let reason = format!(
-                "late: its window closed (watermark {} ms, lateness {} ms)",
-                self.watermark_ms, self.spec.lateness_ms
+                "late: its window closed (watermark {closed_before} ms, lateness {} ms)",
+                self.spec.lateness_ms
             );
             self.keep_aside(sequence, Aside::Late, reason, data);
             return;
@@ -359,7 +365,7 @@ mod tests {
 
     #[test]
     fn counts_views_distinct_sessions_and_referrers_per_window() {
-        let mut range = RangeAggregate::new(spec(), i64::MIN);
+        let mut range = RangeAggregate::new(spec(), i64::MIN, i64::MIN);
         let records = [
             r#"{"customer":"a","url":"/x","referrer":"g","session_id":"s1","ts":"2026-11-20T00:01:00Z"}"#,
             r#"{"customer":"a","url":"/x","referrer":null,"session_id":"s1","ts":"2026-11-20T00:02:00Z"}"#,
@@ -395,14 +401,24 @@ mod tests {
 
     #[test]
     fn malformed_records_are_counted_and_kept_with_a_reason() {
-        let mut range = RangeAggregate::new(spec(), 0);
+        let mut range = RangeAggregate::new(spec(), 0, i64::MIN);
         range.add("7", b"not json");
-        range.add("8", br#"{"customer":"a","url":"/x","session_id":"s","ts":"yesterday"}"#);
-        range.add("9", br#"{"customer":"","url":"/x","session_id":"s","ts":5}"#);
+        range.add(
+            "8",
+            br#"{"customer":"a","url":"/x","session_id":"s","ts":"yesterday"}"#,
+        );
+        range.add(
+            "9",
+            br#"{"customer":"","url":"/x","session_id":"s","ts":5}"#,
+        );
         range.add("10", br#"{"url":"/x","session_id":"s","ts":5}"#);
         assert_eq!((range.records, range.malformed), (4, 4));
         assert!(range.groups.is_empty());
-        let reasons: Vec<&str> = range.dead_letters.iter().map(|d| d.reason.as_str()).collect();
+        let reasons: Vec<&str> = range
+            .dead_letters
+            .iter()
+            .map(|d| d.reason.as_str())
+            .collect();
         assert!(reasons[0].starts_with("expected ident"), "{reasons:?}");
         assert!(reasons[1].contains("ts `yesterday` is not an RFC 3339 time"));
         assert_eq!(reasons[2], "`customer` is empty");
@@ -413,9 +429,12 @@ mod tests {
 
     #[test]
     fn a_record_whose_window_closed_before_the_watermark_is_late() {
-        let mut range = RangeAggregate::new(spec(), 0);
+        let mut range = RangeAggregate::new(spec(), 0, i64::MIN);
         let at = |minute: i64| {
-            format!(r#"{{"customer":"a","url":"/x","session_id":"s","ts":{}}}"#, minute * 60_000)
+            format!(
+                r#"{{"customer":"a","url":"/x","session_id":"s","ts":{}}}"#,
+                minute * 60_000
+            )
         };
         range.add("1", at(12).as_bytes()); // watermark 12:00, window 10–15
         range.add("2", at(4).as_bytes()); // window 0–5 + 1m lateness = 6 ≤ 12: late

@@ -14,10 +14,15 @@
 //!    and dead letters follow; then the checkpoint. Finding the key taken (another worker, or
 //!    this one before a crash) means that range is adopted: its end becomes the checkpoint and
 //!    reading resumes after it, so no record is counted twice.
-//! 4. **Idle shards** caught up with nothing open advance their watermark to the wall clock
-//!    (saved with the checkpoint), so windows close when traffic stops.
-//! 5. **Windows**: a window is final once every unfinished lease's watermark is past its end
-//!    plus the lateness; its documents are then created once at `windows/<start>.jsonl`.
+//! 4. **Idle shards** (on a cluster, [`StopRule::Never`]): caught up with nothing open, they
+//!    raise their floor to the wall clock (saved as `idleWatermark`), so windows close when
+//!    traffic stops. A run that stops when idle treats the stream as a finite input instead:
+//!    no wall clock (its records may be old), and on stopping it drains its shards (floor = the
+//!    largest number), which closes every window they touch.
+//! 5. **Windows**: a window is final once every unfinished lease's watermark (event time, or
+//!    the floor) is past its end plus the lateness; its documents are then created once at
+//!    `windows/<start>.jsonl`. Children inherit their parents' event watermark, never the
+//!    floor: a child's backlog can be older than the wall clock.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,6 +76,8 @@ pub struct StreamJob {
     pub poll_interval: Duration,
     pub flush_interval: Duration,
     pub flush_records: u64,
+    /// GetRecords' `Limit` (at most 10,000).
+    pub records_per_call: i32,
     pub shard_sync_interval: Duration,
     pub stop: StopRule,
 }
@@ -131,6 +138,8 @@ struct Held {
     caught_up_since: Option<Instant>,
     last_idle_save: Instant,
     ended: bool,
+    /// A finite run's shard, quiet and closed for good (floor = the largest number).
+    drained: bool,
 }
 
 impl Held {
@@ -169,7 +178,6 @@ pub struct Worker {
 
 const LOG: &str = "emrship-job: stream:";
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
-const RECORDS_PER_CALL: i32 = 10_000;
 
 fn wall_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -224,6 +232,7 @@ impl Worker {
             if polls.is_empty() {
                 self.commit_due().await?;
                 self.advance_idle().await?;
+                self.drain_quiet().await?;
                 if Instant::now() >= self.next_finalize {
                     self.finalize_windows().await?;
                     self.next_finalize = Instant::now() + self.job.flush_interval;
@@ -246,9 +255,7 @@ impl Worker {
                 .clamp(Duration::from_millis(5), Duration::from_millis(200));
             if polls.is_empty() {
                 tokio::time::sleep(nap).await;
-            } else if let Ok(Some(joined)) =
-                tokio::time::timeout(nap, polls.join_next()).await
-            {
+            } else if let Ok(Some(joined)) = tokio::time::timeout(nap, polls.join_next()).await {
                 self.handle_poll(joined).await?;
             }
         }
@@ -257,23 +264,47 @@ impl Worker {
         Ok(self.report)
     }
 
-    /// Whether a `WhenIdle` worker is done: every shard it holds ended, or is caught up, quiet
-    /// for the rule's time, committed, and has saved its idle watermark since; and no lease is
-    /// left that it could take.
+    /// Whether a `WhenIdle` worker is done: every shard it holds ended, or is drained, caught
+    /// up and committed; and every other unfinished lease is drained too (a worker that died
+    /// holding one is waited for, its lease taken over and read).
     fn idle_done(&self) -> bool {
-        let StopRule::WhenIdle(quiet) = self.job.stop else {
+        if !matches!(self.job.stop, StopRule::WhenIdle(_)) {
             return false;
+        }
+        self.held
+            .values()
+            .all(|h| h.ended || (h.drained && h.open.is_empty() && h.caught_up_since.is_some()))
+            && self
+                .table
+                .iter()
+                .all(|lease| lease.is_ended() || lease.idle_watermark_ms == i64::MAX)
+    }
+
+    /// A finite run drains each held shard once it has been caught up and quiet for the stop
+    /// rule's time: its floor becomes the largest number, which closes every window it touched.
+    async fn drain_quiet(&mut self) -> Result<(), JobError> {
+        let StopRule::WhenIdle(quiet) = self.job.stop else {
+            return Ok(());
         };
-        self.held.values().all(|h| {
-            h.ended
-                || (h.open.is_empty()
-                    && h.caught_up_since.is_some_and(|since| {
-                        since.elapsed() >= quiet && h.last_idle_save >= since
-                    }))
-        }) && self
-            .table
+        let due: Vec<String> = self
+            .held
             .iter()
-            .all(|lease| lease.is_ended() || self.held.contains_key(&lease.shard) || !self.is_expired(lease))
+            .filter(|(_, h)| {
+                !h.ended
+                    && !h.drained
+                    && h.open.is_empty()
+                    && h.caught_up_since
+                        .is_some_and(|since| since.elapsed() >= quiet)
+            })
+            .map(|(shard, _)| shard.clone())
+            .collect();
+        for shard in due {
+            self.raise_floor(&shard, i64::MAX).await?;
+            if let Some(held) = self.held.get_mut(&shard) {
+                held.drained = held.open.floor_ms == i64::MAX;
+            }
+        }
+        Ok(())
     }
 
     async fn lease_round(&mut self) -> Result<(), JobError> {
@@ -346,12 +377,19 @@ impl Worker {
             if by_shard.contains_key(shard.id.as_str()) {
                 continue;
             }
-            let parents: Vec<Option<&&Lease>> =
-                shard.parents.iter().map(|p| by_shard.get(p.as_str())).collect();
-            let ready = shard.parents.iter().zip(&parents).all(|(id, lease)| match lease {
-                Some(lease) => lease.is_ended(),
-                None => !listed.contains(id.as_str()),
-            });
+            let parents: Vec<Option<&&Lease>> = shard
+                .parents
+                .iter()
+                .map(|p| by_shard.get(p.as_str()))
+                .collect();
+            let ready = shard
+                .parents
+                .iter()
+                .zip(&parents)
+                .all(|(id, lease)| match lease {
+                    Some(lease) => lease.is_ended(),
+                    None => !listed.contains(id.as_str()),
+                });
             if !ready {
                 continue;
             }
@@ -372,7 +410,10 @@ impl Worker {
                 .create(&shard.id, checkpoint, &shard.parents, watermark, timestamp)
                 .await?
             {
-                eprintln!("{LOG} lease created for {} (parents: {:?})", shard.id, shard.parents);
+                eprintln!(
+                    "{LOG} lease created for {} (parents: {:?})",
+                    shard.id, shard.parents
+                );
             }
         }
         Ok(())
@@ -475,13 +516,18 @@ impl Worker {
                 next_poll: now,
                 backoff: self.job.poll_interval,
                 polling: false,
-                open: RangeAggregate::new(self.job.window, lease.watermark_ms),
+                open: RangeAggregate::new(
+                    self.job.window,
+                    lease.watermark_ms,
+                    lease.idle_watermark_ms,
+                ),
                 first: None,
                 last: None,
                 opened_at: now,
                 caught_up_since: None,
                 last_idle_save: now,
                 ended: false,
+                drained: lease.idle_watermark_ms == i64::MAX,
             },
         );
     }
@@ -501,7 +547,7 @@ impl Worker {
             let stream = self.stream.clone();
             let iterator = held.iterator.clone();
             let start = held.resume_at();
-            let limit = RECORDS_PER_CALL;
+            let limit = self.job.records_per_call;
             polls.spawn(async move {
                 let iterator = match iterator {
                     Some(iterator) => iterator,
@@ -558,7 +604,7 @@ impl Worker {
                     held.caught_up_since = None;
                 }
                 // A full page means more is waiting: read again without the pause.
-                held.next_poll = if got as i32 >= RECORDS_PER_CALL {
+                held.next_poll = if got as i32 >= self.job.records_per_call {
                     now
                 } else {
                     now + poll_interval
@@ -688,7 +734,10 @@ impl Worker {
         }
         if !range.dead_letters.is_empty() {
             self.output
-                .create(&dead_letter_key(shard, &range.from), range.dead_letter_lines())
+                .create(
+                    &dead_letter_key(shard, &range.from),
+                    range.dead_letter_lines(),
+                )
                 .await?;
         }
         if adopted {
@@ -709,7 +758,8 @@ impl Worker {
         // Reading goes on after the committed range, whatever was read past it.
         let read_past = held.last.as_deref().and_then(SequenceNumber::parse)
             != SequenceNumber::parse(&range.to);
-        held.open = RangeAggregate::new(spec, range.watermark_ms);
+        let floor = held.open.floor_ms;
+        held.open = RangeAggregate::new(spec, range.watermark_ms, floor);
         held.first = None;
         held.last = None;
         held.checkpoint = Some(range.to.clone());
@@ -734,11 +784,15 @@ impl Worker {
         }
     }
 
-    /// Caught-up shards with nothing open move their watermark to the wall clock, at most once
-    /// per flush interval, so that windows close when the traffic stops.
+    /// Caught-up shards with nothing open raise their floor to the wall clock, at most once
+    /// per flush interval, so that windows close when the traffic stops (a cluster's worker
+    /// only: a finite run's records may be far older than the wall clock).
     async fn advance_idle(&mut self) -> Result<(), JobError> {
-        let me = self.job.worker_id.clone();
+        if self.job.stop != StopRule::Never {
+            return Ok(());
+        }
         let now_ms = wall_ms();
+        let every = self.job.flush_interval.min(self.job.failover / 3);
         let due: Vec<String> = self
             .held
             .iter()
@@ -746,35 +800,34 @@ impl Worker {
                 h.open.is_empty()
                     && !h.ended
                     && h.caught_up_since.is_some()
-                    && h.last_idle_save.elapsed() >= self.job.flush_interval.min(self.job.failover / 3)
+                    && h.last_idle_save.elapsed() >= every
+                    && h.open.floor_ms.max(h.open.watermark_ms) < now_ms
             })
             .map(|(shard, _)| shard.clone())
             .collect();
         for shard in due {
-            let held = self.held.get_mut(&shard).expect("held");
-            if held.open.watermark_ms >= now_ms {
-                // Records from the future (a fast producer clock): nothing to advance.
+            self.raise_floor(&shard, now_ms).await?;
+        }
+        Ok(())
+    }
+
+    async fn raise_floor(&mut self, shard: &str, floor_ms: i64) -> Result<(), JobError> {
+        let me = self.job.worker_id.clone();
+        let Some(held) = self.held.get_mut(shard) else {
+            return Ok(());
+        };
+        match self
+            .leases
+            .set_idle_watermark(shard, &me, held.counter, floor_ms)
+            .await
+        {
+            Ok(next) => {
+                held.counter = next;
+                held.open.floor_ms = floor_ms;
                 held.last_idle_save = Instant::now();
-                continue;
             }
-            let checkpoint = match (&held.checkpoint, &held.start) {
-                (Some(sequence), _) => sequence.clone(),
-                (None, StartAt::AtTimestamp(_)) => AT_TIMESTAMP.to_string(),
-                (None, _) => TRIM_HORIZON.to_string(),
-            };
-            match self
-                .leases
-                .checkpoint(&shard, &me, held.counter, &checkpoint, now_ms)
-                .await
-            {
-                Ok(next) => {
-                    held.counter = next;
-                    held.open.watermark_ms = now_ms;
-                    held.last_idle_save = Instant::now();
-                }
-                Err(LeaseError::Lost) => self.drop_lost(&shard),
-                Err(LeaseError::Failed(e)) => eprintln!("{LOG} {e}; retrying later"),
-            }
+            Err(LeaseError::Lost) => self.drop_lost(shard),
+            Err(LeaseError::Failed(e)) => eprintln!("{LOG} {e}; retrying later"),
         }
         Ok(())
     }
@@ -790,7 +843,7 @@ impl Worker {
         let watermark = table
             .iter()
             .filter(|l| !l.is_ended())
-            .map(|l| l.watermark_ms)
+            .map(Lease::effective_watermark_ms)
             .min()
             .unwrap_or(i64::MAX);
         let spec = self.job.window;
@@ -847,12 +900,13 @@ impl Worker {
         Ok(())
     }
 
-    /// Commits every open range and gives the leases up.
+    /// Commits every open range, finalizes what closed and gives the leases up.
     async fn shut_down(&mut self) -> Result<(), JobError> {
         let shards: Vec<String> = self.held.keys().cloned().collect();
         for shard in &shards {
             self.commit(shard).await?;
         }
+        self.table = self.leases.scan().await?;
         self.finalize_windows().await?;
         let me = self.job.worker_id.clone();
         for shard in shards {
