@@ -143,9 +143,12 @@ pub fn run(args: RunArgs, out: Printer) -> CommandResult {
     if plan.job.command == "rollup" {
         return rollup::run(&plan, &args, out);
     }
+    if plan.job.command == "stream" {
+        return stream::run(&plan, &args, out);
+    }
     if plan.job.command != "match-rate" {
         return Err(CliError::failure(format!(
-            "`{}` cannot run locally yet; emrship-job runs match-rate and rollup",
+            "`{}` cannot run locally yet; emrship-job runs match-rate, rollup and stream",
             plan.job.command
         )));
     }
@@ -255,5 +258,138 @@ pub mod rollup {
         let report = run_local(&job_args.job()?)?;
         print_rollup_report(&report, job_args.format, out)?;
         Ok(ExitStatus::Success)
+    }
+}
+
+/// `emrship run` for the stream job: against a Kinesis emulator on this machine.
+///
+/// The worker needs Kinesis, DynamoDB (its leases) and S3 (its windows); `--local` means no AWS
+/// account, so an endpoint override must name an emulator (`scripts/stream-emulator.sh` starts
+/// moto and prints the variables). The stream and the output bucket are created there when
+/// missing, and a stream this run created gets sample events of the plan's day first. The
+/// worker then runs as a finite run: it stops once the shards are quiet, and every window is
+/// final.
+pub mod stream {
+    use super::super::{CliError, CommandResult, ExitStatus, Printer, RunArgs};
+    use super::parse_spec_args;
+    use crate::job::cli::{Format, StreamArgs};
+    use crate::job::stream::gen::{put, StreamGenSpec};
+    use crate::job::stream::kinesis::{self, StreamRef};
+    use crate::job::stream::{self as stream_job};
+
+    /// Shards of a stream `run --local` creates, and the events it puts into it.
+    const SAMPLE_SHARDS: i32 = 2;
+    const SAMPLE_RECORDS: u64 = 20_000;
+
+    pub fn run(plan: &crate::spec::JobPlan, args: &RunArgs, out: Printer) -> CommandResult {
+        let mut job_args: StreamArgs = parse_spec_args("stream", &plan.job.args)?;
+        let endpoint = args.aws.endpoint_url.clone().or_else(|| {
+            ["AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL"]
+                .iter()
+                .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        });
+        let Some(endpoint) = endpoint else {
+            return Err(CliError::invalid(
+                "`run --local` of a stream job reads a Kinesis emulator, and no endpoint names one",
+            )
+            .with_hint(
+                "start one with `eval \"$(scripts/stream-emulator.sh)\"` (moto on a loopback port), or pass --endpoint-url",
+            ));
+        };
+        if let Some(url) = &args.aws.endpoint_url {
+            // The worker's SDK clients and S3 store read the standard variable.
+            std::env::set_var("AWS_ENDPOINT_URL", url);
+        }
+        if let Some(output) = &args.output {
+            job_args.output = output.clone();
+        }
+        job_args.region = Some(
+            job_args
+                .region
+                .clone()
+                .unwrap_or_else(|| plan.region.clone()),
+        );
+        if job_args.stop_when_idle.is_none() {
+            job_args.stop_when_idle = Some(2_000);
+        }
+        job_args.poll_interval = job_args.poll_interval.min(200);
+        job_args.flush_interval = job_args.flush_interval.min(1_000);
+        let stream_name = StreamRef::parse(&job_args.stream).name().to_string();
+        let created = prepare_emulator(&job_args, &stream_name, plan, args)?;
+        if created {
+            let sample = StreamGenSpec {
+                records: SAMPLE_RECORDS,
+                seed: 1,
+                start_ms: plan
+                    .date
+                    .and_hms_opt(0, 0, 0)
+                    .expect("midnight")
+                    .and_utc()
+                    .timestamp_millis(),
+                span_ms: 3_600_000,
+                customers: 5,
+                urls: 200,
+                sessions: 5_000,
+                malformed_every: 1_000,
+            };
+            let report = put(
+                &sample,
+                Some(&stream_name),
+                job_args.region.as_deref(),
+                0,
+                None,
+            )?;
+            out.info(&format!(
+                "emrship run: created stream {stream_name} ({SAMPLE_SHARDS} shards) at {endpoint} and put {} sample events of {} into it",
+                report.records, plan.date
+            ));
+        }
+        out.info(&format!(
+            "emrship run: stream --stream {} --output {} --lease-table {} (one worker, stops when the shards are quiet)",
+            job_args.stream, job_args.output, job_args.lease_table
+        ));
+        let report = stream_job::run(job_args.job()?)?;
+        match job_args.format {
+            Format::Text => out.data_text(&report.text())?,
+            Format::Json => out.json(&report)?,
+        }
+        Ok(ExitStatus::Success)
+    }
+
+    /// Creates the stream and the output bucket on the emulator when missing.
+    fn prepare_emulator(
+        job_args: &StreamArgs,
+        stream_name: &str,
+        plan: &crate::spec::JobPlan,
+        args: &RunArgs,
+    ) -> Result<bool, CliError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))?;
+        runtime.block_on(async {
+            let config = kinesis::sdk_config(job_args.region.as_deref()).await?;
+            let created =
+                kinesis::ensure_stream(&kinesis::client(&config), stream_name, SAMPLE_SHARDS)
+                    .await?;
+            if let Some(uri) = job_args.output.strip_prefix("s3://") {
+                let bucket = uri.split('/').next().unwrap_or_default();
+                let options = args.aws.options(Some(&plan.region));
+                let s3 = crate::aws::s3::client(&crate::aws::sdk::load(&options).await, true);
+                if s3.head_bucket().bucket(bucket).send().await.is_err() {
+                    s3.create_bucket()
+                        .bucket(bucket)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            CliError::failure(format!(
+                                "cannot create bucket {bucket} on the emulator: {}",
+                                aws_sdk_s3::error::DisplayErrorContext(&e)
+                            ))
+                        })?;
+                }
+            }
+            Ok::<bool, CliError>(created)
+        })
     }
 }

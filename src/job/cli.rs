@@ -66,12 +66,18 @@ pub enum JobCommand {
     /// rollup's documents in S3, each record counted exactly once across crashes, restarts
     /// and workers sharing the shards (leases in DynamoDB, KCL's table layout).
     Stream(StreamArgs),
+    /// The stream job's aggregation over a file of records (one JSON record per line, e.g. a
+    /// Firehose backup of the stream) on one thread: ranges of N records, then each window's
+    /// documents under OUTPUT/windows/. The worker's CPU path without Kinesis.
+    StreamFile(StreamFileArgs),
     /// Generate deterministic synthetic inputs.
     #[command(subcommand)]
     Gen(GenCommand),
 }
 
-#[derive(Debug, clap::Args)]
+/// The stream job's arguments (`emrship run --local` parses a spec's `job.args` with this too).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "stream")]
 pub struct StreamArgs {
     /// The Kinesis stream: a name (in --region) or an ARN.
     #[arg(long, value_name = "NAME|ARN")]
@@ -121,6 +127,25 @@ pub struct StreamArgs {
     /// SIGTERM, as on a cluster).
     #[arg(long = "stop-when-idle", value_name = "DURATION", value_parser = parse_ms)]
     pub stop_when_idle: Option<i64>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StreamFileArgs {
+    /// The records, one per line.
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// The directory to write `windows/<start>.jsonl` under.
+    #[arg(long, value_name = "DIR")]
+    pub output: PathBuf,
+    #[arg(long, default_value = "5m", value_parser = parse_ms)]
+    pub window: i64,
+    #[arg(long, default_value = "1m", value_parser = parse_ms)]
+    pub lateness: i64,
+    /// Records per range (the worker's --flush-records).
+    #[arg(long = "range-records", default_value_t = 50_000)]
+    pub range_records: usize,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -443,9 +468,10 @@ pub enum GenCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct StreamGenArgs {
-    /// The Kinesis stream: a name (in --region) or an ARN.
-    #[arg(long, value_name = "NAME|ARN")]
-    pub stream: String,
+    /// The Kinesis stream: a name (in --region) or an ARN. Without it the records are only
+    /// written to --copy (a benchmark's input).
+    #[arg(long, value_name = "NAME|ARN", required_unless_present = "copy")]
+    pub stream: Option<String>,
     /// Records to put.
     #[arg(long)]
     pub records: u64,
@@ -628,21 +654,49 @@ fn run(cli: JobCli, out: Printer) -> CommandResult {
                 Format::Json => out.json(&report)?,
             }
         }
+        JobCommand::StreamFile(args) => {
+            let spec = WindowSpec::new(args.window, args.lateness)
+                .map_err(|e| JobError::Usage(format!("--window/--lateness: {e}")))?;
+            let report =
+                stream::aggregate_file(&args.input, &args.output, spec, args.range_records)?;
+            match args.format {
+                Format::Text => out.data_text(&format!(
+                    "stream-file: {} records ({} malformed, {} late) in {} ranges -> {} windows in {}; aggregate {:.3} s, finalize {:.3} s\n",
+                    report.records,
+                    report.malformed,
+                    report.late,
+                    report.ranges,
+                    report.windows,
+                    args.output.display(),
+                    report.aggregate_seconds,
+                    report.finalize_seconds
+                ))?,
+                Format::Json => out.json(&report)?,
+            }
+        }
         JobCommand::Gen(GenCommand::Stream(args)) => {
             let report = stream_gen::put(
                 &args.spec(),
-                &args.stream,
+                args.stream.as_deref(),
                 args.region.as_deref(),
                 args.rate,
                 args.copy.as_deref(),
             )?;
-            out.info(&format!(
-                "put {} records into {} in {} PutRecords calls in {:.1}s",
-                summary::thousands(report.records),
-                report.stream,
-                report.calls,
-                report.seconds,
-            ));
+            if args.stream.is_some() {
+                out.info(&format!(
+                    "put {} records into {} in {} PutRecords calls in {:.1}s",
+                    summary::thousands(report.records),
+                    report.stream,
+                    report.calls,
+                    report.seconds,
+                ));
+            } else if let Some(copy) = &args.copy {
+                out.info(&format!(
+                    "wrote {} records to {}",
+                    summary::thousands(report.records),
+                    copy.display()
+                ));
+            }
         }
         JobCommand::Gen(GenCommand::MatchRate(args)) => {
             let report = gen::generate(&args.spec())?;

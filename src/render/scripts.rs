@@ -10,6 +10,7 @@ use crate::spec::JobPlan;
 
 const BOOTSTRAP_TEMPLATE: &str = include_str!("../../templates/bootstrap.sh.hbs");
 const SPARK_DRIVER_TEMPLATE: &str = include_str!("../../templates/spark_driver.py.hbs");
+const STREAM_DRIVER_TEMPLATE: &str = include_str!("../../templates/stream_driver.py.hbs");
 
 /// The static node check shipped for users' applications (`bootstrap/`), as it is.
 pub const NODE_CHECK_SCRIPT: &str = include_str!("../../bootstrap/check-node.sh");
@@ -85,8 +86,19 @@ pub fn staging_prefix(plan: &JobPlan) -> S3Uri {
     plan.artifact_prefix().join("staging/")
 }
 
-/// The PySpark driver that fans `emrship-job` out over the executors.
+/// The PySpark driver that fans `emrship-job` out over the executors (for `stream`: places
+/// one long-running worker per executor core).
 pub fn spark_driver(plan: &JobPlan) -> String {
+    if plan.job.command == "stream" {
+        let sizing = plan.spark.sizing.as_ref();
+        return render(
+            STREAM_DRIVER_TEMPLATE,
+            &json!({
+                "name": plan.name,
+                "workers": sizing.map_or(2, |s| s.executor_instances * s.executor_cores),
+            }),
+        );
+    }
     render(
         SPARK_DRIVER_TEMPLATE,
         &json!({

@@ -85,7 +85,7 @@ pub struct StreamGenReport {
 /// record's data as one line to `copy` when given (the exact bytes put, for references).
 pub fn put(
     spec: &StreamGenSpec,
-    stream: &str,
+    stream: Option<&str>,
     region: Option<&str>,
     rate: u64,
     copy: Option<&std::path::Path>,
@@ -100,6 +100,14 @@ pub fn put(
         std::fs::write(path, text)
             .map_err(|e| JobError::Other(format!("cannot write {}: {e}", path.display())))?;
     }
+    let Some(stream) = stream else {
+        return Ok(StreamGenReport {
+            stream: String::new(),
+            records: spec.records,
+            calls: 0,
+            seconds: 0.0,
+        });
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -286,3 +286,51 @@ pub async fn put_records(
     }
     Ok(calls)
 }
+
+/// Creates the stream with `shards` shards unless it exists, and waits until it is active;
+/// `true` when this call created it. (`run --local` prepares an emulator with it.)
+pub async fn ensure_stream(client: &Client, name: &str, shards: i32) -> Result<bool, JobError> {
+    let failed = |what: &str, detail: String| {
+        JobError::Other(format!("stream {name}: cannot {what} it: {detail}"))
+    };
+    let exists = match client
+        .describe_stream_summary()
+        .stream_name(name)
+        .send()
+        .await
+    {
+        Ok(_) => true,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            false
+        }
+        Err(e) => return Err(failed("describe", sdk_error(&e))),
+    };
+    if !exists {
+        client
+            .create_stream()
+            .stream_name(name)
+            .shard_count(shards)
+            .send()
+            .await
+            .map_err(|e| failed("create", sdk_error(&e)))?;
+    }
+    for _ in 0..100 {
+        let summary = client
+            .describe_stream_summary()
+            .stream_name(name)
+            .send()
+            .await
+            .map_err(|e| failed("describe", sdk_error(&e)))?;
+        let status = summary
+            .stream_description_summary()
+            .map(|d| d.stream_status().as_str().to_string());
+        if status.as_deref() == Some("ACTIVE") {
+            return Ok(!exists);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(failed("wait for", "not ACTIVE after 20 s".to_string()))
+}
