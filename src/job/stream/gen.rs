@@ -41,7 +41,7 @@ pub fn record(spec: &StreamGenSpec, i: u64) -> (String, Vec<u8>) {
     let random = Random { seed: spec.seed };
     let session = random.draw(SESSION, i) % spec.sessions.max(1);
     let session_id = format!("{:016x}", mix_session(spec.seed, session));
-    if spec.malformed_every > 0 && (i + 1) % spec.malformed_every == 0 {
+    if spec.malformed_every > 0 && (i + 1).is_multiple_of(spec.malformed_every) {
         return (
             session_id,
             format!("{{\"customer\": broken record {i}").into_bytes(),
