@@ -265,9 +265,8 @@ impl Ec2 {
     ) -> Result<EnsuredGroup, AwsError> {
         let spec_name = request
             .tags
-            .iter()
-            .find(|(k, _)| k == UI_ACCESS_TAG)
-            .map(|(_, v)| v.clone())
+            .get(UI_ACCESS_TAG)
+            .cloned()
             .ok_or_else(|| invalid("CreateSecurityGroup", "the request has no UI tag".into()))?;
         let vpc_id = match &request.subnet {
             Some(subnet) => self.subnet_vpc(subnet).await?,

@@ -5,6 +5,7 @@
 //! converges the group to exactly that (authorize what is missing, revoke what is not wanted)
 //! whatever happened to it in between.
 
+use indexmap::IndexMap;
 use serde::Serialize;
 
 use crate::spec::JobPlan;
@@ -29,7 +30,7 @@ pub struct SecurityGroupRequest {
     /// The group goes in the VPC of this subnet (the default VPC when the spec names none).
     pub subnet: Option<String>,
     /// Key → value; the first is [`UI_ACCESS_TAG`].
-    pub tags: Vec<(String, String)>,
+    pub tags: IndexMap<String, String>,
     /// Exactly the ingress the group has once provisioned; egress is left as EC2 creates it.
     pub ingress: Vec<IngressRule>,
 }
@@ -46,7 +47,7 @@ pub struct IngressRule {
 pub fn ui_access_group(job: &JobPlan) -> Option<SecurityGroupRequest> {
     let cidr = job.cluster.ui_access_cidr.as_deref()?;
     let cidr = canonical_cidr(cidr).unwrap_or_else(|| cidr.to_string());
-    let mut tags = vec![(UI_ACCESS_TAG.to_string(), job.name.clone())];
+    let mut tags = IndexMap::from([(UI_ACCESS_TAG.to_string(), job.name.clone())]);
     tags.extend(job.cluster.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
     Some(SecurityGroupRequest {
         group_name: format!("emrship-{}-ui", job.name),
