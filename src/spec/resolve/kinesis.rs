@@ -109,8 +109,8 @@ impl Resolver<'_> {
             "spec::stream-output",
             at,
             format!("`stream` writes its windows to S3, not to `{value}`"),
-            "give an S3 prefix, e.g. `output: s3://my-bucket/windows/`; load the windows into \
-             a database with `rollup` from there",
+            "the stream writes each window as objects under an S3 prefix: give one, e.g. \
+             `output: s3://my-bucket/windows/`",
         );
     }
 
@@ -257,7 +257,8 @@ impl Resolver<'_> {
         } else {
             "every core runs a receiver and none is left to process what they receive".to_string()
         };
-        let per_executor = receivers.div_ceil(executors.max(1));
+        // The fewest cores per executor that leave at least one core beyond the receivers.
+        let per_executor = receivers / executors.max(1) + 1;
         self.error(
             "spec::kinesis-receivers",
             &at,
@@ -266,9 +267,7 @@ impl Resolver<'_> {
                 sizing.executor_cores
             ),
             format!(
-                "give the receivers fewer cores than the executors have: union the shards into fewer receivers (e.g. one per executor, `receivers: {executors}`) or run more executor cores (at least {} in all, e.g. {} cores per executor)",
-                receivers + 1,
-                per_executor + 1
+                "Spark needs more executor cores than receivers: union the shards into fewer receivers (e.g. one per executor, `receivers: {executors}`), or run more executor cores (more than {receivers} in all, e.g. {per_executor} cores per executor)"
             ),
         );
     }
