@@ -6,7 +6,7 @@
 //! failed step from its logs.
 
 mod launch;
-mod watch;
+pub(super) mod watch;
 
 pub use launch::{backfill, run_day};
 

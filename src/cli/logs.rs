@@ -60,10 +60,10 @@ async fn follow(args: &LogsArgs, sdk: &aws_config::SdkConfig, out: Printer) -> C
         )
         .with_hint("drop --format json, or leave out --follow for one JSON document"));
     }
-    let poll = crate::spec::duration::parse_duration_seconds(&args.poll)
+    let poll = super::emr::watch::parse_wait_duration(&args.poll)
         .map_err(|e| CliError::invalid(format!("--poll: {e}")))?;
     // Faster than this only loads S3 and EMR (and gets throttled).
-    let poll = std::time::Duration::from_secs(poll).max(std::time::Duration::from_millis(100));
+    let poll = poll.max(std::time::Duration::from_millis(100));
     let fetcher = LogFetcher::new(sdk);
     let failure = |error: crate::aws::emr_logs::LogsError| CliError::failure(error.to_string());
     let prefix = fetcher.log_prefix(&args.cluster).await.map_err(failure)?;
