@@ -166,6 +166,32 @@ fn provision_creates_the_ui_group_once_attaches_it_and_keeps_it_exact() {
     assert_eq!(ingress, &exactly_the_ui_ports());
     assert_eq!(first["ui_security_groups"][0]["group_id"], json!(group_id));
     assert_eq!(first["ui_security_groups"][0]["created"], json!(true));
+    let tags = block(async {
+        let described = env
+            .ec2
+            .describe_security_groups()
+            .group_ids(group_id)
+            .send()
+            .await
+            .unwrap();
+        let mut tags: Vec<(String, String)> = described.security_groups()[0]
+            .tags()
+            .iter()
+            .map(|t| (t.key().unwrap().into(), t.value().unwrap().into()))
+            .collect();
+        tags.sort();
+        tags
+    });
+    let tag = |k: &str, v: &str| (k.to_string(), v.to_string());
+    assert_eq!(
+        tags,
+        [
+            tag("cost-center", "ads-analytics"),
+            tag("emrship:ui-access", "match-rate"),
+            tag("for-use-with-amazon-emr-managed-policies", "true"),
+            tag("team", "ads"),
+        ]
+    );
     let first_cluster = first["cluster_id"].as_str().unwrap().to_string();
     assert_eq!(env.attached(&first_cluster), [group_id.clone()]);
 
@@ -264,6 +290,11 @@ fn dry_run_shows_the_group_and_calls_nothing() {
     let group = &would["security_groups"][0];
     assert_eq!(group["group_name"], json!("emrship-match-rate-ui"));
     assert_eq!(group["tags"]["emrship:ui-access"], json!("match-rate"));
+    // The EMR service role's managed policy launches only into groups with this tag.
+    assert_eq!(
+        group["tags"]["for-use-with-amazon-emr-managed-policies"],
+        json!("true")
+    );
     let ports: Vec<u64> = group["ingress"]
         .as_array()
         .unwrap()

@@ -8,6 +8,7 @@
 use indexmap::IndexMap;
 use serde::Serialize;
 
+use super::run_job_flow::MANAGED_POLICY_TAG;
 use crate::spec::JobPlan;
 
 /// The tag that marks the group and names its spec: `provision` finds the group by it.
@@ -29,7 +30,7 @@ pub struct SecurityGroupRequest {
     pub description: String,
     /// The group goes in the VPC of this subnet (the default VPC when the spec names none).
     pub subnet: Option<String>,
-    /// Key → value; the first is [`UI_ACCESS_TAG`].
+    /// Key → value: [`UI_ACCESS_TAG`], the EMR managed-policy tag, then the spec's cluster tags.
     pub tags: IndexMap<String, String>,
     /// Exactly the ingress the group has once provisioned; egress is left as EC2 creates it.
     pub ingress: Vec<IngressRule>,
@@ -47,7 +48,12 @@ pub struct IngressRule {
 pub fn ui_access_group(job: &JobPlan) -> Option<SecurityGroupRequest> {
     let cidr = job.cluster.ui_access_cidr.as_deref()?;
     let cidr = canonical_cidr(cidr).unwrap_or_else(|| cidr.to_string());
-    let mut tags = IndexMap::from([(UI_ACCESS_TAG.to_string(), job.name.clone())]);
+    // AmazonEMRServicePolicy_v2 lets EMR launch instances only into security groups (and
+    // subnets) that carry the managed-policy tag: without it RunJobFlow's instances fail.
+    let mut tags = IndexMap::from([
+        (UI_ACCESS_TAG.to_string(), job.name.clone()),
+        (MANAGED_POLICY_TAG.to_string(), "true".to_string()),
+    ]);
     tags.extend(job.cluster.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
     Some(SecurityGroupRequest {
         group_name: format!("emrship-{}-ui", job.name),
