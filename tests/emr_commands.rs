@@ -423,18 +423,19 @@ fn status_shows_how_long_each_step_has_run() {
     let output = env.emrship(&["submit", &spec, "--date", DATE, "--cluster-id", &id]);
     assert_exit(&output, 0);
     let submitted = String::from_utf8(output.stdout).unwrap().trim().to_string();
-    // RUNNING, then COMPLETED 1.2 s later.
-    env.transitions(
-        &id,
-        Some(&submitted),
-        &["RUNNING", "RUNNING", "RUNNING", "COMPLETED"],
-        "",
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while env.steps(&id).iter().any(|s| s.0 == submitted && s.2 != "COMPLETED") {
-        assert!(Instant::now() < deadline, "the step never completed");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let reaches = |state: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while env.steps(&id).iter().any(|s| s.0 == submitted && s.2 != state) {
+            assert!(Instant::now() < deadline, "the step never reached {state}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // RUNNING, then COMPLETED at least 1.2 s later.
+    env.transitions(&id, Some(&submitted), &["RUNNING"], "");
+    reaches("RUNNING");
+    std::thread::sleep(Duration::from_millis(1200));
+    env.transitions(&id, Some(&submitted), &["COMPLETED"], "");
+    reaches("COMPLETED");
 
     let output = env.emrship(&["status", &id, "--format", "json"]);
     assert_exit(&output, 0);
