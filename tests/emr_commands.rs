@@ -425,7 +425,11 @@ fn status_shows_how_long_each_step_has_run() {
     let submitted = String::from_utf8(output.stdout).unwrap().trim().to_string();
     let reaches = |state: &str| {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while env.steps(&id).iter().any(|s| s.0 == submitted && s.2 != state) {
+        while env
+            .steps(&id)
+            .iter()
+            .any(|s| s.0 == submitted && s.2 != state)
+        {
             assert!(Instant::now() < deadline, "the step never reached {state}");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -451,17 +455,17 @@ fn status_shows_how_long_each_step_has_run() {
     assert_eq!(ran, seconds(&done["ended"]) - seconds(&done["started"]));
     assert!((1..=3).contains(&ran), "{done}");
     // The launch step still runs: its time counts up to now, with no end.
-    let running = steps.iter().find(|s| s["state"] == json!("RUNNING")).unwrap();
+    let running = steps
+        .iter()
+        .find(|s| s["state"] == json!("RUNNING"))
+        .unwrap();
     assert!(running["ended"].is_null());
     assert!(running["run_seconds"].as_u64().is_some(), "{running}");
 
     let output = env.emrship(&["status", &id]);
     assert_exit(&output, 0);
     let text = String::from_utf8(output.stdout).unwrap();
-    assert!(
-        text.contains(&format!("COMPLETED, ran {ran}s")),
-        "{text}"
-    );
+    assert!(text.contains(&format!("COMPLETED, ran {ran}s")), "{text}");
     assert!(text.contains("RUNNING, running for "), "{text}");
 }
 

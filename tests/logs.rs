@@ -958,7 +958,15 @@ async fn follow_prints_each_new_line_once_until_the_step_ends() {
     let child = cluster
         .moto
         .command(env!("CARGO_BIN_EXE_emrship"))
-        .args(["logs", &cluster.id, "--step", &step, "--follow", "--poll", "200ms"])
+        .args([
+            "logs",
+            &cluster.id,
+            "--step",
+            &step,
+            "--follow",
+            "--poll",
+            "200ms",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -975,7 +983,13 @@ async fn follow_prints_each_new_line_once_until_the_step_ends() {
         .put_log(&format!("steps/{step}/stdout"), "out 1\n")
         .await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    common::emr::transitions(cluster.moto.port, &cluster.id, Some(&step), &["COMPLETED"], "");
+    common::emr::transitions(
+        cluster.moto.port,
+        &cluster.id,
+        Some(&step),
+        &["COMPLETED"],
+        "",
+    );
     let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
@@ -989,5 +1003,8 @@ async fn follow_prints_each_new_line_once_until_the_step_ends() {
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("about every 5 minutes"), "{stderr}");
-    assert!(stderr.contains(&format!("step {step} ended COMPLETED")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("step {step} ended COMPLETED")),
+        "{stderr}"
+    );
 }

@@ -52,7 +52,10 @@ impl Env {
             "  subnet: subnet-0123456789abcdef0\n",
             &format!("  subnet: {subnet_id}\n  ui_access_cidr: {CIDR}\n"),
         );
-        assert!(text.contains("ui_access_cidr"), "the example's subnet line moved");
+        assert!(
+            text.contains("ui_access_cidr"),
+            "the example's subnet line moved"
+        );
         let spec = project.dir.path().join("match-rate.yaml");
         std::fs::write(&spec, text).unwrap();
         Env {
@@ -259,7 +262,9 @@ fn provision_creates_the_ui_group_once_attaches_it_and_keeps_it_exact() {
     );
     let stderr = common::emr::stderr(&output);
     assert!(
-        stderr.contains(&format!("aws ec2 delete-security-group --group-id {group_id}")),
+        stderr.contains(&format!(
+            "aws ec2 delete-security-group --group-id {group_id}"
+        )),
         "{stderr}"
     );
     assert_eq!(env.ui_groups().len(), 1);
@@ -268,7 +273,10 @@ fn provision_creates_the_ui_group_once_attaches_it_and_keeps_it_exact() {
     let output = env.emrship(&["terminate", &second_cluster, "--format", "json"]);
     assert_exit(&output, 0);
     let terminated = stdout_json(&output);
-    assert_eq!(terminated["ui_security_groups"][0]["group_id"], json!(group_id));
+    assert_eq!(
+        terminated["ui_security_groups"][0]["group_id"],
+        json!(group_id)
+    );
     assert_eq!(terminated["ui_security_groups"][0]["kept"], json!(true));
     assert_eq!(env.ui_groups()[0].2, exactly_the_ui_ports());
 }

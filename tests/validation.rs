@@ -1484,7 +1484,10 @@ fn stream_command_fills_its_lease_table_and_region_and_keeps_running_on_failure(
         emrship::spec::raw::ActionOnFailure::Continue
     );
     let kinesis = plan.job.kinesis.expect("the stream is granted");
-    assert_eq!(kinesis.stream_arn, "arn:aws:kinesis:us-east-1:*:stream/page-events");
+    assert_eq!(
+        kinesis.stream_arn,
+        "arn:aws:kinesis:us-east-1:*:stream/page-events"
+    );
     assert_eq!(kinesis.stream_name, "page-events");
     assert_eq!(kinesis.lease_table, "match-rate-leases");
     assert_eq!(kinesis.metrics_namespace, None);
@@ -1514,11 +1517,17 @@ fn stream_window_must_divide_an_hour() {
     report.assert_codes(&["spec::stream-window"]);
     insta::assert_snapshot!(report.rendered);
     for window in ["30s", "2h", "5 minutes"] {
-        check(&stream_with("    window: 5m\n", &format!("    window: {window}\n")))
-            .assert_codes(&["spec::stream-window"]);
+        check(&stream_with(
+            "    window: 5m\n",
+            &format!("    window: {window}\n"),
+        ))
+        .assert_codes(&["spec::stream-window"]);
     }
     for window in ["1m", "90s", "15m", "1h"] {
-        resolves(&stream_with("    window: 5m\n", &format!("    window: {window}\n")));
+        resolves(&stream_with(
+            "    window: 5m\n",
+            &format!("    window: {window}\n"),
+        ));
     }
 }
 
@@ -1556,9 +1565,16 @@ fn stream_names_and_arns_are_checked() {
     ));
     report.assert_codes(&["spec::kinesis-stream-region", "spec::lease-table"]);
     insta::assert_snapshot!(report.rendered);
-    for stream in ["page events", "arn:aws:kinesis:us-east-1:2109:stream/x", "arn:aws:sqs:us-east-1:210987654321:stream/x"] {
-        check(&stream_with("    stream: page-events\n", &format!("    stream: \"{stream}\"\n")))
-            .assert_codes(&["spec::kinesis-stream"]);
+    for stream in [
+        "page events",
+        "arn:aws:kinesis:us-east-1:2109:stream/x",
+        "arn:aws:sqs:us-east-1:210987654321:stream/x",
+    ] {
+        check(&stream_with(
+            "    stream: page-events\n",
+            &format!("    stream: \"{stream}\"\n"),
+        ))
+        .assert_codes(&["spec::kinesis-stream"]);
     }
 }
 
@@ -1608,7 +1624,10 @@ const SIXTEEN_BY_TWO: &str = "  executors: { instances: 16, cores: 2, memory: 4g
 
 #[test]
 fn kinesis_receivers_must_leave_executor_cores_free() {
-    let report = check(&receiver_app("{ stream: page-events, shards: 36 }", SIXTEEN_BY_TWO));
+    let report = check(&receiver_app(
+        "{ stream: page-events, shards: 36 }",
+        SIXTEEN_BY_TWO,
+    ));
     report.assert_codes(&["spec::kinesis-receivers"]);
     assert!(
         report.rendered.contains("4 wait for a core"),
@@ -1617,8 +1636,11 @@ fn kinesis_receivers_must_leave_executor_cores_free() {
     );
     insta::assert_snapshot!(report.rendered);
     // As many receivers as cores: still nothing left to process.
-    check(&receiver_app("{ stream: page-events, receivers: 32 }", SIXTEEN_BY_TWO))
-        .assert_codes(&["spec::kinesis-receivers"]);
+    check(&receiver_app(
+        "{ stream: page-events, receivers: 32 }",
+        SIXTEEN_BY_TWO,
+    ))
+    .assert_codes(&["spec::kinesis-receivers"]);
 }
 
 #[test]
@@ -1637,7 +1659,10 @@ fn kinesis_receivers_fewer_than_the_cores_resolve_with_kcl_grants() {
 #[test]
 fn kinesis_receivers_under_dynamic_allocation() {
     let dynamic = "  executors: auto\n  dynamic_allocation: true\n";
-    let (_, warnings) = resolves(&receiver_app("{ stream: page-events, shards: 36 }", dynamic));
+    let (_, warnings) = resolves(&receiver_app(
+        "{ stream: page-events, shards: 36 }",
+        dynamic,
+    ));
     warnings.assert_codes(&["spec::kinesis-receivers-unchecked"]);
     // A known minimum is checked: 2 executors' cores are too few for 36 receivers.
     let minimum = base_with(
@@ -1645,7 +1670,11 @@ fn kinesis_receivers_under_dynamic_allocation() {
         "  conf: { spark.speculation: \"true\", spark.dynamicAllocation.minExecutors: \"2\" }\n",
     );
     let minimum = edit(&minimum, EXECUTORS, dynamic);
-    let minimum = edit(&minimum, CORE, "  core: { instance_type: r5.2xlarge, count: 8 }\n");
+    let minimum = edit(
+        &minimum,
+        CORE,
+        "  core: { instance_type: r5.2xlarge, count: 8 }\n",
+    );
     let minimum = edit(
         &minimum,
         BASE_JOB,

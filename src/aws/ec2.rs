@@ -67,7 +67,9 @@ fn group_view(group: &SecurityGroup) -> GroupView {
             })
         };
         for range in permission.ip_ranges() {
-            push(IngressSource::Ipv4(range.cidr_ip().unwrap_or_default().into()));
+            push(IngressSource::Ipv4(
+                range.cidr_ip().unwrap_or_default().into(),
+            ));
         }
         for range in permission.ipv6_ranges() {
             push(IngressSource::Ipv6(
@@ -229,7 +231,11 @@ impl Ec2 {
             .await
     }
 
-    async fn create(&self, request: &SecurityGroupRequest, vpc_id: &str) -> Result<String, AwsError> {
+    async fn create(
+        &self,
+        request: &SecurityGroupRequest,
+        vpc_id: &str,
+    ) -> Result<String, AwsError> {
         let tags = TagSpecification::builder()
             .resource_type(ResourceType::SecurityGroup)
             .set_tags(Some(
@@ -263,11 +269,10 @@ impl Ec2 {
         &self,
         request: &SecurityGroupRequest,
     ) -> Result<EnsuredGroup, AwsError> {
-        let spec_name = request
-            .tags
-            .get(UI_ACCESS_TAG)
-            .cloned()
-            .ok_or_else(|| invalid("CreateSecurityGroup", "the request has no UI tag".into()))?;
+        let spec_name =
+            request.tags.get(UI_ACCESS_TAG).cloned().ok_or_else(|| {
+                invalid("CreateSecurityGroup", "the request has no UI tag".into())
+            })?;
         let vpc_id = match &request.subnet {
             Some(subnet) => self.subnet_vpc(subnet).await?,
             None => self.default_vpc().await?.ok_or_else(|| {
@@ -342,7 +347,9 @@ impl Ec2 {
             self.client
                 .authorize_security_group_ingress()
                 .group_id(&group.id)
-                .set_ip_permissions(Some(diff.authorize.iter().map(permission_for_rule).collect()))
+                .set_ip_permissions(Some(
+                    diff.authorize.iter().map(permission_for_rule).collect(),
+                ))
                 .send()
                 .await
                 .map_err(sdk_error("AuthorizeSecurityGroupIngress"))?;

@@ -248,9 +248,7 @@ impl Emr {
                     .and_then(|s| s.state())
                     .map_or_else(String::new, |s| s.as_str().to_string()),
                 reason: failure.or(change).map(str::to_string),
-                started: timeline
-                    .and_then(|t| t.start_date_time())
-                    .map(|t| t.secs()),
+                started: timeline.and_then(|t| t.start_date_time()).map(|t| t.secs()),
                 ended: timeline.and_then(|t| t.end_date_time()).map(|t| t.secs()),
             });
         }

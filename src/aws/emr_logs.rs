@@ -626,7 +626,10 @@ impl LogFetcher {
         step_id: &str,
         file: &str,
     ) -> Result<Option<(String, Vec<u8>, u64)>, LogsError> {
-        for name in [format!("steps/{step_id}/{file}.gz"), format!("steps/{step_id}/{file}")] {
+        for name in [
+            format!("steps/{step_id}/{file}.gz"),
+            format!("steps/{step_id}/{file}"),
+        ] {
             let key = prefix.key(cluster_id, &name);
             if let Some(decoder) = self.get_decoded(prefix, &key).await? {
                 let uri = prefix.uri(&key);

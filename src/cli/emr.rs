@@ -308,7 +308,10 @@ fn print_provision_dry_run(
             "Would find the security group tagged {UI_ACCESS_TAG}={spec_name} in the VPC of {} \
              (or create {} there), make its ingress exactly tcp {} from {}, and put its id in \
              Instances.AdditionalMasterSecurityGroups\n",
-            group.subnet.as_deref().unwrap_or("the default VPC's subnet"),
+            group
+                .subnet
+                .as_deref()
+                .unwrap_or("the default VPC's subnet"),
             group.group_name,
             ports.join(", "),
             group.ingress.first().map_or("", |r| r.cidr.as_str())
@@ -389,19 +392,15 @@ async fn find_or_start_cluster(
         ));
         return Ok((oldest.id.clone(), true));
     }
-    let started = session
-        .emr
-        .run_job_flow(request)
-        .await
-        .map_err(|e| {
-            let about_roles = e.message.contains("role") || e.message.contains("InstanceProfile");
-            let error = CliError::from(e);
-            if !args.create_roles && about_roles {
-                error.with_hint("does the plan's IAM role exist? `--create-roles` creates it")
-            } else {
-                error
-            }
-        })?;
+    let started = session.emr.run_job_flow(request).await.map_err(|e| {
+        let about_roles = e.message.contains("role") || e.message.contains("InstanceProfile");
+        let error = CliError::from(e);
+        if !args.create_roles && about_roles {
+            error.with_hint("does the plan's IAM role exist? `--create-roles` creates it")
+        } else {
+            error
+        }
+    })?;
     session
         .out
         .info(&format!("started cluster {started} for run key {run_key}"));
@@ -899,7 +898,10 @@ async fn down_async(args: DownArgs, loaded: LoadedPlan, out: Printer) -> Command
     let mut result = json!({ "run_key": run_key, "terminated": ids });
     if !loaded.plan.security_groups.is_empty() {
         // Every group of the spec, whichever VPC it is in: `down` ends the spec's run.
-        let groups = match Ec2::new(&session.sdk).ui_groups(&loaded.job.name, None).await {
+        let groups = match Ec2::new(&session.sdk)
+            .ui_groups(&loaded.job.name, None)
+            .await
+        {
             Ok(groups) => groups,
             Err(e) => {
                 out.info(&format!(

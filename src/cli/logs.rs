@@ -105,7 +105,9 @@ async fn follow(args: &LogsArgs, sdk: &aws_config::SdkConfig, out: Printer) -> C
             };
             let new = cursor.advance(&tail, total, ended);
             if new.restarted {
-                out.info(&format!("{name} was replaced on S3; printing it from its start"));
+                out.info(&format!(
+                    "{name} was replaced on S3; printing it from its start"
+                ));
             }
             if new.skipped > 0 {
                 out.info(&format!(

@@ -303,7 +303,12 @@ pub struct LogsArgs {
     #[arg(long, conflicts_with = "lines")]
     pub follow: bool,
     /// How often --follow looks for new log text in S3.
-    #[arg(long, value_name = "DURATION", default_value = "30s", requires = "follow")]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "30s",
+        requires = "follow"
+    )]
     pub poll: String,
     #[command(flatten)]
     pub aws: AwsArgs,

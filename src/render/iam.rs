@@ -987,13 +987,21 @@ schedule: { cron: "cron(0 6 * * ? *)", date: yesterday }
         assert!(!actions(leases).contains(&"dynamodb:DeleteTable"));
         // The worker publishes no metrics: no CloudWatch, and nothing on `*`.
         for statement in statements {
-            assert!(actions(statement).iter().all(|a| !a.starts_with("cloudwatch:")));
-            assert!(resources(statement).iter().all(|r| *r != "*"), "{statement:#}");
+            assert!(actions(statement)
+                .iter()
+                .all(|a| !a.starts_with("cloudwatch:")));
+            assert!(
+                resources(statement).iter().all(|r| *r != "*"),
+                "{statement:#}"
+            );
         }
         // The output: a create-only PutObject that loses reads the winner back (GetObject).
         let write = statement(statements, "ReadWriteObjects");
         assert!(actions(write).contains(&"s3:GetObject"));
-        assert_eq!(resources(write), ["arn:aws:s3:::example-ads-data/windows/*"]);
+        assert_eq!(
+            resources(write),
+            ["arn:aws:s3:::example-ads-data/windows/*"]
+        );
         assert_eq!(
             statement(statements, "ListBucketExampleAdsData")["Condition"],
             json!({ "StringLike": { "s3:prefix": ["emrship/match-rate/*", "windows/*"] } })

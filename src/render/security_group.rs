@@ -246,7 +246,10 @@ mod tests {
             diff.revoke,
             [existing[0].clone(), stray_ssh, all_from_group, range]
         );
-        assert_eq!(diff.revoke[0].to_string(), "tcp port 8088 from 10.20.0.0/16");
+        assert_eq!(
+            diff.revoke[0].to_string(),
+            "tcp port 8088 from 10.20.0.0/16"
+        );
         assert_eq!(
             diff.revoke[2].to_string(),
             "all protocols all ports from security group sg-0abc"
@@ -261,8 +264,10 @@ mod tests {
         assert_eq!(canonical_cidr("0.0.0.0/0").unwrap(), "0.0.0.0/0");
         assert_eq!(canonical_cidr("10.0.0.0"), None);
         // EC2 shows the canonical form of what was authorized: no churn on the next run.
-        assert!(ingress_diff(&wanted("10.20.0.0/16"), &[tcp(8088, "10.20.0.0/16")])
-            .revoke
-            .is_empty());
+        assert!(
+            ingress_diff(&wanted("10.20.0.0/16"), &[tcp(8088, "10.20.0.0/16")])
+                .revoke
+                .is_empty()
+        );
     }
 }
