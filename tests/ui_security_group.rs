@@ -16,6 +16,9 @@ use common::emr::{assert_exit, block, stdout_json, MatchRateProject};
 
 const CIDR: &str = "10.20.0.0/16";
 
+/// One ingress rule as EC2 shows it: (protocol, from port, to port, CIDR).
+type Rule = (String, i32, i32, String);
+
 struct Env {
     project: MatchRateProject,
     ec2: aws_sdk_ec2::Client,
@@ -89,7 +92,7 @@ impl Env {
     }
 
     /// (id, vpc, ingress as (protocol, from, to, cidr) sorted) of every group of the spec.
-    fn ui_groups(&self) -> Vec<(String, String, Vec<(String, i32, i32, String)>)> {
+    fn ui_groups(&self) -> Vec<(String, String, Vec<Rule>)> {
         block(async {
             let found = self
                 .ec2
@@ -151,7 +154,7 @@ impl Env {
     }
 }
 
-fn exactly_the_ui_ports() -> Vec<(String, i32, i32, String)> {
+fn exactly_the_ui_ports() -> Vec<Rule> {
     [8088, 18080, 20888]
         .map(|port| ("tcp".to_string(), port, port, CIDR.to_string()))
         .to_vec()
@@ -196,7 +199,7 @@ fn provision_creates_the_ui_group_once_attaches_it_and_keeps_it_exact() {
         ]
     );
     let first_cluster = first["cluster_id"].as_str().unwrap().to_string();
-    assert_eq!(env.attached(&first_cluster), [group_id.clone()]);
+    assert_eq!(env.attached(&first_cluster), std::slice::from_ref(group_id));
 
     // Another run of the spec (its own cluster): the group is found, not doubled.
     let second = env.provision("2026-11-21");
@@ -204,7 +207,10 @@ fn provision_creates_the_ui_group_once_attaches_it_and_keeps_it_exact() {
     assert_eq!(second["ui_security_groups"][0]["changes"], json!([]));
     let second_cluster = second["cluster_id"].as_str().unwrap().to_string();
     assert_ne!(first_cluster, second_cluster);
-    assert_eq!(env.attached(&second_cluster), [group_id.clone()]);
+    assert_eq!(
+        env.attached(&second_cluster),
+        std::slice::from_ref(group_id)
+    );
     assert_eq!(env.ui_groups().len(), 1);
 
     // Drift: a rule removed by hand, SSH opened to the world. The next provision (which

@@ -119,7 +119,7 @@ impl Resolver<'_> {
         match key {
             "window" => {
                 let valid = parse_duration_seconds(value).map(|seconds| {
-                    (60..=HOUR_SECONDS).contains(&seconds) && HOUR_SECONDS % seconds == 0
+                    (60..=HOUR_SECONDS).contains(&seconds) && HOUR_SECONDS.is_multiple_of(seconds)
                 });
                 if let Err(why) = &valid {
                     self.error(
