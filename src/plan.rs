@@ -12,6 +12,8 @@ use crate::render::configurations::configurations;
 use crate::render::iam::{iam_documents, scheduler_function_name, IamPlan};
 use crate::render::run_job_flow::{run_job_flow, EmrshipBootstrap, RunJobFlowRequest};
 use crate::render::scripts;
+use crate::render::security_group::ui_access_group;
+pub use crate::render::security_group::{IngressRule, SecurityGroupRequest};
 use crate::render::steps::{job_step, StepConfig, StepLocations};
 use crate::sizing::ExecutorSizing;
 use crate::spec::job_plan::{BootstrapScript, Nodes, SizingSource, UserApp};
@@ -53,22 +55,6 @@ pub struct RenderedFile {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct SecurityGroupRequest {
-    pub group_name: String,
-    pub description: String,
-    /// The security group goes in the VPC of this subnet.
-    pub subnet: Option<String>,
-    pub ingress: Vec<IngressRule>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct IngressRule {
-    pub port: u16,
-    pub cidr: String,
-    pub description: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
 pub struct SchedulePlan {
     pub expression: String,
     pub timezone: String,
@@ -93,14 +79,6 @@ pub struct Summary {
     pub cluster_shape: Vec<String>,
     pub sizing_source: String,
 }
-
-/// The web UIs on the primary node: YARN ResourceManager, Spark History Server, YARN proxy
-/// (running Spark UIs are reached through it).
-const UI_PORTS: &[(u16, &str)] = &[
-    (8088, "YARN ResourceManager"),
-    (18080, "Spark History Server"),
-    (20888, "YARN web proxy (running Spark UIs)"),
-];
 
 /// The plan for a checked job. Step length is checked in `spec::resolve`, with a position.
 pub fn build(job: &JobPlan, inputs: &PlanInputs, spec_warnings: Vec<String>) -> Plan {
@@ -154,25 +132,7 @@ pub fn build(job: &JobPlan, inputs: &PlanInputs, spec_warnings: Vec<String>) -> 
         vec![step.clone()],
     );
 
-    let security_groups = match &job.cluster.ui_access_cidr {
-        Some(cidr) => vec![SecurityGroupRequest {
-            group_name: format!("emrship-{}-ui", job.name),
-            description: format!(
-                "emrship {}: web UIs on the primary node from {cidr}",
-                job.name
-            ),
-            subnet: job.cluster.subnets.first().cloned(),
-            ingress: UI_PORTS
-                .iter()
-                .map(|(port, what)| IngressRule {
-                    port: *port,
-                    cidr: cidr.clone(),
-                    description: (*what).to_string(),
-                })
-                .collect(),
-        }],
-        None => Vec::new(),
-    };
+    let security_groups: Vec<SecurityGroupRequest> = ui_access_group(job).into_iter().collect();
 
     let schedule = job.schedule.as_ref().map(|s| SchedulePlan {
         expression: s.expression.clone(),
@@ -508,10 +468,16 @@ impl fmt::Display for Plan {
             let ports: Vec<String> = group.ingress.iter().map(|r| r.port.to_string()).collect();
             let _ = writeln!(
                 out,
-                "\nSecurity group {}: ports {} from {}",
+                "\nSecurity group {}: ports {} from {}, nothing else\n  provision finds it by tag {}={} in {} (or creates it) and attaches it to the primary node",
                 group.group_name,
                 ports.join(", "),
-                group.ingress.first().map_or("", |r| r.cidr.as_str())
+                group.ingress.first().map_or("", |r| r.cidr.as_str()),
+                group.tags.first().map_or("", |(k, _)| k.as_str()),
+                group.tags.first().map_or("", |(_, v)| v.as_str()),
+                group
+                    .subnet
+                    .as_ref()
+                    .map_or("the default VPC".to_string(), |s| format!("the VPC of {s}")),
             );
         }
         if let Some(schedule) = &self.schedule {

@@ -415,6 +415,61 @@ fn status_wait_follows_a_step_to_completed_failed_or_the_timeout() {
 }
 
 #[test]
+fn status_shows_how_long_each_step_has_run() {
+    let env = Env::new();
+    env.deploy(DATE);
+    let id = env.provisioned(DATE);
+    let spec = env.spec();
+    let output = env.emrship(&["submit", &spec, "--date", DATE, "--cluster-id", &id]);
+    assert_exit(&output, 0);
+    let submitted = String::from_utf8(output.stdout).unwrap().trim().to_string();
+    let reaches = |state: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while env
+            .steps(&id)
+            .iter()
+            .any(|s| s.0 == submitted && s.2 != state)
+        {
+            assert!(Instant::now() < deadline, "the step never reached {state}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // RUNNING, then COMPLETED at least 1.2 s later.
+    env.transitions(&id, Some(&submitted), &["RUNNING"], "");
+    reaches("RUNNING");
+    std::thread::sleep(Duration::from_millis(1200));
+    env.transitions(&id, Some(&submitted), &["COMPLETED"], "");
+    reaches("COMPLETED");
+
+    let output = env.emrship(&["status", &id, "--format", "json"]);
+    assert_exit(&output, 0);
+    let snapshot = stdout_json(&output);
+    let steps = snapshot["steps"].as_array().unwrap();
+    let seconds = |field: &Value| {
+        chrono::DateTime::parse_from_rfc3339(field.as_str().unwrap())
+            .unwrap()
+            .timestamp()
+    };
+    let done = steps.iter().find(|s| s["id"] == json!(submitted)).unwrap();
+    let ran = done["run_seconds"].as_i64().unwrap();
+    assert_eq!(ran, seconds(&done["ended"]) - seconds(&done["started"]));
+    assert!((1..=3).contains(&ran), "{done}");
+    // The launch step still runs: its time counts up to now, with no end.
+    let running = steps
+        .iter()
+        .find(|s| s["state"] == json!("RUNNING"))
+        .unwrap();
+    assert!(running["ended"].is_null());
+    assert!(running["run_seconds"].as_u64().is_some(), "{running}");
+
+    let output = env.emrship(&["status", &id]);
+    assert_exit(&output, 0);
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains(&format!("COMPLETED, ran {ran}s")), "{text}");
+    assert!(text.contains("RUNNING, running for "), "{text}");
+}
+
+#[test]
 fn terminate_and_down_end_the_clusters() {
     let env = Env::new();
     env.deploy(DATE);

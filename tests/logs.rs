@@ -175,7 +175,17 @@ impl Cluster {
         steps: usize,
         step_args: Vec<String>,
     ) -> Cluster {
-        let moto = moto();
+        Cluster::start_on(moto(), bucket, release, steps, step_args).await
+    }
+
+    /// The same on a given emulator.
+    async fn start_on(
+        moto: Arc<Moto>,
+        bucket: &str,
+        release: &str,
+        steps: usize,
+        step_args: Vec<String>,
+    ) -> Cluster {
         let config = moto.sdk_config().await;
         moto.s3()
             .await
@@ -929,5 +939,72 @@ async fn python_interpreter_the_nodes_lack() {
     assert_eq!(
         advice(diagnosis)[0],
         "/usr/bin/python3.11 is Python 3.11: emr-6.15.0 nodes have Python 3.7; choose a release whose nodes have Python 3.11 (emr-7.1.0 or later) or set the spec's `python:` to a version the nodes have, then `emrship plan` and submit again"
+    );
+}
+
+#[tokio::test]
+async fn follow_prints_each_new_line_once_until_the_step_ends() {
+    // Its own emulator with EMR state changes, to end the step while it is followed.
+    let moto = Arc::new(Moto::start_script("moto_emr_server.py"));
+    let cluster =
+        Cluster::start_on(moto, "logs-follow", "emr-7.5.0", 1, match_rate_step_args()).await;
+    let step = cluster.steps[0].clone();
+    let refused = cluster.logs(&["--step", &step, "--follow", "--format", "json"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", describe(&refused));
+
+    cluster
+        .put_log(&format!("steps/{step}/stderr"), "first line\npartial")
+        .await;
+    let child = cluster
+        .moto
+        .command(env!("CARGO_BIN_EXE_emrship"))
+        .args([
+            "logs",
+            &cluster.id,
+            "--step",
+            &step,
+            "--follow",
+            "--poll",
+            "200ms",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // EMR rewrites the whole object as the step writes more.
+    cluster
+        .put_log(
+            &format!("steps/{step}/stderr"),
+            "first line\npartial line\nsecond line\n",
+        )
+        .await;
+    cluster
+        .put_log(&format!("steps/{step}/stdout"), "out 1\n")
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    common::emr::transitions(
+        cluster.moto.port,
+        &cluster.id,
+        Some(&step),
+        &["COMPLETED"],
+        "",
+    );
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "==> steps/{step}/stderr.gz <==\nfirst line\npartial line\nsecond line\n\
+             ==> steps/{step}/stdout.gz <==\nout 1\n"
+        )
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("about every 5 minutes"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("step {step} ended COMPLETED")),
+        "{stderr}"
     );
 }

@@ -1424,3 +1424,261 @@ fn warnings_are_listed_after_errors() {
     );
     insta::assert_snapshot!(report.rendered);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Streaming: the `stream` command and a user application's `job.kinesis`
+// ---------------------------------------------------------------------------------------------
+
+/// The job section of BASE, replaced by the streaming jobs below.
+const BASE_JOB: &str = r#"job:
+  engine: spark
+  command: match-rate
+  args:
+    views: s3://example-ads-logs/product-views/dt={{date}}/
+    catalog: dynamodb://product-catalog
+    sink: postgres://emrship@ads-db.internal:5432/ads
+  secrets: { PGPASSWORD: "arn:aws:secretsmanager:us-east-1:123456789012:secret:ads-db" }
+"#;
+
+const STREAM_JOB: &str = r#"job:
+  engine: local
+  command: stream
+  args:
+    stream: page-events
+    output: s3://example-ads-data/windows/
+    window: 5m
+"#;
+
+fn stream_spec() -> String {
+    base_with(BASE_JOB, STREAM_JOB)
+}
+
+/// The stream spec with one argument line replaced (or added after `window`).
+fn stream_with(from: &str, to: &str) -> String {
+    edit(&stream_spec(), from, to)
+}
+
+#[test]
+fn stream_command_fills_its_lease_table_and_region_and_keeps_running_on_failure() {
+    let (plan, warnings) = resolves(&stream_spec());
+    warnings.assert_codes(&[]);
+    assert_eq!(
+        plan.job.args,
+        [
+            "--stream",
+            "page-events",
+            "--output",
+            "s3://example-ads-data/windows/",
+            "--window",
+            "5m",
+            "--lease_table",
+            "match-rate-leases",
+            "--region",
+            "us-east-1",
+        ]
+    );
+    // BASE's cluster is not long-running: the stream's step is, all the same.
+    assert!(!plan.cluster.keep_alive);
+    assert_eq!(
+        plan.job.action_on_failure,
+        emrship::spec::raw::ActionOnFailure::Continue
+    );
+    let kinesis = plan.job.kinesis.expect("the stream is granted");
+    assert_eq!(
+        kinesis.stream_arn,
+        "arn:aws:kinesis:us-east-1:*:stream/page-events"
+    );
+    assert_eq!(kinesis.stream_name, "page-events");
+    assert_eq!(kinesis.lease_table, "match-rate-leases");
+    assert_eq!(kinesis.metrics_namespace, None);
+    assert_eq!(plan.job.writes.len(), 1);
+}
+
+#[test]
+fn stream_takes_a_stream_arn_and_a_lease_table_as_given() {
+    let (plan, _) = resolves(&stream_with(
+        "    stream: page-events\n",
+        "    stream: \"arn:aws:kinesis:us-east-1:210987654321:stream/page-events\"\n    lease_table: clicks.leases\n    position: latest\n    lateness: 1h\n",
+    ));
+    let kinesis = plan.job.kinesis.unwrap();
+    assert_eq!(
+        kinesis.stream_arn,
+        "arn:aws:kinesis:us-east-1:210987654321:stream/page-events"
+    );
+    assert_eq!(kinesis.lease_table, "clicks.leases");
+    let args = plan.job.args.join(" ");
+    assert!(args.contains("--lease_table clicks.leases"), "{args}");
+    assert_eq!(args.matches("--lease_table").count(), 1, "{args}");
+}
+
+#[test]
+fn stream_window_must_divide_an_hour() {
+    let report = check(&stream_with("    window: 5m\n", "    window: 7m\n"));
+    report.assert_codes(&["spec::stream-window"]);
+    insta::assert_snapshot!(report.rendered);
+    for window in ["30s", "2h", "5 minutes"] {
+        check(&stream_with(
+            "    window: 5m\n",
+            &format!("    window: {window}\n"),
+        ))
+        .assert_codes(&["spec::stream-window"]);
+    }
+    for window in ["1m", "90s", "15m", "1h"] {
+        resolves(&stream_with(
+            "    window: 5m\n",
+            &format!("    window: {window}\n"),
+        ));
+    }
+}
+
+#[test]
+fn stream_lateness_and_position() {
+    let report = check(&stream_with(
+        "    window: 5m\n",
+        "    window: 5m\n    lateness: 2h\n    position: trim-horizon\n",
+    ));
+    report.assert_codes(&["spec::stream-lateness", "spec::stream-position"]);
+    assert!(report.rendered.contains("did you mean `trim_horizon`?"));
+    insta::assert_snapshot!(report.rendered);
+}
+
+#[test]
+fn stream_writes_to_s3_only() {
+    let report = check(&stream_with(
+        "    output: s3://example-ads-data/windows/\n",
+        "    output: postgres://emrship@ads-db.internal:5432/ads\n",
+    ));
+    report.assert_codes(&["spec::stream-output"]);
+    insta::assert_snapshot!(report.rendered);
+    check(&stream_with(
+        "    output: s3://example-ads-data/windows/\n",
+        "    output: sqlite://windows.db\n",
+    ))
+    .assert_codes(&["spec::stream-output"]);
+}
+
+#[test]
+fn stream_names_and_arns_are_checked() {
+    let report = check(&stream_with(
+        "    stream: page-events\n",
+        "    stream: \"arn:aws:kinesis:eu-west-1:210987654321:stream/page-events\"\n    lease_table: ab\n",
+    ));
+    report.assert_codes(&["spec::kinesis-stream-region", "spec::lease-table"]);
+    insta::assert_snapshot!(report.rendered);
+    for stream in [
+        "page events",
+        "arn:aws:kinesis:us-east-1:2109:stream/x",
+        "arn:aws:sqs:us-east-1:210987654321:stream/x",
+    ] {
+        check(&stream_with(
+            "    stream: page-events\n",
+            &format!("    stream: \"{stream}\"\n"),
+        ))
+        .assert_codes(&["spec::kinesis-stream"]);
+    }
+}
+
+#[test]
+fn stream_args_by_name_only_and_no_job_kinesis_on_built_in_commands() {
+    let list = base_with(
+        BASE_JOB,
+        "job:\n  engine: local\n  command: stream\n  args: [--stream, page-events]\n",
+    );
+    check(&list).assert_codes(&["spec::stream-args-by-name"]);
+
+    let report = check(&stream_with(
+        "    window: 5m\n",
+        "    window: 5m\n  kinesis: { stream: page-events }\n",
+    ));
+    report.assert_codes(&["spec::kinesis-built-in"]);
+    insta::assert_snapshot!(report.rendered);
+    let on_match_rate = base_with(
+        "  secrets:",
+        "  kinesis: { stream: page-events }\n  secrets:",
+    );
+    check(&on_match_rate).assert_codes(&["spec::kinesis-built-in"]);
+}
+
+#[test]
+fn stream_that_terminates_the_cluster_on_failure_warns() {
+    let (_, warnings) = resolves(&stream_with(
+        "    window: 5m\n",
+        "    window: 5m\n  action_on_failure: TERMINATE_CLUSTER\n",
+    ));
+    warnings.assert_codes(&["spec::terminate-long-running"]);
+}
+
+/// A PySpark application reading Kinesis with receivers on 16 executors × 2 cores (seed 004).
+fn receiver_app(kinesis: &str, spark: &str) -> String {
+    base_with_all(&[
+        (CORE, "  core: { instance_type: r5.2xlarge, count: 8 }\n"),
+        (EXECUTORS, spark),
+        (
+            BASE_JOB,
+            &format!("job:\n  pyspark: {{ main: main.py }}\n  kinesis: {kinesis}\n"),
+        ),
+    ])
+}
+
+const SIXTEEN_BY_TWO: &str = "  executors: { instances: 16, cores: 2, memory: 4g }\n";
+
+#[test]
+fn kinesis_receivers_must_leave_executor_cores_free() {
+    let report = check(&receiver_app(
+        "{ stream: page-events, shards: 36 }",
+        SIXTEEN_BY_TWO,
+    ));
+    report.assert_codes(&["spec::kinesis-receivers"]);
+    assert!(
+        report.rendered.contains("4 wait for a core"),
+        "{}",
+        report.rendered
+    );
+    insta::assert_snapshot!(report.rendered);
+    // As many receivers as cores: still nothing left to process.
+    check(&receiver_app(
+        "{ stream: page-events, receivers: 32 }",
+        SIXTEEN_BY_TWO,
+    ))
+    .assert_codes(&["spec::kinesis-receivers"]);
+}
+
+#[test]
+fn kinesis_receivers_fewer_than_the_cores_resolve_with_kcl_grants() {
+    let (plan, warnings) = resolves(&receiver_app(
+        "{ stream: page-events, shards: 36, receivers: 16 }",
+        SIXTEEN_BY_TWO,
+    ));
+    warnings.assert_codes(&[]);
+    let kinesis = plan.job.kinesis.unwrap();
+    // The KCL's application name is the lease table's and the metrics namespace's.
+    assert_eq!(kinesis.lease_table, "match-rate");
+    assert_eq!(kinesis.metrics_namespace.as_deref(), Some("match-rate"));
+}
+
+#[test]
+fn kinesis_receivers_under_dynamic_allocation() {
+    let dynamic = "  executors: auto\n  dynamic_allocation: true\n";
+    let (_, warnings) = resolves(&receiver_app(
+        "{ stream: page-events, shards: 36 }",
+        dynamic,
+    ));
+    warnings.assert_codes(&["spec::kinesis-receivers-unchecked"]);
+    // A known minimum is checked: 2 executors' cores are too few for 36 receivers.
+    let minimum = base_with(
+        CONF,
+        "  conf: { spark.speculation: \"true\", spark.dynamicAllocation.minExecutors: \"2\" }\n",
+    );
+    let minimum = edit(&minimum, EXECUTORS, dynamic);
+    let minimum = edit(
+        &minimum,
+        CORE,
+        "  core: { instance_type: r5.2xlarge, count: 8 }\n",
+    );
+    let minimum = edit(
+        &minimum,
+        BASE_JOB,
+        "job:\n  pyspark: { main: main.py }\n  kinesis: { stream: page-events, shards: 36 }\n",
+    );
+    check(&minimum).assert_codes(&["spec::kinesis-receivers"]);
+}

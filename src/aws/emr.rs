@@ -15,16 +15,19 @@ use crate::render::steps::StepConfig;
 /// Clusters that may still run steps: everything before TERMINATING.
 pub const ACTIVE_CLUSTER_STATES: &[&str] = &["STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"];
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StepView {
     pub id: String,
     pub name: String,
     pub state: String,
     /// Why it is in this state (EMR's FailureDetails or StateChangeReason message), if said.
     pub reason: Option<String>,
+    /// When it started and ended, in seconds since the epoch (`None` until it does).
+    pub started: Option<i64>,
+    pub ended: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClusterView {
     pub id: String,
     pub name: String,
@@ -32,6 +35,8 @@ pub struct ClusterView {
     pub reason: Option<String>,
     /// Every step of the cluster, newest first (as ListSteps returns them).
     pub steps: Vec<StepView>,
+    /// `Ec2InstanceAttributes.AdditionalMasterSecurityGroups`: the UI group, when attached.
+    pub additional_master_security_groups: Vec<String>,
 }
 
 /// A cluster as ListClusters shows it, with its creation time for "which came first".
@@ -198,6 +203,10 @@ impl Emr {
                 .filter(|m| !m.is_empty())
                 .map(str::to_string),
             steps: self.steps(cluster_id, &[]).await?,
+            additional_master_security_groups: cluster
+                .ec2_instance_attributes()
+                .map(|a| a.additional_master_security_groups().to_vec())
+                .unwrap_or_default(),
         })
     }
 
@@ -231,6 +240,7 @@ impl Emr {
                 .and_then(|s| s.state_change_reason())
                 .and_then(|r| r.message())
                 .filter(|m| !m.is_empty());
+            let timeline = status.and_then(|s| s.timeline());
             steps.push(StepView {
                 id: step.id().unwrap_or_default().to_string(),
                 name: step.name().unwrap_or_default().to_string(),
@@ -238,6 +248,8 @@ impl Emr {
                     .and_then(|s| s.state())
                     .map_or_else(String::new, |s| s.as_str().to_string()),
                 reason: failure.or(change).map(str::to_string),
+                started: timeline.and_then(|t| t.start_date_time()).map(|t| t.secs()),
+                ended: timeline.and_then(|t| t.end_date_time()).map(|t| t.secs()),
             });
         }
         Ok(steps)
@@ -317,7 +329,7 @@ mod tests {
             id: id.into(),
             name: name.into(),
             state: "PENDING".into(),
-            reason: None,
+            ..StepView::default()
         }
     }
 

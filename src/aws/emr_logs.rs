@@ -263,6 +263,8 @@ struct TailBuffer {
     bytes: Vec<u8>,
     limit: usize,
     dropped: bool,
+    /// Every byte ever written, kept or not.
+    total: u64,
 }
 
 impl TailBuffer {
@@ -271,7 +273,17 @@ impl TailBuffer {
             bytes: Vec::new(),
             limit,
             dropped: false,
+            total: 0,
         }
+    }
+
+    /// The last `limit` bytes as they are (not cut at a line), and the whole length.
+    fn finish_bytes(mut self) -> (Vec<u8>, u64) {
+        if self.bytes.len() > self.limit {
+            let cut = self.bytes.len() - self.limit;
+            self.bytes.drain(..cut);
+        }
+        (self.bytes, self.total)
     }
 
     fn finish(mut self) -> (String, bool) {
@@ -297,6 +309,7 @@ impl TailBuffer {
 impl Write for TailBuffer {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         self.bytes.extend_from_slice(data);
+        self.total += data.len() as u64;
         // Trim in batches, not on every write.
         if self.bytes.len() > 2 * self.limit {
             let cut = self.bytes.len() - self.limit;
@@ -364,6 +377,68 @@ impl LogDecoder {
             DecoderState::Gzip(decoder) => Ok(decoder.finish()?.finish()),
             DecoderState::Plain(tail) => Ok(tail.finish()),
         }
+    }
+
+    /// The decoded tail's bytes (not cut at a line) and the decoded length of the whole log.
+    pub fn finish_bytes(self) -> std::io::Result<(Vec<u8>, u64)> {
+        match self.state {
+            DecoderState::Sniffing(head, limit) => {
+                let mut tail = TailBuffer::new(limit);
+                tail.write_all(&head)?;
+                Ok(tail.finish_bytes())
+            }
+            DecoderState::Gzip(decoder) => Ok(decoder.finish()?.finish_bytes()),
+            DecoderState::Plain(tail) => Ok(tail.finish_bytes()),
+        }
+    }
+}
+
+/// Where `logs --follow` is in one log: EMR rewrites a running step's log object whole every
+/// few minutes, so each read is the whole log again and only what lies past the cursor is new.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FollowCursor {
+    /// Decoded bytes of the log already printed.
+    printed: u64,
+}
+
+/// What one read of a followed log adds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FollowedBytes {
+    /// New bytes, whole lines only unless the read was the last.
+    pub bytes: Vec<u8>,
+    /// New bytes that were no longer in the tail kept from the read (more than
+    /// [`MAX_TAIL_BYTES`] arrived between two reads).
+    pub skipped: u64,
+    /// The log got shorter than what was printed: it was replaced, and is printed from its
+    /// start again.
+    pub restarted: bool,
+}
+
+impl FollowCursor {
+    /// `tail` is the end of the log as read now and `total` its whole length. Returns what was
+    /// not printed yet: up to its last newline (a line still being written waits for the next
+    /// read), or all of it when `last` (the step has ended).
+    pub fn advance(&mut self, tail: &[u8], total: u64, last: bool) -> FollowedBytes {
+        let mut out = FollowedBytes::default();
+        if total < self.printed {
+            out.restarted = true;
+            self.printed = 0;
+        }
+        let tail_start = total.saturating_sub(tail.len() as u64);
+        let start = self.printed.max(tail_start);
+        out.skipped = start - self.printed;
+        let fresh = &tail[(start - tail_start) as usize..];
+        let shown = if last {
+            fresh
+        } else {
+            match fresh.iter().rposition(|&b| b == b'\n') {
+                Some(newline) => &fresh[..=newline],
+                None => &fresh[..0],
+            }
+        };
+        out.bytes = shown.to_vec();
+        self.printed = start + shown.len() as u64;
+        out
     }
 }
 
@@ -506,7 +581,71 @@ impl LogFetcher {
         Ok(result)
     }
 
-    async fn step(
+    /// The cluster's LogUri, as a prefix.
+    pub async fn log_prefix(&self, cluster_id: &str) -> Result<LogPrefix, LogsError> {
+        let described = self
+            .emr
+            .describe_cluster()
+            .cluster_id(cluster_id)
+            .send()
+            .await
+            .map_err(|error| {
+                let code = error.code().unwrap_or_default().to_string();
+                if code == "InvalidRequestException" || code == "NoSuchCluster" {
+                    LogsError::ClusterNotFound {
+                        cluster: cluster_id.to_string(),
+                        detail: error.message().unwrap_or(&code).to_string(),
+                    }
+                } else {
+                    LogsError::Aws {
+                        what: format!("DescribeCluster {cluster_id}"),
+                        detail: DisplayErrorContext(&error).to_string(),
+                    }
+                }
+            })?;
+        let log_uri = described
+            .cluster()
+            .and_then(|c| c.log_uri())
+            .filter(|uri| !uri.is_empty())
+            .ok_or_else(|| LogsError::NoLogUri {
+                cluster: cluster_id.to_string(),
+            })?;
+        LogPrefix::parse(log_uri).ok_or_else(|| LogsError::BadLogUri {
+            cluster: cluster_id.to_string(),
+            log_uri: log_uri.to_string(),
+        })
+    }
+
+    /// One of the step's own logs (`stderr`, `stdout`, …) as EMR last copied it: the decoded
+    /// tail's bytes and the decoded length; `None` while it is not on S3. EMR names it
+    /// `<file>.gz`; a plain `<file>` is read too.
+    pub async fn step_log_bytes(
+        &self,
+        prefix: &LogPrefix,
+        cluster_id: &str,
+        step_id: &str,
+        file: &str,
+    ) -> Result<Option<(String, Vec<u8>, u64)>, LogsError> {
+        for name in [
+            format!("steps/{step_id}/{file}.gz"),
+            format!("steps/{step_id}/{file}"),
+        ] {
+            let key = prefix.key(cluster_id, &name);
+            if let Some(decoder) = self.get_decoded(prefix, &key).await? {
+                let uri = prefix.uri(&key);
+                let (bytes, total) = decoder.finish_bytes().map_err(|error| LogsError::Aws {
+                    what: format!("decompressing {uri}"),
+                    detail: error.to_string(),
+                })?;
+                return Ok(Some((name, bytes, total)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The step as DescribeStep shows it now; the last failed, else the last, when `step_id`
+    /// is `None` (`None` when the cluster has no steps).
+    pub async fn step(
         &self,
         cluster_id: &str,
         step_id: Option<&str>,
@@ -676,6 +815,28 @@ impl LogFetcher {
         name: &str,
     ) -> Result<Option<FetchedLog>, LogsError> {
         let uri = prefix.uri(key);
+        let Some(decoder) = self.get_decoded(prefix, key).await? else {
+            return Ok(None);
+        };
+        let (text, truncated) = decoder.finish().map_err(|error| LogsError::Aws {
+            what: format!("decompressing {uri}"),
+            detail: error.to_string(),
+        })?;
+        Ok(Some(FetchedLog {
+            name: name.to_string(),
+            uri,
+            text,
+            truncated,
+        }))
+    }
+
+    /// One log object, read through a decoder (its tail kept); None when it does not exist.
+    async fn get_decoded(
+        &self,
+        prefix: &LogPrefix,
+        key: &str,
+    ) -> Result<Option<LogDecoder>, LogsError> {
+        let uri = prefix.uri(key);
         let output = match self
             .s3
             .get_object()
@@ -712,16 +873,7 @@ impl LogFetcher {
                 detail: format!("{error} (not gzip, and not plain text either?)"),
             })?;
         }
-        let (text, truncated) = decoder.finish().map_err(|error| LogsError::Aws {
-            what: format!("decompressing {uri}"),
-            detail: error.to_string(),
-        })?;
-        Ok(Some(FetchedLog {
-            name: name.to_string(),
-            uri,
-            text,
-            truncated,
-        }))
+        Ok(Some(decoder))
     }
 
     async fn fetch_container_logs(&self, result: &mut ClusterLogs) -> Result<(), LogsError> {
@@ -1004,5 +1156,49 @@ mod tests {
         );
         let decoder = LogDecoder::new(10);
         assert_eq!(decoder.finish().unwrap(), (String::new(), false));
+    }
+
+    #[test]
+    fn following_a_log_prints_each_whole_line_once() {
+        let mut cursor = FollowCursor::default();
+        let first = cursor.advance(b"one\ntw", 6, false);
+        assert_eq!(first.bytes, b"one\n");
+        // The same object read again: nothing new.
+        assert_eq!(cursor.advance(b"one\ntw", 6, false).bytes, b"");
+        let grown = b"one\ntwo\nthree\nfo";
+        assert_eq!(
+            cursor.advance(grown, grown.len() as u64, false).bytes,
+            b"two\nthree\n"
+        );
+        // The step ended: the last, unfinished line too.
+        let last = cursor.advance(grown, grown.len() as u64, true);
+        assert_eq!(last.bytes, b"fo");
+        assert_eq!(last.skipped, 0);
+    }
+
+    #[test]
+    fn following_a_log_says_what_it_skipped_and_when_it_started_over() {
+        let mut cursor = FollowCursor::default();
+        cursor.advance(b"a\n", 2, false);
+        // 100 bytes arrived, of which the read kept the last 6.
+        let jumped = cursor.advance(b"xx\nyy\n", 102, false);
+        assert_eq!(jumped.bytes, b"xx\nyy\n");
+        assert_eq!(jumped.skipped, 94);
+        // A shorter log: replaced, printed from its start.
+        let replaced = cursor.advance(b"new\n", 4, false);
+        assert!(replaced.restarted);
+        assert_eq!(replaced.bytes, b"new\n");
+    }
+
+    #[test]
+    fn the_decoder_counts_every_byte_of_the_log() {
+        let text = "0123456789\n".repeat(10);
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(text.as_bytes()).unwrap();
+        let mut decoder = LogDecoder::new(16);
+        decoder.push(&encoder.finish().unwrap()).unwrap();
+        let (tail, total) = decoder.finish_bytes().unwrap();
+        assert_eq!(total, 110);
+        assert_eq!(tail, &text.as_bytes()[94..]);
     }
 }

@@ -252,6 +252,9 @@ pub fn job_flow_instances(
         .set_ec2_subnet_id(instances.ec2_subnet_id.clone())
         .set_ec2_subnet_ids(some_if_not_empty(instances.ec2_subnet_ids.clone()))
         .set_ec2_key_name(instances.ec2_key_name.clone())
+        .set_additional_master_security_groups(some_if_not_empty(
+            instances.additional_master_security_groups.clone(),
+        ))
         .build())
 }
 

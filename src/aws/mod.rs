@@ -5,6 +5,8 @@
 //! requests into the SDK's input types.
 
 pub mod change;
+#[cfg(feature = "aws")]
+pub mod ec2;
 pub mod emr;
 #[cfg(feature = "aws")]
 pub mod emr_logs;

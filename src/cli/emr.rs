@@ -6,7 +6,7 @@
 //! failed step from its logs.
 
 mod launch;
-mod watch;
+pub(super) mod watch;
 
 pub use launch::{backfill, run_day};
 
@@ -21,12 +21,14 @@ use super::{
     block_on, AwsArgs, CliError, CommandResult, DownArgs, ExitStatus, OutputFormat, Printer,
     ProvisionArgs, StatusArgs, SubmitArgs, TerminateArgs, WaitArgs,
 };
+use crate::aws::ec2::{Ec2, GroupView};
 use crate::aws::emr::{ClusterView, Emr, ACTIVE_CLUSTER_STATES};
 use crate::aws::error::AwsError;
 use crate::aws::sdk::require_credentials;
 use crate::aws::{iam, sdk};
 use crate::render::artifacts::Upload;
-use crate::render::run_job_flow::RUN_KEY_TAG;
+use crate::render::run_job_flow::{RunJobFlowRequest, RUN_KEY_TAG};
+use crate::render::security_group::UI_ACCESS_TAG;
 
 /// How long to let IAM changes reach EMR and EC2 after IAM itself shows them (see
 /// `aws::iam::await_propagation`).
@@ -144,7 +146,6 @@ async fn provision_async(args: ProvisionArgs, loaded: LoadedPlan, out: Printer) 
         args.dry_run,
         out,
     )?;
-    warn_security_groups(plan, out);
     if args.dry_run {
         print_provision_dry_run(&args, &loaded, out)?;
         return Ok(ExitStatus::Success);
@@ -154,7 +155,11 @@ async fn provision_async(args: ProvisionArgs, loaded: LoadedPlan, out: Printer) 
     if args.create_roles {
         create_roles(&session, &plan.iam).await?;
     }
-    let (cluster_id, reused) = find_or_start_cluster(&session, &args, &loaded).await?;
+    let ui_groups = ensure_ui_groups(&session, plan).await?;
+    let mut request = plan.run_job_flow.clone();
+    request.instances.additional_master_security_groups =
+        ui_groups.iter().map(|g| g.id.clone()).collect();
+    let (cluster_id, reused) = find_or_start_cluster(&session, &args, &loaded, &request).await?;
     let view = session.cluster(&cluster_id).await?;
     let mut result = json!({
         "cluster_id": cluster_id,
@@ -163,6 +168,18 @@ async fn provision_async(args: ProvisionArgs, loaded: LoadedPlan, out: Printer) 
         "state": view.state,
         "step_ids": view.steps.iter().rev().map(|s| s.id.clone()).collect::<Vec<_>>(),
     });
+    if !ui_groups.is_empty() {
+        result["ui_security_groups"] = json!(ui_groups
+            .iter()
+            .map(|g| json!({
+                "group_id": g.id,
+                "group_name": g.name,
+                "vpc_id": g.vpc_id,
+                "created": g.created,
+                "changes": g.changes,
+            }))
+            .collect::<Vec<_>>());
+    }
     if args.wait.wait {
         let step_ids: Vec<String> = view.steps.iter().map(|s| s.id.clone()).collect();
         let target = if step_ids.is_empty() {
@@ -181,19 +198,78 @@ async fn provision_async(args: ProvisionArgs, loaded: LoadedPlan, out: Printer) 
     Ok(ExitStatus::Success)
 }
 
-/// emrship does not create the security group a spec's UI access asks for (it needs EC2):
-/// says what to create by hand.
-fn warn_security_groups(plan: &crate::plan::Plan, out: Printer) {
-    for group in &plan.security_groups {
-        let ports: Vec<String> = group.ingress.iter().map(|r| r.port.to_string()).collect();
-        out.warn(&format!(
-            "the spec asks for UI access: emrship does not create security group {} \
-             yet (it needs EC2); create it yourself with ports {} from {} and add its id to \
-             the cluster's additional primary security groups",
-            group.group_name,
-            ports.join(", "),
-            group.ingress.first().map_or("", |r| r.cidr.as_str())
+/// The spec's UI security group (`ui_access_cidr`): found by its tag in the cluster's VPC or
+/// created there, its ingress made exactly the plan's rules. Its id goes into the launch's
+/// `AdditionalMasterSecurityGroups`.
+async fn ensure_ui_groups(
+    session: &Session,
+    plan: &crate::plan::Plan,
+) -> Result<Vec<crate::aws::ec2::EnsuredGroup>, CliError> {
+    let mut ensured = Vec::new();
+    if plan.security_groups.is_empty() {
+        return Ok(ensured);
+    }
+    let ec2 = Ec2::new(&session.sdk);
+    for request in &plan.security_groups {
+        let group = ec2.ensure_group(request).await.map_err(|e| {
+            let denied = e.is_code("UnauthorizedOperation") || e.is_code("AccessDenied");
+            let error = CliError::from(e);
+            if denied {
+                error.with_hint(
+                    "`ui_access_cidr` needs ec2:DescribeSubnets, ec2:DescribeVpcs, \
+                     ec2:DescribeSecurityGroups, ec2:CreateSecurityGroup, ec2:CreateTags, \
+                     ec2:AuthorizeSecurityGroupIngress and ec2:RevokeSecurityGroupIngress \
+                     (docs/aws-permissions.md), or remove `ui_access_cidr`",
+                )
+            } else {
+                error
+            }
+        })?;
+        let how = if group.created { "created" } else { "found" };
+        session.out.info(&format!(
+            "security group {} ({}) {how} in {}; attached to the primary node",
+            group.id, group.name, group.vpc_id
         ));
+        for change in &group.changes {
+            session
+                .out
+                .info(&format!("security group {}: {change}", group.id));
+        }
+        ensured.push(group);
+    }
+    Ok(ensured)
+}
+
+/// What `down` and `terminate` say about the UI groups of the clusters they end: kept, since
+/// every run of the spec shares the group, it costs nothing, and EC2 refuses to delete it
+/// while the terminating primary node still holds it.
+fn kept_ui_groups(groups: &[GroupView], out: Printer) -> Value {
+    for group in groups {
+        out.info(&format!(
+            "security group {} ({}) is kept for the spec's next cluster; once no cluster of \
+             the spec runs, `aws ec2 delete-security-group --group-id {}` removes it",
+            group.id, group.name, group.id
+        ));
+    }
+    json!(groups
+        .iter()
+        .map(|g| json!({ "group_id": g.id, "group_name": g.name, "kept": true }))
+        .collect::<Vec<_>>())
+}
+
+/// The UI groups among a cluster's primary-node groups, looked up best-effort: ending a
+/// cluster must not fail because the caller may not read EC2.
+async fn ui_groups_of(session: &Session, group_ids: &[String]) -> Vec<GroupView> {
+    match Ec2::new(&session.sdk).ui_groups_among(group_ids).await {
+        Ok(groups) => groups,
+        Err(e) => {
+            session.out.info(&format!(
+                "could not tell which of {} is emrship's UI security group ({e}); it is kept \
+                 either way",
+                group_ids.join(", ")
+            ));
+            Vec::new()
+        }
     }
 }
 
@@ -218,8 +294,28 @@ fn print_provision_dry_run(
     if args.create_roles {
         would["iam"] = serde_json::to_value(&plan.iam).expect("IAM documents serialize");
     }
+    if !plan.security_groups.is_empty() {
+        would["security_groups"] =
+            serde_json::to_value(&plan.security_groups).expect("security groups serialize");
+    }
     if args.stdout.format == OutputFormat::Json {
         return out.json(&would);
+    }
+    for group in &plan.security_groups {
+        let ports: Vec<String> = group.ingress.iter().map(|r| r.port.to_string()).collect();
+        let spec_name = &loaded.job.name;
+        out.data(&format!(
+            "Would find the security group tagged {UI_ACCESS_TAG}={spec_name} in the VPC of {} \
+             (or create {} there), make its ingress exactly tcp {} from {}, and put its id in \
+             Instances.AdditionalMasterSecurityGroups\n",
+            group
+                .subnet
+                .as_deref()
+                .unwrap_or("the default VPC's subnet"),
+            group.group_name,
+            ports.join(", "),
+            group.ingress.first().map_or("", |r| r.cidr.as_str())
+        ))?;
     }
     if args.create_roles {
         out.data(&format!(
@@ -270,6 +366,7 @@ async fn find_or_start_cluster(
     session: &Session,
     args: &ProvisionArgs,
     loaded: &LoadedPlan,
+    request: &RunJobFlowRequest,
 ) -> Result<(String, bool), CliError> {
     let run_key = loaded.job.run_key();
     let existing = session
@@ -295,19 +392,15 @@ async fn find_or_start_cluster(
         ));
         return Ok((oldest.id.clone(), true));
     }
-    let started = session
-        .emr
-        .run_job_flow(&loaded.plan.run_job_flow)
-        .await
-        .map_err(|e| {
-            let about_roles = e.message.contains("role") || e.message.contains("InstanceProfile");
-            let error = CliError::from(e);
-            if !args.create_roles && about_roles {
-                error.with_hint("does the plan's IAM role exist? `--create-roles` creates it")
-            } else {
-                error
-            }
-        })?;
+    let started = session.emr.run_job_flow(request).await.map_err(|e| {
+        let about_roles = e.message.contains("role") || e.message.contains("InstanceProfile");
+        let error = CliError::from(e);
+        if !args.create_roles && about_roles {
+            error.with_hint("does the plan's IAM role exist? `--create-roles` creates it")
+        } else {
+            error
+        }
+    })?;
     session
         .out
         .info(&format!("started cluster {started} for run key {run_key}"));
@@ -468,7 +561,17 @@ pub fn status(args: StatusArgs, out: Printer) -> CommandResult {
     block_on(status_async(args, out))
 }
 
-fn view_json(view: &ClusterView) -> Value {
+fn now_seconds() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn rfc3339(seconds: Option<i64>) -> Option<String> {
+    seconds
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        .map(|t| t.to_rfc3339())
+}
+
+fn view_json(view: &ClusterView, now: i64) -> Value {
     json!({
         "cluster_id": view.id,
         "name": view.name,
@@ -476,11 +579,14 @@ fn view_json(view: &ClusterView) -> Value {
         "reason": view.reason,
         "steps": view.steps.iter().map(|s| json!({
             "id": s.id, "name": s.name, "state": s.state, "reason": s.reason,
+            "started": rfc3339(s.started),
+            "ended": rfc3339(s.ended),
+            "run_seconds": watch::step_run_time(s, now).map(|(d, _)| d.as_secs()),
         })).collect::<Vec<_>>(),
     })
 }
 
-fn view_text(view: &ClusterView) -> String {
+fn view_text(view: &ClusterView, now: i64) -> String {
     let mut lines = vec![format!(
         "cluster {} `{}`: {}{}",
         view.id,
@@ -493,10 +599,13 @@ fn view_text(view: &ClusterView) -> String {
     )];
     for step in &view.steps {
         lines.push(format!(
-            "  step {} `{}`: {}{}",
+            "  step {} `{}`: {}{}{}",
             step.id,
             step.name,
             step.state,
+            watch::step_run_time(step, now)
+                .map(|t| format!(", {}", watch::describe_run_time(t)))
+                .unwrap_or_default(),
             step.reason
                 .as_deref()
                 .map(|r| format!(" ({r})"))
@@ -528,7 +637,12 @@ async fn status_async(args: StatusArgs, out: Printer) -> CommandResult {
         if let Some(step) = &args.step {
             shown.steps.retain(|s| &s.id == step);
         }
-        out.result(args.stdout.format, &view_json(&shown), &view_text(&shown))?;
+        let now = now_seconds();
+        out.result(
+            args.stdout.format,
+            &view_json(&shown, now),
+            &view_text(&shown, now),
+        )?;
         return Ok(ExitStatus::Success);
     }
     let target = watch::status_target(args.step.as_deref(), &view.steps);
@@ -551,7 +665,7 @@ struct Followed {
 
 impl Followed {
     fn merge_into(&self, result: &mut Value) {
-        let view = view_json(&self.last);
+        let view = view_json(&self.last, now_seconds());
         result["outcome"] = json!(self.outcome);
         result["summary"] = json!(self.summary);
         result["state"] = view["state"].clone();
@@ -564,7 +678,7 @@ impl Followed {
             "{}: {}\n{}",
             self.outcome,
             self.summary,
-            view_text(&self.last)
+            view_text(&self.last, now_seconds())
         )
     }
 }
@@ -679,10 +793,7 @@ fn timed_out(
         summary,
         last: last.unwrap_or_else(|| ClusterView {
             id: cluster_id.to_string(),
-            name: String::new(),
-            state: String::new(),
-            reason: None,
-            steps: Vec::new(),
+            ..ClusterView::default()
         }),
         failed_steps: Vec::new(),
     })
@@ -722,9 +833,14 @@ async fn terminate_async(args: TerminateArgs, out: Printer) -> CommandResult {
         .await
         .map_err(termination_failure)?;
     let after = session.cluster(&view.id).await?;
+    let ui_groups = ui_groups_of(&session, &view.additional_master_security_groups).await;
+    let mut result = json!({ "cluster_id": after.id, "state": after.state, "terminated": true });
+    if !ui_groups.is_empty() {
+        result["ui_security_groups"] = kept_ui_groups(&ui_groups, out);
+    }
     out.result(
         args.stdout.format,
-        &json!({ "cluster_id": after.id, "state": after.state, "terminated": true }),
+        &result,
         &format!("cluster {} {}", after.id, after.state),
     )?;
     Ok(ExitStatus::Success)
@@ -779,9 +895,26 @@ async fn down_async(args: DownArgs, loaded: LoadedPlan, out: Printer) -> Command
         .terminate(&ids)
         .await
         .map_err(termination_failure)?;
+    let mut result = json!({ "run_key": run_key, "terminated": ids });
+    if !loaded.plan.security_groups.is_empty() {
+        // Every group of the spec, whichever VPC it is in: `down` ends the spec's run.
+        let groups = match Ec2::new(&session.sdk)
+            .ui_groups(&loaded.job.name, None)
+            .await
+        {
+            Ok(groups) => groups,
+            Err(e) => {
+                out.info(&format!(
+                    "could not look up the spec's UI security group ({e}); it is kept either way"
+                ));
+                Vec::new()
+            }
+        };
+        result["ui_security_groups"] = kept_ui_groups(&groups, out);
+    }
     out.result(
         args.stdout.format,
-        &json!({ "run_key": run_key, "terminated": ids }),
+        &result,
         &format!("terminated {} (run key {run_key})", ids.join(", ")),
     )?;
     Ok(ExitStatus::Success)

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::{CliError, CommandResult, ExitStatus, LogsArgs, OutputFormat, Printer};
-use crate::aws::emr_logs::{ClusterLogs, FetchedLog, LogFetcher};
+use crate::aws::emr_logs::{ClusterLogs, FetchedLog, FollowCursor, LogFetcher};
 use crate::diagnose::{self, Diagnosis};
 
 pub fn run(args: LogsArgs, out: Printer) -> CommandResult {
@@ -12,6 +12,9 @@ pub fn run(args: LogsArgs, out: Printer) -> CommandResult {
 
 async fn run_async(args: LogsArgs, out: Printer) -> CommandResult {
     let sdk = crate::aws::sdk::load(&args.aws.options(None)).await;
+    if args.follow {
+        return follow(&args, &sdk, out).await;
+    }
     let fetched = LogFetcher::new(&sdk)
         .fetch(&args.cluster, args.step.as_deref())
         .await
@@ -47,6 +50,106 @@ async fn run_async(args: LogsArgs, out: Printer) -> CommandResult {
     }
     Ok(ExitStatus::Success)
 }
+
+/// A step's own logs, followed: what EMR copied to S3 since the last look, whole lines, until
+/// the step ends. Exit status: success when it completed, run-failed otherwise.
+async fn follow(args: &LogsArgs, sdk: &aws_config::SdkConfig, out: Printer) -> CommandResult {
+    if args.stdout.format == OutputFormat::Json {
+        return Err(CliError::invalid(
+            "--follow prints the log text as it arrives; it has no JSON form",
+        )
+        .with_hint("drop --format json, or leave out --follow for one JSON document"));
+    }
+    let poll = super::emr::watch::parse_wait_duration(&args.poll)
+        .map_err(|e| CliError::invalid(format!("--poll: {e}")))?;
+    // Faster than this only loads S3 and EMR (and gets throttled).
+    let poll = poll.max(std::time::Duration::from_millis(100));
+    let fetcher = LogFetcher::new(sdk);
+    let failure = |error: crate::aws::emr_logs::LogsError| CliError::failure(error.to_string());
+    let prefix = fetcher.log_prefix(&args.cluster).await.map_err(failure)?;
+    let Some(first) = fetcher
+        .step(&args.cluster, args.step.as_deref())
+        .await
+        .map_err(failure)?
+    else {
+        return Err(CliError::failure(format!(
+            "cluster {} has no steps to follow",
+            args.cluster
+        )));
+    };
+    let step_id = first.id.clone();
+    out.info(&format!(
+        "following step {step_id} `{}` ({}): its stderr and stdout under {}{}/steps/{step_id}/; \
+         EMR copies them to S3 about every {} minutes",
+        first.name,
+        first.state,
+        prefix,
+        args.cluster,
+        crate::aws::emr_logs::LOG_PUSH_INTERVAL_MINUTES
+    ));
+    let mut cursors: [(&str, FollowCursor); 2] = [
+        ("stderr", FollowCursor::default()),
+        ("stdout", FollowCursor::default()),
+    ];
+    let mut shown_header: Option<&str> = None;
+    let mut step = first;
+    loop {
+        let ended = step.ended.is_some() || STEP_ENDED_STATES.contains(&step.state.as_str());
+        for (file, cursor) in cursors.iter_mut() {
+            let Some((name, tail, total)) = fetcher
+                .step_log_bytes(&prefix, &args.cluster, &step_id, file)
+                .await
+                .map_err(failure)?
+            else {
+                continue;
+            };
+            let new = cursor.advance(&tail, total, ended);
+            if new.restarted {
+                out.info(&format!(
+                    "{name} was replaced on S3; printing it from its start"
+                ));
+            }
+            if new.skipped > 0 {
+                out.info(&format!(
+                    "{name}: {} bytes arrived at once; skipped all but the last {} MiB",
+                    new.skipped + new.bytes.len() as u64,
+                    crate::aws::emr_logs::MAX_TAIL_BYTES >> 20
+                ));
+            }
+            if new.bytes.is_empty() {
+                continue;
+            }
+            if shown_header != Some(*file) {
+                out.data(&format!("==> {name} <=="))?;
+                shown_header = Some(*file);
+            }
+            out.data_text(&String::from_utf8_lossy(&new.bytes))?;
+        }
+        if ended {
+            out.info(&format!(
+                "step {step_id} ended {}; EMR copies its last lines to S3 within about {} \
+                 minutes of that: `emrship logs {} --step {step_id}` shows them then",
+                step.state,
+                crate::aws::emr_logs::LOG_PUSH_INTERVAL_MINUTES,
+                args.cluster
+            ));
+            return Ok(if step.state == "COMPLETED" {
+                ExitStatus::Success
+            } else {
+                ExitStatus::RunFailed
+            });
+        }
+        tokio::time::sleep(poll).await;
+        step = fetcher
+            .step(&args.cluster, Some(&step_id))
+            .await
+            .map_err(failure)?
+            .ok_or_else(|| CliError::failure(format!("step {step_id} is gone")))?;
+    }
+}
+
+/// Step states after which a step writes nothing more.
+const STEP_ENDED_STATES: &[&str] = &["COMPLETED", "CANCELLED", "FAILED", "INTERRUPTED"];
 
 /// The last `lines` lines of a log, and the number of its first line in the fetched text.
 fn tail(log: &FetchedLog, lines: usize) -> (usize, Vec<&str>) {

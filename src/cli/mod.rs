@@ -297,6 +297,19 @@ pub struct LogsArgs {
     /// Lines of each log's tail to print.
     #[arg(long, value_name = "N", default_value_t = 40)]
     pub lines: usize,
+    /// Follow the step while it runs: print its stderr and stdout as they reach S3, until it
+    /// ends. EMR copies a running step's logs to S3 about every 5 minutes, so lines appear that
+    /// long after the step writes them (and the last ones up to 5 minutes after it ends).
+    #[arg(long, conflicts_with = "lines")]
+    pub follow: bool,
+    /// How often --follow looks for new log text in S3.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "30s",
+        requires = "follow"
+    )]
+    pub poll: String,
     #[command(flatten)]
     pub aws: AwsArgs,
     #[command(flatten)]

@@ -298,6 +298,8 @@ fn job_data_statements(plan: &JobPlan) -> Vec<Statement> {
         }),
     ));
 
+    statements.extend(kinesis_statements(plan));
+
     // Secrets are named by ARN. A secret's full ARN ends in `-` and six random characters;
     // a spec may give the ARN without them, so `-??????` is granted beside the ARN as written.
     // Secrets or SecureString parameters encrypted with a customer managed KMS key also need
@@ -328,6 +330,59 @@ fn job_data_statements(plan: &JobPlan) -> Vec<Statement> {
         &["ssm:GetParameter"],
         parameter_arns,
     ));
+    statements
+}
+
+/// A Kinesis consumer: read on its one stream, its lease table (created on first start), and
+/// for a KCL-based application the CloudWatch metrics it publishes under its own namespace.
+/// emrship-job's `stream` publishes no metrics, so it is granted no CloudWatch action.
+fn kinesis_statements(plan: &JobPlan) -> Vec<Statement> {
+    let Some(kinesis) = &plan.job.kinesis else {
+        return Vec::new();
+    };
+    let mut statements = vec![
+        // ListStreams is not needed: the consumer names its stream.
+        Statement::new(
+            "ReadKinesisStream",
+            &[
+                "kinesis:DescribeStream",
+                "kinesis:DescribeStreamSummary",
+                "kinesis:GetRecords",
+                "kinesis:GetShardIterator",
+                "kinesis:ListShards",
+            ],
+            [kinesis.stream_arn.clone()],
+        ),
+        Statement::new(
+            "KinesisLeaseTable",
+            &[
+                "dynamodb:CreateTable",
+                "dynamodb:DescribeTable",
+                "dynamodb:Scan",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+            ],
+            [format!(
+                "arn:aws:dynamodb:{}:{}:table/{}",
+                plan.region,
+                account(plan),
+                kinesis.lease_table
+            )],
+        ),
+    ];
+    if let Some(namespace) = &kinesis.metrics_namespace {
+        // PutMetricData has no resource ARN; the namespace condition keeps it to the KCL's own.
+        statements.push(
+            Statement::new(
+                "KinesisConsumerMetrics",
+                &["cloudwatch:PutMetricData"],
+                ["*".to_string()],
+            )
+            .when(json!({ "StringEquals": { "cloudwatch:namespace": namespace } })),
+        );
+    }
     statements
 }
 
@@ -893,5 +948,87 @@ schedule: { cron: "cron(0 6 * * ? *)", date: yesterday }
         let mut taken = BTreeSet::new();
         assert_eq!(unique_sid(&mut taken, "X".into()), "X");
         assert_eq!(unique_sid(&mut taken, "X".into()), "X2");
+    }
+
+    /// The `SPEC` spec with its job replaced by `job` (YAML at the `job:` key's level).
+    fn with_job(job: &str) -> String {
+        let head = SPEC.split("job:\n").next().unwrap();
+        format!("{head}job:\n{job}")
+    }
+
+    #[test]
+    fn stream_command_reads_its_stream_and_owns_its_lease_table_only() {
+        let plan = plan(&with_job(
+            "  engine: local\n  command: stream\n  args:\n    stream: page-events\n    output: s3://example-ads-data/windows/\n",
+        ));
+        let iam = iam_documents(&plan);
+        let statements = statements(&iam, "emrship-match-rate-ec2", "emrship-job-data");
+        let stream = statement(statements, "ReadKinesisStream");
+        assert_eq!(
+            actions(stream),
+            [
+                "kinesis:DescribeStream",
+                "kinesis:DescribeStreamSummary",
+                "kinesis:GetRecords",
+                "kinesis:GetShardIterator",
+                "kinesis:ListShards",
+            ]
+        );
+        assert_eq!(
+            resources(stream),
+            ["arn:aws:kinesis:us-east-1:123456789012:stream/page-events"]
+        );
+        let leases = statement(statements, "KinesisLeaseTable");
+        assert_eq!(
+            resources(leases),
+            ["arn:aws:dynamodb:us-east-1:123456789012:table/match-rate-leases"]
+        );
+        assert!(actions(leases).contains(&"dynamodb:CreateTable"));
+        assert!(!actions(leases).contains(&"dynamodb:DeleteTable"));
+        // The worker publishes no metrics: no CloudWatch, and nothing on `*`.
+        for statement in statements {
+            assert!(actions(statement)
+                .iter()
+                .all(|a| !a.starts_with("cloudwatch:")));
+            assert!(
+                resources(statement).iter().all(|r| *r != "*"),
+                "{statement:#}"
+            );
+        }
+        // The output: a create-only PutObject that loses reads the winner back (GetObject).
+        let write = statement(statements, "ReadWriteObjects");
+        assert!(actions(write).contains(&"s3:GetObject"));
+        assert_eq!(
+            resources(write),
+            ["arn:aws:s3:::example-ads-data/windows/*"]
+        );
+        assert_eq!(
+            statement(statements, "ListBucketExampleAdsData")["Condition"],
+            json!({ "StringLike": { "s3:prefix": ["emrship/match-rate/*", "windows/*"] } })
+        );
+    }
+
+    #[test]
+    fn a_spark_application_reading_kinesis_gets_its_kcl_grants() {
+        let plan = plan(&with_job(
+            "  pyspark: { main: main.py }\n  kinesis: { stream: \"arn:aws:kinesis:us-east-1:210987654321:stream/clicks\", shards: 4 }\n",
+        ));
+        let iam = iam_documents(&plan);
+        let statements = statements(&iam, "emrship-match-rate-ec2", "emrship-job-data");
+        assert_eq!(
+            resources(statement(statements, "ReadKinesisStream")),
+            ["arn:aws:kinesis:us-east-1:210987654321:stream/clicks"]
+        );
+        // The KCL names its lease table and metrics namespace after the application.
+        assert_eq!(
+            resources(statement(statements, "KinesisLeaseTable")),
+            ["arn:aws:dynamodb:us-east-1:123456789012:table/match-rate"]
+        );
+        let metrics = statement(statements, "KinesisConsumerMetrics");
+        assert_eq!(actions(metrics), ["cloudwatch:PutMetricData"]);
+        assert_eq!(
+            metrics["Condition"],
+            json!({ "StringEquals": { "cloudwatch:namespace": "match-rate" } })
+        );
     }
 }

@@ -8,4 +8,5 @@ pub mod iam;
 pub mod run_job_flow;
 pub mod schedule;
 pub mod scripts;
+pub mod security_group;
 pub mod steps;

@@ -72,6 +72,10 @@ pub struct JobFlowInstances {
     pub ec2_subnet_ids: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ec2_key_name: Option<String>,
+    /// The UI security group's id: unknown until `provision` finds or creates the group
+    /// (`Plan::security_groups`), so empty in the plan and filled in just before launch.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub additional_master_security_groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -311,6 +315,7 @@ pub fn run_job_flow(
             ec2_subnet_id,
             ec2_subnet_ids,
             ec2_key_name: plan.cluster.key_name.clone(),
+            additional_master_security_groups: Vec::new(),
         },
         bootstrap_actions,
         steps,

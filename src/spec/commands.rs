@@ -9,6 +9,11 @@ pub enum ArgRole {
     Catalog,
     /// Where results go: `s3://`, `postgres://…` or `sqlite://…`.
     Sink,
+    /// A Kinesis stream the job consumes: a name or a full stream ARN (read access on that
+    /// stream only).
+    KinesisStream,
+    /// The DynamoDB table holding a Kinesis consumer's leases and checkpoints.
+    LeaseTable,
     /// A plain value.
     Plain,
 }
@@ -71,7 +76,48 @@ pub const COMMANDS: &[CommandSpec] = &[
             },
         ],
     },
+    // The long-running Kinesis consumer: windowed counts to S3, leases in DynamoDB. Its
+    // `--region` is added by resolve (the spec's region), and `--lease_table` when absent.
+    CommandSpec {
+        name: "stream",
+        takes_date: false,
+        args: &[
+            ArgSpec {
+                name: "stream",
+                role: ArgRole::KinesisStream,
+                required: true,
+            },
+            ArgSpec {
+                name: "output",
+                role: ArgRole::Sink,
+                required: true,
+            },
+            ArgSpec {
+                name: "lease_table",
+                role: ArgRole::LeaseTable,
+                required: false,
+            },
+            ArgSpec {
+                name: "window",
+                role: ArgRole::Plain,
+                required: false,
+            },
+            ArgSpec {
+                name: "lateness",
+                role: ArgRole::Plain,
+                required: false,
+            },
+            ArgSpec {
+                name: "position",
+                role: ArgRole::Plain,
+                required: false,
+            },
+        ],
+    },
 ];
+
+/// The built-in command that consumes a Kinesis stream.
+pub const STREAM_COMMAND: &str = "stream";
 
 pub fn lookup(name: &str) -> Option<&'static CommandSpec> {
     COMMANDS.iter().find(|c| c.name == name)

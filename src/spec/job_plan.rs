@@ -203,6 +203,24 @@ pub struct Job {
     pub writes: Vec<S3Uri>,
     /// DynamoDB tables the job reads.
     pub dynamodb_tables: Vec<String>,
+    /// The Kinesis stream the job consumes (the `stream` command, or `job.kinesis` of a user's
+    /// application), for the instance profile's policy.
+    pub kinesis: Option<KinesisAccess>,
+}
+
+/// What a Kinesis consumer touches: one stream, read-only, and its lease table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KinesisAccess {
+    /// As written when the spec gives an ARN; else built from the spec's region and
+    /// `account_id` (`*` without one).
+    pub stream_arn: String,
+    pub stream_name: String,
+    /// The DynamoDB table of leases and checkpoints (in the spec's region and account).
+    pub lease_table: String,
+    /// The CloudWatch namespace the consumer publishes metrics to: a KCL-based application
+    /// publishes under its application name by default. `None` for emrship-job's `stream`,
+    /// which publishes none.
+    pub metrics_namespace: Option<String>,
 }
 
 /// A user's application and what ships with it. Every path is relative to `project`.

@@ -289,6 +289,28 @@ pub struct RawJob {
     pub arch: Option<Arch>,
     #[serde(default)]
     pub action_on_failure: Option<ActionOnFailure>,
+    /// The Kinesis stream a user's application consumes (its IAM, and the receiver check).
+    #[serde(default)]
+    pub kinesis: Option<RawKinesis>,
+}
+
+/// `job.kinesis`: the stream a user's application reads with the KCL (e.g. Spark's
+/// `KinesisInputDStream`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKinesis {
+    /// A stream name, or its full ARN.
+    #[serde(default)]
+    pub stream: Option<String>,
+    /// The KCL's lease table; the KCL names it after the application (default: the spec name).
+    #[serde(default)]
+    pub lease_table: Option<String>,
+    /// The stream's shard count, when known.
+    #[serde(default)]
+    pub shards: Option<u32>,
+    /// How many receivers the application starts (default: one per shard).
+    #[serde(default)]
+    pub receivers: Option<u32>,
 }
 
 /// A PySpark application: paths are relative to `project`, itself relative to the spec file.

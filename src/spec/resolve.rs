@@ -19,6 +19,9 @@ use super::source::SpecPath;
 use crate::sizing::{self, Arch, DeployMode, ExplicitExecutors, Workload};
 
 mod app;
+mod kinesis;
+
+use kinesis::Owner;
 
 /// What a run adds to the spec: the day it processes.
 #[derive(Debug, Clone, Copy)]
@@ -89,6 +92,7 @@ pub fn resolve(
         diagnostics,
         removed,
         user_app: false,
+        kinesis_receivers: None,
     };
     let raw = raw?;
     let plan = resolver.resolve(raw, context);
@@ -188,6 +192,9 @@ struct Resolver<'a> {
     /// The job is a user's application (`job.pyspark`, `job.jar`, `job.executable`), not one of
     /// emrship-job's commands.
     user_app: bool,
+    /// A Spark application's Kinesis receivers (`job.kinesis.receivers`, else `shards`) and
+    /// where the spec says so: checked against the executors' cores once Spark is sized.
+    kinesis_receivers: Option<(u32, SpecPath)>,
 }
 
 fn path(dotted: &str) -> SpecPath {
@@ -326,6 +333,11 @@ impl Resolver<'_> {
         // Every section is checked even when the cluster did not resolve: only the checks that
         // need its nodes (sizing, the binary's architecture) wait for a valid cluster.
         let spark = self.spark(raw.spark, cluster.as_ref(), engine);
+        let owner = Owner {
+            name: name.as_deref().unwrap_or_default(),
+            region: region.as_deref().unwrap_or("*"),
+            account: account_id.as_deref().unwrap_or("*"),
+        };
         let job = raw_job.and_then(|job| {
             self.job(
                 job,
@@ -333,8 +345,12 @@ impl Resolver<'_> {
                 context,
                 release.as_ref(),
                 spark.as_ref().map(|s| s.deploy_mode),
+                owner,
             )
         });
+        if let Some(spark) = &spark {
+            self.check_kinesis_receivers(spark);
+        }
         let schedule = raw.schedule.and_then(|s| self.schedule(s));
         let plan = JobPlan {
             name: name?,
@@ -1265,6 +1281,7 @@ impl Resolver<'_> {
         context: RunContext,
         release: Option<&ReleaseLabel>,
         deploy_mode: Option<DeployMode>,
+        owner: Owner<'_>,
     ) -> Option<Job> {
         let kinds: Vec<&str> = [
             ("command", raw.command.is_some()),
@@ -1302,7 +1319,25 @@ impl Resolver<'_> {
             return None;
         }
         if raw.is_user_app() {
-            return self.user_app_job(raw, cluster, context, release?, deploy_mode);
+            return self.user_app_job(raw, cluster, context, release?, deploy_mode, owner);
+        }
+        let is_stream = raw.command.as_deref() == Some(commands::STREAM_COMMAND);
+        if raw.kinesis.is_some() {
+            let help = if is_stream {
+                "`stream` names its stream in `job.args.stream` (and its lease table in \
+                 `job.args.lease_table`): move the values there"
+                    .to_string()
+            } else {
+                "remove it: `job.kinesis` describes the stream a user's application \
+                 (`job.pyspark`, `job.jar`, `job.executable`) reads"
+                    .to_string()
+            };
+            self.key_error(
+                "spec::kinesis-built-in",
+                &path("job.kinesis"),
+                "`job.kinesis` applies to a user's application, not to emrship-job's commands",
+                help,
+            );
         }
         let engine = self.required(raw.engine, &path("job.engine"), "engine: spark")?;
         let command_name =
@@ -1325,6 +1360,8 @@ impl Resolver<'_> {
         let mut reads = Vec::new();
         let mut writes = Vec::new();
         let mut dynamodb_tables = Vec::new();
+        let mut stream = None;
+        let mut lease_table = None;
         if let Some(command) = command {
             if command.takes_date {
                 args.push("--date".to_string());
@@ -1377,17 +1414,42 @@ impl Resolver<'_> {
                         continue;
                     }
                     let role = marked.or(spec.map(|s| s.role)).unwrap_or(ArgRole::Plain);
-                    self.classify_location(
-                        &value,
-                        role,
-                        &at,
-                        &mut reads,
-                        &mut writes,
-                        &mut dynamodb_tables,
-                    );
+                    match role {
+                        ArgRole::KinesisStream => stream = self.kinesis_stream(&value, &at, owner),
+                        ArgRole::LeaseTable => {
+                            if self.check_lease_table(&value, &at) {
+                                lease_table = Some(value.clone());
+                            }
+                        }
+                        ArgRole::Sink if is_stream && !value.starts_with("s3://") => {
+                            self.stream_output_not_s3(&value, &at)
+                        }
+                        _ => {
+                            if is_stream {
+                                self.check_stream_arg(&key, &value, &at);
+                            }
+                            self.classify_location(
+                                &value,
+                                role,
+                                &at,
+                                &mut reads,
+                                &mut writes,
+                                &mut dynamodb_tables,
+                            );
+                        }
+                    }
                     args.push(format!("--{key}"));
                     args.push(value);
                 }
+            }
+            RawJobArgs::List(_) if is_stream => {
+                self.key_error(
+                    "spec::stream-args-by-name",
+                    &path("job.args"),
+                    "`stream` takes its arguments by name, not as a list",
+                    "write `args: { stream: page-events, output: s3://bucket/windows/ }`; \
+                     emrship grants the stream and its lease table from those names",
+                );
             }
             RawJobArgs::List(raw_list) => {
                 let list: Vec<String> = raw_list.iter().map(|a| a.value().to_string()).collect();
@@ -1440,19 +1502,45 @@ impl Resolver<'_> {
         }
         let arch = cluster.and_then(|cluster| self.job_arch(raw.arch, engine, &cluster.nodes));
         let keep_alive = cluster.is_some_and(|cluster| cluster.keep_alive);
-        let action_on_failure = raw.action_on_failure.unwrap_or(if keep_alive {
+        // A stream's step runs until it is stopped: it is long-running whatever the cluster.
+        let long_running = keep_alive || is_stream;
+        let action_on_failure = raw.action_on_failure.unwrap_or(if long_running {
             ActionOnFailure::Continue
         } else {
             ActionOnFailure::TerminateCluster
         });
-        if action_on_failure == ActionOnFailure::TerminateCluster && keep_alive {
+        if action_on_failure == ActionOnFailure::TerminateCluster && long_running {
+            let message = if keep_alive {
+                "a failing step will terminate this long-running cluster"
+            } else {
+                "a failing stream step will terminate the cluster, and with it every other step"
+            };
             self.warning(
                 "spec::terminate-long-running",
                 &path("job.action_on_failure"),
-                "a failing step will terminate this long-running cluster",
+                message,
                 "use `CONTINUE` or `CANCEL_AND_WAIT` for long-running clusters",
             );
         }
+        let kinesis = if is_stream && command.is_some() {
+            let lease_table = lease_table.unwrap_or_else(|| {
+                let default = format!("{}-leases", owner.name);
+                args.push("--lease_table".to_string());
+                args.push(default.clone());
+                default
+            });
+            // The worker on the node talks to Kinesis and DynamoDB in the spec's region.
+            args.push("--region".to_string());
+            args.push(owner.region.to_string());
+            stream.map(|(stream_arn, stream_name)| KinesisAccess {
+                stream_arn,
+                stream_name,
+                lease_table,
+                metrics_namespace: None,
+            })
+        } else {
+            None
+        };
         let job = Job {
             engine,
             command: command_name,
@@ -1466,6 +1554,7 @@ impl Resolver<'_> {
             reads,
             writes,
             dynamodb_tables,
+            kinesis,
         };
         command?;
         Some(job)
@@ -1548,7 +1637,8 @@ impl Resolver<'_> {
                 }
             }
             ArgRole::Input => self.error("spec::input-uri", at, format!("`{value}` is not an S3 location"), "on a cluster the job reads `s3://bucket/prefix/`"),
-            ArgRole::Plain => {}
+            // Checked where they are read (`kinesis_stream`, `check_lease_table`).
+            ArgRole::KinesisStream | ArgRole::LeaseTable | ArgRole::Plain => {}
         }
     }
 

@@ -260,6 +260,29 @@ pub fn format_elapsed(elapsed: Duration) -> String {
     }
 }
 
+/// How long a step has run, and whether it still runs: since its start while it has not
+/// ended, from start to end once it has; `None` before it starts. `now` and the step's times
+/// are seconds since the epoch.
+pub fn step_run_time(step: &StepView, now: i64) -> Option<(Duration, bool)> {
+    let started = step.started?;
+    let (until, running) = match step.ended {
+        Some(ended) => (ended, false),
+        None => (now, true),
+    };
+    Some((
+        Duration::from_secs(until.saturating_sub(started).max(0) as u64),
+        running,
+    ))
+}
+
+/// `running for 1h02m05s` or `ran 12m05s`, as `status` shows it.
+pub fn describe_run_time(run_time: (Duration, bool)) -> String {
+    match run_time {
+        (elapsed, true) => format!("running for {}", format_elapsed(elapsed)),
+        (elapsed, false) => format!("ran {}", format_elapsed(elapsed)),
+    }
+}
+
 /// One progress line: `[+4m05s] step s-123 `match-rate`: PENDING → RUNNING`.
 pub fn format_transition(elapsed: Duration, t: &Transition) -> String {
     let subject = match &t.subject {
@@ -354,7 +377,7 @@ mod tests {
             id: id.into(),
             name: format!("name-{id}"),
             state: state.into(),
-            reason: None,
+            ..StepView::default()
         }
     }
 
@@ -363,8 +386,8 @@ mod tests {
             id: "j-1".into(),
             name: "c".into(),
             state: state.into(),
-            reason: None,
             steps,
+            ..ClusterView::default()
         }
     }
 
@@ -540,6 +563,25 @@ mod tests {
         assert!(values.iter().all(|v| (0.0..1.0).contains(v)));
         let mean = values.iter().sum::<f64>() / values.len() as f64;
         assert!((0.45..0.55).contains(&mean), "{mean}");
+    }
+
+    #[test]
+    fn a_step_runs_from_its_start_until_now_or_its_end() {
+        let mut step = step("s-1", "PENDING");
+        assert_eq!(step_run_time(&step, 1_000), None);
+        step.started = Some(1_000);
+        let running = step_run_time(&step, 1_000 + 3_725).unwrap();
+        assert_eq!(running, (Duration::from_secs(3_725), true));
+        assert_eq!(describe_run_time(running), "running for 1h02m05s");
+        step.ended = Some(1_725);
+        let ended = step_run_time(&step, 99_999).unwrap();
+        assert_eq!(describe_run_time(ended), "ran 12m05s");
+        // A clock behind EMR's never shows a negative time.
+        step.ended = None;
+        assert_eq!(
+            step_run_time(&step, 900),
+            Some((Duration::from_secs(0), true))
+        );
     }
 
     #[test]

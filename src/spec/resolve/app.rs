@@ -16,6 +16,7 @@ impl Resolver<'_> {
         context: RunContext,
         release: &ReleaseLabel,
         deploy_mode: Option<DeployMode>,
+        owner: Owner<'_>,
     ) -> Option<Job> {
         let _ = context;
         let kind_key = if raw.pyspark.is_some() {
@@ -46,6 +47,10 @@ impl Resolver<'_> {
             }
         }
         let engine = raw.runs_on().unwrap_or(Engine::Spark);
+        let spark_app = raw.pyspark.is_some() || raw.jar.is_some();
+        let kinesis = raw
+            .kinesis
+            .and_then(|kinesis| self.app_kinesis(kinesis, owner, spark_app));
         let (args, reads, writes) = self.app_args(raw.args);
         let mut names = ShippedNames::default();
         let (app, command) = match (raw.pyspark, raw.jar, raw.executable) {
@@ -78,6 +83,7 @@ impl Resolver<'_> {
             reads,
             writes,
             dynamodb_tables: Vec::new(),
+            kinesis,
         })
     }
 
