@@ -799,3 +799,84 @@ fn after_a_split_the_parent_is_read_to_its_end_before_its_children() {
     assert_windows_equal(&rig, &expected);
     assert_eq!(rig.check_ranges_chain(), 3000);
 }
+
+#[test]
+fn run_local_runs_the_streaming_spec_against_the_emulator() {
+    let moto = Moto::start();
+    let output = moto
+        .command(env!("CARGO_BIN_EXE_emrship"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "job-specs/streaming-events.yaml", "--local", "--format", "json"])
+        .env("CARGO_TARGET_DIR", env!("CARGO_TARGET_TMPDIR"))
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["records"], 20_000, "{report}");
+    assert_eq!(report["malformed"], 20, "{report}");
+    // The spec's stream, lease table and bucket, in the spec's region, on the emulator.
+    let views: u64 = runtime().block_on(async {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url(&moto.endpoint)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                common::moto::ACCESS_KEY,
+                common::moto::SECRET_KEY,
+                None,
+                None,
+                "moto",
+            ))
+            .load()
+            .await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build(),
+        );
+        let listing = s3
+            .list_objects_v2()
+            .bucket("example-stream-curated")
+            .prefix("windows/windows/")
+            .send()
+            .await
+            .unwrap();
+        let mut views = 0;
+        for object in listing.contents() {
+            let body = s3
+                .get_object()
+                .bucket("example-stream-curated")
+                .key(object.key().unwrap())
+                .send()
+                .await
+                .unwrap();
+            for line in String::from_utf8(body.body.collect().await.unwrap().to_vec()).unwrap().lines() {
+                let document: Value = serde_json::from_str(line).unwrap();
+                assert_eq!(document["freq"], "5min");
+                views += document["metrics"]["page_views"].as_u64().unwrap();
+            }
+        }
+        assert_eq!(listing.contents().len(), 12, "an hour of 5-minute windows");
+        let table = aws_sdk_dynamodb::Client::new(&config)
+            .describe_table()
+            .table_name("streaming-events-leases")
+            .send()
+            .await
+            .unwrap();
+        assert!(table.table().is_some());
+        views
+    });
+    assert_eq!(views, 20_000 - 20);
+}
+
+#[test]
+fn run_local_of_a_stream_spec_without_an_emulator_says_how_to_start_one() {
+    let output = Command::new(env!("CARGO_BIN_EXE_emrship"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "job-specs/streaming-events.yaml", "--local"])
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_KINESIS")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("reads a Kinesis emulator"), "{stderr}");
+    assert!(stderr.contains("scripts/stream-emulator.sh"), "{stderr}");
+}

@@ -200,7 +200,8 @@ impl StreamArgs {
     }
 }
 
-/// `host:pid:random`: unique per process, readable in the lease table.
+/// `host:<run id>` (the run id holds the process id and a random part): unique per process,
+/// readable in the lease table.
 fn default_worker_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
