@@ -806,7 +806,13 @@ fn run_local_runs_the_streaming_spec_against_the_emulator() {
     let output = moto
         .command(env!("CARGO_BIN_EXE_emrship"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["run", "job-specs/streaming-events.yaml", "--local", "--format", "json"])
+        .args([
+            "run",
+            "job-specs/streaming-events.yaml",
+            "--local",
+            "--format",
+            "json",
+        ])
         .env("CARGO_TARGET_DIR", env!("CARGO_TARGET_TMPDIR"))
         .output()
         .unwrap();
@@ -829,7 +835,9 @@ fn run_local_runs_the_streaming_spec_against_the_emulator() {
             .load()
             .await;
         let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build(),
+            aws_sdk_s3::config::Builder::from(&config)
+                .force_path_style(true)
+                .build(),
         );
         let listing = s3
             .list_objects_v2()
@@ -847,7 +855,10 @@ fn run_local_runs_the_streaming_spec_against_the_emulator() {
                 .send()
                 .await
                 .unwrap();
-            for line in String::from_utf8(body.body.collect().await.unwrap().to_vec()).unwrap().lines() {
+            for line in String::from_utf8(body.body.collect().await.unwrap().to_vec())
+                .unwrap()
+                .lines()
+            {
                 let document: Value = serde_json::from_str(line).unwrap();
                 assert_eq!(document["freq"], "5min");
                 views += document["metrics"]["page_views"].as_u64().unwrap();

@@ -377,27 +377,13 @@ pub mod stream {
                 let bucket = uri.split('/').next().unwrap_or_default();
                 let options = args.aws.options(Some(&plan.region));
                 let s3 = crate::aws::s3::client(&crate::aws::sdk::load(&options).await, true);
-                if s3.head_bucket().bucket(bucket).send().await.is_err() {
-                    let mut request = s3.create_bucket().bucket(bucket);
-                    let region = options.region.clone().unwrap_or_default();
-                    if region != "us-east-1" {
-                        // Outside us-east-1 S3 wants the bucket's region said.
-                        request = request.create_bucket_configuration(
-                            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                                .location_constraint(region.as_str().into())
-                                .build(),
-                        );
-                    }
-                    request.send().await.map_err(|e| {
-                        let detail = e
-                            .as_service_error()
-                            .and_then(|s| s.meta().message().map(str::to_string))
-                            .unwrap_or_else(|| aws_sdk_s3::error::DisplayErrorContext(&e).to_string());
+                crate::aws::s3::ensure_bucket(&s3, bucket, options.region.as_deref())
+                    .await
+                    .map_err(|e| {
                         CliError::failure(format!(
-                            "cannot create bucket {bucket} on the emulator: {detail}"
+                            "cannot create bucket {bucket} on the emulator: {e}"
                         ))
                     })?;
-                }
             }
             Ok::<bool, CliError>(created)
         })

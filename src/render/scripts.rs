@@ -87,7 +87,7 @@ pub fn staging_prefix(plan: &JobPlan) -> S3Uri {
 }
 
 /// The PySpark driver that fans `emrship-job` out over the executors (for `stream`: places
-/// one long-running worker per executor core).
+/// one long-running worker per executor).
 pub fn spark_driver(plan: &JobPlan) -> String {
     if plan.job.command == "stream" {
         let sizing = plan.spark.sizing.as_ref();
@@ -95,7 +95,7 @@ pub fn spark_driver(plan: &JobPlan) -> String {
             STREAM_DRIVER_TEMPLATE,
             &json!({
                 "name": plan.name,
-                "workers": sizing.map_or(2, |s| s.executor_instances * s.executor_cores),
+                "workers": sizing.map_or(1, |s| s.executor_instances),
             }),
         );
     }

@@ -450,13 +450,20 @@ mod tests {
     #[test]
     fn a_drained_or_idle_floor_closes_windows_without_moving_event_time() {
         let record = |minute: i64| {
-            format!(r#"{{"customer":"a","url":"/x","session_id":"s","ts":{}}}"#, minute * 60_000)
+            format!(
+                r#"{{"customer":"a","url":"/x","session_id":"s","ts":{}}}"#,
+                minute * 60_000
+            )
         };
         let mut idle = RangeAggregate::new(spec(), 0, 20 * 60_000);
         idle.add("1", record(13).as_bytes()); // window 10–15 + 1m = 16 ≤ 20: late
         idle.add("2", record(16).as_bytes()); // window 15–20 + 1m = 21 > 20: counted
         assert_eq!((idle.records, idle.late), (2, 1));
-        assert_eq!(idle.watermark_ms, 16 * 60_000, "the floor is not event time");
+        assert_eq!(
+            idle.watermark_ms,
+            16 * 60_000,
+            "the floor is not event time"
+        );
         let mut drained = RangeAggregate::new(spec(), 0, i64::MAX);
         drained.add("1", record(10_000).as_bytes());
         assert_eq!(drained.late, 1);
