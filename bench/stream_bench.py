@@ -108,12 +108,41 @@ def spark_peer(args):
     spark.stop()
 
 
+def python_records(path, n, seed=7):
+    """Records another producer might write, from a generator that is not ours: Python's json
+    with spaces and another key order, 36-character UUID sessions (200,000), long urls (100,000
+    per site over 50 sites), 50 referrers and 20 % direct, and `ts` with an offset, out of order
+    by up to 30 s (within the lateness, so neither tool drops any)."""
+    import random
+    import uuid
+
+    rnd = random.Random(seed)
+    sessions = [str(uuid.UUID(int=rnd.getrandbits(128))) for _ in range(200_000)]
+    start = dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc)
+    with open(path, "w") as out:
+        for i in range(n):
+            site = f"news-site-{rnd.randrange(50):02d}.example.com"
+            ts = start + dt.timedelta(seconds=3600 * i / n + rnd.uniform(-30, 30))
+            record = {
+                "ts": ts.astimezone(dt.timezone(dt.timedelta(hours=1))).isoformat(),
+                "session_id": sessions[int(rnd.paretovariate(1.2)) % len(sessions)],
+                "url": f"https://{site}/section-{rnd.randrange(20)}/2026/11/"
+                       f"article-with-a-long-descriptive-slug-{int(rnd.paretovariate(1.1)) % 100_000}",
+                "referrer": None if rnd.random() < 0.2 else f"https://ref-{rnd.randrange(50)}.example/",
+                "customer": site,
+            }
+            out.write(json.dumps(record) + "\n")
+
+
 def throughput(args):
     work = args.work
     records = os.path.join(work, "records.jsonl")
     if not os.path.exists(records):
-        subprocess.run([args.job, "gen", "stream", "--records", str(args.records),
-                        "--copy", records], check=True)
+        if args.variant == "python-high-cardinality":
+            python_records(records, args.records)
+        else:
+            subprocess.run([args.job, "gen", "stream", "--records", str(args.records),
+                            "--copy", records], check=True)
     # Spark's file source reads a directory: the same lines in 8 files, and the sentinel.
     spark_in = os.path.join(work, "spark-in")
     if not os.path.isdir(spark_in):
@@ -164,7 +193,8 @@ def throughput(args):
         differ = [k for k in rust_docs if k in spark_docs and rust_docs[k] != spark_docs[k]][:3]
         raise SystemExit(f"bench: outputs differ: only emrship {only_rust}, only spark "
                          f"{only_spark}, different {differ}")
-    result = {"records": args.records, "documents": len(rust_docs), "tools": {}}
+    result = {"records": args.records, "variant": args.variant, "documents": len(rust_docs),
+              "tools": {}}
     for tool in ["emrship-job", "pyspark-structured-streaming"]:
         runs = [m for t, _, m, _ in rows if t == tool]
         med = benchlib.medians({tool: runs})[tool]
@@ -299,6 +329,8 @@ def main():
     bench.add_argument("--rate", type=int, default=500)
     bench.add_argument("--seconds", type=int, default=150)
     bench.add_argument("--parts", default="throughput,latency")
+    bench.add_argument("--variant", default="generated",
+                       choices=["generated", "python-high-cardinality"])
     bench.add_argument("--json", required=True)
     args = parser.parse_args()
     if args.role == "spark":

@@ -95,7 +95,8 @@ pub fn aggregate_file(
     let data = std::fs::read(input)
         .map_err(|e| JobError::input(input.display(), format!("cannot read: {e}")))?;
     let started = std::time::Instant::now();
-    let mut ranges = Vec::new();
+    // The bytes the worker would store, and read back when it finalizes.
+    let mut stored = Vec::new();
     let mut watermark = i64::MIN;
     let mut lines = data
         .split(|b| *b == b'\n')
@@ -117,11 +118,14 @@ pub fn aggregate_file(
         records += aggregate.records;
         malformed += aggregate.malformed;
         late += aggregate.late;
-        let object =
-            range::RangeObject::new("file", &first.to_string(), &last.to_string(), &aggregate);
-        // The bytes the worker would store, and read back when it finalizes.
-        ranges.push(range::RangeObject::from_bytes(&object.to_bytes()).map_err(JobError::Other)?);
+        let (first, last) = (first.to_string(), last.to_string());
+        stored.push(range::RangeObject::new("file", &first, &last, &mut aggregate).to_bytes());
     }
+    let ranges = stored
+        .iter()
+        .map(|bytes| range::RangeObject::from_bytes(bytes))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(JobError::Other)?;
     let aggregate_seconds = started.elapsed().as_secs_f64();
     let started = std::time::Instant::now();
     let mut windows: Vec<i64> = ranges
@@ -134,13 +138,11 @@ pub fn aggregate_file(
     std::fs::create_dir_all(&dir)
         .map_err(|e| JobError::Other(format!("cannot create {}: {e}", dir.display())))?;
     for &start in &windows {
-        let touching: Vec<range::RangeObject> = ranges
+        let touching = ranges
             .iter()
-            .filter(|r| r.windows.iter().any(|w| w.start_ms == start))
-            .cloned()
-            .collect();
+            .filter(|r| r.windows.iter().any(|w| w.start_ms == start));
         let path = output.join(range::window_key(start));
-        std::fs::write(&path, range::window_documents(start, &spec, &touching))
+        std::fs::write(&path, range::window_documents(start, &spec, touching))
             .map_err(|e| JobError::Other(format!("cannot write {}: {e}", path.display())))?;
     }
     Ok(FileReport {

@@ -14,15 +14,20 @@
 //! Every object is created at most once (create-only writes). A range's key is a function of
 //! its shard and first sequence number only, and a new range starts right after a checkpoint or
 //! after a range that already exists: so ranges chain, each record is in exactly one of them,
-//! whoever wrote it. Range content is sorted, so the same records give the same bytes.
+//! whoever wrote it. Range content is in order of first appearance (groups, sessions,
+//! referrers), so the same records give the same bytes.
 
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use chrono::DateTime;
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
-use super::window::{Aside, Group, GroupKey, RangeAggregate, WindowSpec};
+use hashbrown::{HashMap, HashSet};
+
+use super::window::{Aside, Group, GroupKey, Interner, RangeAggregate, WindowSpec};
 use crate::job::rollup::output::{document_id, write_document, Document};
 
 pub fn range_key(shard: &str, from: &str) -> String {
@@ -60,36 +65,61 @@ pub fn parse_window_name(name: &str) -> Option<i64> {
         .map(|t| t.timestamp_millis())
 }
 
-/// A stored range: the unit of exactly-once.
+/// A stored range: the unit of exactly-once. Its strings borrow from the aggregate it was made
+/// from, or from the bytes it was read from: ranges are written and read in bulk, and copying
+/// every session id twice would cost more than the aggregation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RangeObject {
-    pub shard: String,
-    pub from: String,
-    pub to: String,
+pub struct RangeObject<'a> {
+    #[serde(borrow)]
+    pub shard: Cow<'a, str>,
+    #[serde(borrow)]
+    pub from: Cow<'a, str>,
+    #[serde(borrow)]
+    pub to: Cow<'a, str>,
     pub records: u64,
     pub malformed: u64,
     pub late: u64,
     /// The shard's watermark after the range (epoch ms).
     pub watermark_ms: i64,
-    pub windows: Vec<WindowPart>,
+    #[serde(borrow)]
+    pub windows: Vec<WindowPart<'a>>,
     pub dead_letters: Vec<StoredDeadLetter>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WindowPart {
+pub struct WindowPart<'a> {
     pub start_ms: i64,
-    pub groups: Vec<StoredGroup>,
+    #[serde(borrow)]
+    pub groups: Vec<StoredGroup<'a>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredGroup {
-    pub customer: String,
-    pub url: String,
+pub struct StoredGroup<'a> {
+    #[serde(borrow)]
+    pub customer: Cow<'a, str>,
+    #[serde(borrow)]
+    pub url: Cow<'a, str>,
     pub page_views: u64,
-    /// Sorted.
-    pub sessions: Vec<String>,
-    /// Sorted by name.
-    pub referrers: Vec<(String, u64)>,
+    /// Distinct, in order of first appearance in the range.
+    #[serde(borrow)]
+    pub sessions: Vec<Cow<'a, str>>,
+    /// In order of first appearance in the range.
+    #[serde(borrow)]
+    pub referrers: Vec<(Cow<'a, str>, u64)>,
+}
+
+/// What the worker keeps of a range once it is stored: where it ends, what it touched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeSummary {
+    pub from: String,
+    pub to: String,
+    pub records: u64,
+    pub malformed: u64,
+    pub late: u64,
+    pub watermark_ms: i64,
+    pub windows: Vec<i64>,
+    /// The dead-letter object's lines, when the range kept records aside.
+    pub dead_letters: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,20 +136,34 @@ pub struct StoredDeadLetter {
     pub data_base64: Option<String>,
 }
 
-impl RangeObject {
-    pub fn new(shard: &str, from: &str, to: &str, aggregate: &RangeAggregate) -> RangeObject {
-        let mut windows: BTreeMap<i64, Vec<StoredGroup>> = BTreeMap::new();
-        for (key, group) in &aggregate.groups {
+impl<'a> RangeObject<'a> {
+    pub fn new(
+        shard: &'a str,
+        from: &'a str,
+        to: &'a str,
+        aggregate: &'a mut RangeAggregate,
+    ) -> RangeObject<'a> {
+        let mut windows: BTreeMap<i64, Vec<(u32, StoredGroup)>> = BTreeMap::new();
+        let RangeAggregate {
+            groups,
+            sessions,
+            referrers,
+            ..
+        } = aggregate;
+        for (key, group) in groups.iter_mut() {
             windows
                 .entry(key.window_ms)
                 .or_default()
-                .push(stored_group(key, group));
+                .push((group.order, stored_group(key, group, sessions, referrers)));
         }
         let windows = windows
             .into_iter()
             .map(|(start_ms, mut groups)| {
-                groups.sort_by(|a, b| (&a.customer, &a.url).cmp(&(&b.customer, &b.url)));
-                WindowPart { start_ms, groups }
+                groups.sort_unstable_by_key(|(order, _)| *order);
+                WindowPart {
+                    start_ms,
+                    groups: groups.into_iter().map(|(_, group)| group).collect(),
+                }
             })
             .collect();
         let dead_letters = aggregate
@@ -147,9 +191,9 @@ impl RangeObject {
             })
             .collect();
         RangeObject {
-            shard: shard.to_string(),
-            from: from.to_string(),
-            to: to.to_string(),
+            shard: Cow::Borrowed(shard),
+            from: Cow::Borrowed(from),
+            to: Cow::Borrowed(to),
             records: aggregate.records,
             malformed: aggregate.malformed,
             late: aggregate.late,
@@ -163,8 +207,21 @@ impl RangeObject {
         serde_json::to_vec(self).expect("a range serializes")
     }
 
-    pub fn from_bytes(bytes: &[u8]) -> Result<RangeObject, String> {
+    pub fn from_bytes(bytes: &'a [u8]) -> Result<RangeObject<'a>, String> {
         serde_json::from_slice(bytes).map_err(|e| format!("not a range object: {e}"))
+    }
+
+    pub fn summary(&self) -> RangeSummary {
+        RangeSummary {
+            from: self.from.to_string(),
+            to: self.to.to_string(),
+            records: self.records,
+            malformed: self.malformed,
+            late: self.late,
+            watermark_ms: self.watermark_ms,
+            windows: self.windows.iter().map(|w| w.start_ms).collect(),
+            dead_letters: (!self.dead_letters.is_empty()).then(|| self.dead_letter_lines()),
+        }
     }
 
     /// The dead-letter object: one JSON line per record kept aside.
@@ -172,7 +229,7 @@ impl RangeObject {
         let mut out = Vec::new();
         for dead in &self.dead_letters {
             let mut line = serde_json::to_value(dead).expect("a dead letter serializes");
-            line["shard"] = serde_json::Value::String(self.shard.clone());
+            line["shard"] = serde_json::Value::String(self.shard.to_string());
             serde_json::to_writer(&mut out, &line).expect("a dead letter serializes");
             out.push(b'\n');
         }
@@ -180,42 +237,64 @@ impl RangeObject {
     }
 }
 
-fn stored_group(key: &GroupKey, group: &Group) -> StoredGroup {
-    let mut sessions: Vec<String> = group.sessions.iter().map(|s| s.to_string()).collect();
-    sessions.sort_unstable();
-    let mut referrers: Vec<(String, u64)> = group
+fn stored_group<'a>(
+    key: &'a GroupKey,
+    group: &mut Group,
+    sessions: &'a Interner,
+    referrers: &'a Interner,
+) -> StoredGroup<'a> {
+    let session_names: Vec<Cow<str>> = group
+        .sessions()
+        .iter()
+        .map(|&id| Cow::Borrowed(sessions.name(id)))
+        .collect();
+    group.referrers.sort_unstable();
+    let referrer_counts: Vec<(Cow<str>, u64)> = group
         .referrers
         .iter()
-        .map(|(r, n)| (r.to_string(), *n))
+        .map(|&(id, n)| (Cow::Borrowed(referrers.name(id)), n))
         .collect();
-    referrers.sort_unstable();
     StoredGroup {
-        customer: key.customer.to_string(),
-        url: key.url.to_string(),
+        customer: Cow::Borrowed(&key.customer),
+        url: Cow::Borrowed(&key.url),
         page_views: group.page_views,
-        sessions,
-        referrers,
+        sessions: session_names,
+        referrers: referrer_counts,
     }
+}
+
+/// One group of a window, merged over ranges, borrowing the ranges' strings.
+#[derive(Default)]
+struct Merged<'a> {
+    page_views: u64,
+    sessions: HashSet<&'a str>,
+    referrers: Vec<(&'a str, u64)>,
 }
 
 /// One window's final documents from the ranges that have counts for it: JSON Lines in the
 /// rollup's shape (`_id`, customer, url, ts, freq, metrics {page_views, visitors},
 /// referrers), sorted by `_id`.
-pub fn window_documents(window_ms: i64, spec: &WindowSpec, ranges: &[RangeObject]) -> Vec<u8> {
-    let mut groups: BTreeMap<(&str, &str), Group> = BTreeMap::new();
+pub fn window_documents<'a, 'r: 'a>(
+    window_ms: i64,
+    spec: &WindowSpec,
+    ranges: impl IntoIterator<Item = &'a RangeObject<'r>>,
+) -> Vec<u8> {
+    let mut groups: HashMap<(&str, &str), Merged> = HashMap::new();
     for range in ranges {
         for part in range.windows.iter().filter(|w| w.start_ms == window_ms) {
             for stored in &part.groups {
-                let group = groups.entry((&stored.customer, &stored.url)).or_default();
-                group.merge(&Group {
-                    page_views: stored.page_views,
-                    sessions: stored.sessions.iter().map(|s| s.as_str().into()).collect(),
-                    referrers: stored
-                        .referrers
-                        .iter()
-                        .map(|(r, n)| (r.as_str().into(), *n))
-                        .collect(),
-                });
+                let group = groups
+                    .entry((&*stored.customer, &*stored.url))
+                    .or_default();
+                group.page_views += stored.page_views;
+                group.sessions.extend(stored.sessions.iter().map(|s| &**s));
+                for (referrer, count) in &stored.referrers {
+                    let referrer: &str = referrer;
+                    match group.referrers.iter_mut().find(|(r, _)| *r == referrer) {
+                        Some((_, n)) => *n += count,
+                        None => group.referrers.push((referrer, *count)),
+                    }
+                }
             }
         }
     }
@@ -225,13 +304,11 @@ pub fn window_documents(window_ms: i64, spec: &WindowSpec, ranges: &[RangeObject
     };
     let freq = spec.freq_label();
     let mut documents: Vec<(String, Vec<u8>)> = groups
-        .iter()
-        .map(|((customer, url), group)| {
-            let mut referrers: Vec<(&str, u64)> =
-                group.referrers.iter().map(|(r, n)| (&**r, *n)).collect();
-            referrers.sort_unstable();
+        .into_iter()
+        .map(|((customer, url), mut group)| {
+            group.referrers.sort_unstable();
             let id = document_id(url, customer, &ts);
-            let mut line = Vec::new();
+            let mut line = Vec::with_capacity(128 + id.len() * 2);
             write_document(
                 &mut line,
                 &id,
@@ -242,14 +319,18 @@ pub fn window_documents(window_ms: i64, spec: &WindowSpec, ranges: &[RangeObject
                     freq: &freq,
                     page_views: group.page_views,
                     visitors: group.sessions.len() as u64,
-                    referrers: &referrers,
+                    referrers: &group.referrers,
                 },
             );
             (id, line)
         })
         .collect();
-    documents.sort_by(|a, b| a.0.cmp(&b.0));
-    documents.into_iter().flat_map(|(_, line)| line).collect()
+    documents.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut out = Vec::with_capacity(documents.iter().map(|(_, line)| line.len()).sum());
+    for (_, line) in &documents {
+        out.extend_from_slice(line);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -283,17 +364,20 @@ mod tests {
             for &i in order {
                 aggregate.add(&(i + 1).to_string(), records[i].as_bytes());
             }
-            RangeObject::new("shardId-000000000001", "1", "5", &aggregate)
+            RangeObject::new("shardId-000000000001", "1", "5", &mut aggregate).to_bytes()
         };
-        let range = build(&[0, 1, 2, 3, 4]);
-        assert_eq!(range.to_bytes(), build(&[0, 1, 2, 3, 4]).to_bytes());
-        assert_eq!(RangeObject::from_bytes(&range.to_bytes()).unwrap(), range);
+        let bytes = build(&[0, 1, 2, 3, 4]);
+        assert_eq!(bytes, build(&[0, 1, 2, 3, 4]));
+        let range = RangeObject::from_bytes(&bytes).unwrap();
+        assert_eq!(range.to_bytes(), bytes);
         assert_eq!(range.windows.len(), 2);
-        assert_eq!(range.windows[0].groups[0].customer, "a");
-        assert_eq!(range.windows[0].groups[0].sessions, vec!["s1", "s2"]);
+        // Groups, sessions and referrers in order of first appearance.
+        assert_eq!(range.windows[0].groups[0].customer, "b");
+        assert_eq!(range.windows[0].groups[1].customer, "a");
+        assert_eq!(range.windows[0].groups[1].sessions, vec!["s2", "s1"], "s2 came first in the range");
         assert_eq!(
-            range.windows[0].groups[0].referrers,
-            vec![("b".to_string(), 1), ("g".to_string(), 1)]
+            range.windows[0].groups[1].referrers,
+            vec![(Cow::Borrowed("g"), 1), (Cow::Borrowed("b"), 1)]
         );
         assert_eq!(range.dead_letters.len(), 1);
         let lines = String::from_utf8(range.dead_letter_lines()).unwrap();
@@ -312,7 +396,7 @@ mod tests {
             for row in rows {
                 aggregate.add(from, row.as_bytes());
             }
-            RangeObject::new("s", from, from, &aggregate)
+            RangeObject::new("s", from, from, &mut aggregate).to_bytes()
         };
         let a = range(
             "1",
@@ -329,6 +413,7 @@ mod tests {
             ],
         );
         let first = 1_795_132_800_000;
+        let (a, b) = (RangeObject::from_bytes(&a).unwrap(), RangeObject::from_bytes(&b).unwrap());
         let text = String::from_utf8(window_documents(first, &spec, &[a, b])).unwrap();
         assert_eq!(
             text,

@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
 
-use hashbrown::{Equivalent, HashMap, HashSet};
+use hashbrown::{Equivalent, HashMap};
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
@@ -188,38 +188,75 @@ impl Equivalent<GroupKey> for GroupRef<'_> {
     }
 }
 
-/// One group's sums.
+/// One group's sums, with sessions and referrers as ids of the range's [`Interner`]s.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Group {
+    /// The group's place among the range's groups, in order of first appearance: stored
+    /// ranges list groups, sessions and referrers in that order, which the same records
+    /// always give (no sorting of strings).
+    pub order: u32,
     pub page_views: u64,
-    pub sessions: HashSet<Box<str>>,
-    /// Unsorted; few per group.
-    pub referrers: Vec<(Box<str>, u64)>,
+    /// Session ids, possibly repeated past `distinct_upto`; see [`Group::sessions`].
+    sessions: Vec<u32>,
+    /// `sessions[..distinct_upto]` is sorted and distinct.
+    distinct_upto: usize,
+    /// (referrer id, views); few per group.
+    pub referrers: Vec<(u32, u64)>,
 }
 
 impl Group {
-    fn add_referrer(&mut self, referrer: &str, count: u64) {
-        match self.referrers.iter_mut().find(|(r, _)| **r == *referrer) {
-            Some((_, n)) => *n += count,
-            None => self.referrers.push((referrer.into(), count)),
+    fn add_referrer(&mut self, referrer: u32) {
+        match self.referrers.iter_mut().find(|(r, _)| *r == referrer) {
+            Some((_, n)) => *n += 1,
+            None => self.referrers.push((referrer, 1)),
         }
     }
 
-    fn add_session(&mut self, session: &str) {
-        if !self.sessions.contains(session) {
-            self.sessions.insert(session.into());
+    fn add_session(&mut self, session: u32) {
+        // Appending is cheaper than a set per group (most groups are small); the tail is
+        // folded into the sorted, distinct prefix whenever it has doubled, which bounds the
+        // memory to twice the distinct sessions.
+        self.sessions.push(session);
+        if self.sessions.len() >= 32 && self.sessions.len() >= 2 * self.distinct_upto {
+            self.fold();
         }
     }
 
-    /// Adds another part of the same group (from another range).
-    pub fn merge(&mut self, other: &Group) {
-        self.page_views += other.page_views;
-        for session in &other.sessions {
-            self.add_session(session);
+    fn fold(&mut self) {
+        self.sessions.sort_unstable();
+        self.sessions.dedup();
+        self.distinct_upto = self.sessions.len();
+    }
+
+    /// The distinct session ids, ascending (= in order of first appearance in the range).
+    pub fn sessions(&mut self) -> &[u32] {
+        if self.distinct_upto != self.sessions.len() {
+            self.fold();
         }
-        for (referrer, count) in &other.referrers {
-            self.add_referrer(referrer, *count);
+        &self.sessions
+    }
+}
+
+/// Strings numbered in the order first seen: a range stores each session and referrer once.
+#[derive(Debug, Clone, Default)]
+pub struct Interner {
+    ids: HashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+}
+
+impl Interner {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
         }
+        let id = self.names.len() as u32;
+        self.names.push(name.into());
+        self.ids.insert(name.into(), id);
+        id
+    }
+
+    pub fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
     }
 }
 
@@ -244,6 +281,8 @@ pub struct DeadLetter {
 pub struct RangeAggregate {
     pub spec: WindowSpec,
     pub groups: HashMap<GroupKey, Group>,
+    pub sessions: Interner,
+    pub referrers: Interner,
     /// Records read, including those kept aside.
     pub records: u64,
     pub malformed: u64,
@@ -261,6 +300,8 @@ impl RangeAggregate {
         RangeAggregate {
             spec,
             groups: HashMap::new(),
+            sessions: Interner::default(),
+            referrers: Interner::default(),
             records: 0,
             malformed: 0,
             late: 0,
@@ -298,11 +339,14 @@ impl RangeAggregate {
             return;
         }
         self.watermark_ms = self.watermark_ms.max(ts);
+        let session = self.sessions.id(&event.session_id);
+        let referrer = event.referrer.as_deref().map(|r| self.referrers.id(r));
         let lookup = GroupRef {
             window_ms,
             customer: &event.customer,
             url: &event.url,
         };
+        let order = self.groups.len() as u32;
         let group = match self.groups.get_mut(&lookup) {
             Some(group) => group,
             None => self
@@ -312,12 +356,15 @@ impl RangeAggregate {
                     customer: (*event.customer).into(),
                     url: (*event.url).into(),
                 })
-                .or_default(),
+                .or_insert_with(|| Group {
+                    order,
+                    ..Group::default()
+                }),
         };
         group.page_views += 1;
-        group.add_session(&event.session_id);
-        if let Some(referrer) = event.referrer.as_deref() {
-            group.add_referrer(referrer, 1);
+        group.add_session(session);
+        if let Some(referrer) = referrer {
+            group.add_referrer(referrer);
         }
     }
 
@@ -379,23 +426,34 @@ mod tests {
         assert_eq!((range.records, range.malformed, range.late), (5, 0, 0));
         let first = 1_795_132_800_000; // 2026-11-20T00:00Z
         assert_eq!(range.windows(), vec![first, first + 300_000]);
-        let group = |window_ms| {
-            range
+        let mut group = |window_ms| {
+            let group = range
                 .groups
-                .get(&GroupKey {
+                .get_mut(&GroupKey {
                     window_ms,
                     customer: "a".into(),
                     url: "/x".into(),
                 })
-                .unwrap()
+                .unwrap();
+            let sessions: Vec<String> = group
+                .sessions()
+                .iter()
+                .map(|&id| range.sessions.name(id).to_string())
+                .collect();
+            let referrers: Vec<(String, u64)> = group
+                .referrers
+                .iter()
+                .map(|&(id, n)| (range.referrers.name(id).to_string(), n))
+                .collect();
+            (group.page_views, sessions, referrers)
         };
-        let early = group(first);
-        assert_eq!(early.page_views, 3);
-        assert_eq!(early.sessions.len(), 2);
-        assert_eq!(early.referrers, vec![("g".into(), 2)]);
-        let later = group(first + 300_000);
-        assert_eq!(later.page_views, 2);
-        assert_eq!(later.sessions.len(), 2, "s1 again (escaped) and s3");
+        let (views, sessions, referrers) = group(first);
+        assert_eq!(views, 3);
+        assert_eq!(sessions, ["s1", "s2"]);
+        assert_eq!(referrers, [("g".to_string(), 2)]);
+        let (views, sessions, _) = group(first + 300_000);
+        assert_eq!(views, 2);
+        assert_eq!(sessions, ["s1", "s3"], "s1 again (escaped) and s3");
         assert_eq!(range.watermark_ms, first + 300_000);
     }
 
@@ -445,6 +503,16 @@ mod tests {
         assert_eq!(range.windows(), vec![600_000]);
         assert_eq!(range.dead_letters[0].kind, Aside::Late);
         assert_eq!(range.watermark_ms, 12 * 60_000);
+    }
+
+    #[test]
+    fn a_group_with_many_repeated_sessions_keeps_each_once() {
+        let mut group = Group::default();
+        for i in 0..10_000u32 {
+            group.add_session(i % 37);
+            assert!(group.sessions.len() <= 2 * 37 + 32, "bounded: {}", group.sessions.len());
+        }
+        assert_eq!(group.sessions(), (0..37).collect::<Vec<u32>>().as_slice());
     }
 
     #[test]

@@ -703,16 +703,19 @@ impl Worker {
 
     /// Writes the shard's open range (or adopts the one already there) and checkpoints.
     async fn commit(&mut self, shard: &str) -> Result<(), JobError> {
-        let Some(held) = self.held.get(shard) else {
+        let Some(held) = self.held.get_mut(shard) else {
             return Ok(());
         };
         let (Some(first), Some(last)) = (held.first.clone(), held.last.clone()) else {
             return Ok(());
         };
-        let range = RangeObject::new(shard, &first, &last, &held.open);
+        let (bytes, written) = {
+            let range = RangeObject::new(shard, &first, &last, &mut held.open);
+            (range.to_bytes(), range.summary())
+        };
         let key = range_key(shard, &first);
-        let (range, adopted) = match self.output.create(&key, range.to_bytes()).await? {
-            Created::New => (range, false),
+        let (range, adopted) = match self.output.create(&key, bytes).await? {
+            Created::New => (written, false),
             Created::Exists => {
                 let bytes = self.output.get(&key).await?.ok_or_else(|| {
                     JobError::Other(format!(
@@ -721,23 +724,21 @@ impl Worker {
                     ))
                 })?;
                 let existing = RangeObject::from_bytes(&bytes)
-                    .map_err(|e| JobError::Other(format!("{}: {e}", self.output.describe(&key))))?;
+                    .map_err(|e| JobError::Other(format!("{}: {e}", self.output.describe(&key))))?
+                    .summary();
                 (existing, true)
             }
         };
         // Markers and dead letters come from the range that won, whoever wrote it; they are
         // written before the checkpoint, so a crash here is repaired by the replay.
-        for window in &range.windows {
+        for &window in &range.windows {
             self.output
-                .create(&index_key(window.start_ms, shard, &range.from), Vec::new())
+                .create(&index_key(window, shard, &range.from), Vec::new())
                 .await?;
         }
-        if !range.dead_letters.is_empty() {
+        if let Some(lines) = range.dead_letters.clone() {
             self.output
-                .create(
-                    &dead_letter_key(shard, &range.from),
-                    range.dead_letter_lines(),
-                )
+                .create(&dead_letter_key(shard, &range.from), lines)
                 .await?;
         }
         if adopted {
@@ -861,7 +862,7 @@ impl Worker {
                 self.finalized.insert(start);
                 continue;
             }
-            let mut ranges = Vec::new();
+            let mut stored = Vec::new();
             let prefix = index_prefix(start);
             let (_, shard_dirs) = self.output.list(&prefix).await?;
             for shard_dir in shard_dirs {
@@ -880,10 +881,14 @@ impl Worker {
                             self.output.describe(&range_at)
                         ))
                     })?;
-                    ranges.push(RangeObject::from_bytes(&bytes).map_err(|e| {
-                        JobError::Other(format!("{}: {e}", self.output.describe(&range_at)))
-                    })?);
+                    stored.push((range_at, bytes));
                 }
+            }
+            let mut ranges = Vec::with_capacity(stored.len());
+            for (range_at, bytes) in &stored {
+                ranges.push(RangeObject::from_bytes(bytes).map_err(|e| {
+                    JobError::Other(format!("{}: {e}", self.output.describe(range_at)))
+                })?);
             }
             let documents = window_documents(start, &spec, &ranges);
             if self.output.create(&key, documents).await? == Created::New {
