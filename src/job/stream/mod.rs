@@ -84,74 +84,112 @@ pub struct FileReport {
 
 /// The worker's whole CPU path without Kinesis, on one thread: a file of records (one per
 /// line, e.g. a Firehose backup of the stream) is cut into ranges of `range_records`, each
-/// aggregated and serialized as a range object, then every window's documents are written to
-/// `output/windows/<start>.jsonl` as the worker finalizes them.
+/// aggregated and serialized as a range object; as the watermark closes windows, each window's
+/// documents are merged from the stored ranges that touch it and written to
+/// `output/windows/<start>.jsonl`, as the worker finalizes them; the rest when the file ends
+/// (a drain).
 pub fn aggregate_file(
     input: &std::path::Path,
     output: &std::path::Path,
     spec: window::WindowSpec,
     range_records: usize,
 ) -> Result<FileReport, JobError> {
-    let data = std::fs::read(input)
+    use std::io::BufRead;
+
+    let file = std::fs::File::open(input)
         .map_err(|e| JobError::input(input.display(), format!("cannot read: {e}")))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let dir = output.join("windows");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| JobError::Other(format!("cannot create {}: {e}", dir.display())))?;
     let started = std::time::Instant::now();
-    // The bytes the worker would store, and read back when it finalizes.
-    let mut stored = Vec::new();
+    let mut finalize_seconds = 0.0;
+    // Stored ranges whose windows are not all final yet: (bytes, the windows they touch).
+    let mut pending: Vec<(Vec<u8>, Vec<i64>)> = Vec::new();
+    let mut finalized = std::collections::BTreeSet::new();
     let mut watermark = i64::MIN;
-    let mut lines = data
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .enumerate()
-        .peekable();
-    let (mut records, mut malformed, mut late) = (0, 0, 0);
-    while lines.peek().is_some() {
+    let (mut records, mut malformed, mut late, mut ranges) = (0, 0, 0, 0u64);
+    let mut line = Vec::new();
+    let mut number = 0usize;
+    let mut eof = false;
+    while !eof {
         let mut aggregate = window::RangeAggregate::new(spec, watermark, i64::MIN);
-        let (mut first, mut last) = (0, 0);
-        for (i, line) in lines.by_ref().take(range_records.max(1)) {
-            if aggregate.is_empty() {
-                first = i + 1;
+        let first = number + 1;
+        while aggregate.records < range_records.max(1) as u64 {
+            line.clear();
+            let read = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| JobError::input(input.display(), format!("cannot read: {e}")))?;
+            if read == 0 {
+                eof = true;
+                break;
             }
-            last = i + 1;
-            aggregate.add(&last.to_string(), line);
+            let record = line.strip_suffix(b"\n").unwrap_or(&line);
+            if record.is_empty() {
+                continue;
+            }
+            number += 1;
+            aggregate.add(&number.to_string(), record);
+        }
+        if aggregate.is_empty() {
+            break;
         }
         watermark = aggregate.watermark_ms;
         records += aggregate.records;
         malformed += aggregate.malformed;
         late += aggregate.late;
-        let (first, last) = (first.to_string(), last.to_string());
-        stored.push(range::RangeObject::new("file", &first, &last, &mut aggregate).to_bytes());
+        ranges += 1;
+        let (from, to) = (first.to_string(), number.to_string());
+        let object = range::RangeObject::new("file", &from, &to, &mut aggregate);
+        let windows = object.windows.iter().map(|w| w.start_ms).collect();
+        pending.push((object.to_bytes(), windows));
+        let clock = std::time::Instant::now();
+        let drain = if eof { i64::MAX } else { watermark };
+        finalize_closed(output, &spec, drain, &mut pending, &mut finalized)?;
+        finalize_seconds += clock.elapsed().as_secs_f64();
     }
-    let ranges = stored
-        .iter()
-        .map(|bytes| range::RangeObject::from_bytes(bytes))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(JobError::Other)?;
-    let aggregate_seconds = started.elapsed().as_secs_f64();
-    let started = std::time::Instant::now();
-    let mut windows: Vec<i64> = ranges
-        .iter()
-        .flat_map(|r| r.windows.iter().map(|w| w.start_ms))
-        .collect();
-    windows.sort_unstable();
-    windows.dedup();
-    let dir = output.join("windows");
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| JobError::Other(format!("cannot create {}: {e}", dir.display())))?;
-    for &start in &windows {
-        let touching = ranges
-            .iter()
-            .filter(|r| r.windows.iter().any(|w| w.start_ms == start));
-        let path = output.join(range::window_key(start));
-        std::fs::write(&path, range::window_documents(start, &spec, touching))
-            .map_err(|e| JobError::Other(format!("cannot write {}: {e}", path.display())))?;
-    }
+    let clock = std::time::Instant::now();
+    finalize_closed(output, &spec, i64::MAX, &mut pending, &mut finalized)?;
+    finalize_seconds += clock.elapsed().as_secs_f64();
     Ok(FileReport {
         records,
         malformed,
         late,
-        ranges: ranges.len() as u64,
-        windows: windows.len() as u64,
-        aggregate_seconds,
-        finalize_seconds: started.elapsed().as_secs_f64(),
+        ranges,
+        windows: finalized.len() as u64,
+        aggregate_seconds: started.elapsed().as_secs_f64() - finalize_seconds,
+        finalize_seconds,
     })
+}
+
+/// Writes every window closed under `watermark` from the pending ranges that touch it, then
+/// forgets the ranges whose windows are all final.
+fn finalize_closed(
+    output: &std::path::Path,
+    spec: &window::WindowSpec,
+    watermark: i64,
+    pending: &mut Vec<(Vec<u8>, Vec<i64>)>,
+    finalized: &mut std::collections::BTreeSet<i64>,
+) -> Result<(), JobError> {
+    let mut closing: Vec<i64> = pending
+        .iter()
+        .flat_map(|(_, windows)| windows.iter().copied())
+        .filter(|&start| spec.is_closed(start, watermark) && !finalized.contains(&start))
+        .collect();
+    closing.sort_unstable();
+    closing.dedup();
+    for start in closing {
+        let touching = pending
+            .iter()
+            .filter(|(_, windows)| windows.contains(&start))
+            .map(|(bytes, _)| range::RangeObject::from_bytes(bytes))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(JobError::Other)?;
+        let path = output.join(range::window_key(start));
+        std::fs::write(&path, range::window_documents(start, spec, &touching))
+            .map_err(|e| JobError::Other(format!("cannot write {}: {e}", path.display())))?;
+        finalized.insert(start);
+    }
+    pending.retain(|(_, windows)| windows.iter().any(|w| !finalized.contains(w)));
+    Ok(())
 }

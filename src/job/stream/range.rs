@@ -283,9 +283,7 @@ pub fn window_documents<'a, 'r: 'a>(
     for range in ranges {
         for part in range.windows.iter().filter(|w| w.start_ms == window_ms) {
             for stored in &part.groups {
-                let group = groups
-                    .entry((&*stored.customer, &*stored.url))
-                    .or_default();
+                let group = groups.entry((&*stored.customer, &*stored.url)).or_default();
                 group.page_views += stored.page_views;
                 group.sessions.extend(stored.sessions.iter().map(|s| &**s));
                 for (referrer, count) in &stored.referrers {
@@ -374,7 +372,11 @@ mod tests {
         // Groups, sessions and referrers in order of first appearance.
         assert_eq!(range.windows[0].groups[0].customer, "b");
         assert_eq!(range.windows[0].groups[1].customer, "a");
-        assert_eq!(range.windows[0].groups[1].sessions, vec!["s2", "s1"], "s2 came first in the range");
+        assert_eq!(
+            range.windows[0].groups[1].sessions,
+            vec!["s2", "s1"],
+            "s2 came first in the range"
+        );
         assert_eq!(
             range.windows[0].groups[1].referrers,
             vec![(Cow::Borrowed("g"), 1), (Cow::Borrowed("b"), 1)]
@@ -413,7 +415,10 @@ mod tests {
             ],
         );
         let first = 1_795_132_800_000;
-        let (a, b) = (RangeObject::from_bytes(&a).unwrap(), RangeObject::from_bytes(&b).unwrap());
+        let (a, b) = (
+            RangeObject::from_bytes(&a).unwrap(),
+            RangeObject::from_bytes(&b).unwrap(),
+        );
         let text = String::from_utf8(window_documents(first, &spec, &[a, b])).unwrap();
         assert_eq!(
             text,

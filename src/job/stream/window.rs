@@ -510,7 +510,11 @@ mod tests {
         let mut group = Group::default();
         for i in 0..10_000u32 {
             group.add_session(i % 37);
-            assert!(group.sessions.len() <= 2 * 37 + 32, "bounded: {}", group.sessions.len());
+            assert!(
+                group.sessions.len() <= 2 * 37 + 32,
+                "bounded: {}",
+                group.sessions.len()
+            );
         }
         assert_eq!(group.sessions(), (0..37).collect::<Vec<u32>>().as_slice());
     }
