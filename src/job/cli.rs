@@ -127,6 +127,7 @@ pub struct StreamArgs {
     /// SIGTERM, as on a cluster).
     #[arg(long = "stop-when-idle", value_name = "DURATION", value_parser = parse_ms)]
     pub stop_when_idle: Option<i64>,
+    /// How the report at the stop goes to stdout: a line, or one JSON document.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -139,13 +140,16 @@ pub struct StreamFileArgs {
     /// The directory to write `windows/<start>.jsonl` under.
     #[arg(long, value_name = "DIR")]
     pub output: PathBuf,
+    /// Tumbling window width: 1m to 1h, dividing an hour.
     #[arg(long, default_value = "5m", value_parser = parse_ms)]
     pub window: i64,
+    /// How long after a window's end its records are still counted (event time).
     #[arg(long, default_value = "1m", value_parser = parse_ms)]
     pub lateness: i64,
     /// Records per range (the worker's --flush-records).
     #[arg(long = "range-records", default_value_t = 50_000)]
     pub range_records: usize,
+    /// How the summary goes to stdout: a line, or one JSON document.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
