@@ -18,6 +18,8 @@ EMRSHIP_TEST_PYTHON="$(bash scripts/python-env.sh --print-python)"
 export EMRSHIP_TEST_PYTHON
 # A JDK: spark-submit needs java; tests/app_run_local.rs compiles the JVM example with javac.
 bash scripts/jdk.sh
+# kinesalite (npm): tests/stream.rs reads a split shard to its end there (moto never ends one).
+bash scripts/kinesalite.sh >/dev/null
 # The Rust standard library for both Linux targets: tests/lambda_package.rs cross-builds
 # emrship-lambda for x86_64 and aarch64 with cargo-zigbuild.
 bash scripts/rust-targets.sh
