@@ -487,20 +487,7 @@ impl LogFetcher {
             .cluster_id(cluster_id)
             .send()
             .await
-            .map_err(|error| {
-                let code = error.code().unwrap_or_default().to_string();
-                if code == "InvalidRequestException" || code == "NoSuchCluster" {
-                    LogsError::ClusterNotFound {
-                        cluster: cluster_id.to_string(),
-                        detail: error.message().unwrap_or(&code).to_string(),
-                    }
-                } else {
-                    LogsError::Aws {
-                        what: format!("DescribeCluster {cluster_id}"),
-                        detail: DisplayErrorContext(&error).to_string(),
-                    }
-                }
-            })?;
+            .map_err(|error| describe_cluster_error(cluster_id, &error))?;
         let cluster = described
             .cluster()
             .ok_or_else(|| LogsError::ClusterNotFound {
@@ -589,20 +576,7 @@ impl LogFetcher {
             .cluster_id(cluster_id)
             .send()
             .await
-            .map_err(|error| {
-                let code = error.code().unwrap_or_default().to_string();
-                if code == "InvalidRequestException" || code == "NoSuchCluster" {
-                    LogsError::ClusterNotFound {
-                        cluster: cluster_id.to_string(),
-                        detail: error.message().unwrap_or(&code).to_string(),
-                    }
-                } else {
-                    LogsError::Aws {
-                        what: format!("DescribeCluster {cluster_id}"),
-                        detail: DisplayErrorContext(&error).to_string(),
-                    }
-                }
-            })?;
+            .map_err(|error| describe_cluster_error(cluster_id, &error))?;
         let log_uri = described
             .cluster()
             .and_then(|c| c.log_uri())
@@ -1016,6 +990,28 @@ fn s3_error(uri: &str, operation: &str, code: Option<&str>, detail: String) -> L
             what: format!("{operation} {uri}"),
             detail,
         },
+    }
+}
+
+/// DescribeCluster's failure: an unknown cluster, or anything else with its whole cause.
+fn describe_cluster_error<R: std::fmt::Debug>(
+    cluster_id: &str,
+    error: &aws_sdk_emr::error::SdkError<
+        aws_sdk_emr::operation::describe_cluster::DescribeClusterError,
+        R,
+    >,
+) -> LogsError {
+    let code = error.code().unwrap_or_default().to_string();
+    if code == "InvalidRequestException" || code == "NoSuchCluster" {
+        LogsError::ClusterNotFound {
+            cluster: cluster_id.to_string(),
+            detail: error.message().unwrap_or(&code).to_string(),
+        }
+    } else {
+        LogsError::Aws {
+            what: format!("DescribeCluster {cluster_id}"),
+            detail: DisplayErrorContext(error).to_string(),
+        }
     }
 }
 

@@ -118,7 +118,9 @@ impl RollupGenReport {
 
 /// Parses `--start`: `YYYY-MM-DDTHH`, optionally with `:MM` and `:SS` (floored to the hour).
 pub fn parse_start(text: &str) -> Result<NaiveDateTime, String> {
-    parse_time(text).map(floor_hour)
+    parse_time(text)
+        .map(floor_hour)
+        .map_err(|_| format!("{text:?} is not an hour like 2026-11-20T00 (UTC)"))
 }
 
 /// `YYYY-MM-DDTHH`, optionally with `:MM` and `:SS` (UTC), as written.

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType, TableStatus,
@@ -89,15 +89,11 @@ impl LeaseTable {
         E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
     {
-        let detail = match error.as_service_error() {
-            Some(service) => format!(
-                "{}: {}",
-                service.code().unwrap_or("error"),
-                service.message().unwrap_or("no message")
-            ),
-            None => DisplayErrorContext(&error).to_string(),
-        };
-        JobError::Other(format!("lease table {}: {what}: {detail}", self.table))
+        JobError::Other(format!(
+            "lease table {}: {what}: {}",
+            self.table,
+            super::kinesis::sdk_error(&error)
+        ))
     }
 
     /// Creates the table (on-demand capacity) when it does not exist, and waits until it is
@@ -254,18 +250,29 @@ impl LeaseTable {
         Ok(next)
     }
 
-    /// Renews a lease this worker holds at `counter`; returns the new counter.
-    pub async fn renew(&self, shard: &str, me: &str, counter: u64) -> Result<u64, LeaseError> {
-        let request = self
-            .client
+    /// An update of a lease this worker holds at `counter`: applies `set` (after the counter's
+    /// bump) only while the lease is still this worker's at that counter (KCL's fencing).
+    fn held_update(
+        &self,
+        shard: &str,
+        me: &str,
+        counter: u64,
+        set: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
             .update_item()
             .table_name(&self.table)
             .key("leaseKey", s(shard))
-            .update_expression("SET leaseCounter = :next")
+            .update_expression(format!("SET leaseCounter = :next{set}"))
             .condition_expression("leaseCounter = :seen AND leaseOwner = :me")
             .expression_attribute_values(":me", s(me))
             .expression_attribute_values(":next", n(counter + 1))
-            .expression_attribute_values(":seen", n(counter));
+            .expression_attribute_values(":seen", n(counter))
+    }
+
+    /// Renews a lease this worker holds at `counter`; returns the new counter.
+    pub async fn renew(&self, shard: &str, me: &str, counter: u64) -> Result<u64, LeaseError> {
+        let request = self.held_update(shard, me, counter, "");
         self.conditional(request, shard, "renew").await?;
         Ok(counter + 1)
     }
@@ -281,18 +288,13 @@ impl LeaseTable {
         watermark_ms: i64,
     ) -> Result<u64, LeaseError> {
         let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("leaseKey", s(shard))
-            .update_expression(
-                "SET leaseCounter = :next, checkpoint = :checkpoint, watermark = :watermark, \
+            .held_update(
+                shard,
+                me,
+                counter,
+                ", checkpoint = :checkpoint, watermark = :watermark, \
                  checkpointSubSequenceNumber = :zero, ownerSwitchesSinceCheckpoint = :zero",
             )
-            .condition_expression("leaseCounter = :seen AND leaseOwner = :me")
-            .expression_attribute_values(":me", s(me))
-            .expression_attribute_values(":next", n(counter + 1))
-            .expression_attribute_values(":seen", n(counter))
             .expression_attribute_values(":checkpoint", s(checkpoint))
             .expression_attribute_values(":watermark", n(watermark_ms))
             .expression_attribute_values(":zero", n(0));
@@ -309,15 +311,7 @@ impl LeaseTable {
         idle_watermark_ms: i64,
     ) -> Result<u64, LeaseError> {
         let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("leaseKey", s(shard))
-            .update_expression("SET leaseCounter = :next, idleWatermark = :idle")
-            .condition_expression("leaseCounter = :seen AND leaseOwner = :me")
-            .expression_attribute_values(":me", s(me))
-            .expression_attribute_values(":next", n(counter + 1))
-            .expression_attribute_values(":seen", n(counter))
+            .held_update(shard, me, counter, ", idleWatermark = :idle")
             .expression_attribute_values(":idle", n(idle_watermark_ms));
         self.conditional(request, shard, "save the idle watermark of")
             .await?;
@@ -327,16 +321,7 @@ impl LeaseTable {
     /// Gives a lease up (graceful stop) so that another worker takes it without waiting for
     /// it to expire.
     pub async fn release(&self, shard: &str, me: &str, counter: u64) -> Result<(), LeaseError> {
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("leaseKey", s(shard))
-            .update_expression("SET leaseCounter = :next REMOVE leaseOwner")
-            .condition_expression("leaseCounter = :seen AND leaseOwner = :me")
-            .expression_attribute_values(":me", s(me))
-            .expression_attribute_values(":next", n(counter + 1))
-            .expression_attribute_values(":seen", n(counter));
+        let request = self.held_update(shard, me, counter, " REMOVE leaseOwner");
         self.conditional(request, shard, "release").await
     }
 
