@@ -587,6 +587,31 @@ async fn upload_parts_and_complete(
     Ok(count)
 }
 
+/// Creates `bucket` unless it exists (`run --local` prepares an emulator with it). Outside
+/// us-east-1 S3 wants the bucket's region said.
+pub async fn ensure_bucket(
+    client: &Client,
+    bucket: &str,
+    region: Option<&str>,
+) -> Result<(), String> {
+    if client.head_bucket().bucket(bucket).send().await.is_ok() {
+        return Ok(());
+    }
+    let mut request = client.create_bucket().bucket(bucket);
+    if let Some(region) = region.filter(|r| *r != "us-east-1") {
+        request = request.create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(region.into())
+                .build(),
+        );
+    }
+    request.send().await.map(|_| ()).map_err(|e| {
+        e.as_service_error()
+            .and_then(|s| s.meta().message().map(str::to_string))
+            .unwrap_or_else(|| aws_sdk_s3::error::DisplayErrorContext(&e).to_string())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -622,29 +647,4 @@ mod tests {
         assert!(huge.div_ceil(size) <= MAX_PARTS);
         assert_eq!(size % MIB, 0);
     }
-}
-
-/// Creates `bucket` unless it exists (`run --local` prepares an emulator with it). Outside
-/// us-east-1 S3 wants the bucket's region said.
-pub async fn ensure_bucket(
-    client: &Client,
-    bucket: &str,
-    region: Option<&str>,
-) -> Result<(), String> {
-    if client.head_bucket().bucket(bucket).send().await.is_ok() {
-        return Ok(());
-    }
-    let mut request = client.create_bucket().bucket(bucket);
-    if let Some(region) = region.filter(|r| *r != "us-east-1") {
-        request = request.create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(region.into())
-                .build(),
-        );
-    }
-    request.send().await.map(|_| ()).map_err(|e| {
-        e.as_service_error()
-            .and_then(|s| s.meta().message().map(str::to_string))
-            .unwrap_or_else(|| aws_sdk_s3::error::DisplayErrorContext(&e).to_string())
-    })
 }
