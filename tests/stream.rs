@@ -18,6 +18,14 @@ use common::rng::Rng;
 use serde_json::Value;
 
 const BUCKET: &str = "stream-out";
+
+/// The tests whose assertions depend on timing (kills at random moments, two workers
+/// balancing, Spark's start) take turns, so that on two cores they do not starve each other.
+static TIMING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn timing_turn() -> std::sync::MutexGuard<'static, ()> {
+    TIMING.lock().unwrap_or_else(|e| e.into_inner())
+}
 const JOB: &str = env!("CARGO_BIN_EXE_emrship-job");
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -469,6 +477,7 @@ fn a_crash_between_the_range_write_and_the_checkpoint_is_replayed_without_counti
 
 #[test]
 fn a_worker_killed_at_random_points_and_restarted_loses_and_duplicates_no_record() {
+    let _turn = timing_turn();
     let rig = Rig::new("killed", 4);
     rig.put(
         "records.jsonl",
@@ -499,6 +508,7 @@ fn a_worker_killed_at_random_points_and_restarted_loses_and_duplicates_no_record
 
 #[test]
 fn two_workers_split_the_shards_and_write_no_duplicate() {
+    let _turn = timing_turn();
     let rig = Rig::new("shared", 4);
     let put = {
         let mut command = rig.command();
@@ -898,6 +908,7 @@ fn run_local_of_a_stream_spec_without_an_emulator_says_how_to_start_one() {
 #[cfg(feature = "aws")]
 #[test]
 fn the_planned_spark_step_runs_one_worker_per_executor_that_share_the_shards() {
+    let _turn = timing_turn();
     use common::spark::{
         localize_step, planned_step_args, rendered_driver, replace_flag, spark_submit_command,
         timed, write_bundle,
