@@ -52,6 +52,29 @@ impl Lease {
     }
 }
 
+/// The watermark every window must be closed under to be final: the smallest of the shards
+/// still to be read; `None` before any lease exists. A shard at `SHARD_END` no longer counts
+/// once a child lease names it as a parent, but until then it does, with its event watermark:
+/// its children (not yet leased) start from that watermark and may still hold records of any
+/// window after it. The table may be a little stale: every value in it only grows.
+pub fn closing_watermark(leases: &[Lease]) -> Option<i64> {
+    if leases.is_empty() {
+        return None;
+    }
+    let has_child = |shard: &str| leases.iter().any(|l| l.parents.iter().any(|p| p == shard));
+    Some(
+        leases
+            .iter()
+            .filter_map(|l| match l.is_ended() {
+                false => Some(l.effective_watermark_ms()),
+                true if has_child(&l.shard) => None,
+                true => Some(l.watermark_ms),
+            })
+            .min()
+            .unwrap_or(i64::MAX),
+    )
+}
+
 /// A conditional write lost: someone else changed the lease first.
 #[derive(Debug)]
 pub enum LeaseError {
@@ -372,4 +395,49 @@ fn parse_lease(item: &HashMap<String, AttributeValue>) -> Option<Lease> {
         idle_watermark_ms: number("idleWatermark").unwrap_or(i64::MIN),
         starting_timestamp_ms: number("startingTimestamp"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(shard: &str, checkpoint: &str, parents: &[&str], watermark: i64, idle: i64) -> Lease {
+        Lease {
+            shard: shard.to_string(),
+            owner: None,
+            counter: 0,
+            checkpoint: checkpoint.to_string(),
+            parents: parents.iter().map(|p| p.to_string()).collect(),
+            watermark_ms: watermark,
+            idle_watermark_ms: idle,
+            starting_timestamp_ms: None,
+        }
+    }
+
+    #[test]
+    fn the_closing_watermark_waits_for_an_ended_shards_children() {
+        assert_eq!(closing_watermark(&[]), None);
+        let open = lease("b", "7", &[], 900, i64::MIN);
+        let drained = lease("c", "9", &[], 100, i64::MAX);
+        assert_eq!(
+            closing_watermark(&[open.clone(), drained.clone()]),
+            Some(900)
+        );
+        // A split parent at its end, children not leased yet: it bounds with its event time.
+        let parent = lease("a", SHARD_END, &[], 500, i64::MAX);
+        assert_eq!(
+            closing_watermark(&[parent.clone(), open.clone()]),
+            Some(500)
+        );
+        // Once a child is leased, the child bounds instead.
+        let child = lease("d", TRIM_HORIZON, &["a"], 500, i64::MIN);
+        let later = lease("d", "12", &["a"], 1000, i64::MIN);
+        assert_eq!(
+            closing_watermark(&[parent.clone(), child, open.clone()]),
+            Some(500)
+        );
+        assert_eq!(closing_watermark(&[parent, later, open]), Some(900));
+        // Everything ended and handed on, or drained: every window closes.
+        assert_eq!(closing_watermark(&[drained]), Some(i64::MAX));
+    }
 }

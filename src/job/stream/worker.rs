@@ -20,7 +20,8 @@
 //!    no wall clock (its records may be old), and on stopping it drains its shards (floor = the
 //!    largest number), which closes every window they touch.
 //! 5. **Windows**: a window is final once every unfinished lease's watermark (event time, or
-//!    the floor) is past its end plus the lateness; its documents are then created once at
+//!    the floor) is past its end plus the lateness ([`closing_watermark`]: an ended shard counts
+//!    until a child lease names it); its documents are then created once at
 //!    `windows/<start>.jsonl`. Children inherit their parents' event watermark, never the
 //!    floor: a child's backlog can be older than the wall clock.
 
@@ -33,7 +34,9 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 
 use super::kinesis::{self, Page, PollError, StartAt, StreamRef};
-use super::leases::{Lease, LeaseError, LeaseTable, AT_TIMESTAMP, SHARD_END, TRIM_HORIZON};
+use super::leases::{
+    closing_watermark, Lease, LeaseError, LeaseTable, AT_TIMESTAMP, SHARD_END, TRIM_HORIZON,
+};
 use super::range::{
     dead_letter_key, index_key, index_prefix, parse_window_name, range_key, window_documents,
     window_key, RangeObject,
@@ -169,6 +172,8 @@ pub struct Worker {
     held: HashMap<String, Held>,
     table: Vec<Lease>,
     finalized: BTreeSet<i64>,
+    /// The closing watermark of the last complete finalize pass.
+    finalized_under: Option<i64>,
     report: StreamReport,
     next_lease_round: Instant,
     next_shard_sync: Instant,
@@ -199,6 +204,7 @@ impl Worker {
             held: HashMap::new(),
             table: Vec::new(),
             finalized: BTreeSet::new(),
+            finalized_under: None,
             report: StreamReport {
                 worker: job.worker_id.clone(),
                 ..StreamReport::default()
@@ -309,11 +315,13 @@ impl Worker {
 
     async fn lease_round(&mut self) -> Result<(), JobError> {
         let now = Instant::now();
+        self.table = self.leases.scan().await?;
         if now >= self.next_shard_sync {
-            self.sync_shards().await?;
+            if self.sync_shards().await? {
+                self.table = self.leases.scan().await?;
+            }
             self.next_shard_sync = now + self.job.shard_sync_interval;
         }
-        self.table = self.leases.scan().await?;
         for lease in &self.table {
             let changed = match self.observed.get(&lease.shard) {
                 Some(seen) => seen.counter != lease.counter || seen.owner != lease.owner,
@@ -356,6 +364,15 @@ impl Worker {
         Ok(())
     }
 
+    /// Keeps this worker's copy of the table in step with a write of its own that succeeded,
+    /// so that finalizing and stopping see it before the next scan.
+    fn saved(&mut self, shard: &str, counter: u64, change: impl FnOnce(&mut Lease)) {
+        if let Some(lease) = self.table.iter_mut().find(|l| l.shard == shard) {
+            lease.counter = counter;
+            change(lease);
+        }
+    }
+
     fn drop_lost(&mut self, shard: &str) {
         if self.held.remove(shard).is_some() {
             self.report.leases_lost += 1;
@@ -368,10 +385,13 @@ impl Worker {
 
     /// Creates leases for the shards ready to be read: no parents, or parents all finished
     /// (or gone from the stream and the table).
-    async fn sync_shards(&mut self) -> Result<(), JobError> {
+    /// Whether it found a shard the table just scanned lacks (the table is then out of date:
+    /// this worker or another has just created its lease).
+    async fn sync_shards(&mut self) -> Result<bool, JobError> {
         let shards = kinesis::list_shards(&self.kinesis, &self.stream).await?;
-        let table = self.leases.scan().await?;
-        let by_shard: HashMap<&str, &Lease> = table.iter().map(|l| (l.shard.as_str(), l)).collect();
+        let mut missing = false;
+        let by_shard: HashMap<&str, &Lease> =
+            self.table.iter().map(|l| (l.shard.as_str(), l)).collect();
         let listed: BTreeSet<&str> = shards.iter().map(|s| s.id.as_str()).collect();
         for shard in &shards {
             if by_shard.contains_key(shard.id.as_str()) {
@@ -393,6 +413,7 @@ impl Worker {
             if !ready {
                 continue;
             }
+            missing = true;
             let has_parents = parents.iter().any(Option::is_some);
             // A child starts at its beginning (KCL does too): nothing between is skipped.
             let (checkpoint, timestamp) = match (has_parents, self.job.position) {
@@ -416,7 +437,7 @@ impl Worker {
                 );
             }
         }
-        Ok(())
+        Ok(missing)
     }
 
     fn is_expired(&self, lease: &Lease) -> bool {
@@ -670,7 +691,11 @@ impl Worker {
             .checkpoint(shard, &me, held.counter, SHARD_END, watermark)
             .await
         {
-            Ok(_) => {
+            Ok(next) => {
+                self.saved(shard, next, |lease| {
+                    lease.checkpoint = SHARD_END.to_string();
+                    lease.watermark_ms = watermark;
+                });
                 self.report.shards_ended += 1;
                 eprintln!("{LOG} {shard}: read to its end (SHARD_END); its children may start");
                 self.held.remove(shard);
@@ -714,7 +739,7 @@ impl Worker {
             (range.to_bytes(), range.summary())
         };
         let key = range_key(shard, &first);
-        let (range, adopted) = match self.output.create(&key, bytes).await? {
+        let (mut range, adopted) = match self.output.create(&key, bytes).await? {
             Created::New => (written, false),
             Created::Exists => {
                 let bytes = self.output.get(&key).await?.ok_or_else(|| {
@@ -736,7 +761,7 @@ impl Worker {
                 .create(&index_key(window, shard, &range.from), Vec::new())
                 .await?;
         }
-        if let Some(lines) = range.dead_letters.clone() {
+        if let Some(lines) = range.dead_letters.take() {
             self.output
                 .create(&dead_letter_key(shard, &range.from), lines)
                 .await?;
@@ -775,6 +800,10 @@ impl Worker {
         {
             Ok(next) => {
                 self.held.get_mut(shard).expect("held").counter = next;
+                self.saved(shard, next, |lease| {
+                    lease.checkpoint = range.to.clone();
+                    lease.watermark_ms = range.watermark_ms;
+                });
                 Ok(())
             }
             Err(LeaseError::Lost) => {
@@ -826,6 +855,7 @@ impl Worker {
                 held.counter = next;
                 held.open.floor_ms = floor_ms;
                 held.last_idle_save = Instant::now();
+                self.saved(shard, next, |lease| lease.idle_watermark_ms = floor_ms);
             }
             Err(LeaseError::Lost) => self.drop_lost(shard),
             Err(LeaseError::Failed(e)) => eprintln!("{LOG} {e}; retrying later"),
@@ -833,23 +863,24 @@ impl Worker {
         Ok(())
     }
 
-    /// The smallest watermark of the shards still being read; every window that closed before
-    /// it gets its final object.
+    /// Every window closed under [`closing_watermark`] gets its final object. The table is
+    /// this worker's copy (scanned each lease round, its own writes applied): stale values are
+    /// smaller, never larger, so a stale copy only finalizes later. Nothing can close while
+    /// that watermark stands still, so the output is listed only when it has moved.
     async fn finalize_windows(&mut self) -> Result<(), JobError> {
-        let table = self.leases.scan().await?;
-        if table.is_empty() {
+        let Some(watermark) = closing_watermark(&self.table) else {
+            return Ok(());
+        };
+        if self.finalized_under == Some(watermark) {
             return Ok(());
         }
-        // Committed watermarks only: an open range's records are not in the output yet.
-        let watermark = table
-            .iter()
-            .filter(|l| !l.is_ended())
-            .map(Lease::effective_watermark_ms)
-            .min()
-            .unwrap_or(i64::MAX);
         let spec = self.job.window;
         let (_, window_dirs) = self.output.list("index/").await?;
         let (done, _) = self.output.list("windows/").await?;
+        let done: BTreeSet<String> = done
+            .into_iter()
+            .map(|name| format!("windows/{name}"))
+            .collect();
         for dir in window_dirs {
             let Some(start) = dir.strip_prefix("window=").and_then(parse_window_name) else {
                 continue;
@@ -858,7 +889,7 @@ impl Worker {
                 continue;
             }
             let key = window_key(start);
-            if done.iter().any(|name| format!("windows/{name}") == key) {
+            if done.contains(&key) {
                 self.finalized.insert(start);
                 continue;
             }
@@ -902,6 +933,7 @@ impl Worker {
             }
             self.finalized.insert(start);
         }
+        self.finalized_under = Some(watermark);
         Ok(())
     }
 
