@@ -47,10 +47,16 @@ struct Rig {
 
 impl Rig {
     fn new(stream: &str, shards: i32) -> Rig {
+        Rig::start(stream, shards, None)
+    }
+
+    /// A moto for S3 and DynamoDB with the output bucket, and the stream created where the
+    /// job's Kinesis calls go (`kinesis_endpoint`, else moto).
+    fn start(stream: &str, shards: i32, kinesis_endpoint: Option<String>) -> Rig {
         let moto = Moto::start();
         let rig = Rig {
             moto,
-            kinesis_endpoint: None,
+            kinesis_endpoint,
             stream: stream.to_string(),
             table: format!("{stream}-leases"),
             dir: tempfile::tempdir().unwrap(),
@@ -683,32 +689,7 @@ impl Drop for Kinesalite {
 #[test]
 fn after_a_split_the_parent_is_read_to_its_end_before_its_children() {
     let kinesalite = Kinesalite::start();
-    let moto = Moto::start();
-    let mut rig = Rig {
-        moto,
-        kinesis_endpoint: Some(kinesalite.endpoint.clone()),
-        stream: "resharded".to_string(),
-        table: "resharded-leases".to_string(),
-        dir: tempfile::tempdir().unwrap(),
-    };
-    runtime().block_on(async {
-        rig.moto
-            .s3()
-            .await
-            .create_bucket()
-            .bucket(BUCKET)
-            .send()
-            .await
-            .unwrap();
-        let kinesis = rig.kinesis().await;
-        kinesis
-            .create_stream()
-            .stream_name("resharded")
-            .shard_count(1)
-            .send()
-            .await
-            .unwrap();
-    });
+    let rig = Rig::start("resharded", 1, Some(kinesalite.endpoint.clone()));
     // Before the split: the first half hour of events into the one shard.
     rig.put("before.jsonl", &["--records", "1500", "--span", "30m"]);
     runtime().block_on(async {
@@ -754,7 +735,6 @@ fn after_a_split_the_parent_is_read_to_its_end_before_its_children() {
             "2",
         ],
     );
-    rig.kinesis_endpoint = Some(kinesalite.endpoint.clone());
 
     let mut worker = rig
         .worker("splitter", &["--records-per-call", "200"])
@@ -832,49 +812,21 @@ fn run_local_runs_the_streaming_spec_against_the_emulator() {
     assert_eq!(report["malformed"], 20, "{report}");
     // The spec's stream, lease table and bucket, in the spec's region, on the emulator.
     let views: u64 = runtime().block_on(async {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("eu-west-1"))
-            .endpoint_url(&moto.endpoint)
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                common::moto::ACCESS_KEY,
-                common::moto::SECRET_KEY,
-                None,
-                None,
-                "moto",
-            ))
-            .load()
-            .await;
+        let config = moto.sdk_config_in("eu-west-1").await;
         let s3 = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&config)
                 .force_path_style(true)
                 .build(),
         );
-        let listing = s3
-            .list_objects_v2()
-            .bucket("example-stream-curated")
-            .prefix("windows/windows/")
-            .send()
-            .await
-            .unwrap();
+        let windows =
+            common::moto::s3_objects(&s3, "example-stream-curated", "windows/windows/").await;
+        assert_eq!(windows.len(), 12, "an hour of 5-minute windows");
         let mut views = 0;
-        for object in listing.contents() {
-            let body = s3
-                .get_object()
-                .bucket("example-stream-curated")
-                .key(object.key().unwrap())
-                .send()
-                .await
-                .unwrap();
-            for line in String::from_utf8(body.body.collect().await.unwrap().to_vec())
-                .unwrap()
-                .lines()
-            {
-                let document: Value = serde_json::from_str(line).unwrap();
-                assert_eq!(document["freq"], "5min");
-                views += document["metrics"]["page_views"].as_u64().unwrap();
-            }
+        for line in windows.values().flat_map(|body| body.lines()) {
+            let document: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(document["freq"], "5min");
+            views += document["metrics"]["page_views"].as_u64().unwrap();
         }
-        assert_eq!(listing.contents().len(), 12, "an hour of 5-minute windows");
         let table = aws_sdk_dynamodb::Client::new(&config)
             .describe_table()
             .table_name("streaming-events-leases")

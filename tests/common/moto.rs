@@ -128,8 +128,13 @@ impl Moto {
 
     /// An SDK config for asserting on emulator state from the test itself.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        self.sdk_config_in(REGION).await
+    }
+
+    /// As [`Moto::sdk_config`], in another region (moto keeps each region's state apart).
+    pub async fn sdk_config_in(&self, region: &str) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(REGION))
+            .region(aws_config::Region::new(region.to_string()))
             .endpoint_url(&self.endpoint)
             .credentials_provider(aws_sdk_s3::config::Credentials::new(
                 ACCESS_KEY, SECRET_KEY, None, None, "moto",
