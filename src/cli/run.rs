@@ -333,13 +333,7 @@ pub mod stream {
                 sessions: 5_000,
                 malformed_every: 1_000,
             };
-            let report = put(
-                &sample,
-                Some(&stream_name),
-                job_args.region.as_deref(),
-                0,
-                None,
-            )?;
+            let report = put(&sample, &stream_name, job_args.region.as_deref(), 0, None)?;
             out.info(&format!(
                 "emrship run: created stream {stream_name} ({SAMPLE_SHARDS} shards) at {endpoint} and put {} sample events of {} into it",
                 report.records, plan.date

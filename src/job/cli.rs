@@ -679,15 +679,15 @@ fn run(cli: JobCli, out: Printer) -> CommandResult {
                 Format::Json => out.json(&report)?,
             }
         }
-        JobCommand::Gen(GenCommand::Stream(args)) => {
-            let report = stream_gen::put(
-                &args.spec(),
-                args.stream.as_deref(),
-                args.region.as_deref(),
-                args.rate,
-                args.copy.as_deref(),
-            )?;
-            if args.stream.is_some() {
+        JobCommand::Gen(GenCommand::Stream(args)) => match (&args.stream, &args.copy) {
+            (Some(stream), copy) => {
+                let report = stream_gen::put(
+                    &args.spec(),
+                    stream,
+                    args.region.as_deref(),
+                    args.rate,
+                    copy.as_deref(),
+                )?;
                 out.info(&format!(
                     "put {} records into {} in {} PutRecords calls in {:.1}s",
                     summary::thousands(report.records),
@@ -695,14 +695,18 @@ fn run(cli: JobCli, out: Printer) -> CommandResult {
                     report.calls,
                     report.seconds,
                 ));
-            } else if let Some(copy) = &args.copy {
+            }
+            (None, copy) => {
+                // clap requires --copy without --stream.
+                let copy = copy.as_deref().expect("--copy without --stream");
+                stream_gen::write_copy(&stream_gen::records(&args.spec()), copy)?;
                 out.info(&format!(
                     "wrote {} records to {}",
-                    summary::thousands(report.records),
+                    summary::thousands(args.records),
                     copy.display()
                 ));
             }
-        }
+        },
         JobCommand::Gen(GenCommand::MatchRate(args)) => {
             let report = gen::generate(&args.spec())?;
             out.info(&format!(

@@ -72,6 +72,22 @@ fn mix_session(seed: u64, session: u64) -> u64 {
     Random { seed }.draw(0x206, session)
 }
 
+/// Every record of `spec`, in order.
+pub fn records(spec: &StreamGenSpec) -> Vec<(String, Vec<u8>)> {
+    (0..spec.records).map(|i| record(spec, i)).collect()
+}
+
+/// Each record's data as one line of `path`.
+pub fn write_copy(records: &[(String, Vec<u8>)], path: &std::path::Path) -> Result<(), JobError> {
+    let mut text = Vec::new();
+    for (_, data) in records {
+        text.extend_from_slice(data);
+        text.push(b'\n');
+    }
+    std::fs::write(path, text)
+        .map_err(|e| JobError::Other(format!("cannot write {}: {e}", path.display())))
+}
+
 /// What `gen stream` did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StreamGenReport {
@@ -85,29 +101,15 @@ pub struct StreamGenReport {
 /// record's data as one line to `copy` when given (the exact bytes put, for references).
 pub fn put(
     spec: &StreamGenSpec,
-    stream: Option<&str>,
+    stream: &str,
     region: Option<&str>,
     rate: u64,
     copy: Option<&std::path::Path>,
 ) -> Result<StreamGenReport, JobError> {
-    let records: Vec<(String, Vec<u8>)> = (0..spec.records).map(|i| record(spec, i)).collect();
+    let records = records(spec);
     if let Some(path) = copy {
-        let mut text = Vec::new();
-        for (_, data) in &records {
-            text.extend_from_slice(data);
-            text.push(b'\n');
-        }
-        std::fs::write(path, text)
-            .map_err(|e| JobError::Other(format!("cannot write {}: {e}", path.display())))?;
+        write_copy(&records, path)?;
     }
-    let Some(stream) = stream else {
-        return Ok(StreamGenReport {
-            stream: String::new(),
-            records: spec.records,
-            calls: 0,
-            seconds: 0.0,
-        });
-    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
