@@ -94,6 +94,7 @@ pub fn aggregate_file(
     spec: window::WindowSpec,
     range_records: usize,
 ) -> Result<FileReport, JobError> {
+    use std::fmt::Write as _;
     use std::io::BufRead;
 
     let file = std::fs::File::open(input)
@@ -110,6 +111,7 @@ pub fn aggregate_file(
     let mut watermark = i64::MIN;
     let (mut records, mut malformed, mut late, mut ranges) = (0, 0, 0, 0u64);
     let mut line = Vec::new();
+    let mut sequence = String::new();
     let mut number = 0usize;
     let mut eof = false;
     while !eof {
@@ -129,7 +131,11 @@ pub fn aggregate_file(
                 continue;
             }
             number += 1;
-            aggregate.add(&number.to_string(), record);
+            // The line number stands for the sequence number; one buffer, not one string per
+            // record.
+            sequence.clear();
+            let _ = write!(sequence, "{number}");
+            aggregate.add(&sequence, record);
         }
         if aggregate.is_empty() {
             break;
