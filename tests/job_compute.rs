@@ -523,10 +523,9 @@ fn catalog_batch(rows: &[(String, String)]) -> RecordBatch {
     .unwrap()
 }
 
-#[test]
-fn the_file_catalog_finds_exactly_the_keys_it_holds() {
-    let mut rng = Rng(21);
-    let dir = tempfile::tempdir().unwrap();
+/// A catalog of 30,000 random (advertiser, product) rows in `dir`, as a Parquet file and a
+/// CSV file; returns its distinct keys.
+fn write_file_catalog(dir: &Path, rng: &mut Rng) -> BTreeSet<(String, String)> {
     let catalog: Vec<(String, String)> = (0..30_000)
         .map(|_| {
             (
@@ -535,14 +534,21 @@ fn the_file_catalog_finds_exactly_the_keys_it_holds() {
             )
         })
         .collect();
-    let set: BTreeSet<(String, String)> = catalog.iter().cloned().collect();
     let (a, b) = catalog.split_at(18_000);
-    write_parquet(&dir.path().join("part-0.parquet"), &catalog_batch(a), 4_000);
+    write_parquet(&dir.join("part-0.parquet"), &catalog_batch(a), 4_000);
     let mut csv = String::from("advertiser_id,product_id\n");
     for (x, y) in b {
         csv.push_str(&format!("{x},{y}\n"));
     }
-    std::fs::write(dir.path().join("part-1.csv"), csv).unwrap();
+    std::fs::write(dir.join("part-1.csv"), csv).unwrap();
+    catalog.into_iter().collect()
+}
+
+#[test]
+fn the_file_catalog_finds_exactly_the_keys_it_holds() {
+    let mut rng = Rng(21);
+    let dir = tempfile::tempdir().unwrap();
+    let set = write_file_catalog(dir.path(), &mut rng);
     // Keys: distinct, some present, some absent (unknown advertisers too).
     let keys: BTreeSet<(String, String)> = (0..20_000)
         .map(|_| {
@@ -1198,22 +1204,7 @@ fn json_lines_of_every_value_shape_count_like_the_reference() {
 fn the_file_catalog_marks_exactly_the_viewed_pairs_it_holds() {
     let mut rng = Rng(47);
     let dir = tempfile::tempdir().unwrap();
-    let catalog: Vec<(String, String)> = (0..30_000)
-        .map(|_| {
-            (
-                format!("adv-{}", rng.skewed(60)),
-                format!("p{}", rng.below(20_000)),
-            )
-        })
-        .collect();
-    let set: BTreeSet<(String, String)> = catalog.iter().cloned().collect();
-    let (a, b) = catalog.split_at(18_000);
-    write_parquet(&dir.path().join("part-0.parquet"), &catalog_batch(a), 4_000);
-    let mut csv = String::from("advertiser_id,product_id\n");
-    for (x, y) in b {
-        csv.push_str(&format!("{x},{y}\n"));
-    }
-    std::fs::write(dir.path().join("part-1.csv"), csv).unwrap();
+    let set = write_file_catalog(dir.path(), &mut rng);
     let mut counts = PairCounts::new();
     for _ in 0..40_000 {
         counts.add(
