@@ -635,6 +635,15 @@ impl DayWindow {
         )
     }
 
+    /// Whether a text event time puts its row outside the day (an empty one does not), or why
+    /// it is not a time.
+    fn excludes_text(&self, text: &str, location: &Location, row: u64) -> Result<bool, JobError> {
+        Ok(!text.is_empty()
+            && !self
+                .contains_text(text)
+                .ok_or_else(|| bad_time(location, row, text))?)
+    }
+
     /// Whether an ISO-8601 string falls in the day; `None` when it is not a time.
     pub fn contains_text(&self, value: &str) -> Option<bool> {
         let bytes = value.as_bytes();
@@ -962,11 +971,7 @@ fn scan_csv<V: PairVisitor>(
         };
         if let (Some(window), Some(i)) = (&window, time_index) {
             if let Some(text) = text_field(location, row, EVENT_TIME, record.get(i))? {
-                if !text.is_empty()
-                    && !window
-                        .contains_text(text)
-                        .ok_or_else(|| bad_time(location, row, text))?
-                {
+                if window.excludes_text(text, location, row)? {
                     stats.rows_outside_day += 1;
                     continue;
                 }
@@ -1099,11 +1104,7 @@ fn scan_json_lines<V: PairVisitor>(
                     (slot, Some(product)) => (slot, product),
                 };
                 if let (Some(window), Some(Some(text))) = (&window, fast.event_time) {
-                    if !text.is_empty()
-                        && !window
-                            .contains_text(text)
-                            .ok_or_else(|| bad_time(location, line_no, text))?
-                    {
+                    if window.excludes_text(text, location, line_no)? {
                         stats.rows_outside_day += 1;
                         continue;
                     }
@@ -1144,11 +1145,7 @@ fn scan_json_lines<V: PairVisitor>(
             match object.get(EVENT_TIME) {
                 None | Some(serde_json::Value::Null) => {}
                 Some(serde_json::Value::String(text)) => {
-                    if !text.is_empty()
-                        && !window
-                            .contains_text(text)
-                            .ok_or_else(|| bad_time(location, line_no, text))?
-                    {
+                    if window.excludes_text(text, location, line_no)? {
                         stats.rows_outside_day += 1;
                         continue;
                     }
