@@ -88,19 +88,8 @@ impl<S: TableSlot> ProbeTable<S> {
 
     /// The slot holding a key equal by `eq` among those with `hash`.
     #[inline]
-    pub fn find(&self, hash: u64, mut eq: impl FnMut(&S) -> bool) -> Option<&S> {
-        let mask = self.mask();
-        let mut i = hash as usize & mask;
-        loop {
-            let slot = &self.slots[i];
-            if slot.is_empty() {
-                return None;
-            }
-            if slot.hash() == hash && eq(slot) {
-                return Some(slot);
-            }
-            i = (i + 1) & mask;
-        }
+    pub fn find(&self, hash: u64, eq: impl FnMut(&S) -> bool) -> Option<&S> {
+        self.find_index(hash, eq).map(|i| &self.slots[i])
     }
 
     /// The position of the slot holding a key equal by `eq` among those with `hash` (stable
