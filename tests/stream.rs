@@ -585,6 +585,14 @@ fn throttled_reads_and_expired_iterators_are_survived() {
         FaultMix::NONE,
         5,
         vec![
+            // ListShards is limited per account: the first two are refused.
+            Rule::first(
+                2,
+                Fate::Answered(
+                    r#"{"__type":"LimitExceededException","message":"Rate exceeded for ListShards."}"#,
+                ),
+                |seen| seen.operation == "Kinesis_20131202.ListShards",
+            ),
             Rule::always(
                 Fate::Answered(
                     r#"{"__type":"ProvisionedThroughputExceededException","message":"Rate exceeded for shard shardId-000000000000 in stream faulty under account 123456789012."}"#,
@@ -616,6 +624,7 @@ fn throttled_reads_and_expired_iterators_are_survived() {
             .filter(|s| matches!(s.fate, Fate::Answered(body) if body.contains(needle)))
             .count()
     };
+    assert_eq!(answered("LimitExceeded"), 2, "{report}");
     assert!(answered("ProvisionedThroughputExceeded") >= 3, "{report}");
     assert!(answered("ExpiredIterator") >= 2, "{report}");
     assert_eq!(

@@ -277,9 +277,12 @@ impl Worker {
         if !matches!(self.job.stop, StopRule::WhenIdle(_)) {
             return false;
         }
-        self.held
-            .values()
-            .all(|h| h.ended || (h.drained && h.open.is_empty() && h.caught_up_since.is_some()))
+        // A worker that has seen no lease yet has not started, whatever it holds.
+        !self.table.is_empty()
+            && self
+                .held
+                .values()
+                .all(|h| h.ended || (h.drained && h.open.is_empty() && h.caught_up_since.is_some()))
             && self
                 .table
                 .iter()
@@ -317,11 +320,24 @@ impl Worker {
         let now = Instant::now();
         self.table = self.leases.scan().await?;
         if now >= self.next_shard_sync {
-            if self.sync_shards().await? {
-                self.table = self.leases.scan().await?;
+            // The Kinesis client makes one attempt per call (reads handle their own errors),
+            // so a throttled or failed ListShards is tried again next round, not fatal.
+            match self.sync_shards().await {
+                Ok(true) => self.table = self.leases.scan().await?,
+                Ok(false) => {}
+                Err(e) => {
+                    eprintln!("{LOG} {e}; looking again next round");
+                    self.next_shard_sync = now;
+                    return self.keep_leases(now).await;
+                }
             }
             self.next_shard_sync = now + self.job.shard_sync_interval;
         }
+        self.keep_leases(now).await
+    }
+
+    /// Notes which counters moved, renews what this worker holds, takes its share.
+    async fn keep_leases(&mut self, now: Instant) -> Result<(), JobError> {
         for lease in &self.table {
             let changed = match self.observed.get(&lease.shard) {
                 Some(seen) => seen.counter != lease.counter || seen.owner != lease.owner,
