@@ -18,3 +18,11 @@ bench_venv() {
         echo "$want" >"$venv/.requirements.sha256"
     fi
 }
+
+# emrship-job as the bundle ships it: release, the `job` feature only. Sets $job to its path.
+build_job() {
+    say "building emrship-job (release)"
+    (cd "$root" && cargo build --release --locked --quiet --no-default-features --features job \
+        --bin emrship-job)
+    job="$root/target/release/emrship-job"
+}

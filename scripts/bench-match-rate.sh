@@ -78,10 +78,7 @@ data="${data:-${EMRSHIP_BENCH_DATA:-$HOME/.cache/emrship-bench}/scale-$scale}"
 json="${json:-$root/bench/results/match-rate-scale-$scale.json}"
 
 # 1. emrship-job, as the bundle ships it.
-say "building emrship-job (release)"
-(cd "$root" && cargo build --release --locked --quiet --no-default-features --features job \
-    --bin emrship-job)
-job="$root/target/release/emrship-job"
+build_job
 
 # 2. The peers' venv, apart from the test venv (CI never pays for it).
 bench_venv

@@ -56,11 +56,9 @@ say() { echo "bench: $*" >&2; }
 source "$root/scripts/bench-common.sh"
 json="${json:-$root/bench/results/matrix-$events.json}"
 
-say "building emrship-job (release)"
-(cd "$root" && cargo build --release --locked --quiet --no-default-features --features job \
-    --bin emrship-job)
+build_job
 bench_venv
 
-"$py" "$root/bench/matrix.py" --emrship-job "$root/target/release/emrship-job" \
+"$py" "$root/bench/matrix.py" --emrship-job "$job" \
     --events "$events" --runs "$runs" --threads "$threads" --rows "$rows" --data "$data" \
     --json "$json" "${markdown[@]}" "${keep[@]}"

@@ -70,10 +70,7 @@ data="${data:-${EMRSHIP_BENCH_DATA:-$HOME/.cache/emrship-bench}/rollup-$records}
 json="${json:-$root/bench/results/rollup-$records.json}"
 
 # 1. emrship-job, as the bundle ships it (it also generates the events).
-say "building emrship-job (release)"
-(cd "$root" && cargo build --release --locked --quiet --no-default-features --features job \
-    --bin emrship-job)
-job="$root/target/release/emrship-job"
+build_job
 if [[ ",$tools," == *",emrship"* ]] && ! "$job" rollup --help >/dev/null 2>&1; then
     say "this emrship-job has no rollup command; leave it out: --tools duckdb,polars,pyspark"
     exit 1

@@ -41,13 +41,14 @@ while [[ $# -gt 0 ]]; do
 done
 json="${json:-$root/bench/results/stream-$variant-$records.json}"
 say() { echo "bench-stream: $*" >&2; }
-say "building emrship-job (release)"
-(cd "$root" && cargo build --release --no-default-features --features job --bin emrship-job >&2)
+# shellcheck source=scripts/bench-common.sh
+source "$root/scripts/bench-common.sh"
+build_job
 python="$(bash "$root/scripts/python-env.sh" --print-python)"
 work="${EMRSHIP_BENCH_DATA:-$HOME/.cache/emrship-bench}/stream-$variant-$records"
 mkdir -p "$work" "$(dirname "$json")"
 say "work directory $work"
 PYTHONPATH="$root/bench" "$python" "$root/bench/stream_bench.py" bench \
-    --job "$root/target/release/emrship-job" --records "$records" --runs "$runs" \
+    --job "$job" --records "$records" --runs "$runs" \
     --spark-runs "$spark_runs" --spark-python "$python" --moto-python "$python" \
     --work "$work" --parts "$parts" --variant "$variant" --seconds "$seconds" --rate "$rate" --json "$json"
