@@ -219,17 +219,16 @@ impl SharedLongSessions {
     }
 }
 
-/// The state map tasks share: dictionaries and the group table, sharded by bucket.
+/// The state map tasks share: the dictionaries and the long session ids.
 pub struct Shuffle {
     pub buckets: usize,
     pub customers: Interner,
     pub urls: Interner,
     pub referrers: Interner,
     long_sessions: SharedLongSessions,
-    groups: Vec<Mutex<BucketGroups>>,
 }
 
-/// Dictionaries and group tables once every map task is done.
+/// The dictionaries once every map task is done: a row's ids index them.
 pub struct Dictionaries {
     pub customers: Vec<Box<str>>,
     pub urls: Vec<Box<str>>,
@@ -244,7 +243,6 @@ impl Shuffle {
             urls: Interner::default(),
             referrers: Interner::default(),
             long_sessions: SharedLongSessions::default(),
-            groups: (0..buckets.max(1)).map(|_| Mutex::default()).collect(),
         }
     }
 
@@ -270,54 +268,42 @@ impl Shuffle {
         self.long_sessions.by_number()
     }
 
-    pub fn finish(self) -> (Dictionaries, Vec<BucketGroups>) {
-        (
-            Dictionaries {
-                customers: self.customers.into_values(),
-                urls: self.urls.into_values(),
-                referrers: self.referrers.into_values(),
-            },
-            self.groups
-                .into_iter()
-                .map(|g| g.into_inner().expect("group table"))
-                .collect(),
-        )
+    pub fn finish(self) -> Dictionaries {
+        Dictionaries {
+            customers: self.customers.into_values(),
+            urls: self.urls.into_values(),
+            referrers: self.referrers.into_values(),
+        }
     }
 }
 
-/// One bucket's share of a map task's output: per row, the group's index in the bucket and
-/// the packed session.
-#[derive(Default)]
-pub struct Piece {
-    pub groups: Vec<u32>,
-    pub sessions: Vec<u128>,
+/// One event as the map leaves it for its bucket's reduce: the group's ids, the referrer's
+/// id ([`NULL_KEY`] for none) and the packed session — 32 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Row {
+    pub session: u128,
+    pub customer: u32,
+    pub url: u32,
+    /// Hours since the epoch.
+    pub hour: i32,
+    pub referrer: u32,
 }
 
-impl Piece {
-    pub fn len(&self) -> usize {
-        self.groups.len()
+impl Row {
+    pub fn key(&self) -> GroupKey {
+        (self.customer, self.url, i64::from(self.hour))
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.groups.is_empty()
-    }
 }
 
-struct Entry {
-    key: GroupKey,
-    bucket: u32,
-    page_views: u64,
-    referrers: Vec<(u32, u64)>,
-}
+/// One bucket's share of a map task's output, a row per event.
+pub type Piece = Vec<Row>;
 
-/// A map task: reads batches into per-bucket pieces and per-group sums. Rows are recorded
-/// against the task's own entry index; [`MapTask::finish`] resolves every entry to its
-/// bucket-local group under one lock per bucket (not one per new group: a task over a small
-/// file meets mostly new groups).
+/// A map task: reads batches into per-bucket pieces, one [`Row`] per event. It does not
+/// combine rows of a group: at the shapes users have (a file's rows spread over many
+/// (customer, url, hour) groups), a task-local table would hash every row only to combine
+/// almost nothing; the reduce groups each bucket once, with a table the size of the bucket.
 pub struct MapTask<'s> {
     shuffle: &'s Shuffle,
-    entries: Vec<Entry>,
-    index: HashMap<GroupKey, u32>,
     pieces: Vec<Piece>,
     pub rows: u64,
 }
@@ -326,29 +312,9 @@ impl<'s> MapTask<'s> {
     pub fn new(shuffle: &'s Shuffle) -> MapTask<'s> {
         MapTask {
             shuffle,
-            entries: Vec::new(),
-            index: HashMap::new(),
-            pieces: (0..shuffle.buckets).map(|_| Piece::default()).collect(),
+            pieces: (0..shuffle.buckets).map(|_| Piece::new()).collect(),
             rows: 0,
         }
-    }
-
-    /// The task's entry for a group (`key` holds the ids of a customer and url whose
-    /// [`group_hash_prefix`] is `prefix`).
-    fn entry(&mut self, key: GroupKey, prefix: u64) -> u32 {
-        if let Some(&e) = self.index.get(&key) {
-            return e;
-        }
-        let bucket = self.shuffle.bucket_of_prefix(prefix, key.2);
-        let e = self.entries.len() as u32;
-        self.entries.push(Entry {
-            key,
-            bucket: bucket as u32,
-            page_views: 0,
-            referrers: Vec::new(),
-        });
-        self.index.insert(key, e);
-        e
     }
 
     /// Adds one batch.
@@ -367,13 +333,10 @@ impl<'s> MapTask<'s> {
         let rows = columns.rows;
         let expected = rows / self.pieces.len() + rows / (4 * self.pieces.len()) + 16;
         for piece in &mut self.pieces {
-            piece.groups.reserve(expected);
-            piece.sessions.reserve(expected);
+            piece.reserve(expected);
         }
-        // The last group of each url dictionary value: rows of a file mostly share one hour
-        // and one customer, so this avoids the hash lookup for nearly every row.
-        let mut last: Vec<(u32, i64, u32)> = vec![(u32::MAX, i64::MIN, 0); url_ids.len()];
-        // Per url dictionary value: the customer last seen with it and their hash prefix.
+        // Per url dictionary value: the customer last seen with it and their hash prefix
+        // (rows of a url mostly share one customer), so the strings are hashed once per value.
         let mut prefixes: Vec<(u32, u64)> = vec![(u32::MAX, 0); url_ids.len()];
         let ts = &columns.ts[..];
         for (i, &micros) in ts.iter().enumerate().take(rows) {
@@ -386,104 +349,175 @@ impl<'s> MapTask<'s> {
                 }
             };
             let hour = micros.div_euclid(HOUR_MICROS);
-            let cached = last[url_key];
-            let e = if cached.0 == customer && cached.1 == hour {
-                cached.2
-            } else {
-                let prefix = match prefixes[url_key] {
-                    (c, state) if c == customer => state,
-                    _ => {
-                        let state = group_hash_prefix(customer_name, columns.url.values[url_key]);
-                        prefixes[url_key] = (customer, state);
-                        state
-                    }
-                };
-                let e = self.entry((customer, url_ids[url_key], hour), prefix);
-                last[url_key] = (customer, hour, e);
-                e
+            let Ok(short_hour) = i32::try_from(hour) else {
+                return Err(JobError::input(
+                    columns.location,
+                    format!(
+                        "row {}: ts {micros} µs since the epoch is beyond the years the rollup can group (about ±245,000)",
+                        columns.first_row + i as u64 + 1
+                    ),
+                ));
             };
-            let entry = &mut self.entries[e as usize];
-            entry.page_views += 1;
+            let prefix = match prefixes[url_key] {
+                (c, state) if c == customer => state,
+                _ => {
+                    let state = group_hash_prefix(customer_name, columns.url.values[url_key]);
+                    prefixes[url_key] = (customer, state);
+                    state
+                }
+            };
             let referrer_key = columns.referrer.keys[i];
-            if referrer_key != NULL_KEY {
-                add_referrer(&mut entry.referrers, referrer_ids[referrer_key as usize], 1);
-            }
+            let referrer = if referrer_key == NULL_KEY {
+                NULL_KEY
+            } else {
+                referrer_ids[referrer_key as usize]
+            };
             let session = columns.session.get(i);
             let packed = pack_session(session).unwrap_or_else(|| shuffle.long_session(session));
-            let piece = &mut self.pieces[entry.bucket as usize];
-            piece.groups.push(e);
-            piece.sessions.push(packed);
+            self.pieces[shuffle.bucket_of_prefix(prefix, hour)].push(Row {
+                session: packed,
+                customer,
+                url: url_ids[url_key],
+                hour: short_hour,
+                referrer,
+            });
         }
         self.rows += rows as u64;
         Ok(())
     }
 
-    /// Adds the task's sums into the shared group table and returns its pieces, one per bucket,
-    /// with bucket-local group indices.
+    /// The task's pieces, one per bucket.
     pub fn finish(mut self) -> Vec<Piece> {
-        let mut order: Vec<u32> = (0..self.entries.len() as u32).collect();
-        order.sort_unstable_by_key(|&e| self.entries[e as usize].bucket);
-        let mut local = vec![0u32; self.entries.len()];
-        for run in order
-            .chunk_by(|&a, &b| self.entries[a as usize].bucket == self.entries[b as usize].bucket)
-        {
-            let bucket = self.entries[run[0] as usize].bucket as usize;
-            let mut groups = self.shuffle.groups[bucket].lock().expect("group table");
-            for &e in run {
-                let entry = &self.entries[e as usize];
-                let g = groups.group(entry.key);
-                local[e as usize] = g;
-                let g = g as usize;
-                groups.page_views[g] += entry.page_views;
-                for &(referrer, count) in &entry.referrers {
-                    add_referrer(&mut groups.referrers[g], referrer, count);
-                }
-            }
-        }
         for piece in &mut self.pieces {
-            for g in &mut piece.groups {
-                *g = local[*g as usize];
-            }
-            piece.groups.shrink_to_fit();
-            piece.sessions.shrink_to_fit();
+            piece.shrink_to_fit();
         }
         self.pieces
     }
 }
 
-/// Distinct sessions per group of one bucket, from its pieces (consumed).
-pub fn distinct_sessions(groups: usize, pieces: Vec<Piece>) -> Vec<u64> {
-    let mut starts = vec![0usize; groups + 1];
-    for piece in &pieces {
-        for &g in &piece.groups {
-            starts[g as usize + 1] += 1;
+/// One bucket's rows grouped: each group's key, and its rows' sessions and referrers
+/// side by side, group after group (group `g`'s are at `starts[g]..starts[g + 1]`).
+pub struct GroupedRows {
+    pub keys: Vec<GroupKey>,
+    pub starts: Vec<usize>,
+    pub sessions: Vec<u128>,
+    /// As `referrer` maps them ([`NULL_KEY`] stays).
+    pub referrers: Vec<u32>,
+}
+
+impl GroupedRows {
+    /// Groups `pieces` (consumed): one hash lookup per row in a table of the bucket's
+    /// groups, then a counting sort by group. `referrer` maps each non-null referrer id
+    /// (to its rank in name order, say, so a group's sorted referrers are in name order).
+    pub fn new(pieces: Vec<Piece>, referrer: impl Fn(u32) -> u32) -> GroupedRows {
+        let total: usize = pieces.iter().map(Vec::len).sum();
+        let mut index: HashMap<(u32, u32, i32), u32> = HashMap::with_capacity(total / 4 + 16);
+        let mut keys = Vec::new();
+        let mut counts: Vec<usize> = Vec::new();
+        let mut group_of = Vec::with_capacity(total);
+        for row in pieces.iter().flatten() {
+            let next = keys.len() as u32;
+            let g = *index
+                .entry((row.customer, row.url, row.hour))
+                .or_insert(next);
+            if g == next {
+                keys.push(row.key());
+                counts.push(0);
+            }
+            counts[g as usize] += 1;
+            group_of.push(g);
         }
+        drop(index);
+        let mut starts = Vec::with_capacity(keys.len() + 1);
+        starts.push(0);
+        let mut sum = 0;
+        for count in &counts {
+            sum += count;
+            starts.push(sum);
+        }
+        let mut cursor = counts;
+        cursor.copy_from_slice(&starts[..keys.len()]);
+        let mut sessions = vec![0u128; total];
+        let mut referrers = vec![0u32; total];
+        for (row, &g) in pieces.iter().flatten().zip(&group_of) {
+            let at = &mut cursor[g as usize];
+            sessions[*at] = row.session;
+            referrers[*at] = if row.referrer == NULL_KEY {
+                NULL_KEY
+            } else {
+                referrer(row.referrer)
+            };
+            *at += 1;
+        }
+        GroupedRows {
+            keys,
+            starts,
+            sessions,
+            referrers,
+        }
+    }
+
+    /// Group `g`'s rows: its sessions (sorted and distinct afterwards, in place: a group is
+    /// read once) and its referrers (sorted, in place).
+    pub fn take_group(&mut self, g: usize) -> (&[u128], &[u32]) {
+        let range = self.starts[g]..self.starts[g + 1];
+        let sessions = &mut self.sessions[range.clone()];
+        sessions.sort_unstable();
+        let distinct = dedup_sorted(sessions);
+        let referrers = &mut self.referrers[range];
+        referrers.sort_unstable();
+        (&sessions[..distinct], referrers)
+    }
+}
+
+/// Moves the distinct values of a sorted slice to its front; returns how many there are.
+fn dedup_sorted(values: &mut [u128]) -> usize {
+    let mut kept = 0;
+    for i in 0..values.len() {
+        if kept == 0 || values[i] != values[kept - 1] {
+            values[kept] = values[i];
+            kept += 1;
+        }
+    }
+    kept
+}
+
+/// (id, count) runs of a sorted slice of ids, without [`NULL_KEY`] (which sorts last).
+pub fn counted_runs(sorted: &[u32]) -> impl Iterator<Item = (u32, u64)> + '_ {
+    sorted
+        .chunk_by(|a, b| a == b)
+        .filter(|run| run[0] != NULL_KEY)
+        .map(|run| (run[0], run.len() as u64))
+}
+
+/// Per group of a bucket merged from Spark frames ([`BucketGroups`]): its sessions.
+#[derive(Default)]
+pub struct GroupSessions {
+    pub groups: Vec<u32>,
+    pub sessions: Vec<u128>,
+}
+
+/// Distinct sessions per group of one bucket, from its (group, session) records (consumed).
+pub fn distinct_sessions(groups: usize, records: GroupSessions) -> Vec<u64> {
+    let mut starts = vec![0usize; groups + 1];
+    for &g in &records.groups {
+        starts[g as usize + 1] += 1;
     }
     for g in 0..groups {
         starts[g + 1] += starts[g];
     }
     let mut cursor = starts.clone();
     let mut sessions = vec![0u128; starts[groups]];
-    for piece in pieces {
-        for (&g, &s) in piece.groups.iter().zip(&piece.sessions) {
-            let at = &mut cursor[g as usize];
-            sessions[*at] = s;
-            *at += 1;
-        }
+    for (&g, &s) in records.groups.iter().zip(&records.sessions) {
+        let at = &mut cursor[g as usize];
+        sessions[*at] = s;
+        *at += 1;
     }
     (0..groups)
         .map(|g| {
             let slice = &mut sessions[starts[g]..starts[g + 1]];
             slice.sort_unstable();
-            let mut distinct = 0u64;
-            let mut previous = None;
-            for &s in slice.iter() {
-                if previous != Some(s) {
-                    distinct += 1;
-                    previous = Some(s);
-                }
-            }
-            distinct
+            dedup_sorted(slice) as u64
         })
         .collect()
 }
@@ -530,16 +564,48 @@ mod tests {
 
     #[test]
     fn distinct_counts_per_group() {
+        let records = GroupSessions {
+            groups: vec![0, 1, 0, 2, 1, 0],
+            sessions: vec![5, 5, 5, 7, 6, 9],
+        };
+        assert_eq!(distinct_sessions(4, records), [2, 2, 1, 0]);
+    }
+
+    fn row(customer: u32, url: u32, hour: i32, referrer: u32, session: u128) -> Row {
+        Row {
+            session,
+            customer,
+            url,
+            hour,
+            referrer,
+        }
+    }
+
+    /// Rows of one group from several pieces come together; sessions are counted distinct
+    /// and referrers counted by their mapped ids, null referrers left out.
+    #[test]
+    fn rows_group_across_pieces() {
         let pieces = vec![
-            Piece {
-                groups: vec![0, 1, 0, 2],
-                sessions: vec![5, 5, 5, 7],
-            },
-            Piece {
-                groups: vec![1, 0],
-                sessions: vec![6, 9],
-            },
+            vec![
+                row(0, 1, 5, 3, 10),
+                row(0, 2, 5, NULL_KEY, 11),
+                row(0, 1, 5, 4, 10),
+            ],
+            vec![row(0, 1, 5, 3, 12), row(0, 1, -1, 3, 10)],
         ];
-        assert_eq!(distinct_sessions(4, pieces), [2, 2, 1, 0]);
+        let mut grouped = GroupedRows::new(pieces, |r| 100 - r);
+        assert_eq!(grouped.keys, [(0, 1, 5), (0, 2, 5), (0, 1, -1)]);
+        let (sessions, referrers) = grouped.take_group(0);
+        assert_eq!(sessions, [10, 12]);
+        assert_eq!(
+            counted_runs(referrers).collect::<Vec<_>>(),
+            [(96, 1), (97, 2)]
+        );
+        let (sessions, referrers) = grouped.take_group(1);
+        assert_eq!(
+            (sessions, counted_runs(referrers).count()),
+            (&[11u128][..], 0)
+        );
+        assert_eq!(grouped.take_group(2).0, [10]);
     }
 }

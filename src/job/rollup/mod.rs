@@ -29,8 +29,14 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use self::input::{list_event_files, plan_file, read_input, MapInput};
-use self::kernel::{distinct_sessions, BucketGroups, Dictionaries, MapTask, Piece, Shuffle};
-use self::output::{document_id, hour_iso, part_name, write_document, Document, OutputWriter};
+use self::kernel::{
+    counted_runs, distinct_sessions, BucketGroups, Dictionaries, GroupKey, GroupSessions,
+    GroupedRows, MapTask, Piece, Shuffle,
+};
+use self::output::{
+    document_id, hour_iso, part_name, write_escaped_document, Document, DocumentStrings,
+    OutputWriter, FOUR_DIGIT_YEAR_HOURS,
+};
 use super::engine::default_threads;
 use super::model::JobError;
 use super::summary::thousands;
@@ -177,8 +183,8 @@ fn run_on(job: &RollupJob, threads: usize) -> Result<RollupReport, JobError> {
     clock.lap("map");
     eprintln!("rollup: mapped {} events; reducing", thousands(records));
 
-    let (dictionaries, groups) = shuffle.finish();
-    let result = reduce_all(&writer, &dictionaries, groups, pieces);
+    let dictionaries = shuffle.finish();
+    let result = reduce_all(&writer, &dictionaries, pieces);
     let (names, documents, visitors) = match result {
         Ok(done) => done,
         Err(e) => {
@@ -274,20 +280,20 @@ fn map_all(
 fn reduce_all(
     writer: &OutputWriter,
     dictionaries: &Dictionaries,
-    groups: Vec<BucketGroups>,
     pieces: Vec<Vec<Piece>>,
 ) -> Result<(Vec<String>, u64, u64), JobError> {
-    let work: Vec<(BucketGroups, Vec<Piece>)> = groups
-        .into_iter()
-        .zip(pieces)
-        .filter(|(g, _)| !g.keys.is_empty())
-        .collect();
+    let strings = DocumentStrings::new(
+        &dictionaries.customers,
+        &dictionaries.urls,
+        &dictionaries.referrers,
+    );
+    let work: Vec<Vec<Piece>> = pieces.into_iter().filter(|p| !p.is_empty()).collect();
     let names: Vec<String> = (0..work.len()).map(part_name).collect();
     let counts = work
         .into_par_iter()
         .zip(names.par_iter())
-        .map(|((groups, pieces), name)| {
-            let (data, documents, visitors) = reduce_bucket(dictionaries, groups, pieces);
+        .map(|(pieces, name)| {
+            let (data, documents, visitors) = reduce_bucket(dictionaries, &strings, pieces);
             writer.stage(name, data)?;
             Ok((documents, visitors))
         })
@@ -297,20 +303,114 @@ fn reduce_all(
     Ok((names, documents, visitors))
 }
 
-/// One bucket's documents as a JSON Lines file sorted by `_id`; with the documents and
-/// visitors it holds.
+/// One bucket's documents from its map pieces: a JSON Lines file sorted by `_id`, with the
+/// documents and visitors it holds.
 pub fn reduce_bucket(
     dictionaries: &Dictionaries,
-    groups: BucketGroups,
+    strings: &DocumentStrings,
     pieces: Vec<Piece>,
 ) -> (Vec<u8>, u64, u64) {
-    let visitors = distinct_sessions(groups.keys.len(), pieces);
+    let mut grouped = GroupedRows::new(pieces, |r| strings.referrers.rank[r as usize]);
+    let keys = std::mem::take(&mut grouped.keys);
+    write_bucket(dictionaries, strings, &keys, |g, referrers| {
+        let page_views = (grouped.starts[g + 1] - grouped.starts[g]) as u64;
+        let (sessions, ranks) = grouped.take_group(g);
+        referrers.extend(counted_runs(ranks));
+        (page_views, sessions.len() as u64)
+    })
+}
+
+/// One bucket's documents from groups merged from Spark frames (their sums and sessions).
+pub fn reduce_merged(
+    dictionaries: &Dictionaries,
+    groups: BucketGroups,
+    sessions: GroupSessions,
+) -> (Vec<u8>, u64, u64) {
+    let strings = DocumentStrings::new(
+        &dictionaries.customers,
+        &dictionaries.urls,
+        &dictionaries.referrers,
+    );
+    let visitors = distinct_sessions(groups.keys.len(), sessions);
+    write_bucket(dictionaries, &strings, &groups.keys, |g, referrers| {
+        referrers.extend(
+            groups.referrers[g]
+                .iter()
+                .map(|&(r, count)| (strings.referrers.rank[r as usize], count)),
+        );
+        referrers.sort_unstable();
+        (groups.page_views[g], visitors[g])
+    })
+}
+
+/// Writes the documents of `keys` sorted by `_id`. `group(g, referrers)` gives group `g`'s
+/// page views and visitors and appends its (referrer rank, count) pairs in rank order; each
+/// group is asked once. Returns the file, the documents and the visitors.
+fn write_bucket(
+    dictionaries: &Dictionaries,
+    strings: &DocumentStrings,
+    keys: &[GroupKey],
+    mut group: impl FnMut(usize, &mut Vec<(u32, u64)>) -> (u64, u64),
+) -> (Vec<u8>, u64, u64) {
     let mut hours: hashbrown::HashMap<i64, String> = hashbrown::HashMap::new();
-    for &(_, _, hour) in &groups.keys {
+    for &(_, _, hour) in keys {
         hours.entry(hour).or_insert_with(|| hour_iso(hour));
     }
-    let mut ids: Vec<(String, usize)> = groups
-        .keys
+    let mut out = Vec::with_capacity(keys.len() * 200);
+    let mut referrers: Vec<(u32, u64)> = Vec::new();
+    let mut total_visitors = 0;
+    for g in document_order(dictionaries, strings, keys, &hours) {
+        let (customer, url, hour) = keys[g];
+        referrers.clear();
+        let (page_views, visitors) = group(g, &mut referrers);
+        total_visitors += visitors;
+        let names = &strings.referrers;
+        write_escaped_document(
+            &mut out,
+            &Document {
+                customer: &strings.customers.escaped[customer as usize],
+                url: &strings.urls.escaped[url as usize],
+                hour: &hours[&hour],
+                freq: "1hour",
+                page_views,
+                visitors,
+                referrers: &[],
+            },
+            referrers.iter().map(|&(rank, count)| {
+                (
+                    &*names.escaped[names.by_rank[rank as usize] as usize],
+                    count,
+                )
+            }),
+        );
+    }
+    (out, keys.len() as u64, total_visitors)
+}
+
+/// The groups in `_id` order: by (url rank, customer rank, hour) when that is the same order
+/// ([`DocumentStrings`]), else by the ids themselves.
+fn document_order(
+    dictionaries: &Dictionaries,
+    strings: &DocumentStrings,
+    keys: &[GroupKey],
+    hours: &hashbrown::HashMap<i64, String>,
+) -> Vec<usize> {
+    if strings.ranks_order_ids && hours.keys().all(|h| FOUR_DIGIT_YEAR_HOURS.contains(h)) {
+        let first_hour = *FOUR_DIGIT_YEAR_HOURS.start();
+        let mut packed: Vec<u128> = keys
+            .iter()
+            .enumerate()
+            .map(|(g, &(customer, url, hour))| {
+                let url = u128::from(strings.urls.rank[url as usize]);
+                let customer = u128::from(strings.customers.rank[customer as usize]);
+                let hour = (hour - first_hour) as u128;
+                url << 96 | customer << 64 | hour << 32 | g as u128
+            })
+            .collect();
+        packed.sort_unstable();
+        return packed.iter().map(|&p| p as u32 as usize).collect();
+    }
+    let mut ids: Vec<(String, usize)> = keys
         .iter()
         .enumerate()
         .map(|(g, &(customer, url, hour))| {
@@ -325,31 +425,5 @@ pub fn reduce_bucket(
         })
         .collect();
     ids.sort_unstable();
-    let mut out = Vec::with_capacity(ids.len() * 200);
-    let mut referrers: Vec<(&str, u64)> = Vec::new();
-    for (id, g) in &ids {
-        let (customer, url, hour) = groups.keys[*g];
-        referrers.clear();
-        referrers.extend(
-            groups.referrers[*g]
-                .iter()
-                .map(|&(r, count)| (&*dictionaries.referrers[r as usize], count)),
-        );
-        referrers.sort_unstable();
-        write_document(
-            &mut out,
-            id,
-            &Document {
-                customer: &dictionaries.customers[customer as usize],
-                url: &dictionaries.urls[url as usize],
-                hour: &hours[&hour],
-                freq: "1hour",
-                page_views: groups.page_views[*g],
-                visitors: visitors[*g],
-                referrers: &referrers,
-            },
-        );
-    }
-    let total_visitors = visitors.iter().sum();
-    (out, ids.len() as u64, total_visitors)
+    ids.into_iter().map(|(_, g)| g).collect()
 }

@@ -11,7 +11,7 @@
 //!   previous output as it was.
 //! - On any failure the staging area is removed.
 
-use std::io::Write;
+use std::borrow::Cow;
 
 use bytes::Bytes;
 use chrono::DateTime;
@@ -61,35 +61,158 @@ pub fn document_id(url: &str, customer: &str, hour: &str) -> String {
     id
 }
 
-fn json_string(out: &mut Vec<u8>, value: &str) {
-    serde_json::to_writer(&mut *out, value).expect("a string serializes");
+/// `value` as it is written between the quotes of a JSON string: borrowed when nothing in it
+/// needs escaping (most values).
+pub fn json_escaped(value: &str) -> Cow<'_, str> {
+    if !value.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        return Cow::Borrowed(value);
+    }
+    let quoted = serde_json::to_string(value).expect("a string serializes");
+    Cow::Owned(quoted[1..quoted.len() - 1].to_string())
 }
 
-/// Appends one JSON line (keys in the contract's order).
-pub fn write_document(out: &mut Vec<u8>, id: &str, doc: &Document<'_>) {
-    out.extend_from_slice(b"{\"_id\":");
-    json_string(out, id);
-    out.extend_from_slice(b",\"customer\":");
-    json_string(out, doc.customer);
-    out.extend_from_slice(b",\"url\":");
-    json_string(out, doc.url);
-    out.extend_from_slice(b",\"ts\":");
-    json_string(out, doc.hour);
-    out.extend_from_slice(b",\"freq\":");
-    json_string(out, doc.freq);
-    let _ = write!(
+/// Appends one JSON line (keys in the contract's order), its `_id` made of the url,
+/// customer and hour.
+pub fn write_document(out: &mut Vec<u8>, doc: &Document<'_>) {
+    let referrers: Vec<(Cow<'_, str>, u64)> = doc
+        .referrers
+        .iter()
+        .map(|&(name, count)| (json_escaped(name), count))
+        .collect();
+    write_escaped_document(
         out,
-        ",\"metrics\":{{\"page_views\":{},\"visitors\":{}}},\"referrers\":{{",
-        doc.page_views, doc.visitors
+        &Document {
+            customer: &json_escaped(doc.customer),
+            url: &json_escaped(doc.url),
+            hour: &json_escaped(doc.hour),
+            freq: &json_escaped(doc.freq),
+            page_views: doc.page_views,
+            visitors: doc.visitors,
+            referrers: &[],
+        },
+        referrers.iter().map(|(name, count)| (&**name, *count)),
     );
-    for (i, (name, count)) in doc.referrers.iter().enumerate() {
+}
+
+/// [`write_document`] for strings already JSON-escaped ([`json_escaped`]), with the
+/// referrers (escaped, in name order) given apart: the rollup escapes each dictionary value
+/// once, not once per document. Escaping `url|customer|hour` is escaping each part, as `|`
+/// needs none.
+pub fn write_escaped_document<'r>(
+    out: &mut Vec<u8>,
+    doc: &Document<'_>,
+    referrers: impl Iterator<Item = (&'r str, u64)>,
+) {
+    let mut number = itoa::Buffer::new();
+    for part in [
+        "{\"_id\":\"",
+        doc.url,
+        "|",
+        doc.customer,
+        "|",
+        doc.hour,
+        "\",\"customer\":\"",
+        doc.customer,
+        "\",\"url\":\"",
+        doc.url,
+        "\",\"ts\":\"",
+        doc.hour,
+        "\",\"freq\":\"",
+        doc.freq,
+        "\",\"metrics\":{\"page_views\":",
+        number.format(doc.page_views),
+    ] {
+        out.extend_from_slice(part.as_bytes());
+    }
+    out.extend_from_slice(b",\"visitors\":");
+    out.extend_from_slice(number.format(doc.visitors).as_bytes());
+    out.extend_from_slice(b"},\"referrers\":{");
+    for (i, (name, count)) in referrers.enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        json_string(out, name);
-        let _ = write!(out, ":{count}");
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        out.extend_from_slice(number.format(count).as_bytes());
     }
     out.extend_from_slice(b"}}\n");
+}
+
+/// One dictionary as the documents need it: each value JSON-escaped once, and its rank in the
+/// bytewise order of `value|` (the order `_id`s sort in; see [`DocumentStrings`]).
+pub struct EscapedDictionary {
+    pub escaped: Vec<Box<str>>,
+    pub rank: Vec<u32>,
+    /// The ids by rank.
+    pub by_rank: Vec<u32>,
+}
+
+impl EscapedDictionary {
+    pub fn new(values: &[Box<str>]) -> EscapedDictionary {
+        let escaped = values
+            .iter()
+            .map(|v| json_escaped(v).into_owned().into_boxed_str())
+            .collect();
+        let mut by_rank: Vec<u32> = (0..values.len() as u32).collect();
+        by_rank.sort_unstable_by(|&a, &b| {
+            let (a, b) = (values[a as usize].as_bytes(), values[b as usize].as_bytes());
+            a.iter().chain(b"|").cmp(b.iter().chain(b"|"))
+        });
+        let mut rank = vec![0u32; values.len()];
+        for (r, &id) in by_rank.iter().enumerate() {
+            rank[id as usize] = r as u32;
+        }
+        EscapedDictionary {
+            escaped,
+            rank,
+            by_rank,
+        }
+    }
+
+    fn has_bar(values: &[Box<str>]) -> bool {
+        values.iter().any(|v| v.contains('|'))
+    }
+}
+
+/// The rollup's dictionaries ready for writing documents.
+///
+/// A bucket's documents are sorted by `_id` = `url|customer|hour`. When no url or customer
+/// contains `|`, comparing two ids compares `url|` first, then `customer|`, then the hour
+/// text, so sorting by (url rank, customer rank, hour) sorts by `_id` without building the
+/// ids: the ranks are of `value|` (a url that is a prefix of another sorts by the byte after
+/// it against `|`), and hour texts of years 0–9999 sort as the hours do.
+pub struct DocumentStrings {
+    pub customers: EscapedDictionary,
+    pub urls: EscapedDictionary,
+    pub referrers: EscapedDictionary,
+    /// Whether sorting by ranks is sorting by `_id` (no `|` in any url or customer).
+    pub ranks_order_ids: bool,
+}
+
+/// Hours since the epoch whose [`hour_iso`] has a four-digit year (0000–9999), so their
+/// texts sort as the numbers do.
+pub const FOUR_DIGIT_YEAR_HOURS: std::ops::RangeInclusive<i64> = -17_268_672..=70_389_527;
+
+impl DocumentStrings {
+    pub fn new(customers: &[Box<str>], urls: &[Box<str>], referrers: &[Box<str>]) -> Self {
+        let ((customers_escaped, urls_escaped), referrers_escaped) = rayon::join(
+            || {
+                rayon::join(
+                    || EscapedDictionary::new(customers),
+                    || EscapedDictionary::new(urls),
+                )
+            },
+            || EscapedDictionary::new(referrers),
+        );
+        DocumentStrings {
+            customers: customers_escaped,
+            urls: urls_escaped,
+            referrers: referrers_escaped,
+            ranks_order_ids: !EscapedDictionary::has_bar(customers)
+                && !EscapedDictionary::has_bar(urls),
+        }
+    }
 }
 
 /// Where a run's parts go until they are committed.
@@ -249,10 +372,8 @@ mod tests {
     fn documents_follow_the_contract() {
         let mut out = Vec::new();
         let hour = hour_iso(498_653); // 2026-11-20T05:00Z
-        let id = document_id("https://a/\"x\"", "a", &hour);
         write_document(
             &mut out,
-            &id,
             &Document {
                 customer: "a",
                 url: "https://a/\"x\"",

@@ -33,10 +33,11 @@ use serde_json::json;
 
 use super::input::{list_event_files, plan_file, MapInput};
 use super::kernel::{
-    add_referrer, BucketGroups, Dictionaries, Interner, LongSessions, Piece, Shuffle,
+    add_referrer, counted_runs, BucketGroups, Dictionaries, GroupSessions, GroupedRows, Interner,
+    LongSessions, Piece, Shuffle,
 };
 use super::output::{part_name, OutputWriter};
-use super::{map_all, reduce_bucket, RollupJob, RollupReport};
+use super::{map_all, reduce_merged, RollupJob, RollupReport};
 use crate::job::engine::default_threads;
 use crate::job::engine::spark::{
     check_bucket_coverage, check_reduce_task, read_frames, write_frame, TaskLine,
@@ -238,8 +239,8 @@ pub fn map(
         let shuffle = Shuffle::new(buckets as usize);
         let (pieces, records) = map_all(&inputs, &shuffle, threads)?;
         let long_sessions = shuffle.long_sessions();
-        let (dictionaries, groups) = shuffle.finish();
-        let frames = encode_buckets(&dictionaries, &long_sessions, groups, pieces);
+        let dictionaries = shuffle.finish();
+        let frames = encode_buckets(&dictionaries, &long_sessions, pieces);
         let stats = MapStats {
             files: locations.len() as u64,
             map_tasks: inputs.len() as u64,
@@ -262,33 +263,32 @@ pub fn map(
 fn encode_buckets(
     dictionaries: &Dictionaries,
     long_sessions: &[Box<[u8]>],
-    groups: Vec<BucketGroups>,
     pieces: Vec<Vec<Piece>>,
 ) -> Vec<(u32, Vec<u8>)> {
-    groups
+    pieces
         .into_par_iter()
-        .zip(pieces)
         .enumerate()
-        .filter(|(_, (local, _))| !local.keys.is_empty())
-        .map(|(bucket, (local, pieces))| {
+        .filter(|(_, pieces)| !pieces.is_empty())
+        .map(|(bucket, pieces)| {
+            let mut grouped = GroupedRows::new(pieces, |r| r);
             let mut builder = FrameBuilder::default();
-            for (g, &(customer, url, hour)) in local.keys.iter().enumerate() {
+            for g in 0..grouped.keys.len() {
+                let (customer, url, hour) = grouped.keys[g];
+                let page_views = (grouped.starts[g + 1] - grouped.starts[g]) as u64;
                 let customer = builder.customers.id(customer, &dictionaries.customers);
                 let url = builder.urls.id(url, &dictionaries.urls);
-                let referrers = local.referrers[g]
-                    .iter()
-                    .map(|&(r, count)| (builder.referrers.id(r, &dictionaries.referrers), count))
+                let (sessions, referrers) = grouped.take_group(g);
+                let referrers = counted_runs(referrers)
+                    .map(|(r, count)| (builder.referrers.id(r, &dictionaries.referrers), count))
                     .collect();
                 builder.groups.push(FrameGroup {
                     customer,
                     url,
                     hour,
-                    page_views: local.page_views[g],
+                    page_views,
                     referrers,
                 });
-            }
-            for piece in pieces {
-                for (&g, &session) in piece.groups.iter().zip(&piece.sessions) {
+                for &session in sessions {
                     let session = if session != 0 && session < LONG_SESSION_LIMIT {
                         let next = builder.long_bytes.len() as u64;
                         let number = *builder.long_sessions.entry(session).or_insert(next);
@@ -301,7 +301,7 @@ fn encode_buckets(
                     } else {
                         session
                     };
-                    builder.records.push((g, session));
+                    builder.records.push((g as u32, session));
                 }
             }
             (bucket as u32, builder.encode())
@@ -370,7 +370,7 @@ struct BucketMerge {
     referrers: Interner,
     long_sessions: LongSessions,
     groups: BucketGroups,
-    piece: Piece,
+    sessions: GroupSessions,
 }
 
 impl BucketMerge {
@@ -430,8 +430,8 @@ impl BucketMerge {
                 if session != 0 && session < LONG_SESSION_LIMIT {
                     session = *long_ids.get((session - 1) as usize).ok_or_else(damaged)?;
                 }
-                self.piece.groups.push(g);
-                self.piece.sessions.push(session);
+                self.sessions.groups.push(g);
+                self.sessions.sessions.push(session);
             }
         }
         if r.pos != payload.len() {
@@ -486,7 +486,7 @@ pub fn reduce(
             stats,
         });
     }
-    let (data, documents, visitors) = reduce_bucket(&dictionaries, merge.groups, vec![merge.piece]);
+    let (data, documents, visitors) = reduce_merged(&dictionaries, merge.groups, merge.sessions);
     let location = staged_location(staging, bucket, attempt);
     location.write(Bytes::from(data))?;
     Ok(StagedBucket {
@@ -637,7 +637,7 @@ mod tests {
         assert_eq!(merge.groups.keys.len(), 1);
         assert_eq!(merge.groups.page_views, [7]);
         assert_eq!(merge.groups.referrers, [vec![(0, 2)]]);
-        let visitors = crate::job::rollup::kernel::distinct_sessions(1, vec![merge.piece]);
+        let visitors = crate::job::rollup::kernel::distinct_sessions(1, merge.sessions);
         // 1<<120, 2<<120, 3<<120 and the long id.
         assert_eq!(visitors, [4]);
         let damaged = frame(&[1 << 120], false);

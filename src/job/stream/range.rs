@@ -309,7 +309,6 @@ pub fn window_documents<'a, 'r: 'a>(
             let mut line = Vec::with_capacity(128 + id.len() * 2);
             write_document(
                 &mut line,
-                &id,
                 &Document {
                     customer,
                     url,
