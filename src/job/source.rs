@@ -186,27 +186,41 @@ impl ParquetFile {
         row_groups: Vec<usize>,
         batch_rows: usize,
     ) -> Result<ParquetRecordBatchReader, JobError> {
+        self.batches_as(&self.metadata, row_groups, batch_rows)
+    }
+
+    /// [`ParquetFile::batches`] read as `metadata` says (the same file's, with other type
+    /// hints): a reader may choose them per row group.
+    pub(crate) fn batches_as(
+        &self,
+        metadata: &ArrowReaderMetadata,
+        row_groups: Vec<usize>,
+        batch_rows: usize,
+    ) -> Result<ParquetRecordBatchReader, JobError> {
         match &self.bytes {
             ParquetBytes::Local(path) => {
                 let reader = File::open(path)
                     .map_err(|e| JobError::input(&self.location, format!("cannot open: {e}")))?;
-                self.build_reader(reader, row_groups, batch_rows)
+                self.build_reader(reader, metadata, row_groups, batch_rows)
             }
-            ParquetBytes::Memory(data) => self.build_reader(data.clone(), row_groups, batch_rows),
+            ParquetBytes::Memory(data) => {
+                self.build_reader(data.clone(), metadata, row_groups, batch_rows)
+            }
         }
     }
 
     fn build_reader<T: ChunkReader + 'static>(
         &self,
         reader: T,
+        metadata: &ArrowReaderMetadata,
         row_groups: Vec<usize>,
         batch_rows: usize,
     ) -> Result<ParquetRecordBatchReader, JobError> {
         let mask = ProjectionMask::roots(
-            self.metadata.metadata().file_metadata().schema_descr(),
+            metadata.metadata().file_metadata().schema_descr(),
             self.projection.iter().copied(),
         );
-        ParquetRecordBatchReaderBuilder::new_with_metadata(reader, self.metadata.clone())
+        ParquetRecordBatchReaderBuilder::new_with_metadata(reader, metadata.clone())
             .with_projection(mask)
             .with_row_groups(row_groups)
             .with_batch_size(batch_rows)

@@ -15,6 +15,7 @@
 //!   errors naming the file and, where known, the row.
 
 use std::borrow::Cow;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use arrow_array::builder::StringBuilder;
@@ -26,6 +27,9 @@ use arrow_array::types::{
 use arrow_array::{Array, ArrayRef, LargeStringArray, RecordBatch, StringArray, StringViewArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use hashbrown::HashMap;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::basic::Encoding;
+use parquet::file::metadata::RowGroupMetaData;
 
 use crate::job::location::{is_hidden, list_inputs, Location};
 use crate::job::model::JobError;
@@ -166,6 +170,8 @@ enum InputKind {
     RowGroup {
         file: Arc<ParquetFile>,
         row_group: usize,
+        /// The file's metadata with this row group's type hints ([`row_group_hints`]).
+        metadata: ArrowReaderMetadata,
     },
     Whole {
         format: Format,
@@ -204,30 +210,79 @@ pub fn plan_file(location: &Location) -> Result<Vec<MapInput>, JobError> {
             None if customer.is_some() => {}
             None => return Err(missing_column(location, CUSTOMER, &schema_names(&schema))),
         }
-        // Ask for the repetitive string columns as dictionaries: Parquet stores them dictionary
-        // encoded, and the reader then hands the dictionary over instead of a string per row.
-        // Session ids as string views: they point into the page or dictionary instead of
-        // copying every id's bytes.
-        let dictionary_columns = [URL, REFERRER, CUSTOMER];
-        let metadata = with_type_hints(
-            plain,
-            |_, f| dictionary_columns.contains(&f.name().as_str()),
-            |_, f| f.name() == SESSION_ID,
-        );
-        Ok((metadata, projection))
+        // The hints are chosen per row group (`row_group_hints`).
+        Ok((plain, projection))
     })?);
     let parquet = file.metadata.metadata().clone();
+    let mut variants: Vec<([bool; 3], ArrowReaderMetadata)> = Vec::new();
     Ok((0..parquet.num_row_groups())
-        .map(|rg| MapInput {
-            location: location.clone(),
-            partition_customer: customer.clone(),
-            rows_hint: parquet.row_group(rg).num_rows().max(0) as u64,
-            kind: InputKind::RowGroup {
-                file: file.clone(),
-                row_group: rg,
-            },
+        .map(|rg| {
+            let dictionaries = all_dictionary_columns(parquet.row_group(rg));
+            let metadata = match variants.iter().find(|(d, _)| *d == dictionaries) {
+                Some((_, metadata)) => metadata.clone(),
+                None => {
+                    let metadata = row_group_hints(&file.metadata, dictionaries);
+                    variants.push((dictionaries, metadata.clone()));
+                    metadata
+                }
+            };
+            MapInput {
+                location: location.clone(),
+                partition_customer: customer.clone(),
+                rows_hint: parquet.row_group(rg).num_rows().max(0) as u64,
+                kind: InputKind::RowGroup {
+                    file: file.clone(),
+                    row_group: rg,
+                    metadata,
+                },
+            }
         })
         .collect())
+}
+
+/// The string columns a map task reads as dictionaries when Parquet stores them so.
+const DICTIONARY_COLUMNS: [&str; 3] = [URL, REFERRER, CUSTOMER];
+
+/// For each of [`DICTIONARY_COLUMNS`], whether every data page of its chunk in `row_group` is
+/// dictionary encoded (as the footer's page encoding statistics say; assumed so when they
+/// are missing). A writer falls back to plain pages once a chunk's dictionary grows past its
+/// limit (pyarrow's default: 1 MiB), as high-cardinality urls do.
+fn all_dictionary_columns(row_group: &RowGroupMetaData) -> [bool; 3] {
+    DICTIONARY_COLUMNS.map(|name| {
+        row_group
+            .columns()
+            .iter()
+            .find(|c| c.column_path().parts() == [name])
+            .is_none_or(|chunk| {
+                chunk.dictionary_page_offset().is_some()
+                    && chunk.page_encoding_stats_mask().is_none_or(|mask| {
+                        mask.is_only(Encoding::PLAIN_DICTIONARY)
+                            || mask.is_only(Encoding::RLE_DICTIONARY)
+                    })
+            })
+    })
+}
+
+/// The file's metadata with type hints for a row group: a string column stored as a
+/// dictionary is read as one, and the reader hands its dictionary and keys over instead of a
+/// string per row; any other ([`all_dictionary_columns`] false) is read as string views, and
+/// the map task dictionary-encodes it itself ([`DictView::new`]), which costs less than the
+/// reader's own re-encoding of a chunk that fell back to plain pages. Session ids are always
+/// views: they point into the page or dictionary instead of copying every id's bytes.
+fn row_group_hints(file: &ArrowReaderMetadata, dictionaries: [bool; 3]) -> ArrowReaderMetadata {
+    let plain = ArrowReaderMetadata::try_new(file.metadata().clone(), ArrowReaderOptions::new())
+        .unwrap_or_else(|_| file.clone());
+    let as_dictionary = |name: &str| {
+        DICTIONARY_COLUMNS
+            .iter()
+            .zip(dictionaries)
+            .any(|(column, dictionary)| *column == name && dictionary)
+    };
+    with_type_hints(
+        plain,
+        |_, f| as_dictionary(f.name()),
+        |_, f| !as_dictionary(f.name()),
+    )
 }
 
 fn schema_names(schema: &Schema) -> Vec<String> {
@@ -303,6 +358,9 @@ impl<'a> DictView<'a> {
                 values: values.into_iter().map(|v| v.unwrap_or("")).collect(),
             });
         }
+        if let DataType::Utf8View = array.data_type() {
+            return Ok(DictView::of_views(array.as_string_view()));
+        }
         let rows = strings(array, location, column)?;
         let mut index: HashMap<&'a str, u32> = HashMap::new();
         let mut values = Vec::new();
@@ -317,6 +375,62 @@ impl<'a> DictView<'a> {
             })
             .collect();
         Ok(DictView { keys, values })
+    }
+
+    /// Dictionary-encodes a string-view column, a hash per row. A string of up to 12 bytes
+    /// is held whole in its 16-byte view (length, bytes, zero padding), so its view is its
+    /// identity; a longer one is compared by length and 4-byte prefix (in the view) before
+    /// its bytes, against a copy of the value packed with the others: the row where a value
+    /// first appeared may be anywhere in the batch's pages, far out of cache.
+    fn of_views(array: &'a StringViewArray) -> Self {
+        let hasher = hashbrown::DefaultHashBuilder::default();
+        let mut table: hashbrown::HashTable<(u64, u32)> = hashbrown::HashTable::new();
+        let mut value_views: Vec<u128> = Vec::new();
+        let mut values: Vec<&'a str> = Vec::new();
+        // Long values' bytes, back to back; `packed_at[id]` is where value `id`'s start.
+        let mut packed: Vec<u8> = Vec::new();
+        let mut packed_at: Vec<usize> = Vec::new();
+        let nulls = array.logical_nulls();
+        let keys = array
+            .views()
+            .iter()
+            .enumerate()
+            .map(|(i, &view)| {
+                if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+                    return NULL_KEY;
+                }
+                let inline = view as u32 <= 12;
+                let value = array.value(i);
+                let hash = if inline {
+                    hasher.hash_one(view)
+                } else {
+                    hasher.hash_one(value.as_bytes())
+                };
+                let same = |&(h, id): &(u64, u32)| {
+                    h == hash
+                        && if inline {
+                            value_views[id as usize] == view
+                        } else {
+                            let at = packed_at[id as usize];
+                            value_views[id as usize] as u64 == view as u64
+                                && packed[at..at + value.len()] == *value.as_bytes()
+                        }
+                };
+                if let Some(&(_, id)) = table.find(hash, same) {
+                    return id;
+                }
+                let id = values.len() as u32;
+                table.insert_unique(hash, (hash, id), |&(h, _)| h);
+                value_views.push(view);
+                values.push(value);
+                packed_at.push(packed.len());
+                if !inline {
+                    packed.extend_from_slice(value.as_bytes());
+                }
+                id
+            })
+            .collect();
+        DictView { keys, values }
     }
 
     /// The first row whose value is null.
@@ -553,7 +667,11 @@ pub fn read_input(
     visit: &mut dyn FnMut(&EventColumns<'_>) -> Result<(), JobError>,
 ) -> Result<u64, JobError> {
     match &input.kind {
-        InputKind::RowGroup { file, row_group } => read_row_group(input, file, *row_group, visit),
+        InputKind::RowGroup {
+            file,
+            row_group,
+            metadata,
+        } => read_row_group(input, file, metadata, *row_group, visit),
         InputKind::Whole { format } => {
             let data = input.location.read()?;
             let batch = match format {
@@ -571,11 +689,12 @@ pub fn read_input(
 fn read_row_group(
     input: &MapInput,
     file: &ParquetFile,
+    metadata: &ArrowReaderMetadata,
     row_group: usize,
     visit: &mut dyn FnMut(&EventColumns<'_>) -> Result<(), JobError>,
 ) -> Result<u64, JobError> {
     let location = &file.location;
-    let reader = file.batches(vec![row_group], PARQUET_BATCH_ROWS)?;
+    let reader = file.batches_as(metadata, vec![row_group], PARQUET_BATCH_ROWS)?;
     let mut first_row = file.rows_before(row_group);
     let mut rows = 0;
     for batch in reader {
@@ -809,5 +928,130 @@ mod tests {
             parse_time_micros("2026-11-20T04:00:00Z").unwrap()
         );
         assert!(parse_time_micros("yesterday").is_none());
+    }
+}
+
+#[cfg(test)]
+mod parquet_tests {
+    use super::*;
+    use arrow_array::TimestampMicrosecondArray;
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+
+    /// Every row's url as the map task sees it (a dictionary key and values).
+    fn urls_read(input: &MapInput) -> Vec<Option<String>> {
+        let mut urls = Vec::new();
+        read_input(input, &mut |columns| {
+            urls.extend(
+                columns
+                    .url
+                    .keys
+                    .iter()
+                    .map(|&k| (k != NULL_KEY).then(|| columns.url.values[k as usize].to_string())),
+            );
+            Ok(())
+        })
+        .unwrap();
+        urls
+    }
+
+    /// A row group whose url chunk fell back to plain pages (a small dictionary page limit,
+    /// as pyarrow's 1 MiB is for high-cardinality urls) is read as string views and
+    /// dictionary-encoded by the map; one that stayed dictionary encoded is read as a
+    /// dictionary. Both give every row its url, long and short ones alike.
+    #[test]
+    fn plain_and_dictionary_row_groups_read_the_same_urls() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.parquet");
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(URL, DataType::Utf8, false),
+            Field::new(REFERRER, DataType::Utf8, true),
+            Field::new(SESSION_ID, DataType::Utf8, false),
+            Field::new(TS, DataType::Timestamp(TimeUnit::Microsecond, None), false),
+            Field::new(CUSTOMER, DataType::Utf8, false),
+        ]));
+        // Row group 0: 2,000 distinct urls (some of 12 bytes or less, most longer), repeated;
+        // row group 1: 3 urls.
+        let many: Vec<String> = (0..4_000)
+            .map(|i| match (i % 2_000) % 4 {
+                0 => format!("u{}", i % 2_000),
+                _ => format!("https://site.example/page-{}", i % 2_000),
+            })
+            .collect();
+        let few: Vec<String> = (0..300).map(|i| format!("https://x/{}", i % 3)).collect();
+        let batch = |urls: &[String]| {
+            let n = urls.len();
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(StringArray::from_iter_values(urls)),
+                    Arc::new(StringArray::from(vec![Some("r"); n])),
+                    Arc::new(StringArray::from_iter_values(
+                        (0..n).map(|i| format!("s{i}")),
+                    )),
+                    Arc::new(TimestampMicrosecondArray::from(vec![0i64; n])),
+                    Arc::new(StringArray::from(vec!["c"; n])),
+                ],
+            )
+            .unwrap()
+        };
+        let properties = WriterProperties::builder()
+            .set_dictionary_page_size_limit(1024)
+            .set_data_page_row_count_limit(256)
+            .set_write_batch_size(256)
+            .build();
+        let mut writer = ArrowWriter::try_new(
+            std::fs::File::create(&path).unwrap(),
+            schema.clone(),
+            Some(properties),
+        )
+        .unwrap();
+        writer.write(&batch(&many)).unwrap();
+        writer.flush().unwrap();
+        writer.write(&batch(&few)).unwrap();
+        writer.close().unwrap();
+
+        let inputs = plan_file(&Location::Local(path)).unwrap();
+        assert_eq!(inputs.len(), 2);
+        let url_type = |input: &MapInput| match &input.kind {
+            InputKind::RowGroup { metadata, .. } => metadata
+                .schema()
+                .field_with_name(URL)
+                .unwrap()
+                .data_type()
+                .clone(),
+            InputKind::Whole { .. } => unreachable!(),
+        };
+        assert_eq!(url_type(&inputs[0]), DataType::Utf8View);
+        assert!(matches!(url_type(&inputs[1]), DataType::Dictionary(_, _)));
+        let expected = |urls: &[String]| urls.iter().cloned().map(Some).collect::<Vec<_>>();
+        assert_eq!(urls_read(&inputs[0]), expected(&many));
+        assert_eq!(urls_read(&inputs[1]), expected(&few));
+    }
+
+    /// Views of short (inline) and long strings with nulls and repeats encode to one key per
+    /// distinct value, first appearance first.
+    #[test]
+    fn string_views_are_dictionary_encoded() {
+        let array = StringViewArray::from(vec![
+            Some("a-long-value-of-many-bytes"),
+            Some("short"),
+            None,
+            Some("a-long-value-of-many-bytes"),
+            Some("a-long-value-of-many-bytez"),
+            Some("short"),
+            Some(""),
+        ]);
+        let view = DictView::of_views(&array);
+        assert_eq!(
+            view.values,
+            [
+                "a-long-value-of-many-bytes",
+                "short",
+                "a-long-value-of-many-bytez",
+                ""
+            ]
+        );
+        assert_eq!(view.keys, [0, 1, NULL_KEY, 0, 2, 1, 3]);
     }
 }

@@ -222,6 +222,8 @@ impl SharedLongSessions {
 /// The state map tasks share: the dictionaries and the long session ids.
 pub struct Shuffle {
     pub buckets: usize,
+    /// Partitions each bucket's rows come in (see [`Shuffle::partition_of_prefix`]).
+    pub partitions_per_bucket: usize,
     pub customers: Interner,
     pub urls: Interner,
     pub referrers: Interner,
@@ -236,9 +238,10 @@ pub struct Dictionaries {
 }
 
 impl Shuffle {
-    pub fn new(buckets: usize) -> Shuffle {
+    pub fn new(buckets: usize, partitions_per_bucket: usize) -> Shuffle {
         Shuffle {
             buckets: buckets.max(1),
+            partitions_per_bucket: partitions_per_bucket.max(1),
             customers: Interner::default(),
             urls: Interner::default(),
             referrers: Interner::default(),
@@ -260,6 +263,20 @@ impl Shuffle {
     #[inline]
     pub fn bucket_of_prefix(&self, prefix: u64, hour: i64) -> usize {
         (group_hash_finish(prefix, hour) % self.buckets as u64) as usize
+    }
+
+    /// All partitions: `partitions_per_bucket` for each bucket.
+    pub fn partitions(&self) -> usize {
+        self.buckets * self.partitions_per_bucket
+    }
+
+    /// The partition of a group: its hash modulo [`Shuffle::partitions`]. As the bucket count
+    /// divides the partition count, partition `p` belongs to bucket `p % buckets` (the
+    /// group's [`Shuffle::bucket_of_prefix`]). A reduce groups its bucket one partition at a
+    /// time, so each hash table holds a partition's groups and stays in the core's cache.
+    #[inline]
+    pub fn partition_of_prefix(&self, prefix: u64, hour: i64) -> usize {
+        (group_hash_finish(prefix, hour) % self.partitions() as u64) as usize
     }
 
     /// The bytes of the long session ids interned so far, by number (packed as number + 1):
@@ -295,10 +312,10 @@ impl Row {
     }
 }
 
-/// One bucket's share of a map task's output, a row per event.
+/// One partition's share of a map task's output, a row per event.
 pub type Piece = Vec<Row>;
 
-/// A map task: reads batches into per-bucket pieces, one [`Row`] per event. It does not
+/// A map task: reads batches into per-partition pieces, one [`Row`] per event. It does not
 /// combine rows of a group: at the shapes users have (a file's rows spread over many
 /// (customer, url, hour) groups), a task-local table would hash every row only to combine
 /// almost nothing; the reduce groups each bucket once, with a table the size of the bucket.
@@ -312,7 +329,7 @@ impl<'s> MapTask<'s> {
     pub fn new(shuffle: &'s Shuffle) -> MapTask<'s> {
         MapTask {
             shuffle,
-            pieces: (0..shuffle.buckets).map(|_| Piece::new()).collect(),
+            pieces: (0..shuffle.partitions()).map(|_| Piece::new()).collect(),
             rows: 0,
         }
     }
@@ -374,7 +391,7 @@ impl<'s> MapTask<'s> {
             };
             let session = columns.session.get(i);
             let packed = pack_session(session).unwrap_or_else(|| shuffle.long_session(session));
-            self.pieces[shuffle.bucket_of_prefix(prefix, hour)].push(Row {
+            self.pieces[shuffle.partition_of_prefix(prefix, hour)].push(Row {
                 session: packed,
                 customer,
                 url: url_ids[url_key],
@@ -386,7 +403,7 @@ impl<'s> MapTask<'s> {
         Ok(())
     }
 
-    /// The task's pieces, one per bucket.
+    /// The task's pieces, one per partition.
     pub fn finish(mut self) -> Vec<Piece> {
         for piece in &mut self.pieces {
             piece.shrink_to_fit();
@@ -406,48 +423,55 @@ pub struct GroupedRows {
 }
 
 impl GroupedRows {
-    /// Groups `pieces` (consumed): one hash lookup per row in a table of the bucket's
-    /// groups, then a counting sort by group. `referrer` maps each non-null referrer id
-    /// (to its rank in name order, say, so a group's sorted referrers are in name order).
-    pub fn new(pieces: Vec<Piece>, referrer: impl Fn(u32) -> u32) -> GroupedRows {
-        let total: usize = pieces.iter().map(Vec::len).sum();
-        let mut index: HashMap<(u32, u32, i32), u32> = HashMap::with_capacity(total / 4 + 16);
+    /// Groups a bucket's rows, given as its partitions' pieces (consumed), one partition at a
+    /// time: a hash lookup per row in a table of the partition's groups, then a counting sort
+    /// of the partition's rows by group. `referrer` maps each non-null referrer id (to its
+    /// rank in name order, say, so a group's sorted referrers are in name order).
+    pub fn new(partitions: Vec<Vec<Piece>>, referrer: impl Fn(u32) -> u32) -> GroupedRows {
+        let total: usize = partitions.iter().flatten().map(Vec::len).sum();
         let mut keys = Vec::new();
-        let mut counts: Vec<usize> = Vec::new();
-        let mut group_of = Vec::with_capacity(total);
-        for row in pieces.iter().flatten() {
-            let next = keys.len() as u32;
-            let g = *index
-                .entry((row.customer, row.url, row.hour))
-                .or_insert(next);
-            if g == next {
-                keys.push(row.key());
-                counts.push(0);
-            }
-            counts[g as usize] += 1;
-            group_of.push(g);
-        }
-        drop(index);
-        let mut starts = Vec::with_capacity(keys.len() + 1);
+        let mut starts = Vec::with_capacity(total / 4 + 1);
         starts.push(0);
-        let mut sum = 0;
-        for count in &counts {
-            sum += count;
-            starts.push(sum);
-        }
-        let mut cursor = counts;
-        cursor.copy_from_slice(&starts[..keys.len()]);
         let mut sessions = vec![0u128; total];
         let mut referrers = vec![0u32; total];
-        for (row, &g) in pieces.iter().flatten().zip(&group_of) {
-            let at = &mut cursor[g as usize];
-            sessions[*at] = row.session;
-            referrers[*at] = if row.referrer == NULL_KEY {
-                NULL_KEY
-            } else {
-                referrer(row.referrer)
-            };
-            *at += 1;
+        let mut index: HashMap<(u32, u32, i32), u32> = HashMap::new();
+        let mut counts: Vec<usize> = Vec::new();
+        let mut group_of: Vec<u32> = Vec::new();
+        for pieces in partitions {
+            index.clear();
+            counts.clear();
+            group_of.clear();
+            for row in pieces.iter().flatten() {
+                let next = counts.len() as u32;
+                let g = *index
+                    .entry((row.customer, row.url, row.hour))
+                    .or_insert(next);
+                if g == next {
+                    keys.push(row.key());
+                    counts.push(0);
+                }
+                counts[g as usize] += 1;
+                group_of.push(g);
+            }
+            // The partition's groups follow the previous partitions' rows.
+            let mut at = *starts.last().expect("starts begins with 0");
+            for count in &mut counts {
+                let start = at;
+                at += *count;
+                starts.push(at);
+                *count = start;
+            }
+            let cursor = &mut counts;
+            for (row, &g) in pieces.iter().flatten().zip(&group_of) {
+                let at = &mut cursor[g as usize];
+                sessions[*at] = row.session;
+                referrers[*at] = if row.referrer == NULL_KEY {
+                    NULL_KEY
+                } else {
+                    referrer(row.referrer)
+                };
+                *at += 1;
+            }
         }
         GroupedRows {
             keys,
@@ -543,7 +567,7 @@ mod tests {
 
     #[test]
     fn long_sessions_are_compared_by_their_bytes() {
-        let shuffle = Shuffle::new(1);
+        let shuffle = Shuffle::new(1, 1);
         let a = shuffle.long_session(b"a-session-id-longer-than-16");
         let b = shuffle.long_session(b"a-session-id-longer-than-17");
         assert_ne!(a, b);
@@ -593,7 +617,7 @@ mod tests {
             ],
             vec![row(0, 1, 5, 3, 12), row(0, 1, -1, 3, 10)],
         ];
-        let mut grouped = GroupedRows::new(pieces, |r| 100 - r);
+        let mut grouped = GroupedRows::new(vec![pieces], |r| 100 - r);
         assert_eq!(grouped.keys, [(0, 1, 5), (0, 2, 5), (0, 1, -1)]);
         let (sessions, referrers) = grouped.take_group(0);
         assert_eq!(sessions, [10, 12]);

@@ -41,9 +41,18 @@ use super::engine::default_threads;
 use super::model::JobError;
 use super::summary::thousands;
 
-/// Events per bucket the local engine aims for (about 20 MB of records per reduce task).
+/// Events per bucket the local engine aims for (about 32 MB of rows per reduce task).
 const EVENTS_PER_BUCKET: u64 = 1_000_000;
 const MAX_BUCKETS: u64 = 512;
+/// Events per partition of a bucket (see [`Shuffle::partition_of_prefix`]): at the ten or so
+/// events per group users' data has, the reduce's table of a partition's groups (16 bytes a
+/// slot) stays within a core's L2 cache; one big table per bucket missed it on every row.
+const EVENTS_PER_PARTITION: u64 = 1 << 17;
+
+/// Partitions per bucket for about `events` events per bucket.
+pub fn partitions_per_bucket(events: u64) -> usize {
+    events.div_ceil(EVENTS_PER_PARTITION).clamp(1, 64) as usize
+}
 
 /// One rollup run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,7 +181,7 @@ fn run_on(job: &RollupJob, threads: usize) -> Result<RollupReport, JobError> {
         .buckets
         .unwrap_or_else(|| by_size.max(by_cores).clamp(1, MAX_BUCKETS) as usize)
         .max(1);
-    let shuffle = Shuffle::new(buckets);
+    let shuffle = Shuffle::new(buckets, partitions_per_bucket(estimated / buckets as u64));
     eprintln!(
         "rollup: mapping {} files ({} tasks, ~{} events) into {buckets} buckets on {threads} threads",
         thousands(files.len() as u64),
@@ -211,13 +220,16 @@ fn run_on(job: &RollupJob, threads: usize) -> Result<RollupReport, JobError> {
     })
 }
 
-/// Runs every map task on `threads` workers; returns the pieces by bucket and the rows read.
-/// The error reported is the one of the earliest failing input, so it is deterministic.
+/// The map's pieces: by bucket, by partition of the bucket, one piece per map task.
+pub type BucketPieces = Vec<Vec<Vec<Piece>>>;
+
+/// Runs every map task on `threads` workers; returns the pieces and the rows read. The error
+/// reported is the one of the earliest failing input, so it is deterministic.
 fn map_all(
     inputs: &[MapInput],
     shuffle: &Shuffle,
     threads: usize,
-) -> Result<(Vec<Vec<Piece>>, u64), JobError> {
+) -> Result<(BucketPieces, u64), JobError> {
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let first_error: Mutex<Option<(usize, JobError)>> = Mutex::new(None);
@@ -260,14 +272,21 @@ fn map_all(
     if let Some((_, error)) = first_error.into_inner().expect("error slot") {
         return Err(error);
     }
-    let mut by_bucket: Vec<Vec<Piece>> = (0..shuffle.buckets).map(|_| Vec::new()).collect();
+    let mut by_bucket: BucketPieces = (0..shuffle.buckets)
+        .map(|_| {
+            (0..shuffle.partitions_per_bucket)
+                .map(|_| Vec::new())
+                .collect()
+        })
+        .collect();
     let mut records = 0;
     for (tasks, rows) in outputs {
         records += rows;
         for task in tasks {
-            for (bucket, piece) in task.into_iter().enumerate() {
+            for (partition, piece) in task.into_iter().enumerate() {
                 if !piece.is_empty() {
-                    by_bucket[bucket].push(piece);
+                    let bucket = partition % shuffle.buckets;
+                    by_bucket[bucket][partition / shuffle.buckets].push(piece);
                 }
             }
         }
@@ -280,14 +299,17 @@ fn map_all(
 fn reduce_all(
     writer: &OutputWriter,
     dictionaries: &Dictionaries,
-    pieces: Vec<Vec<Piece>>,
+    pieces: BucketPieces,
 ) -> Result<(Vec<String>, u64, u64), JobError> {
     let strings = DocumentStrings::new(
         &dictionaries.customers,
         &dictionaries.urls,
         &dictionaries.referrers,
     );
-    let work: Vec<Vec<Piece>> = pieces.into_iter().filter(|p| !p.is_empty()).collect();
+    let work: BucketPieces = pieces
+        .into_iter()
+        .filter(|partitions| partitions.iter().any(|p| !p.is_empty()))
+        .collect();
     let names: Vec<String> = (0..work.len()).map(part_name).collect();
     let counts = work
         .into_par_iter()
@@ -303,12 +325,12 @@ fn reduce_all(
     Ok((names, documents, visitors))
 }
 
-/// One bucket's documents from its map pieces: a JSON Lines file sorted by `_id`, with the
-/// documents and visitors it holds.
+/// One bucket's documents from its map pieces (by partition): a JSON Lines file sorted by
+/// `_id`, with the documents and visitors it holds.
 pub fn reduce_bucket(
     dictionaries: &Dictionaries,
     strings: &DocumentStrings,
-    pieces: Vec<Piece>,
+    pieces: Vec<Vec<Piece>>,
 ) -> (Vec<u8>, u64, u64) {
     let mut grouped = GroupedRows::new(pieces, |r| strings.referrers.rank[r as usize]);
     let keys = std::mem::take(&mut grouped.keys);

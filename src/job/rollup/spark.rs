@@ -34,10 +34,10 @@ use serde_json::json;
 use super::input::{list_event_files, plan_file, MapInput};
 use super::kernel::{
     add_referrer, counted_runs, BucketGroups, Dictionaries, GroupSessions, GroupedRows, Interner,
-    LongSessions, Piece, Shuffle,
+    LongSessions, Shuffle,
 };
 use super::output::{part_name, OutputWriter};
-use super::{map_all, reduce_merged, RollupJob, RollupReport};
+use super::{map_all, partitions_per_bucket, reduce_merged, BucketPieces, RollupJob, RollupReport};
 use crate::job::engine::default_threads;
 use crate::job::engine::spark::{
     check_bucket_coverage, check_reduce_task, read_frames, write_frame, TaskLine,
@@ -236,7 +236,11 @@ pub fn map(
             .into_iter()
             .flatten()
             .collect();
-        let shuffle = Shuffle::new(buckets as usize);
+        let events: u64 = inputs.iter().map(|i| i.rows_hint).sum();
+        let shuffle = Shuffle::new(
+            buckets as usize,
+            partitions_per_bucket(events / u64::from(buckets)),
+        );
         let (pieces, records) = map_all(&inputs, &shuffle, threads)?;
         let long_sessions = shuffle.long_sessions();
         let dictionaries = shuffle.finish();
@@ -263,12 +267,12 @@ pub fn map(
 fn encode_buckets(
     dictionaries: &Dictionaries,
     long_sessions: &[Box<[u8]>],
-    pieces: Vec<Vec<Piece>>,
+    pieces: BucketPieces,
 ) -> Vec<(u32, Vec<u8>)> {
     pieces
         .into_par_iter()
         .enumerate()
-        .filter(|(_, pieces)| !pieces.is_empty())
+        .filter(|(_, partitions)| partitions.iter().any(|p| !p.is_empty()))
         .map(|(bucket, pieces)| {
             let mut grouped = GroupedRows::new(pieces, |r| r);
             let mut builder = FrameBuilder::default();
