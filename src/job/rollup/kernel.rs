@@ -413,7 +413,10 @@ impl<'s> MapTask<'s> {
 }
 
 /// One bucket's rows grouped: each group's key, and its rows' sessions and referrers
-/// side by side, group after group (group `g`'s are at `starts[g]..starts[g + 1]`).
+/// side by side, group after group (group `g`'s are at `starts[g]..starts[g + 1]`). Reused
+/// from bucket to bucket ([`GroupedRows::group`]), so a reduce thread faults its memory in
+/// once, not once per bucket.
+#[derive(Default)]
 pub struct GroupedRows {
     pub keys: Vec<GroupKey>,
     pub starts: Vec<usize>,
@@ -428,12 +431,28 @@ impl GroupedRows {
     /// of the partition's rows by group. `referrer` maps each non-null referrer id (to its
     /// rank in name order, say, so a group's sorted referrers are in name order).
     pub fn new(partitions: Vec<Vec<Piece>>, referrer: impl Fn(u32) -> u32) -> GroupedRows {
+        let mut grouped = GroupedRows::default();
+        grouped.group(partitions, referrer);
+        grouped
+    }
+
+    /// [`GroupedRows::new`] into this one's buffers.
+    pub fn group(&mut self, partitions: Vec<Vec<Piece>>, referrer: impl Fn(u32) -> u32) {
         let total: usize = partitions.iter().flatten().map(Vec::len).sum();
-        let mut keys = Vec::new();
-        let mut starts = Vec::with_capacity(total / 4 + 1);
+        let GroupedRows {
+            keys,
+            starts,
+            sessions,
+            referrers,
+        } = self;
+        keys.clear();
+        starts.clear();
         starts.push(0);
-        let mut sessions = vec![0u128; total];
-        let mut referrers = vec![0u32; total];
+        // Every slot is written below; the fill only sizes the buffers.
+        sessions.clear();
+        sessions.resize(total, 0);
+        referrers.clear();
+        referrers.resize(total, 0);
         let mut index: HashMap<(u32, u32, i32), u32> = HashMap::new();
         let mut counts: Vec<usize> = Vec::new();
         let mut group_of: Vec<u32> = Vec::new();
@@ -472,12 +491,6 @@ impl GroupedRows {
                 };
                 *at += 1;
             }
-        }
-        GroupedRows {
-            keys,
-            starts,
-            sessions,
-            referrers,
         }
     }
 

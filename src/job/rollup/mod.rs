@@ -21,6 +21,7 @@ pub mod kernel;
 pub mod output;
 pub mod spark;
 
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -314,10 +315,10 @@ fn reduce_all(
     let counts = work
         .into_par_iter()
         .zip(names.par_iter())
-        .map(|(pieces, name)| {
-            let (data, documents, visitors) = reduce_bucket(dictionaries, &strings, pieces);
-            writer.stage(name, data)?;
-            Ok((documents, visitors))
+        .map_init(GroupedRows::default, |grouped, (pieces, name)| {
+            writer.stage_with(name, |part| {
+                reduce_bucket(dictionaries, &strings, pieces, grouped, part)
+            })
         })
         .collect::<Result<Vec<_>, JobError>>()?;
     let documents = counts.iter().map(|c| c.0).sum();
@@ -325,21 +326,26 @@ fn reduce_all(
     Ok((names, documents, visitors))
 }
 
-/// One bucket's documents from its map pieces (by partition): a JSON Lines file sorted by
-/// `_id`, with the documents and visitors it holds.
+/// One bucket's documents from its map pieces (by partition), grouped in `grouped`'s
+/// buffers: a JSON Lines file sorted by `_id` written to `part`; returns the documents and
+/// visitors written.
 pub fn reduce_bucket(
     dictionaries: &Dictionaries,
     strings: &DocumentStrings,
     pieces: Vec<Vec<Piece>>,
-) -> (Vec<u8>, u64, u64) {
-    let mut grouped = GroupedRows::new(pieces, |r| strings.referrers.rank[r as usize]);
+    grouped: &mut GroupedRows,
+    part: &mut dyn Write,
+) -> std::io::Result<(u64, u64)> {
+    grouped.group(pieces, |r| strings.referrers.rank[r as usize]);
     let keys = std::mem::take(&mut grouped.keys);
-    write_bucket(dictionaries, strings, &keys, |g, referrers| {
+    let written = write_bucket(dictionaries, strings, &keys, part, |g, referrers| {
         let page_views = (grouped.starts[g + 1] - grouped.starts[g]) as u64;
         let (sessions, ranks) = grouped.take_group(g);
         referrers.extend(counted_runs(ranks));
         (page_views, sessions.len() as u64)
-    })
+    });
+    grouped.keys = keys;
+    written
 }
 
 /// One bucket's documents from groups merged from Spark frames (their sums and sessions).
@@ -354,31 +360,44 @@ pub fn reduce_merged(
         &dictionaries.referrers,
     );
     let visitors = distinct_sessions(groups.keys.len(), sessions);
-    write_bucket(dictionaries, &strings, &groups.keys, |g, referrers| {
-        referrers.extend(
-            groups.referrers[g]
-                .iter()
-                .map(|&(r, count)| (strings.referrers.rank[r as usize], count)),
-        );
-        referrers.sort_unstable();
-        (groups.page_views[g], visitors[g])
-    })
+    let mut out = Vec::new();
+    let (documents, visitors) = write_bucket(
+        dictionaries,
+        &strings,
+        &groups.keys,
+        &mut out,
+        |g, referrers| {
+            referrers.extend(
+                groups.referrers[g]
+                    .iter()
+                    .map(|&(r, count)| (strings.referrers.rank[r as usize], count)),
+            );
+            referrers.sort_unstable();
+            (groups.page_views[g], visitors[g])
+        },
+    )
+    .expect("writing to memory cannot fail");
+    (out, documents, visitors)
 }
 
-/// Writes the documents of `keys` sorted by `_id`. `group(g, referrers)` gives group `g`'s
-/// page views and visitors and appends its (referrer rank, count) pairs in rank order; each
-/// group is asked once. Returns the file, the documents and the visitors.
+/// Bytes of documents gathered before they go to the part in one write.
+const WRITE_CHUNK: usize = 1 << 20;
+
+/// Writes the documents of `keys` sorted by `_id` to `part`. `group(g, referrers)` gives
+/// group `g`'s page views and visitors and appends its (referrer rank, count) pairs in rank
+/// order; each group is asked once. Returns the documents and the visitors.
 fn write_bucket(
     dictionaries: &Dictionaries,
     strings: &DocumentStrings,
     keys: &[GroupKey],
+    part: &mut dyn Write,
     mut group: impl FnMut(usize, &mut Vec<(u32, u64)>) -> (u64, u64),
-) -> (Vec<u8>, u64, u64) {
+) -> std::io::Result<(u64, u64)> {
     let mut hours: hashbrown::HashMap<i64, String> = hashbrown::HashMap::new();
     for &(_, _, hour) in keys {
         hours.entry(hour).or_insert_with(|| hour_iso(hour));
     }
-    let mut out = Vec::with_capacity(keys.len() * 200);
+    let mut out = Vec::with_capacity(WRITE_CHUNK + (WRITE_CHUNK >> 2));
     let mut referrers: Vec<(u32, u64)> = Vec::new();
     let mut total_visitors = 0;
     for g in document_order(dictionaries, strings, keys, &hours) {
@@ -405,8 +424,13 @@ fn write_bucket(
                 )
             }),
         );
+        if out.len() >= WRITE_CHUNK {
+            part.write_all(&out)?;
+            out.clear();
+        }
     }
-    (out, keys.len() as u64, total_visitors)
+    part.write_all(&out)?;
+    Ok((keys.len() as u64, total_visitors))
 }
 
 /// The groups in `_id` order: by (url rank, customer rank, hour) when that is the same order

@@ -277,6 +277,34 @@ impl OutputWriter {
         self.staging.join(name).write(Bytes::from(data))
     }
 
+    /// Stages part `name` as `fill` writes it, in chunks: straight into the file for a local
+    /// output (nothing holds a whole part in memory), into memory for S3 (one PUT).
+    pub fn stage_with<T>(
+        &self,
+        name: &str,
+        fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<T>,
+    ) -> Result<T, JobError> {
+        let location = self.staging.join(name);
+        let failed = |e: std::io::Error| JobError::Other(format!("cannot write {location}: {e}"));
+        match &location {
+            Location::Local(path) => {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        JobError::Other(format!("cannot create {}: {e}", parent.display()))
+                    })?;
+                }
+                let mut file = std::fs::File::create(path).map_err(failed)?;
+                fill(&mut file).map_err(failed)
+            }
+            Location::S3 { .. } => {
+                let mut data = Vec::new();
+                let result = fill(&mut data).map_err(failed)?;
+                location.write(Bytes::from(data))?;
+                Ok(result)
+            }
+        }
+    }
+
     /// Removes the staging area (after a failure).
     pub fn abort(&self) {
         self.staging.remove_tree();
