@@ -162,8 +162,10 @@ impl LongSessions {
     }
 }
 
-/// One shard of [`SharedLongSessions`]: an id's bytes and its number.
-type LongSessionShard = Mutex<hashbrown::HashTable<(Box<[u8]>, u64)>>;
+/// One shard of [`SharedLongSessions`]: an id's hash, bytes and number. The hash is kept so
+/// a probe compares bytes (far away in memory) only when the whole hash matches, and a
+/// table that grows never hashes the bytes again.
+type LongSessionShard = Mutex<hashbrown::HashTable<(u64, Box<[u8]>, u64)>>;
 
 /// Shards of [`SharedLongSessions`] (a power of two).
 const LONG_SESSION_SHARDS: usize = 64;
@@ -192,14 +194,15 @@ impl SharedLongSessions {
     pub fn packed(&self, bytes: &[u8]) -> u128 {
         use std::hash::BuildHasher;
         let hash = self.hasher.hash_one(bytes);
-        let shard = (hash >> 58) as usize & (LONG_SESSION_SHARDS - 1);
+        // Bits a table never uses: its tags are the top 7 bits and its slots the low ones, so
+        // sharding by either would leave the ids of a shard telling themselves apart by less.
+        let shard = (hash >> 40) as usize & (LONG_SESSION_SHARDS - 1);
         let mut table = self.shards[shard].lock().expect("session shard");
-        let hasher = &self.hasher;
-        let number = match table.find(hash, |(b, _)| &**b == bytes) {
-            Some(&(_, number)) => number,
+        let number = match table.find(hash, |(h, b, _)| *h == hash && **b == *bytes) {
+            Some(&(_, _, number)) => number,
             None => {
                 let number = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                table.insert_unique(hash, (bytes.into(), number), |(b, _)| hasher.hash_one(b));
+                table.insert_unique(hash, (hash, bytes.into(), number), |(h, _, _)| *h);
                 number
             }
         };
@@ -211,7 +214,7 @@ impl SharedLongSessions {
         let count = self.next.load(std::sync::atomic::Ordering::Relaxed) as usize;
         let mut out: Vec<Box<[u8]>> = vec![Box::default(); count];
         for shard in &self.shards {
-            for (bytes, number) in shard.lock().expect("session shard").iter() {
+            for (_, bytes, number) in shard.lock().expect("session shard").iter() {
                 out[*number as usize] = bytes.clone();
             }
         }
