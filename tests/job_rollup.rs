@@ -801,8 +801,9 @@ fn run_local_runs_the_example_spec_on_generated_events() {
 }
 
 /// Parquet as pyarrow writes high-cardinality columns past its dictionary page limit (PLAIN
-/// pages, no dictionary), UUID-length session ids (too long to pack: numbered across map
-/// tasks), in many small files with one customer column: the documents of the reference.
+/// pages, no dictionary), UUID-length session ids (too long to pack: compared by hash, then
+/// bytes, across map tasks), in many small files with one customer column: the documents of
+/// the reference.
 #[test]
 fn plain_encoded_small_files_with_uuid_sessions_match_the_reference() {
     let mut events = random_events(23, 4000);

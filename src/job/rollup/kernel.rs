@@ -1,19 +1,24 @@
 //! The rollup's map, shuffle and reduce kernels.
 //!
-//! - **map** ([`MapTask`]): one input split's rows into per-bucket partial state. A group is
-//!   (customer, url, UTC hour floor of ts); strings become global ids once per batch
-//!   dictionary (never per row), and each group gets a bucket (a hash of its ids) and a dense
-//!   index inside that bucket from the bucket's shard of the group table. Page views and
-//!   referrer counts are additive and summed per task; sessions cannot be, so each row leaves
-//!   one 20-byte record (group index `u32`, session `u128`) in its bucket's piece.
-//! - **reduce** ([`reduce_bucket`]): a bucket's pieces, counting-sorted by group, each group's
-//!   sessions sorted and counted distinct — exact, no sketches.
+//! - **map** ([`MapTask`]): one input split's rows into per-partition pieces, a 32-byte
+//!   [`Row`] per event. A group is (customer, url, UTC hour floor of ts); strings become
+//!   global ids once per batch dictionary (never per row), and a row's partition is a hash of
+//!   its group's values, so a group's rows from every task meet in one bucket.
+//! - **reduce** ([`GroupedRows`], [`crate::job::rollup::reduce_bucket`]): a bucket's rows
+//!   grouped one partition at a time (a hash table of the partition's groups), counting-sorted
+//!   by group; each group's sessions sorted and counted distinct — exact, no sketches — and
+//!   its referrers counted.
 //!
 //! Session identity is exact: an id of at most 16 bytes without NUL packs injectively into a
 //! `u128` (big-endian, zero padded: its first byte is non-zero unless it is empty, which packs
-//! to 0); longer ids (or ids with NUL) are interned by their bytes into a counter `n`, encoded
-//! as `n + 1` — below 2^64, so never equal to a packed id of 1–16 bytes (at least 2^120).
+//! to 0). A longer id (or one with NUL) is copied into its map task's arena ([`LongIds`]) and
+//! its row carries a [`long_id`] value: a zero top byte, 56 bits of the id's hash (never all
+//! zero) and where its bytes are — at least 2^64 and below 2^120, so never a packed id. Two
+//! rows of one id have the same hash but not the same value; sorted, they are next to each
+//! other, and the reduce counts a run of equal hashes by comparing the ids' bytes
+//! ([`GroupedRows::take_group`]). No table of every id is kept and no lock is taken per row.
 
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 
 use hashbrown::HashMap;
@@ -162,64 +167,35 @@ impl LongSessions {
     }
 }
 
-/// One shard of [`SharedLongSessions`]: an id's hash, bytes and number. The hash is kept so
-/// a probe compares bytes (far away in memory) only when the whole hash matches, and a
-/// table that grows never hashes the bytes again.
-type LongSessionShard = Mutex<hashbrown::HashTable<(u64, Box<[u8]>, u64)>>;
+/// The long session ids a map task met, back to back, each as a 4-byte little-endian length
+/// and its bytes; rows point into it ([`long_id`]).
+pub type LongIds = Vec<u8>;
 
-/// Shards of [`SharedLongSessions`] (a power of two).
-const LONG_SESSION_SHARDS: usize = 64;
+/// Map tasks (arenas) a [`long_id`] can point into, and bytes per arena.
+const LONG_ID_TASK_BITS: u32 = 24;
+const LONG_ID_OFFSET_BITS: u32 = 40;
 
-/// Long session ids numbered once for all map tasks of a process: sharded by a hash of the
-/// bytes so concurrent tasks rarely wait on one another (one lock per row would serialize the
-/// map when every id is long, as UUIDs are). Numbers are dense, from one counter.
-pub struct SharedLongSessions {
-    hasher: hashbrown::DefaultHashBuilder,
-    shards: Vec<LongSessionShard>,
-    next: std::sync::atomic::AtomicU64,
+/// The row value of a long session id: 0 (8 bits), the id's hash (56 bits, its low bit set so
+/// the value is at least 2^64), its map task (24 bits), its offset in the task's arena (40).
+#[inline]
+pub fn long_id(hash: u64, task: u32, offset: u64) -> u128 {
+    let hash = (hash >> 8) | 1;
+    u128::from(hash) << 64 | u128::from(task) << LONG_ID_OFFSET_BITS | u128::from(offset)
 }
 
-impl Default for SharedLongSessions {
-    fn default() -> Self {
-        SharedLongSessions {
-            hasher: hashbrown::DefaultHashBuilder::default(),
-            shards: (0..LONG_SESSION_SHARDS).map(|_| Mutex::default()).collect(),
-            next: std::sync::atomic::AtomicU64::new(0),
-        }
-    }
+/// Whether a row's session value is a [`long_id`].
+#[inline]
+pub fn is_long_id(value: u128) -> bool {
+    value >> 120 == 0 && value >> 64 != 0
 }
 
-impl SharedLongSessions {
-    /// The packed form of a long session id (number + 1), numbering it when new.
-    pub fn packed(&self, bytes: &[u8]) -> u128 {
-        use std::hash::BuildHasher;
-        let hash = self.hasher.hash_one(bytes);
-        // Bits a table never uses: its tags are the top 7 bits and its slots the low ones, so
-        // sharding by either would leave the ids of a shard telling themselves apart by less.
-        let shard = (hash >> 40) as usize & (LONG_SESSION_SHARDS - 1);
-        let mut table = self.shards[shard].lock().expect("session shard");
-        let number = match table.find(hash, |(h, b, _)| *h == hash && **b == *bytes) {
-            Some(&(_, _, number)) => number,
-            None => {
-                let number = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                table.insert_unique(hash, (hash, bytes.into(), number), |(h, _, _)| *h);
-                number
-            }
-        };
-        u128::from(number) + 1
-    }
-
-    /// The ids' bytes, by number.
-    fn by_number(&self) -> Vec<Box<[u8]>> {
-        let count = self.next.load(std::sync::atomic::Ordering::Relaxed) as usize;
-        let mut out: Vec<Box<[u8]>> = vec![Box::default(); count];
-        for shard in &self.shards {
-            for (_, bytes, number) in shard.lock().expect("session shard").iter() {
-                out[*number as usize] = bytes.clone();
-            }
-        }
-        out
-    }
+/// The bytes of a [`long_id`], from the map tasks' arenas.
+pub fn long_id_bytes(arenas: &[LongIds], value: u128) -> &[u8] {
+    let task = (value >> LONG_ID_OFFSET_BITS) as usize & ((1 << LONG_ID_TASK_BITS) - 1);
+    let offset = (value as u64 & ((1 << LONG_ID_OFFSET_BITS) - 1)) as usize;
+    let arena = &arenas[task];
+    let len = u32::from_le_bytes(arena[offset..offset + 4].try_into().expect("4 bytes")) as usize;
+    &arena[offset + 4..offset + 4 + len]
 }
 
 /// The state map tasks share: the dictionaries and the long session ids.
@@ -230,7 +206,8 @@ pub struct Shuffle {
     pub customers: Interner,
     pub urls: Interner,
     pub referrers: Interner,
-    long_sessions: SharedLongSessions,
+    /// Hashes long session ids ([`long_id`]); one for the process, so equal ids hash equal.
+    long_id_hasher: hashbrown::DefaultHashBuilder,
 }
 
 /// The dictionaries once every map task is done: a row's ids index them.
@@ -248,12 +225,8 @@ impl Shuffle {
             customers: Interner::default(),
             urls: Interner::default(),
             referrers: Interner::default(),
-            long_sessions: SharedLongSessions::default(),
+            long_id_hasher: hashbrown::DefaultHashBuilder::default(),
         }
-    }
-
-    fn long_session(&self, bytes: &[u8]) -> u128 {
-        self.long_sessions.packed(bytes)
     }
 
     /// The bucket of a group, from its values (not this process's ids), so every process of
@@ -280,12 +253,6 @@ impl Shuffle {
     #[inline]
     pub fn partition_of_prefix(&self, prefix: u64, hour: i64) -> usize {
         (group_hash_finish(prefix, hour) % self.partitions() as u64) as usize
-    }
-
-    /// The bytes of the long session ids interned so far, by number (packed as number + 1):
-    /// what a Spark map task ships, as the numbers mean nothing in another process.
-    pub fn long_sessions(&self) -> Vec<Box<[u8]>> {
-        self.long_sessions.by_number()
     }
 
     pub fn finish(self) -> Dictionaries {
@@ -324,17 +291,41 @@ pub type Piece = Vec<Row>;
 /// almost nothing; the reduce groups each bucket once, with a table the size of the bucket.
 pub struct MapTask<'s> {
     shuffle: &'s Shuffle,
+    /// The task's number among all map tasks (its arena's, in [`long_id`]s).
+    task: u32,
     pieces: Vec<Piece>,
+    long_ids: LongIds,
     pub rows: u64,
 }
 
 impl<'s> MapTask<'s> {
-    pub fn new(shuffle: &'s Shuffle) -> MapTask<'s> {
+    /// Task number `task` (below 2^24) of a map.
+    pub fn new(shuffle: &'s Shuffle, task: usize) -> MapTask<'s> {
+        assert!(task < 1 << LONG_ID_TASK_BITS, "at most 2^24 map tasks");
         MapTask {
             shuffle,
+            task: task as u32,
             pieces: (0..shuffle.partitions()).map(|_| Piece::new()).collect(),
+            long_ids: LongIds::new(),
             rows: 0,
         }
+    }
+
+    /// The row value of a session id too long to pack: its bytes go into the task's arena.
+    fn long_session(&mut self, bytes: &[u8]) -> Result<u128, JobError> {
+        let offset = self.long_ids.len() as u64;
+        let len = u32::try_from(bytes.len())
+            .ok()
+            .filter(|_| offset + 4 + bytes.len() as u64 <= 1 << LONG_ID_OFFSET_BITS);
+        let Some(len) = len else {
+            return Err(JobError::Other(
+                "a map task met more than 1 TiB of session ids longer than 16 bytes; split the input into smaller files".into(),
+            ));
+        };
+        self.long_ids.extend_from_slice(&len.to_le_bytes());
+        self.long_ids.extend_from_slice(bytes);
+        let hash = self.shuffle.long_id_hasher.hash_one(bytes);
+        Ok(long_id(hash, self.task, offset))
     }
 
     /// Adds one batch.
@@ -393,7 +384,10 @@ impl<'s> MapTask<'s> {
                 referrer_ids[referrer_key as usize]
             };
             let session = columns.session.get(i);
-            let packed = pack_session(session).unwrap_or_else(|| shuffle.long_session(session));
+            let packed = match pack_session(session) {
+                Some(packed) => packed,
+                None => self.long_session(session)?,
+            };
             self.pieces[shuffle.partition_of_prefix(prefix, hour)].push(Row {
                 session: packed,
                 customer,
@@ -406,12 +400,13 @@ impl<'s> MapTask<'s> {
         Ok(())
     }
 
-    /// The task's pieces, one per partition.
-    pub fn finish(mut self) -> Vec<Piece> {
+    /// The task's pieces, one per partition, and its long session ids.
+    pub fn finish(mut self) -> (Vec<Piece>, LongIds) {
         for piece in &mut self.pieces {
             piece.shrink_to_fit();
         }
-        self.pieces
+        self.long_ids.shrink_to_fit();
+        (self.pieces, self.long_ids)
     }
 }
 
@@ -497,27 +492,46 @@ impl GroupedRows {
         }
     }
 
-    /// Group `g`'s rows: its sessions (sorted and distinct afterwards, in place: a group is
-    /// read once) and its referrers (sorted, in place).
-    pub fn take_group(&mut self, g: usize) -> (&[u128], &[u32]) {
+    /// Group `g`'s rows: its distinct sessions (one row value per distinct id, sorted by
+    /// value; `arenas` hold the map tasks' [`LongIds`]) and its referrers (sorted). Both are
+    /// arranged in place: a group is read once.
+    pub fn take_group(&mut self, g: usize, arenas: &[LongIds]) -> (&[u128], &[u32]) {
         let range = self.starts[g]..self.starts[g + 1];
         let sessions = &mut self.sessions[range.clone()];
         sessions.sort_unstable();
-        let distinct = dedup_sorted(sessions);
+        let distinct = dedup_sorted(sessions, arenas);
         let referrers = &mut self.referrers[range];
         referrers.sort_unstable();
         (&sessions[..distinct], referrers)
     }
 }
 
-/// Moves the distinct values of a sorted slice to its front; returns how many there are.
-fn dedup_sorted(values: &mut [u128]) -> usize {
+/// Moves one value of each distinct session id of a sorted slice of row values to its
+/// front; returns how many there are. Long ids with equal hashes are compared by their bytes
+/// (the run is short: the rows of one id in one group, and the rare equal hash).
+fn dedup_sorted(values: &mut [u128], arenas: &[LongIds]) -> usize {
     let mut kept = 0;
+    let mut run_start = 0;
     for i in 0..values.len() {
-        if kept == 0 || values[i] != values[kept - 1] {
-            values[kept] = values[i];
-            kept += 1;
+        let value = values[i];
+        if kept > 0 && value == values[kept - 1] {
+            continue;
         }
+        if is_long_id(value) {
+            if kept == 0 || values[kept - 1] >> 64 != value >> 64 {
+                run_start = kept;
+            } else {
+                let bytes = long_id_bytes(arenas, value);
+                if values[run_start..kept]
+                    .iter()
+                    .any(|&other| long_id_bytes(arenas, other) == bytes)
+                {
+                    continue;
+                }
+            }
+        }
+        values[kept] = value;
+        kept += 1;
     }
     kept
 }
@@ -557,7 +571,7 @@ pub fn distinct_sessions(groups: usize, records: GroupSessions) -> Vec<u64> {
         .map(|g| {
             let slice = &mut sessions[starts[g]..starts[g + 1]];
             slice.sort_unstable();
-            dedup_sorted(slice) as u64
+            dedup_sorted(slice, &[]) as u64
         })
         .collect()
 }
@@ -581,14 +595,32 @@ mod tests {
         assert!(packed[1..].iter().all(|&p| p >= 1 << 120));
     }
 
+    /// Long ids from two tasks: equal ids count once, different ids (also with equal hashes,
+    /// forced here) twice, and none is mistaken for a packed short id.
     #[test]
     fn long_sessions_are_compared_by_their_bytes() {
         let shuffle = Shuffle::new(1, 1);
-        let a = shuffle.long_session(b"a-session-id-longer-than-16");
-        let b = shuffle.long_session(b"a-session-id-longer-than-17");
-        assert_ne!(a, b);
-        assert_eq!(a, shuffle.long_session(b"a-session-id-longer-than-16"));
-        assert_ne!(shuffle.long_session(b"x\0"), pack_session(b"x").unwrap());
+        let (mut first, mut second) = (MapTask::new(&shuffle, 0), MapTask::new(&shuffle, 1));
+        let a = first.long_session(b"a-session-id-longer-than-16").unwrap();
+        let b = first.long_session(b"a-session-id-longer-than-17").unwrap();
+        let a_again = second.long_session(b"a-session-id-longer-than-16").unwrap();
+        let nul = second.long_session(b"x\0").unwrap();
+        let arenas = vec![first.finish().1, second.finish().1];
+        assert!([a, b, a_again, nul].iter().all(|&v| is_long_id(v)));
+        assert_ne!(nul, pack_session(b"x").unwrap());
+        assert_eq!(
+            long_id_bytes(&arenas, a_again),
+            b"a-session-id-longer-than-16"
+        );
+        assert_eq!(a >> 64, a_again >> 64);
+        let mut values = vec![a, b, a_again, 1 << 120, a];
+        values.sort_unstable();
+        assert_eq!(dedup_sorted(&mut values, &arenas), 3);
+        // Two different ids under one hash are still two.
+        let collided = (a >> 64) << 64 | (b & u128::from(u64::MAX));
+        let mut values = vec![a, collided, a_again];
+        values.sort_unstable();
+        assert_eq!(dedup_sorted(&mut values, &arenas), 2);
     }
 
     #[test]
@@ -635,17 +667,17 @@ mod tests {
         ];
         let mut grouped = GroupedRows::new(vec![pieces], |r| 100 - r);
         assert_eq!(grouped.keys, [(0, 1, 5), (0, 2, 5), (0, 1, -1)]);
-        let (sessions, referrers) = grouped.take_group(0);
+        let (sessions, referrers) = grouped.take_group(0, &[]);
         assert_eq!(sessions, [10, 12]);
         assert_eq!(
             counted_runs(referrers).collect::<Vec<_>>(),
             [(96, 1), (97, 2)]
         );
-        let (sessions, referrers) = grouped.take_group(1);
+        let (sessions, referrers) = grouped.take_group(1, &[]);
         assert_eq!(
             (sessions, counted_runs(referrers).count()),
             (&[11u128][..], 0)
         );
-        assert_eq!(grouped.take_group(2).0, [10]);
+        assert_eq!(grouped.take_group(2, &[]).0, [10]);
     }
 }

@@ -32,7 +32,7 @@ use serde_json::json;
 use self::input::{list_event_files, plan_file, read_input, MapInput};
 use self::kernel::{
     counted_runs, distinct_sessions, BucketGroups, Dictionaries, GroupKey, GroupSessions,
-    GroupedRows, MapTask, Piece, Shuffle,
+    GroupedRows, LongIds, MapTask, Piece, Shuffle,
 };
 use self::output::{
     document_id, hour_iso, part_name, write_escaped_document, Document, DocumentStrings,
@@ -189,12 +189,13 @@ fn run_on(job: &RollupJob, threads: usize) -> Result<RollupReport, JobError> {
         thousands(inputs.len() as u64),
         thousands(estimated),
     );
-    let (pieces, records) = map_all(&inputs, &shuffle, threads)?;
+    let map = map_all(&inputs, &shuffle, threads)?;
+    let records = map.rows;
     clock.lap("map");
     eprintln!("rollup: mapped {} events; reducing", thousands(records));
 
     let dictionaries = shuffle.finish();
-    let result = reduce_all(&writer, &dictionaries, pieces);
+    let result = reduce_all(&writer, &dictionaries, map);
     let (names, documents, visitors) = match result {
         Ok(done) => done,
         Err(e) => {
@@ -224,32 +225,38 @@ fn run_on(job: &RollupJob, threads: usize) -> Result<RollupReport, JobError> {
 /// The map's pieces: by bucket, by partition of the bucket, one piece per map task.
 pub type BucketPieces = Vec<Vec<Vec<Piece>>>;
 
-/// Runs every map task on `threads` workers; returns the pieces and the rows read. The error
-/// reported is the one of the earliest failing input, so it is deterministic.
-fn map_all(
-    inputs: &[MapInput],
-    shuffle: &Shuffle,
-    threads: usize,
-) -> Result<(BucketPieces, u64), JobError> {
+/// What the map leaves for the reduce.
+pub struct MapOutput {
+    pub pieces: BucketPieces,
+    /// Each map task's long session ids, by task number.
+    pub long_ids: Vec<LongIds>,
+    pub rows: u64,
+}
+
+/// Runs every map task on `threads` workers. The error reported is the one of the earliest
+/// failing input, so it is deterministic.
+fn map_all(inputs: &[MapInput], shuffle: &Shuffle, threads: usize) -> Result<MapOutput, JobError> {
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let first_error: Mutex<Option<(usize, JobError)>> = Mutex::new(None);
     let workers = threads.clamp(1, inputs.len().max(1));
-    let outputs: Vec<(Vec<Vec<Piece>>, u64)> = std::thread::scope(|scope| {
+    type TaskOutput = (usize, Vec<Piece>, LongIds);
+    let outputs: Vec<(Vec<TaskOutput>, u64)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 scope.spawn(|| {
-                    let mut done: Vec<Vec<Piece>> = Vec::new();
+                    let mut done: Vec<TaskOutput> = Vec::new();
                     let mut rows = 0;
                     while !failed.load(Ordering::Relaxed) {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(input) = inputs.get(i) else { break };
-                        let mut task = MapTask::new(shuffle);
+                        let mut task = MapTask::new(shuffle, i);
                         let result = read_input(input, &mut |columns| task.add(columns));
                         match result {
                             Ok(_) => {
                                 rows += task.rows;
-                                done.push(task.finish());
+                                let (pieces, long_ids) = task.finish();
+                                done.push((i, pieces, long_ids));
                             }
                             Err(e) => {
                                 failed.store(true, Ordering::Relaxed);
@@ -281,10 +288,12 @@ fn map_all(
         })
         .collect();
     let mut records = 0;
+    let mut long_ids: Vec<LongIds> = (0..inputs.len()).map(|_| LongIds::new()).collect();
     for (tasks, rows) in outputs {
         records += rows;
-        for task in tasks {
-            for (partition, piece) in task.into_iter().enumerate() {
+        for (i, pieces, ids) in tasks {
+            long_ids[i] = ids;
+            for (partition, piece) in pieces.into_iter().enumerate() {
                 if !piece.is_empty() {
                     let bucket = partition % shuffle.buckets;
                     by_bucket[bucket][partition / shuffle.buckets].push(piece);
@@ -292,7 +301,11 @@ fn map_all(
             }
         }
     }
-    Ok((by_bucket, records))
+    Ok(MapOutput {
+        pieces: by_bucket,
+        long_ids,
+        rows: records,
+    })
 }
 
 /// Reduces every non-empty bucket in parallel into a staged part; returns the part names,
@@ -300,14 +313,16 @@ fn map_all(
 fn reduce_all(
     writer: &OutputWriter,
     dictionaries: &Dictionaries,
-    pieces: BucketPieces,
+    map: MapOutput,
 ) -> Result<(Vec<String>, u64, u64), JobError> {
     let strings = DocumentStrings::new(
         &dictionaries.customers,
         &dictionaries.urls,
         &dictionaries.referrers,
     );
-    let work: BucketPieces = pieces
+    let long_ids = &map.long_ids;
+    let work: BucketPieces = map
+        .pieces
         .into_iter()
         .filter(|partitions| partitions.iter().any(|p| !p.is_empty()))
         .collect();
@@ -317,7 +332,7 @@ fn reduce_all(
         .zip(names.par_iter())
         .map_init(GroupedRows::default, |grouped, (pieces, name)| {
             writer.stage_with(name, |part| {
-                reduce_bucket(dictionaries, &strings, pieces, grouped, part)
+                reduce_bucket(dictionaries, &strings, pieces, long_ids, grouped, part)
             })
         })
         .collect::<Result<Vec<_>, JobError>>()?;
@@ -333,6 +348,7 @@ pub fn reduce_bucket(
     dictionaries: &Dictionaries,
     strings: &DocumentStrings,
     pieces: Vec<Vec<Piece>>,
+    long_ids: &[LongIds],
     grouped: &mut GroupedRows,
     part: &mut dyn Write,
 ) -> std::io::Result<(u64, u64)> {
@@ -340,7 +356,7 @@ pub fn reduce_bucket(
     let keys = std::mem::take(&mut grouped.keys);
     let written = write_bucket(dictionaries, strings, &keys, part, |g, referrers| {
         let page_views = (grouped.starts[g + 1] - grouped.starts[g]) as u64;
-        let (sessions, ranks) = grouped.take_group(g);
+        let (sessions, ranks) = grouped.take_group(g, long_ids);
         referrers.extend(counted_runs(ranks));
         (page_views, sessions.len() as u64)
     });

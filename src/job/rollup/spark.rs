@@ -33,11 +33,11 @@ use serde_json::json;
 
 use super::input::{list_event_files, plan_file, MapInput};
 use super::kernel::{
-    add_referrer, counted_runs, BucketGroups, Dictionaries, GroupSessions, GroupedRows, Interner,
-    LongSessions, Shuffle,
+    add_referrer, counted_runs, is_long_id, long_id_bytes, BucketGroups, Dictionaries,
+    GroupSessions, GroupedRows, Interner, LongSessions, Shuffle,
 };
 use super::output::{part_name, OutputWriter};
-use super::{map_all, partitions_per_bucket, reduce_merged, BucketPieces, RollupJob, RollupReport};
+use super::{map_all, partitions_per_bucket, reduce_merged, MapOutput, RollupJob, RollupReport};
 use crate::job::engine::default_threads;
 use crate::job::engine::spark::{
     check_bucket_coverage, check_reduce_task, read_frames, write_frame, TaskLine,
@@ -123,7 +123,8 @@ struct FrameBuilder<'d> {
     customers: Table<'d>,
     urls: Table<'d>,
     referrers: Table<'d>,
-    long_sessions: HashMap<u128, u64>,
+    /// The frame's numbers of long session ids, by their bytes.
+    long_sessions: HashMap<&'d [u8], u64>,
     long_bytes: Vec<&'d [u8]>,
     groups: Vec<FrameGroup>,
     /// (the group's index in `groups`, packed session).
@@ -241,10 +242,10 @@ pub fn map(
             buckets as usize,
             partitions_per_bucket(events / u64::from(buckets)),
         );
-        let (pieces, records) = map_all(&inputs, &shuffle, threads)?;
-        let long_sessions = shuffle.long_sessions();
+        let map = map_all(&inputs, &shuffle, threads)?;
+        let records = map.rows;
         let dictionaries = shuffle.finish();
-        let frames = encode_buckets(&dictionaries, &long_sessions, pieces);
+        let frames = encode_buckets(&dictionaries, map);
         let stats = MapStats {
             files: locations.len() as u64,
             map_tasks: inputs.len() as u64,
@@ -264,12 +265,9 @@ pub fn map(
 /// Encodes the map's buckets as frames (the non-empty ones). The local engine's buckets are
 /// the Spark buckets: a group's bucket comes from its values (`kernel::group_hash`), the same
 /// in every process, while the frames carry strings instead of this process's ids.
-fn encode_buckets(
-    dictionaries: &Dictionaries,
-    long_sessions: &[Box<[u8]>],
-    pieces: BucketPieces,
-) -> Vec<(u32, Vec<u8>)> {
-    pieces
+fn encode_buckets(dictionaries: &Dictionaries, map: MapOutput) -> Vec<(u32, Vec<u8>)> {
+    let long_ids = &map.long_ids;
+    map.pieces
         .into_par_iter()
         .enumerate()
         .filter(|(_, partitions)| partitions.iter().any(|p| !p.is_empty()))
@@ -281,7 +279,7 @@ fn encode_buckets(
                 let page_views = (grouped.starts[g + 1] - grouped.starts[g]) as u64;
                 let customer = builder.customers.id(customer, &dictionaries.customers);
                 let url = builder.urls.id(url, &dictionaries.urls);
-                let (sessions, referrers) = grouped.take_group(g);
+                let (sessions, referrers) = grouped.take_group(g, long_ids);
                 let referrers = counted_runs(referrers)
                     .map(|(r, count)| (builder.referrers.id(r, &dictionaries.referrers), count))
                     .collect();
@@ -293,13 +291,12 @@ fn encode_buckets(
                     referrers,
                 });
                 for &session in sessions {
-                    let session = if session != 0 && session < LONG_SESSION_LIMIT {
+                    let session = if is_long_id(session) {
+                        let bytes = long_id_bytes(long_ids, session);
                         let next = builder.long_bytes.len() as u64;
-                        let number = *builder.long_sessions.entry(session).or_insert(next);
+                        let number = *builder.long_sessions.entry(bytes).or_insert(next);
                         if number == next {
-                            builder
-                                .long_bytes
-                                .push(&long_sessions[(session - 1) as usize]);
+                            builder.long_bytes.push(bytes);
                         }
                         u128::from(number) + 1
                     } else {
