@@ -18,7 +18,7 @@ use std::borrow::Cow;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use arrow_array::builder::StringBuilder;
+use arrow_array::builder::StringViewBuilder;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
@@ -673,10 +673,11 @@ pub fn read_input(
             metadata,
         } => read_row_group(input, file, metadata, *row_group, visit),
         InputKind::Whole { format } => {
-            let data = input.location.read()?;
+            let data = TextFile::read(&input.location)?;
+            let data = data.bytes();
             let batch = match format {
-                Format::Csv => csv_batch(&input.location, &data)?,
-                Format::JsonLines => json_batch(&input.location, &data)?,
+                Format::Csv => csv_batch(&input.location, data)?,
+                Format::JsonLines => json_batch(&input.location, data)?,
                 Format::Parquet => unreachable!("Parquet files are planned per row group"),
             };
             let Some(batch) = batch else { return Ok(0) };
@@ -711,26 +712,62 @@ fn read_row_group(
     Ok(rows)
 }
 
+/// A whole CSV or JSON Lines input: a local file mapped into memory (read in place, never
+/// copied into the process's own pages), an S3 object read into memory.
+enum TextFile {
+    Mapped(memmap2::Mmap),
+    Read(bytes::Bytes),
+}
+
+impl TextFile {
+    fn read(location: &Location) -> Result<TextFile, JobError> {
+        match location {
+            Location::Local(path) => {
+                let file = std::fs::File::open(path)
+                    .map_err(|e| JobError::input(location, format!("cannot open: {e}")))?;
+                // SAFETY: the map is read only and lives until the file's batch is visited.
+                // Another process truncating the file meanwhile would fault the read (as it
+                // would make any reader's result wrong); inputs are not written during a run.
+                let map = unsafe { memmap2::Mmap::map(&file) }
+                    .map_err(|e| JobError::input(location, format!("cannot read: {e}")))?;
+                #[cfg(unix)]
+                let _ = map.advise(memmap2::Advice::Sequential);
+                Ok(TextFile::Mapped(map))
+            }
+            Location::S3 { .. } => Ok(TextFile::Read(location.read()?)),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            TextFile::Mapped(map) => map,
+            TextFile::Read(data) => data,
+        }
+    }
+}
+
 /// Text columns gathered from CSV or JSON Lines, turned into one arrow batch: values are
-/// appended to the column buffers as read, never copied into a `String` per field.
+/// appended to the column buffers as read, never copied into a `String` per field. String
+/// views, so the map dictionary-encodes them as it does Parquet's plain pages
+/// ([`DictView::of_views`]).
 #[derive(Default)]
 struct TextColumns {
-    customer: StringBuilder,
-    url: StringBuilder,
-    referrer: StringBuilder,
-    session: StringBuilder,
-    ts: StringBuilder,
+    customer: StringViewBuilder,
+    url: StringViewBuilder,
+    referrer: StringViewBuilder,
+    session: StringViewBuilder,
+    ts: StringViewBuilder,
     has_customer: bool,
 }
 
 impl TextColumns {
     fn into_batch(mut self) -> RecordBatch {
-        let text = |builder: &mut StringBuilder| -> ArrayRef { Arc::new(builder.finish()) };
+        let text = |builder: &mut StringViewBuilder| -> ArrayRef { Arc::new(builder.finish()) };
         let mut fields = vec![
-            Field::new(URL, DataType::Utf8, true),
-            Field::new(REFERRER, DataType::Utf8, true),
-            Field::new(SESSION_ID, DataType::Utf8, true),
-            Field::new(TS, DataType::Utf8, true),
+            Field::new(URL, DataType::Utf8View, true),
+            Field::new(REFERRER, DataType::Utf8View, true),
+            Field::new(SESSION_ID, DataType::Utf8View, true),
+            Field::new(TS, DataType::Utf8View, true),
         ];
         let mut columns = vec![
             text(&mut self.url),
@@ -739,7 +776,7 @@ impl TextColumns {
             text(&mut self.ts),
         ];
         if self.has_customer {
-            fields.push(Field::new(CUSTOMER, DataType::Utf8, true));
+            fields.push(Field::new(CUSTOMER, DataType::Utf8View, true));
             columns.push(text(&mut self.customer));
         }
         RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("text columns")
