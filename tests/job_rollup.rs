@@ -490,6 +490,16 @@ fn bad_input_gets_one_clear_error_naming_the_file() {
         "{error}"
     );
 
+    // A time whose hour the rollup cannot hold (its rows carry hours as 32 bits): file and row.
+    let mut far = random_events(4, 5);
+    far[2].ts = i64::MAX;
+    write_parquet(&dir.path().join("far/customer=a/x.parquet"), &far, false);
+    let error = rollup_error(&dir.path().join("far"), &out);
+    assert!(
+        error.contains("x.parquet") && error.contains("row 3: ts ") && error.contains("245,000"),
+        "{error}"
+    );
+
     // Null session_id, null url, null ts: file and row.
     for (name, line) in [
         (
