@@ -282,6 +282,24 @@ impl Row {
     }
 }
 
+/// What a map task last computed for a url dictionary value ([`MapTask::add`]).
+#[derive(Clone, Copy)]
+struct LastGroup {
+    customer: u32,
+    prefix: u64,
+    hour: Option<i64>,
+    partition: u32,
+}
+
+impl LastGroup {
+    const NONE: LastGroup = LastGroup {
+        customer: u32::MAX,
+        prefix: 0,
+        hour: None,
+        partition: 0,
+    };
+}
+
 /// One partition's share of a map task's output, a row per event.
 pub type Piece = Vec<Row>;
 
@@ -347,8 +365,10 @@ impl<'s> MapTask<'s> {
             piece.reserve(expected);
         }
         // Per url dictionary value: the customer last seen with it and their hash prefix
-        // (rows of a url mostly share one customer), so the strings are hashed once per value.
-        let mut prefixes: Vec<(u32, u64)> = vec![(u32::MAX, 0); url_ids.len()];
+        // (rows of a url mostly share one customer), so the strings are hashed once per value;
+        // and the hour last seen with them and its partition (the rows of a file often share
+        // one hour), so the hour is hashed only when it changes.
+        let mut last: Vec<LastGroup> = vec![LastGroup::NONE; url_ids.len()];
         let ts = &columns.ts[..];
         for (i, &micros) in ts.iter().enumerate().take(rows) {
             let url_key = columns.url.keys[i] as usize;
@@ -369,14 +389,17 @@ impl<'s> MapTask<'s> {
                     ),
                 ));
             };
-            let prefix = match prefixes[url_key] {
-                (c, state) if c == customer => state,
-                _ => {
-                    let state = group_hash_prefix(customer_name, columns.url.values[url_key]);
-                    prefixes[url_key] = (customer, state);
-                    state
-                }
-            };
+            let cached = &mut last[url_key];
+            if cached.customer != customer {
+                cached.customer = customer;
+                cached.prefix = group_hash_prefix(customer_name, columns.url.values[url_key]);
+                cached.hour = None;
+            }
+            if cached.hour != Some(hour) {
+                cached.hour = Some(hour);
+                cached.partition = shuffle.partition_of_prefix(cached.prefix, hour) as u32;
+            }
+            let partition = cached.partition as usize;
             let referrer_key = columns.referrer.keys[i];
             let referrer = if referrer_key == NULL_KEY {
                 NULL_KEY
@@ -388,7 +411,7 @@ impl<'s> MapTask<'s> {
                 Some(packed) => packed,
                 None => self.long_session(session)?,
             };
-            self.pieces[shuffle.partition_of_prefix(prefix, hour)].push(Row {
+            self.pieces[partition].push(Row {
                 session: packed,
                 customer,
                 url: url_ids[url_key],
@@ -458,15 +481,24 @@ impl GroupedRows {
             index.clear();
             counts.clear();
             group_of.clear();
+            // A file's rows of one group often come together: the last group is checked
+            // before the table.
+            let mut last: Option<((u32, u32, i32), u32)> = None;
             for row in pieces.iter().flatten() {
-                let next = counts.len() as u32;
-                let g = *index
-                    .entry((row.customer, row.url, row.hour))
-                    .or_insert(next);
-                if g == next {
-                    keys.push(row.key());
-                    counts.push(0);
-                }
+                let key = (row.customer, row.url, row.hour);
+                let g = match last {
+                    Some((k, g)) if k == key => g,
+                    _ => {
+                        let next = counts.len() as u32;
+                        let g = *index.entry(key).or_insert(next);
+                        if g == next {
+                            keys.push(row.key());
+                            counts.push(0);
+                        }
+                        last = Some((key, g));
+                        g
+                    }
+                };
                 counts[g as usize] += 1;
                 group_of.push(g);
             }
