@@ -43,6 +43,7 @@ use parquet::file::reader::ChunkReader;
 use super::counts::{AdvertiserKey, PairCounts};
 use super::location::Location;
 use super::model::{Day, JobError, ScanStats};
+use super::{json_line, text};
 
 pub const ADVERTISER_ID: &str = "advertiser_id";
 pub const PRODUCT_ID: &str = "product_id";
@@ -902,7 +903,7 @@ fn text_field<'r>(
 ) -> Result<Option<&'r str>, JobError> {
     match value {
         None => Ok(None),
-        Some(bytes) => std::str::from_utf8(bytes).map(Some).map_err(|_| {
+        Some(bytes) => text::utf8(bytes).map(Some).ok_or_else(|| {
             JobError::input(
                 location,
                 format!("row {row}: column `{column}` is not UTF-8 text"),
@@ -911,16 +912,23 @@ fn text_field<'r>(
     }
 }
 
+/// A CSV file's bytes after a UTF-8 byte order mark, if any.
+fn csv_text(data: &[u8]) -> &[u8] {
+    data.strip_prefix(b"\xEF\xBB\xBF".as_slice())
+        .unwrap_or(data)
+}
+
+/// How the CSV files are read: a header row, rows of any length.
+fn csv_builder() -> csv::ReaderBuilder {
+    let mut builder = csv::ReaderBuilder::new();
+    builder.has_headers(true).flexible(true);
+    builder
+}
+
 /// A CSV reader over a file's bytes: a header row (after a UTF-8 byte order mark, if any),
 /// rows of any length.
 pub(crate) fn csv_reader(data: &[u8]) -> csv::Reader<&[u8]> {
-    let data = data
-        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
-        .unwrap_or(data);
-    csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(data)
+    csv_builder().from_reader(csv_text(data))
 }
 
 fn scan_csv<V: PairVisitor>(
@@ -930,7 +938,8 @@ fn scan_csv<V: PairVisitor>(
     visitor: &mut V,
     stats: &mut ScanStats,
 ) -> Result<(), JobError> {
-    let mut reader = csv_reader(data);
+    let text = csv_text(data);
+    let mut reader = csv_builder().from_reader(text);
     let headers: Vec<String> = reader
         .byte_headers()
         .map_err(|e| JobError::input(location, format!("cannot read the CSV header row: {e}")))?
@@ -938,55 +947,143 @@ fn scan_csv<V: PairVisitor>(
         .map(|h| String::from_utf8_lossy(h).trim().to_string())
         .collect();
     let index_of = |name: &str| headers.iter().position(|h| h == name);
-    let advertiser_index = index_of(ADVERTISER_ID)
+    let advertiser = index_of(ADVERTISER_ID)
         .ok_or_else(|| missing_column(location, options, ADVERTISER_ID, headers.clone()))?;
-    let product_index = index_of(PRODUCT_ID)
+    let product = index_of(PRODUCT_ID)
         .ok_or_else(|| missing_column(location, options, PRODUCT_ID, headers.clone()))?;
     let window = options.day.map(DayWindow::new);
-    let time_index = window.as_ref().and(index_of(EVENT_TIME));
-    let mut cache = AdvertiserCache::default();
-    let mut pending = PendingRows::new();
+    let time = window.as_ref().and(index_of(EVENT_TIME));
+    let mut rows = CsvRows {
+        location,
+        advertiser,
+        product,
+        time,
+        window,
+        cache: AdvertiserCache::default(),
+        pending: PendingRows::new(),
+        row: 0,
+    };
+    let body = &text[reader.position().byte() as usize..];
+    let plain = rows.scan_plain_lines(body, visitor, stats)?;
+    // The rest (from the first line with a quote or a lone carriage return) as the csv crate
+    // reads it, rows numbered on.
+    let mut rest = csv_builder();
+    let mut reader = rest.has_headers(false).from_reader(&body[plain..]);
     let mut record = csv::ByteRecord::new();
-    let mut row = 0u64;
     loop {
         let more = reader.read_byte_record(&mut record).map_err(|e| {
-            JobError::input(location, format!("row {}: malformed CSV: {e}", row + 1))
+            JobError::input(
+                location,
+                format!("row {}: malformed CSV: {e}", rows.row + 1),
+            )
         })?;
         if !more {
             break;
         }
-        row += 1;
+        rows.visit(|i| record.get(i), visitor, stats)?;
+    }
+    rows.pending.flush(visitor);
+    Ok(())
+}
+
+/// The rows of one CSV file, numbered from 1 after the header.
+struct CsvRows<'a, A> {
+    location: &'a Location,
+    advertiser: usize,
+    product: usize,
+    time: Option<usize>,
+    window: Option<DayWindow>,
+    cache: AdvertiserCache<A>,
+    pending: PendingRows<A>,
+    row: u64,
+}
+
+impl<A: Copy> CsvRows<'_, A> {
+    /// Reads the leading lines of `body` that hold no quote and no carriage return but one
+    /// ending the line: their fields are what is between the commas, as the csv crate reads
+    /// them, without its per-byte state machine. Returns how many bytes it read (whole lines).
+    fn scan_plain_lines<V: PairVisitor<Advertiser = A>>(
+        &mut self,
+        body: &[u8],
+        visitor: &mut V,
+        stats: &mut ScanStats,
+    ) -> Result<usize, JobError> {
+        let fields = self
+            .advertiser
+            .max(self.product)
+            .max(self.time.unwrap_or(0))
+            + 1;
+        let mut bounds: Vec<(usize, usize)> = Vec::with_capacity(fields);
+        let mut start = 0;
+        while start < body.len() {
+            let end = memchr::memchr(b'\n', &body[start..]).map_or(body.len(), |n| start + n);
+            let line = &body[start..end];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if memchr::memchr2(b'"', b'\r', line).is_some() {
+                break;
+            }
+            // The csv crate skips empty lines.
+            if !line.is_empty() {
+                bounds.clear();
+                let mut field_start = 0;
+                for comma in memchr::memchr_iter(b',', line) {
+                    bounds.push((field_start, comma));
+                    field_start = comma + 1;
+                    if bounds.len() == fields {
+                        break;
+                    }
+                }
+                if bounds.len() < fields {
+                    bounds.push((field_start, line.len()));
+                }
+                let field = |i: usize| bounds.get(i).map(|&(from, to)| &line[from..to]);
+                self.visit(field, visitor, stats)?;
+            }
+            start = end + 1;
+        }
+        Ok(start.min(body.len()))
+    }
+
+    /// Checks one row (its fields by column index) and, when it counts, adds it to `pending`.
+    #[inline]
+    fn visit<'r, V: PairVisitor<Advertiser = A>>(
+        &mut self,
+        field: impl Fn(usize) -> Option<&'r [u8]>,
+        visitor: &mut V,
+        stats: &mut ScanStats,
+    ) -> Result<(), JobError> {
+        self.row += 1;
+        let (location, row) = (self.location, self.row);
         stats.rows_read += 1;
-        let advertiser = text_field(location, row, ADVERTISER_ID, record.get(advertiser_index))?
+        let advertiser = text_field(location, row, ADVERTISER_ID, field(self.advertiser))?
             .filter(|s| !s.is_empty());
-        let product = text_field(location, row, PRODUCT_ID, record.get(product_index))?
-            .filter(|s| !s.is_empty());
-        let slot = cache.get(visitor, advertiser);
+        let product =
+            text_field(location, row, PRODUCT_ID, field(self.product))?.filter(|s| !s.is_empty());
+        let slot = self.cache.get(visitor, advertiser);
         let (slot, product) = match (slot, product) {
             (AdvertiserSlot::Missing, _) | (_, None) => {
                 stats.rows_missing_ids += 1;
-                continue;
+                return Ok(());
             }
             (slot, Some(product)) => (slot, product),
         };
-        if let (Some(window), Some(i)) = (&window, time_index) {
-            if let Some(text) = text_field(location, row, EVENT_TIME, record.get(i))? {
+        if let (Some(window), Some(i)) = (&self.window, self.time) {
+            if let Some(text) = text_field(location, row, EVENT_TIME, field(i))? {
                 if window.excludes_text(text, location, row)? {
                     stats.rows_outside_day += 1;
-                    continue;
+                    return Ok(());
                 }
             }
         }
         stats.rows_counted += 1;
         if let AdvertiserSlot::Key(key) = slot {
-            pending.add(key, product);
-            if pending.rows.len() == BATCH_ROWS {
-                pending.flush(visitor);
+            self.pending.add(key, product);
+            if self.pending.rows.len() == BATCH_ROWS {
+                self.pending.flush(visitor);
             }
         }
+        Ok(())
     }
-    pending.flush(visitor);
-    Ok(())
 }
 
 /// Rows of a text scan waiting for the visitor: the record buffer is reused per row, so the
@@ -1046,6 +1143,21 @@ fn json_id<'v>(
     }
 }
 
+/// The lines of a text file (split at `\n`; a `\r` before it is the caller's to trim).
+pub(crate) fn lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    let mut ends = memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len()));
+    std::iter::from_fn(move || {
+        if start > data.len() {
+            return None;
+        }
+        let end = ends.next()?;
+        let line = &data[start..end];
+        start = end + 1;
+        Some(line)
+    })
+}
+
 /// One view as JSON Lines usually hold it: string (or null) values, borrowed from the line.
 /// The outer `Option` says whether the key is present.
 #[derive(serde::Deserialize)]
@@ -1078,23 +1190,30 @@ fn scan_json_lines<V: PairVisitor>(
     let mut rows = 0u64;
     // Rows of the fast path, handed to the visitor in batches (it hashes and prefetches).
     let mut kept: Vec<(V::Advertiser, &str)> = Vec::new();
-    for (index, line) in data.split(|&b| b == b'\n').enumerate() {
+    for (index, line) in lines(data).enumerate() {
         let line_no = index as u64 + 1;
         let line = line.trim_ascii();
         if line.is_empty() {
             continue;
         }
-        // Fast path: a line of plain strings (or nulls) parsed in place, other keys skipped.
-        // Anything else (numbers, escapes, duplicate keys, errors) takes the general path
-        // below, which also reads the first line for the column names of errors.
+        // Fast paths: a flat line read in place (json_line), else a line of plain strings (or
+        // nulls) parsed by serde into a borrowed struct, other keys skipped. Anything else
+        // (ids as numbers, escapes, duplicate keys, errors) takes the general path below,
+        // which also reads the first line for the column names of errors.
         if !keys_seen.is_empty() {
-            if let Ok(fast) = serde_json::from_slice::<ViewLine<'_>>(line) {
+            let fields = json_line::flat_fields(line, &[ADVERTISER_ID, PRODUCT_ID, EVENT_TIME])
+                .or_else(|| {
+                    serde_json::from_slice::<ViewLine<'_>>(line)
+                        .ok()
+                        .map(|fast| [fast.advertiser_id, fast.product_id, fast.event_time])
+                });
+            if let Some([advertiser, product, event_time]) = fields {
                 rows += 1;
                 stats.rows_read += 1;
-                seen_advertiser |= fast.advertiser_id.is_some();
-                seen_product |= fast.product_id.is_some();
-                let advertiser = fast.advertiser_id.flatten().filter(|s| !s.is_empty());
-                let product = fast.product_id.flatten().filter(|s| !s.is_empty());
+                seen_advertiser |= advertiser.is_some();
+                seen_product |= product.is_some();
+                let advertiser = advertiser.flatten().filter(|s| !s.is_empty());
+                let product = product.flatten().filter(|s| !s.is_empty());
                 let slot = cache.get(visitor, advertiser);
                 let (slot, product) = match (slot, product) {
                     (AdvertiserSlot::Missing, _) | (_, None) => {
@@ -1103,7 +1222,7 @@ fn scan_json_lines<V: PairVisitor>(
                     }
                     (slot, Some(product)) => (slot, product),
                 };
-                if let (Some(window), Some(Some(text))) = (&window, fast.event_time) {
+                if let (Some(window), Some(Some(text))) = (&window, event_time) {
                     if window.excludes_text(text, location, line_no)? {
                         stats.rows_outside_day += 1;
                         continue;
