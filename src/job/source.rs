@@ -41,9 +41,10 @@ use parquet::arrow::ProjectionMask;
 use parquet::file::reader::ChunkReader;
 
 use super::counts::{AdvertiserKey, PairCounts};
+use super::json_line;
 use super::location::Location;
 use super::model::{Day, JobError, ScanStats};
-use super::{json_line, text};
+use super::text::{self, TextBlocks};
 
 pub const ADVERTISER_ID: &str = "advertiser_id";
 pub const PRODUCT_ID: &str = "product_id";
@@ -356,10 +357,10 @@ pub fn scan_unit<V: PairVisitor>(
         }
         ScanUnit::Whole { location, format } => {
             stats.files += 1;
-            let data = location.read()?;
+            let blocks = TextBlocks::open(location)?;
             match format {
-                Format::Csv => scan_csv(location, &data, options, visitor, stats),
-                Format::JsonLines => scan_json_lines(location, &data, options, visitor, stats),
+                Format::Csv => scan_csv(location, blocks, options, visitor, stats),
+                Format::JsonLines => scan_json_lines(location, blocks, options, visitor, stats),
                 Format::Parquet => unreachable!("Parquet files are planned into row groups"),
             }
         }
@@ -933,54 +934,37 @@ pub(crate) fn csv_reader(data: &[u8]) -> csv::Reader<&[u8]> {
 
 fn scan_csv<V: PairVisitor>(
     location: &Location,
-    data: &[u8],
+    mut blocks: TextBlocks,
     options: ScanOptions,
     visitor: &mut V,
     stats: &mut ScanStats,
 ) -> Result<(), JobError> {
-    let text = csv_text(data);
-    let mut reader = csv_builder().from_reader(text);
-    let headers: Vec<String> = reader
-        .byte_headers()
-        .map_err(|e| JobError::input(location, format!("cannot read the CSV header row: {e}")))?
-        .iter()
-        .map(|h| String::from_utf8_lossy(h).trim().to_string())
-        .collect();
-    let index_of = |name: &str| headers.iter().position(|h| h == name);
-    let advertiser = index_of(ADVERTISER_ID)
-        .ok_or_else(|| missing_column(location, options, ADVERTISER_ID, headers.clone()))?;
-    let product = index_of(PRODUCT_ID)
-        .ok_or_else(|| missing_column(location, options, PRODUCT_ID, headers.clone()))?;
-    let window = options.day.map(DayWindow::new);
-    let time = window.as_ref().and(index_of(EVENT_TIME));
-    let mut rows = CsvRows {
-        location,
-        advertiser,
-        product,
-        time,
-        window,
-        cache: AdvertiserCache::default(),
-        pending: PendingRows::new(),
-        row: 0,
-    };
-    let body = &text[reader.position().byte() as usize..];
-    let plain = rows.scan_plain_lines(body, visitor, stats)?;
-    // The rest (from the first line with a quote or a lone carriage return) as the csv crate
-    // reads it, rows numbered on.
-    let mut rest = csv_builder();
-    let mut reader = rest.has_headers(false).from_reader(&body[plain..]);
-    let mut record = csv::ByteRecord::new();
+    let first = blocks.next_block()?.unwrap_or_default();
+    let bom = first.len() - csv_text(first).len();
+    let mut header = csv_builder().from_reader(&first[bom..]);
+    let mut rows = CsvRows::new(location, options, &mut header)?;
+    let header_end = bom + header.position().byte() as usize;
+    if header_end >= first.len() {
+        // The header may go on past the block (a quoted name with a line break): the csv
+        // crate reads the whole file (a header alone is no work).
+        let mut reader = csv_builder().from_reader(blocks.rest_from(bom));
+        let mut rows = CsvRows::new(location, options, &mut reader)?;
+        return rows.scan_records(reader, visitor, stats);
+    }
+    // Plain lines in place, a block at a time; from the first line that is not plain, the rest
+    // of the file as the csv crate reads it, rows numbered on.
+    let (mut block, mut from) = (first, header_end);
     loop {
-        let more = reader.read_byte_record(&mut record).map_err(|e| {
-            JobError::input(
-                location,
-                format!("row {}: malformed CSV: {e}", rows.row + 1),
-            )
-        })?;
-        if !more {
-            break;
+        let plain = from + rows.scan_plain_lines(&block[from..], visitor, stats)?;
+        if plain < block.len() {
+            let mut rest = csv_builder();
+            let reader = rest.has_headers(false).from_reader(blocks.rest_from(plain));
+            return rows.scan_records(reader, visitor, stats);
         }
-        rows.visit(|i| record.get(i), visitor, stats)?;
+        match blocks.next_block()? {
+            Some(next) => (block, from) = (next, 0),
+            None => break,
+        }
     }
     rows.pending.flush(visitor);
     Ok(())
@@ -998,7 +982,63 @@ struct CsvRows<'a, A> {
     row: u64,
 }
 
-impl<A: Copy> CsvRows<'_, A> {
+impl<'a, A: Copy> CsvRows<'a, A> {
+    /// Reads the header row and finds the columns (an error names the file and the columns
+    /// it has).
+    fn new<R: std::io::Read>(
+        location: &'a Location,
+        options: ScanOptions,
+        reader: &mut csv::Reader<R>,
+    ) -> Result<Self, JobError> {
+        let headers: Vec<String> = reader
+            .byte_headers()
+            .map_err(|e| JobError::input(location, format!("cannot read the CSV header row: {e}")))?
+            .iter()
+            .map(|h| String::from_utf8_lossy(h).trim().to_string())
+            .collect();
+        let index_of = |name: &str| headers.iter().position(|h| h == name);
+        let advertiser = index_of(ADVERTISER_ID)
+            .ok_or_else(|| missing_column(location, options, ADVERTISER_ID, headers.clone()))?;
+        let product = index_of(PRODUCT_ID)
+            .ok_or_else(|| missing_column(location, options, PRODUCT_ID, headers.clone()))?;
+        let window = options.day.map(DayWindow::new);
+        let time = window.as_ref().and(index_of(EVENT_TIME));
+        Ok(CsvRows {
+            location,
+            advertiser,
+            product,
+            time,
+            window,
+            cache: AdvertiserCache::default(),
+            pending: PendingRows::new(),
+            row: 0,
+        })
+    }
+
+    /// Every record `reader` has left, through the csv crate; then hands the pending rows over.
+    fn scan_records<R: std::io::Read, V: PairVisitor<Advertiser = A>>(
+        &mut self,
+        mut reader: csv::Reader<R>,
+        visitor: &mut V,
+        stats: &mut ScanStats,
+    ) -> Result<(), JobError> {
+        let mut record = csv::ByteRecord::new();
+        loop {
+            let more = reader.read_byte_record(&mut record).map_err(|e| {
+                JobError::input(
+                    self.location,
+                    format!("row {}: malformed CSV: {e}", self.row + 1),
+                )
+            })?;
+            if !more {
+                break;
+            }
+            self.visit(|i| record.get(i), visitor, stats)?;
+        }
+        self.pending.flush(visitor);
+        Ok(())
+    }
+
     /// Reads the leading lines of `body` that hold no quote and no carriage return but one
     /// ending the line: their fields are what is between the commas, as the csv crate reads
     /// them, without its per-byte state machine. Returns how many bytes it read (whole lines).
@@ -1143,21 +1183,6 @@ fn json_id<'v>(
     }
 }
 
-/// The lines of a text file (split at `\n`; a `\r` before it is the caller's to trim).
-pub(crate) fn lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut start = 0;
-    let mut ends = memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len()));
-    std::iter::from_fn(move || {
-        if start > data.len() {
-            return None;
-        }
-        let end = ends.next()?;
-        let line = &data[start..end];
-        start = end + 1;
-        Some(line)
-    })
-}
-
 /// One view as JSON Lines usually hold it: string (or null) values, borrowed from the line.
 /// The outer `Option` says whether the key is present.
 #[derive(serde::Deserialize)]
@@ -1178,7 +1203,7 @@ fn present<'de, D: serde::Deserializer<'de>>(
 
 fn scan_json_lines<V: PairVisitor>(
     location: &Location,
-    data: &[u8],
+    mut blocks: TextBlocks,
     options: ScanOptions,
     visitor: &mut V,
     stats: &mut ScanStats,
@@ -1188,101 +1213,106 @@ fn scan_json_lines<V: PairVisitor>(
     let (mut seen_advertiser, mut seen_product) = (false, false);
     let mut keys_seen: Vec<String> = Vec::new();
     let mut rows = 0u64;
-    // Rows of the fast path, handed to the visitor in batches (it hashes and prefetches).
-    let mut kept: Vec<(V::Advertiser, &str)> = Vec::new();
-    for (index, line) in lines(data).enumerate() {
-        let line_no = index as u64 + 1;
-        let line = line.trim_ascii();
-        if line.is_empty() {
-            continue;
-        }
-        // Fast paths: a flat line read in place (json_line), else a line of plain strings (or
-        // nulls) parsed by serde into a borrowed struct, other keys skipped. Anything else
-        // (ids as numbers, escapes, duplicate keys, errors) takes the general path below,
-        // which also reads the first line for the column names of errors.
-        if !keys_seen.is_empty() {
-            let fields = json_line::flat_fields(line, &[ADVERTISER_ID, PRODUCT_ID, EVENT_TIME])
-                .or_else(|| {
-                    serde_json::from_slice::<ViewLine<'_>>(line)
-                        .ok()
-                        .map(|fast| [fast.advertiser_id, fast.product_id, fast.event_time])
-                });
-            if let Some([advertiser, product, event_time]) = fields {
-                rows += 1;
-                stats.rows_read += 1;
-                seen_advertiser |= advertiser.is_some();
-                seen_product |= product.is_some();
-                let advertiser = advertiser.flatten().filter(|s| !s.is_empty());
-                let product = product.flatten().filter(|s| !s.is_empty());
-                let slot = cache.get(visitor, advertiser);
-                let (slot, product) = match (slot, product) {
-                    (AdvertiserSlot::Missing, _) | (_, None) => {
-                        stats.rows_missing_ids += 1;
-                        continue;
-                    }
-                    (slot, Some(product)) => (slot, product),
-                };
-                if let (Some(window), Some(Some(text))) = (&window, event_time) {
-                    if window.excludes_text(text, location, line_no)? {
-                        stats.rows_outside_day += 1;
-                        continue;
-                    }
-                }
-                stats.rows_counted += 1;
-                if let AdvertiserSlot::Key(key) = slot {
-                    kept.push((key, product));
-                    if kept.len() == BATCH_ROWS {
-                        visitor.pairs(&kept);
-                        kept.clear();
-                    }
-                }
+    let mut line_no = 0u64;
+    while let Some(block) = blocks.next_block()? {
+        // Rows of the fast path, handed to the visitor in batches (it hashes and prefetches).
+        let mut kept: Vec<(V::Advertiser, &str)> = Vec::new();
+        for line in text::lines(block) {
+            line_no += 1;
+            let line = line.trim_ascii();
+            if line.is_empty() {
                 continue;
             }
-        }
-        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line)
-            .map_err(|e| {
+            // Fast paths: a flat line read in place (json_line), else a line of plain strings (or
+            // nulls) parsed by serde into a borrowed struct, other keys skipped. Anything else
+            // (ids as numbers, escapes, duplicate keys, errors) takes the general path below,
+            // which also reads the first line for the column names of errors.
+            if !keys_seen.is_empty() {
+                let fields = json_line::flat_fields(line, &[ADVERTISER_ID, PRODUCT_ID, EVENT_TIME])
+                    .or_else(|| {
+                        serde_json::from_slice::<ViewLine<'_>>(line)
+                            .ok()
+                            .map(|fast| [fast.advertiser_id, fast.product_id, fast.event_time])
+                    });
+                if let Some([advertiser, product, event_time]) = fields {
+                    rows += 1;
+                    stats.rows_read += 1;
+                    seen_advertiser |= advertiser.is_some();
+                    seen_product |= product.is_some();
+                    let advertiser = advertiser.flatten().filter(|s| !s.is_empty());
+                    let product = product.flatten().filter(|s| !s.is_empty());
+                    let slot = cache.get(visitor, advertiser);
+                    let (slot, product) = match (slot, product) {
+                        (AdvertiserSlot::Missing, _) | (_, None) => {
+                            stats.rows_missing_ids += 1;
+                            continue;
+                        }
+                        (slot, Some(product)) => (slot, product),
+                    };
+                    if let (Some(window), Some(Some(text))) = (&window, event_time) {
+                        if window.excludes_text(text, location, line_no)? {
+                            stats.rows_outside_day += 1;
+                            continue;
+                        }
+                    }
+                    stats.rows_counted += 1;
+                    if let AdvertiserSlot::Key(key) = slot {
+                        kept.push((key, product));
+                        if kept.len() == BATCH_ROWS {
+                            visitor.pairs(&kept);
+                            kept.clear();
+                        }
+                    }
+                    continue;
+                }
+            }
+            let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line)
+                .map_err(|e| {
                 JobError::input(location, format!("line {line_no}: not a JSON object: {e}"))
             })?;
-        rows += 1;
-        stats.rows_read += 1;
-        if keys_seen.is_empty() {
-            keys_seen = object.keys().cloned().collect();
-        }
-        seen_advertiser |= object.contains_key(ADVERTISER_ID);
-        seen_product |= object.contains_key(PRODUCT_ID);
-        let advertiser = json_id(location, line_no, ADVERTISER_ID, object.get(ADVERTISER_ID))?;
-        let product = json_id(location, line_no, PRODUCT_ID, object.get(PRODUCT_ID))?;
-        let slot = cache.get(visitor, advertiser.as_deref());
-        let (slot, product) = match (slot, product) {
-            (AdvertiserSlot::Missing, _) | (_, None) => {
-                stats.rows_missing_ids += 1;
-                continue;
+            rows += 1;
+            stats.rows_read += 1;
+            if keys_seen.is_empty() {
+                keys_seen = object.keys().cloned().collect();
             }
-            (slot, Some(product)) => (slot, product),
-        };
-        if let Some(window) = &window {
-            match object.get(EVENT_TIME) {
-                None | Some(serde_json::Value::Null) => {}
-                Some(serde_json::Value::String(text)) => {
-                    if window.excludes_text(text, location, line_no)? {
-                        stats.rows_outside_day += 1;
-                        continue;
+            seen_advertiser |= object.contains_key(ADVERTISER_ID);
+            seen_product |= object.contains_key(PRODUCT_ID);
+            let advertiser = json_id(location, line_no, ADVERTISER_ID, object.get(ADVERTISER_ID))?;
+            let product = json_id(location, line_no, PRODUCT_ID, object.get(PRODUCT_ID))?;
+            let slot = cache.get(visitor, advertiser.as_deref());
+            let (slot, product) = match (slot, product) {
+                (AdvertiserSlot::Missing, _) | (_, None) => {
+                    stats.rows_missing_ids += 1;
+                    continue;
+                }
+                (slot, Some(product)) => (slot, product),
+            };
+            if let Some(window) = &window {
+                match object.get(EVENT_TIME) {
+                    None | Some(serde_json::Value::Null) => {}
+                    Some(serde_json::Value::String(text)) => {
+                        if window.excludes_text(text, location, line_no)? {
+                            stats.rows_outside_day += 1;
+                            continue;
+                        }
+                    }
+                    Some(other) => {
+                        return Err(JobError::input(
+                            location,
+                            format!(
+                                "line {line_no}: event_time is {other}; use an ISO-8601 string"
+                            ),
+                        ))
                     }
                 }
-                Some(other) => {
-                    return Err(JobError::input(
-                        location,
-                        format!("line {line_no}: event_time is {other}; use an ISO-8601 string"),
-                    ))
-                }
+            }
+            stats.rows_counted += 1;
+            if let AdvertiserSlot::Key(key) = slot {
+                visitor.pair(key, &product);
             }
         }
-        stats.rows_counted += 1;
-        if let AdvertiserSlot::Key(key) = slot {
-            visitor.pair(key, &product);
-        }
+        visitor.pairs(&kept);
     }
-    visitor.pairs(&kept);
     if rows > 0 {
         for (seen, column) in [(seen_advertiser, ADVERTISER_ID), (seen_product, PRODUCT_ID)] {
             if !seen {
@@ -1341,6 +1371,65 @@ pub(crate) fn with_type_hints(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Scans `text` as a views file of 2026-11-20 named `name`: the counts by (advertiser,
+    /// product), and the stats.
+    fn scan_text(
+        name: &str,
+        text: &str,
+    ) -> (std::collections::BTreeMap<(String, String), u64>, ScanStats) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let options = ScanOptions {
+            day: Some(NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()),
+            role: "views",
+        };
+        let mut counts = PairCounts::new();
+        let mut stats = ScanStats::default();
+        for unit in plan_file(&Location::Local(path), options).unwrap() {
+            scan_unit(&unit, options, &mut counts, &mut stats).unwrap();
+        }
+        let got = counts
+            .iter()
+            .map(|(a, p, n)| ((a.to_string(), p.to_string()), n))
+            .collect();
+        (got, stats)
+    }
+
+    #[test]
+    fn csv_reads_the_same_in_place_and_through_the_csv_crate() {
+        let pairs = |list: &[(&str, &str, u64)]| {
+            list.iter()
+                .map(|&(a, p, n)| ((a.to_string(), p.to_string()), n))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let plain = "a1,p1,2026-11-20T01:00:00Z\r\n\r\na2,p2\na1,p1,\na4,p4,2026-11-21T00:00:00Z\n";
+        let quoted = "\"a3\",\"p,3\",2026-11-20\n\"a5\",\"p\r\n5\"\na1,p1\n";
+        let want = pairs(&[
+            ("a1", "p1", 3),
+            ("a2", "p2", 1),
+            ("a3", "p,3", 1),
+            ("a5", "p\r\n5", 1),
+        ]);
+        // Plain lines first (read in place), then quoted ones (the csv crate), and the other
+        // way round; a byte order mark and a quoted header.
+        for text in [
+            format!("\u{feff}advertiser_id,product_id,event_time\r\n{plain}{quoted}"),
+            format!("\"advertiser_id\",product_id,event_time\n{quoted}{plain}"),
+        ] {
+            let (got, stats) = scan_text("v.csv", &text);
+            assert_eq!(got, want, "{text:?}");
+            assert_eq!(
+                (stats.rows_read, stats.rows_outside_day),
+                (7, 1),
+                "{text:?}"
+            );
+        }
+        let (got, stats) = scan_text("v.csv", "advertiser_id,product_id\n");
+        assert!(got.is_empty());
+        assert_eq!(stats.rows_read, 0);
+    }
 
     #[test]
     fn json_lines_of_plain_strings_take_the_fast_path() {
