@@ -39,7 +39,7 @@ pub fn flat_fields<'a, const N: usize>(line: &'a [u8], keys: &[&str; N]) -> Opti
             return None;
         }
         at = skip_space(line, at + 1);
-        match keys.iter().position(|k| bytes_eq(k.as_bytes(), key)) {
+        match wanted(keys, key) {
             Some(i) => {
                 if fields[i].is_some() {
                     return None;
@@ -74,9 +74,20 @@ pub fn flat_fields<'a, const N: usize>(line: &'a [u8], keys: &[&str; N]) -> Opti
     }
 }
 
+/// Which of `keys` is `key`.
+#[inline(always)]
+fn wanted<const N: usize>(keys: &[&str; N], key: &[u8]) -> Option<usize> {
+    for (i, wanted) in keys.iter().enumerate() {
+        if bytes_eq(wanted.as_bytes(), key) {
+            return Some(i);
+        }
+    }
+    None
+}
+
 /// The bytes of a string starting at `from` (after its opening quote) and the position after
 /// its closing quote, when it ends before any escape or control character.
-#[inline]
+#[inline(always)]
 fn plain_string(line: &[u8], from: usize) -> Option<(&[u8], usize)> {
     let end = string_stop(line, from)?;
     (line[end] == b'"').then(|| (&line[from..end], end + 1))
