@@ -414,6 +414,17 @@ fn resolve<V: PairVisitor>(visitor: &mut V, id: Option<&str>) -> AdvertiserSlot<
     }
 }
 
+/// [`resolve`] out of line: the per-row loops call it once per distinct advertiser, and keep
+/// their own code small enough to inline.
+#[cold]
+#[inline(never)]
+fn resolve_cold<V: PairVisitor>(
+    visitor: &mut V,
+    id: Option<&str>,
+) -> AdvertiserSlot<V::Advertiser> {
+    resolve(visitor, id)
+}
+
 /// Remembers the last advertiser looked up: inputs often hold runs of one advertiser.
 struct AdvertiserCache<A> {
     last: String,
@@ -812,86 +823,119 @@ fn scan_batch<V: PairVisitor>(
     let rows = batch.num_rows();
     stats.rows_read += rows as u64;
 
-    let rows_ctx = Rows {
-        location,
-        products: &products,
-        times: &times,
-        window,
-        first_row,
-    };
     let mut kept: Vec<(V::Advertiser, &str)> = Vec::with_capacity(rows);
+    let mut batch_rows = BatchRows {
+        location,
+        first_row,
+        kept: &mut kept,
+        stats,
+    };
     if let StrColumn::Dict { keys, values } = &advertisers {
         // Resolve each dictionary value once per batch.
-        let mut slots: Vec<Option<AdvertiserSlot<V::Advertiser>>> = vec![None; values.len()];
-        for i in 0..rows {
-            let slot = if keys.is_null(i) {
-                AdvertiserSlot::Missing
-            } else {
-                let k = keys.value(i) as usize;
-                match slots[k] {
-                    Some(slot) => slot,
-                    None => {
-                        let slot = resolve(visitor, values.get(k));
-                        slots[k] = Some(slot);
-                        slot
-                    }
-                }
-            };
-            rows_ctx.visit(i, slot, &mut kept, stats)?;
-        }
+        let mut resolved: Vec<Option<AdvertiserSlot<V::Advertiser>>> = vec![None; values.len()];
+        let slot_of = |i: usize| {
+            if keys.is_null(i) {
+                return AdvertiserSlot::Missing;
+            }
+            let k = keys.value(i) as usize;
+            match resolved[k] {
+                Some(slot) => slot,
+                None => *resolved[k].insert(resolve_cold(visitor, values.get(k))),
+            }
+        };
+        batch_rows.visit_columns(rows, slot_of, &products, &times, window)?;
     } else {
-        for i in 0..rows {
-            let slot = cache.get(visitor, advertisers.get(i));
-            rows_ctx.visit(i, slot, &mut kept, stats)?;
-        }
+        let slot_of = |i: usize| cache.get(visitor, advertisers.get(i));
+        batch_rows.visit_columns(rows, slot_of, &products, &times, window)?;
     }
     visitor.pairs(&kept);
     Ok(())
 }
 
-/// The per-row part of a batch scan: ids present, then the day, then the visitor.
-struct Rows<'a> {
+/// The per-row part of a batch scan: ids present, then the day, then into `kept`.
+struct BatchRows<'k, 'a, A> {
     location: &'a Location,
-    products: &'a StrColumn,
-    times: &'a TimeColumn,
-    window: Option<&'a DayWindow>,
     first_row: u64,
+    kept: &'k mut Vec<(A, &'a str)>,
+    stats: &'k mut ScanStats,
 }
 
-impl<'a> Rows<'a> {
-    /// Checks row `i` and, when it counts, adds it to `kept`.
-    #[inline]
-    fn visit<A: Copy>(
-        &self,
-        i: usize,
-        slot: AdvertiserSlot<A>,
-        kept: &mut Vec<(A, &'a str)>,
-        stats: &mut ScanStats,
+impl<'a, A: Copy> BatchRows<'_, 'a, A> {
+    /// Visits `rows` rows. The usual columns (ids as string views, times as timestamps or
+    /// absent) get a loop of their own, without a match on the column types per row.
+    fn visit_columns(
+        &mut self,
+        rows: usize,
+        slot_of: impl FnMut(usize) -> AdvertiserSlot<A>,
+        products: &'a StrColumn,
+        times: &TimeColumn,
+        window: Option<&DayWindow>,
     ) -> Result<(), JobError> {
-        let product = match self.products.get(i) {
-            None | Some("") => None,
-            Some(p) => Some(p),
-        };
-        let (advertiser, product) = match (slot, product) {
-            (AdvertiserSlot::Missing, _) | (_, None) => {
-                stats.rows_missing_ids += 1;
-                return Ok(());
+        match (products, times) {
+            (StrColumn::View(products), TimeColumn::Stamps { values, low, high }) => self.visit(
+                rows,
+                slot_of,
+                |i| products.is_valid(i).then(|| products.value(i)),
+                |i| Ok(values.is_null(i) || (*low..*high).contains(&values.value(i))),
+            ),
+            (StrColumn::View(products), TimeColumn::Absent) => self.visit(
+                rows,
+                slot_of,
+                |i| products.is_valid(i).then(|| products.value(i)),
+                |_| Ok(true),
+            ),
+            _ => self.visit(
+                rows,
+                slot_of,
+                |i| products.get(i),
+                |i| times.keeps(i, window),
+            ),
+        }
+    }
+
+    /// Checks every row (its advertiser, its product id and whether its time is in the day,
+    /// by index) and keeps those that count.
+    #[inline(always)]
+    fn visit(
+        &mut self,
+        rows: usize,
+        mut slot_of: impl FnMut(usize) -> AdvertiserSlot<A>,
+        product: impl Fn(usize) -> Option<&'a str>,
+        keeps: impl Fn(usize) -> Result<bool, String>,
+    ) -> Result<(), JobError> {
+        let (mut missing, mut outside) = (0u64, 0u64);
+        for i in 0..rows {
+            let slot = slot_of(i);
+            let product = product(i).filter(|p| !p.is_empty());
+            let (advertiser, product) = match (slot, product) {
+                (AdvertiserSlot::Missing, _) | (_, None) => {
+                    missing += 1;
+                    continue;
+                }
+                (AdvertiserSlot::Skip, Some(p)) => (None, p),
+                (AdvertiserSlot::Key(key), Some(p)) => (Some(key), p),
+            };
+            match keeps(i) {
+                Ok(true) => {}
+                Ok(false) => {
+                    outside += 1;
+                    continue;
+                }
+                Err(text) => {
+                    return Err(bad_time(
+                        self.location,
+                        self.first_row + i as u64 + 1,
+                        &text,
+                    ))
+                }
             }
-            (AdvertiserSlot::Skip, Some(p)) => (None, p),
-            (AdvertiserSlot::Key(key), Some(p)) => (Some(key), p),
-        };
-        let keeps = self
-            .times
-            .keeps(i, self.window)
-            .map_err(|text| bad_time(self.location, self.first_row + i as u64 + 1, &text))?;
-        if !keeps {
-            stats.rows_outside_day += 1;
-            return Ok(());
+            if let Some(key) = advertiser {
+                self.kept.push((key, product));
+            }
         }
-        stats.rows_counted += 1;
-        if let Some(key) = advertiser {
-            kept.push((key, product));
-        }
+        self.stats.rows_missing_ids += missing;
+        self.stats.rows_outside_day += outside;
+        self.stats.rows_counted += rows as u64 - missing - outside;
         Ok(())
     }
 }
