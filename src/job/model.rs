@@ -54,8 +54,9 @@ impl StringColumn {
 
     pub fn get(&self, index: usize) -> &str {
         let bytes = &self.bytes[self.offsets[index]..self.offsets[index + 1]];
-        // Only `push(&str)` writes here, so every slice between offsets is valid UTF-8.
-        std::str::from_utf8(bytes).expect("StringColumn holds UTF-8 only")
+        // Only `push(&str)` writes here, so every slice between offsets is valid UTF-8 (checked
+        // again all the same, inline for ASCII: sinks read every row through here).
+        super::text::utf8(bytes).expect("StringColumn holds UTF-8 only")
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
