@@ -40,7 +40,7 @@ use parquet::arrow::arrow_reader::{
 use parquet::arrow::ProjectionMask;
 use parquet::file::reader::ChunkReader;
 
-use super::counts::{AdvertiserKey, PairCounts};
+use super::counts::{bytes_eq, AdvertiserKey, PairCounts};
 use super::json_line;
 use super::location::Location;
 use super::model::{Day, JobError, ScanStats};
@@ -451,7 +451,7 @@ impl<A: Copy> AdvertiserCache<A> {
             return AdvertiserSlot::Missing;
         };
         if let Some(slot) = self.slot {
-            if self.last == id {
+            if bytes_eq(self.last.as_bytes(), id.as_bytes()) {
                 return slot;
             }
         }
@@ -1100,32 +1100,40 @@ impl<'a, A: Copy> CsvRows<'a, A> {
         let mut bounds: Vec<(usize, usize)> = Vec::with_capacity(fields);
         let mut start = 0;
         while start < body.len() {
-            let end = memchr::memchr(b'\n', &body[start..]).map_or(body.len(), |n| start + n);
-            let line = &body[start..end];
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if memchr::memchr2(b'"', b'\r', line).is_some() {
-                break;
-            }
-            // The csv crate skips empty lines.
-            if !line.is_empty() {
-                bounds.clear();
-                let mut field_start = 0;
-                for comma in memchr::memchr_iter(b',', line) {
-                    bounds.push((field_start, comma));
-                    field_start = comma + 1;
-                    if bounds.len() == fields {
-                        break;
+            // One pass over the line for its commas and its end: `\n`, `\r\n`, or a `\r` or
+            // the end of `body` at the end of the file.
+            bounds.clear();
+            let (mut field_start, mut at) = (start, start);
+            let (end, next) = loop {
+                let Some(hit) = text::find_any(body, at, [b',', b'\n', b'\r', b'"']) else {
+                    break (body.len(), body.len());
+                };
+                match body[hit] {
+                    b',' => {
+                        if bounds.len() < fields {
+                            bounds.push((field_start, hit));
+                        }
+                        field_start = hit + 1;
+                        at = hit + 1;
                     }
+                    b'\n' => break (hit, hit + 1),
+                    b'\r' if hit + 1 == body.len() => break (hit, hit + 1),
+                    b'\r' if body[hit + 1] == b'\n' => break (hit, hit + 2),
+                    // A quote or a carriage return inside the line: not plain.
+                    _ => return Ok(start),
                 }
+            };
+            // The csv crate skips empty lines.
+            if end > start {
                 if bounds.len() < fields {
-                    bounds.push((field_start, line.len()));
+                    bounds.push((field_start, end));
                 }
-                let field = |i: usize| bounds.get(i).map(|&(from, to)| &line[from..to]);
+                let field = |i: usize| bounds.get(i).map(|&(from, to)| &body[from..to]);
                 self.visit(field, visitor, stats)?;
             }
-            start = end + 1;
+            start = next;
         }
-        Ok(start.min(body.len()))
+        Ok(start)
     }
 
     /// Checks one row (its fields by column index) and, when it counts, adds it to `pending`.

@@ -126,6 +126,35 @@ pub fn lines(block: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
+/// The first position at or after `from` holding one of `needles`, eight bytes at a time: on
+/// short lines and fields, cheaper than a `memchr` call per needle.
+#[inline]
+pub fn find_any<const N: usize>(
+    haystack: &[u8],
+    mut from: usize,
+    needles: [u8; N],
+) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Per byte, `(x - 1) & !x` has its high bit set where x is zero. A borrow can flag a byte
+    // above a true hit, never below one, so the lowest flag is the first hit.
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x;
+    while from + 8 <= haystack.len() {
+        let word = u64::from_le_bytes(haystack[from..from + 8].try_into().expect("8 bytes"));
+        let hits = needles.iter().fold(0, |hits, &needle| {
+            hits | zero(word ^ (ONES * u64::from(needle)))
+        }) & HIGHS;
+        if hits != 0 {
+            return Some(from + (hits.trailing_zeros() / 8) as usize);
+        }
+        from += 8;
+    }
+    haystack[from..]
+        .iter()
+        .position(|b| needles.contains(b))
+        .map(|p| from + p)
+}
+
 /// Whether every byte is ASCII, eight bytes at a time. The standard library's check runs a
 /// byte at a time past its last 64-byte block, which is most of a short id or line.
 #[inline]
@@ -156,6 +185,34 @@ pub fn utf8(bytes: &[u8]) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn find_any_finds_the_first_needle_at_every_position() {
+        let needles = [b',', b'\n', b'\r', b'"'];
+        for len in 0..24 {
+            for at in 0..len {
+                for needle in needles {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = needle;
+                    // A later needle, and bytes one off a needle, never hide the first one.
+                    if at + 1 < len {
+                        bytes[at + 1] = b',';
+                    }
+                    if at > 0 {
+                        bytes[at - 1] = needle + 1;
+                    }
+                    assert_eq!(
+                        find_any(&bytes, 0, needles),
+                        Some(at),
+                        "{len} {at} {needle}"
+                    );
+                    let next = (at + 1 < len && needle == b',').then_some(at + 1);
+                    assert_eq!(find_any(&bytes, at + 1, [needle]), next);
+                }
+            }
+            assert_eq!(find_any(&vec![b'a'; len], 0, needles), None);
+        }
+    }
 
     #[test]
     fn lines_split_at_newlines_without_a_last_empty_line() {
