@@ -675,49 +675,67 @@ impl PairCounts {
             })
         });
         let bytes: usize = shards.iter().map(|s| s.arena.len()).sum();
-        let mut table = ProductMatches {
+        let mut advertiser = Vec::with_capacity(total);
+        for r in 0..order.len() {
+            advertiser.resize(starts[r + 1], r as u32);
+        }
+        // The other columns in parallel, a share of the rows per thread (this once ran on one
+        // core): counts and flags in place, product ids into a column per share, appended.
+        // Entries are in output order but their slots and bytes are scattered: prefetch the
+        // slot, then the bytes, of rows ahead.
+        let slot_of = |e: &Entry| &slot_lists[e.shard as usize][e.slot as usize];
+        let shares = rayon::current_num_threads().max(1);
+        let share_rows = total.div_ceil(shares).max(1);
+        let mut view_count = vec![0u64; total];
+        let mut matched = vec![false; total];
+        let product_shares: Vec<StringColumn> = entries
+            .par_chunks(share_rows)
+            .zip(view_count.par_chunks_mut(share_rows))
+            .zip(matched.par_chunks_mut(share_rows))
+            .map(|((entries, view_count), matched)| {
+                let mut products = StringColumn::with_capacity(entries.len(), bytes / shares);
+                for (row, entry) in entries.iter().enumerate() {
+                    if let Some(ahead) = entries.get(row + PREFETCH_DISTANCE) {
+                        prefetch(slot_of(ahead));
+                    }
+                    if let Some(near) = entries.get(row + PREFETCH_DISTANCE / 2) {
+                        let shard = &shards[near.shard as usize];
+                        prefetch(
+                            shard
+                                .arena
+                                .as_ptr()
+                                .wrapping_add(slot_of(near).offset as usize),
+                        );
+                    }
+                    let slot = slot_of(entry);
+                    products.push(product_str(shards[entry.shard as usize].product(slot)));
+                    view_count[row] = slot.count;
+                    matched[row] = slot_matched
+                        .get(entry.shard as usize)
+                        .is_some_and(|flags| flags[entry.slot as usize]);
+                }
+                products
+            })
+            .collect();
+        // The first share becomes the column (no copy); the others are appended to it.
+        let mut product_id = StringColumn::new();
+        for share in product_shares {
+            if product_id.is_empty() {
+                product_id = share;
+            } else {
+                product_id.append(&share);
+            }
+        }
+        ProductMatches {
             advertisers: order
                 .iter()
                 .map(|&i| advertisers.name(i).to_string())
                 .collect(),
-            advertiser: Vec::with_capacity(total),
-            product_id: StringColumn::with_capacity(total, bytes),
-            view_count: Vec::with_capacity(total),
-            matched: Vec::with_capacity(total),
-        };
-        // Entries are in output order but their slots and bytes are scattered: prefetch the
-        // slot, then the bytes, of rows ahead.
-        let slot_of = |e: &Entry| &slot_lists[e.shard as usize][e.slot as usize];
-        let mut row = 0usize;
-        for r in 0..order.len() {
-            for entry in &entries[starts[r]..starts[r + 1]] {
-                if let Some(ahead) = entries.get(row + PREFETCH_DISTANCE) {
-                    prefetch(slot_of(ahead));
-                }
-                if let Some(near) = entries.get(row + PREFETCH_DISTANCE / 2) {
-                    let shard = &shards[near.shard as usize];
-                    prefetch(
-                        shard
-                            .arena
-                            .as_ptr()
-                            .wrapping_add(slot_of(near).offset as usize),
-                    );
-                }
-                let slot = slot_of(entry);
-                table.advertiser.push(r as u32);
-                table
-                    .product_id
-                    .push(product_str(shards[entry.shard as usize].product(slot)));
-                table.view_count.push(slot.count);
-                table.matched.push(
-                    slot_matched
-                        .get(entry.shard as usize)
-                        .is_some_and(|flags| flags[entry.slot as usize]),
-                );
-                row += 1;
-            }
+            advertiser,
+            product_id,
+            view_count,
+            matched,
         }
-        table
     }
 }
 
