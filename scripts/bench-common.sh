@@ -19,10 +19,11 @@ bench_venv() {
     fi
 }
 
-# emrship-job as the bundle ships it: release, the `job` feature only. Sets $job to its path.
+# emrship-job as the bundle ships it: release, the `job` feature only. Sets $job to its path
+# (under $CARGO_TARGET_DIR when set, as cargo builds it there).
 build_job() {
     say "building emrship-job (release)"
     (cd "$root" && cargo build --release --locked --quiet --no-default-features --features job \
         --bin emrship-job)
-    job="$root/target/release/emrship-job"
+    job="${CARGO_TARGET_DIR:-$root/target}/release/emrship-job"
 }

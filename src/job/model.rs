@@ -44,6 +44,17 @@ impl StringColumn {
         self.offsets.push(self.bytes.len());
     }
 
+    /// Adds every value of `other` after this column's.
+    pub fn append(&mut self, other: &StringColumn) {
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        let base = self.bytes.len();
+        self.bytes.extend_from_slice(&other.bytes);
+        self.offsets
+            .extend(other.offsets.iter().skip(1).map(|&end| base + end));
+    }
+
     pub fn len(&self) -> usize {
         self.offsets.len().saturating_sub(1)
     }
@@ -54,8 +65,9 @@ impl StringColumn {
 
     pub fn get(&self, index: usize) -> &str {
         let bytes = &self.bytes[self.offsets[index]..self.offsets[index + 1]];
-        // Only `push(&str)` writes here, so every slice between offsets is valid UTF-8.
-        std::str::from_utf8(bytes).expect("StringColumn holds UTF-8 only")
+        // Only `push(&str)` writes here, so every slice between offsets is valid UTF-8 (checked
+        // again all the same, inline for ASCII: sinks read every row through here).
+        super::text::utf8(bytes).expect("StringColumn holds UTF-8 only")
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
@@ -320,6 +332,22 @@ impl JobError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn appended_string_columns_keep_every_value_in_order() {
+        let column = |values: &[&str]| {
+            let mut column = StringColumn::new();
+            values.iter().for_each(|v| column.push(v));
+            column
+        };
+        let mut joined = column(&["a", "", "bc"]);
+        joined.append(&column(&["d", "ef"]));
+        joined.append(&StringColumn::default());
+        assert_eq!(joined, column(&["a", "", "bc", "d", "ef"]));
+        let mut empty = StringColumn::default();
+        empty.append(&column(&["x"]));
+        assert_eq!(empty.iter().collect::<Vec<_>>(), ["x"]);
+    }
 
     fn day() -> Day {
         NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()

@@ -40,9 +40,11 @@ use parquet::arrow::arrow_reader::{
 use parquet::arrow::ProjectionMask;
 use parquet::file::reader::ChunkReader;
 
-use super::counts::{AdvertiserKey, PairCounts};
+use super::counts::{bytes_eq, AdvertiserKey, PairCounts};
+use super::json_line;
 use super::location::Location;
 use super::model::{Day, JobError, ScanStats};
+use super::text::{self, TextBlocks};
 
 pub const ADVERTISER_ID: &str = "advertiser_id";
 pub const PRODUCT_ID: &str = "product_id";
@@ -369,10 +371,10 @@ pub fn scan_unit<V: PairVisitor>(
         }
         ScanUnit::Whole { location, format } => {
             stats.files += 1;
-            let data = location.read()?;
+            let blocks = TextBlocks::open(location)?;
             match format {
-                Format::Csv => scan_csv(location, &data, options, visitor, stats),
-                Format::JsonLines => scan_json_lines(location, &data, options, visitor, stats),
+                Format::Csv => scan_csv(location, blocks, options, visitor, stats),
+                Format::JsonLines => scan_json_lines(location, blocks, options, visitor, stats),
                 Format::Parquet => unreachable!("Parquet files are planned into row groups"),
             }
         }
@@ -426,6 +428,17 @@ fn resolve<V: PairVisitor>(visitor: &mut V, id: Option<&str>) -> AdvertiserSlot<
     }
 }
 
+/// [`resolve`] out of line: the per-row loops call it once per distinct advertiser, and keep
+/// their own code small enough to inline.
+#[cold]
+#[inline(never)]
+fn resolve_cold<V: PairVisitor>(
+    visitor: &mut V,
+    id: Option<&str>,
+) -> AdvertiserSlot<V::Advertiser> {
+    resolve(visitor, id)
+}
+
 /// Remembers the last advertiser looked up: inputs often hold runs of one advertiser.
 struct AdvertiserCache<A> {
     last: String,
@@ -452,7 +465,7 @@ impl<A: Copy> AdvertiserCache<A> {
             return AdvertiserSlot::Missing;
         };
         if let Some(slot) = self.slot {
-            if self.last == id {
+            if bytes_eq(self.last.as_bytes(), id.as_bytes()) {
                 return slot;
             }
         }
@@ -663,13 +676,13 @@ impl DayWindow {
         let bytes = value.as_bytes();
         // Fast path: `YYYY-MM-DD[(T| )HH:MM:SS[.fff]][Z]` without an offset is decided by
         // its date part when that equals the day.
+        // (Once per row of a text input: the comparison is inline and the time of day is
+        // checked through a table, not a chain of comparisons per byte.)
         if bytes.len() >= 10
-            && bytes[..10] == *self.text.as_bytes()
+            && bytes_eq(&bytes[..10], self.text.as_bytes())
             && (bytes.len() == 10
                 || ((bytes[10] == b'T' || bytes[10] == b' ')
-                    && bytes[11..]
-                        .iter()
-                        .all(|b| b.is_ascii_digit() || matches!(b, b':' | b'.' | b'Z'))))
+                    && bytes[11..].iter().all(|&b| TIME_OF_DAY_BYTES[b as usize])))
         {
             return Some(true);
         }
@@ -677,6 +690,20 @@ impl DayWindow {
         Some(seconds >= self.start_seconds && seconds < self.start_seconds + 86_400)
     }
 }
+
+/// The bytes of a time of day without an offset: digits, `:`, `.` and `Z`.
+static TIME_OF_DAY_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = b'0';
+    while b <= b'9' {
+        table[b as usize] = true;
+        b += 1;
+    }
+    table[b':' as usize] = true;
+    table[b'.' as usize] = true;
+    table[b'Z' as usize] = true;
+    table
+};
 
 /// Seconds since the epoch of an ISO-8601 date or date-time (no offset means UTC).
 fn parse_time(value: &str) -> Option<i64> {
@@ -824,86 +851,119 @@ fn scan_batch<V: PairVisitor>(
     let rows = batch.num_rows();
     stats.rows_read += rows as u64;
 
-    let rows_ctx = Rows {
-        location,
-        products: &products,
-        times: &times,
-        window,
-        first_row,
-    };
     let mut kept: Vec<(V::Advertiser, &str)> = Vec::with_capacity(rows);
+    let mut batch_rows = BatchRows {
+        location,
+        first_row,
+        kept: &mut kept,
+        stats,
+    };
     if let StrColumn::Dict { keys, values } = &advertisers {
         // Resolve each dictionary value once per batch.
-        let mut slots: Vec<Option<AdvertiserSlot<V::Advertiser>>> = vec![None; values.len()];
-        for i in 0..rows {
-            let slot = if keys.is_null(i) {
-                AdvertiserSlot::Missing
-            } else {
-                let k = keys.value(i) as usize;
-                match slots[k] {
-                    Some(slot) => slot,
-                    None => {
-                        let slot = resolve(visitor, values.get(k));
-                        slots[k] = Some(slot);
-                        slot
-                    }
-                }
-            };
-            rows_ctx.visit(i, slot, &mut kept, stats)?;
-        }
+        let mut resolved: Vec<Option<AdvertiserSlot<V::Advertiser>>> = vec![None; values.len()];
+        let slot_of = |i: usize| {
+            if keys.is_null(i) {
+                return AdvertiserSlot::Missing;
+            }
+            let k = keys.value(i) as usize;
+            match resolved[k] {
+                Some(slot) => slot,
+                None => *resolved[k].insert(resolve_cold(visitor, values.get(k))),
+            }
+        };
+        batch_rows.visit_columns(rows, slot_of, &products, &times, window)?;
     } else {
-        for i in 0..rows {
-            let slot = cache.get(visitor, advertisers.get(i));
-            rows_ctx.visit(i, slot, &mut kept, stats)?;
-        }
+        let slot_of = |i: usize| cache.get(visitor, advertisers.get(i));
+        batch_rows.visit_columns(rows, slot_of, &products, &times, window)?;
     }
     visitor.pairs(&kept);
     Ok(())
 }
 
-/// The per-row part of a batch scan: ids present, then the day, then the visitor.
-struct Rows<'a> {
+/// The per-row part of a batch scan: ids present, then the day, then into `kept`.
+struct BatchRows<'k, 'a, A> {
     location: &'a Location,
-    products: &'a StrColumn,
-    times: &'a TimeColumn,
-    window: Option<&'a DayWindow>,
     first_row: u64,
+    kept: &'k mut Vec<(A, &'a str)>,
+    stats: &'k mut ScanStats,
 }
 
-impl<'a> Rows<'a> {
-    /// Checks row `i` and, when it counts, adds it to `kept`.
-    #[inline]
-    fn visit<A: Copy>(
-        &self,
-        i: usize,
-        slot: AdvertiserSlot<A>,
-        kept: &mut Vec<(A, &'a str)>,
-        stats: &mut ScanStats,
+impl<'a, A: Copy> BatchRows<'_, 'a, A> {
+    /// Visits `rows` rows. The usual columns (ids as string views, times as timestamps or
+    /// absent) get a loop of their own, without a match on the column types per row.
+    fn visit_columns(
+        &mut self,
+        rows: usize,
+        slot_of: impl FnMut(usize) -> AdvertiserSlot<A>,
+        products: &'a StrColumn,
+        times: &TimeColumn,
+        window: Option<&DayWindow>,
     ) -> Result<(), JobError> {
-        let product = match self.products.get(i) {
-            None | Some("") => None,
-            Some(p) => Some(p),
-        };
-        let (advertiser, product) = match (slot, product) {
-            (AdvertiserSlot::Missing, _) | (_, None) => {
-                stats.rows_missing_ids += 1;
-                return Ok(());
+        match (products, times) {
+            (StrColumn::View(products), TimeColumn::Stamps { values, low, high }) => self.visit(
+                rows,
+                slot_of,
+                |i| products.is_valid(i).then(|| products.value(i)),
+                |i| Ok(values.is_null(i) || (*low..*high).contains(&values.value(i))),
+            ),
+            (StrColumn::View(products), TimeColumn::Absent) => self.visit(
+                rows,
+                slot_of,
+                |i| products.is_valid(i).then(|| products.value(i)),
+                |_| Ok(true),
+            ),
+            _ => self.visit(
+                rows,
+                slot_of,
+                |i| products.get(i),
+                |i| times.keeps(i, window),
+            ),
+        }
+    }
+
+    /// Checks every row (its advertiser, its product id and whether its time is in the day,
+    /// by index) and keeps those that count.
+    #[inline(always)]
+    fn visit(
+        &mut self,
+        rows: usize,
+        mut slot_of: impl FnMut(usize) -> AdvertiserSlot<A>,
+        product: impl Fn(usize) -> Option<&'a str>,
+        keeps: impl Fn(usize) -> Result<bool, String>,
+    ) -> Result<(), JobError> {
+        let (mut missing, mut outside) = (0u64, 0u64);
+        for i in 0..rows {
+            let slot = slot_of(i);
+            let product = product(i).filter(|p| !p.is_empty());
+            let (advertiser, product) = match (slot, product) {
+                (AdvertiserSlot::Missing, _) | (_, None) => {
+                    missing += 1;
+                    continue;
+                }
+                (AdvertiserSlot::Skip, Some(p)) => (None, p),
+                (AdvertiserSlot::Key(key), Some(p)) => (Some(key), p),
+            };
+            match keeps(i) {
+                Ok(true) => {}
+                Ok(false) => {
+                    outside += 1;
+                    continue;
+                }
+                Err(text) => {
+                    return Err(bad_time(
+                        self.location,
+                        self.first_row + i as u64 + 1,
+                        &text,
+                    ))
+                }
             }
-            (AdvertiserSlot::Skip, Some(p)) => (None, p),
-            (AdvertiserSlot::Key(key), Some(p)) => (Some(key), p),
-        };
-        let keeps = self
-            .times
-            .keeps(i, self.window)
-            .map_err(|text| bad_time(self.location, self.first_row + i as u64 + 1, &text))?;
-        if !keeps {
-            stats.rows_outside_day += 1;
-            return Ok(());
+            if let Some(key) = advertiser {
+                self.kept.push((key, product));
+            }
         }
-        stats.rows_counted += 1;
-        if let Some(key) = advertiser {
-            kept.push((key, product));
-        }
+        self.stats.rows_missing_ids += missing;
+        self.stats.rows_outside_day += outside;
+        self.stats.rows_counted += rows as u64 - missing - outside;
         Ok(())
     }
 }
@@ -916,7 +976,7 @@ fn text_field<'r>(
 ) -> Result<Option<&'r str>, JobError> {
     match value {
         None => Ok(None),
-        Some(bytes) => std::str::from_utf8(bytes).map(Some).map_err(|_| {
+        Some(bytes) => text::utf8(bytes).map(Some).ok_or_else(|| {
             JobError::input(
                 location,
                 format!("row {row}: column `{column}` is not UTF-8 text"),
@@ -925,82 +985,225 @@ fn text_field<'r>(
     }
 }
 
+/// A CSV file's bytes after a UTF-8 byte order mark, if any.
+fn csv_text(data: &[u8]) -> &[u8] {
+    data.strip_prefix(b"\xEF\xBB\xBF".as_slice())
+        .unwrap_or(data)
+}
+
+/// How the CSV files are read: a header row, rows of any length.
+fn csv_builder() -> csv::ReaderBuilder {
+    let mut builder = csv::ReaderBuilder::new();
+    builder.has_headers(true).flexible(true);
+    builder
+}
+
 /// A CSV reader over a file's bytes: a header row (after a UTF-8 byte order mark, if any),
 /// rows of any length.
 pub(crate) fn csv_reader(data: &[u8]) -> csv::Reader<&[u8]> {
-    let data = data
-        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
-        .unwrap_or(data);
-    csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(data)
+    csv_builder().from_reader(csv_text(data))
 }
 
 fn scan_csv<V: PairVisitor>(
     location: &Location,
-    data: &[u8],
+    mut blocks: TextBlocks,
     options: ScanOptions,
     visitor: &mut V,
     stats: &mut ScanStats,
 ) -> Result<(), JobError> {
-    let mut reader = csv_reader(data);
-    let headers: Vec<String> = reader
-        .byte_headers()
-        .map_err(|e| JobError::input(location, format!("cannot read the CSV header row: {e}")))?
-        .iter()
-        .map(|h| String::from_utf8_lossy(h).trim().to_string())
-        .collect();
-    let index_of = |name: &str| headers.iter().position(|h| h == name);
-    let advertiser_index = index_of(ADVERTISER_ID)
-        .ok_or_else(|| missing_column(location, options, ADVERTISER_ID, headers.clone()))?;
-    let product_index = index_of(PRODUCT_ID)
-        .ok_or_else(|| missing_column(location, options, PRODUCT_ID, headers.clone()))?;
-    let window = options.day.map(DayWindow::new);
-    let time_index = window.as_ref().and(index_of(EVENT_TIME));
-    let mut cache = AdvertiserCache::default();
-    let mut pending = PendingRows::new();
-    let mut record = csv::ByteRecord::new();
-    let mut row = 0u64;
+    let first = blocks.next_block()?.unwrap_or_default();
+    let bom = first.len() - csv_text(first).len();
+    let mut header = csv_builder().from_reader(&first[bom..]);
+    let mut rows = CsvRows::new(location, options, &mut header)?;
+    let header_end = bom + header.position().byte() as usize;
+    if header_end >= first.len() {
+        // The header may go on past the block (a quoted name with a line break): the csv
+        // crate reads the whole file (a header alone is no work).
+        let mut reader = csv_builder().from_reader(blocks.rest_from(bom));
+        let mut rows = CsvRows::new(location, options, &mut reader)?;
+        return rows.scan_records(reader, visitor, stats);
+    }
+    // Plain lines in place, a block at a time; from the first line that is not plain, the rest
+    // of the file as the csv crate reads it, rows numbered on.
+    let (mut block, mut from) = (first, header_end);
     loop {
-        let more = reader.read_byte_record(&mut record).map_err(|e| {
-            JobError::input(location, format!("row {}: malformed CSV: {e}", row + 1))
-        })?;
-        if !more {
-            break;
+        let plain = from + rows.scan_plain_lines(&block[from..], visitor, stats)?;
+        if plain < block.len() {
+            let mut rest = csv_builder();
+            let reader = rest.has_headers(false).from_reader(blocks.rest_from(plain));
+            return rows.scan_records(reader, visitor, stats);
         }
-        row += 1;
+        match blocks.next_block()? {
+            Some(next) => (block, from) = (next, 0),
+            None => break,
+        }
+    }
+    rows.pending.flush(visitor);
+    Ok(())
+}
+
+/// The rows of one CSV file, numbered from 1 after the header.
+struct CsvRows<'a, A> {
+    location: &'a Location,
+    advertiser: usize,
+    product: usize,
+    time: Option<usize>,
+    window: Option<DayWindow>,
+    cache: AdvertiserCache<A>,
+    pending: PendingRows<A>,
+    row: u64,
+}
+
+impl<'a, A: Copy> CsvRows<'a, A> {
+    /// Reads the header row and finds the columns (an error names the file and the columns
+    /// it has).
+    fn new<R: std::io::Read>(
+        location: &'a Location,
+        options: ScanOptions,
+        reader: &mut csv::Reader<R>,
+    ) -> Result<Self, JobError> {
+        let headers: Vec<String> = reader
+            .byte_headers()
+            .map_err(|e| JobError::input(location, format!("cannot read the CSV header row: {e}")))?
+            .iter()
+            .map(|h| String::from_utf8_lossy(h).trim().to_string())
+            .collect();
+        let index_of = |name: &str| headers.iter().position(|h| h == name);
+        let advertiser = index_of(ADVERTISER_ID)
+            .ok_or_else(|| missing_column(location, options, ADVERTISER_ID, headers.clone()))?;
+        let product = index_of(PRODUCT_ID)
+            .ok_or_else(|| missing_column(location, options, PRODUCT_ID, headers.clone()))?;
+        let window = options.day.map(DayWindow::new);
+        let time = window.as_ref().and(index_of(EVENT_TIME));
+        Ok(CsvRows {
+            location,
+            advertiser,
+            product,
+            time,
+            window,
+            cache: AdvertiserCache::default(),
+            pending: PendingRows::new(),
+            row: 0,
+        })
+    }
+
+    /// Every record `reader` has left, through the csv crate; then hands the pending rows over.
+    fn scan_records<R: std::io::Read, V: PairVisitor<Advertiser = A>>(
+        &mut self,
+        mut reader: csv::Reader<R>,
+        visitor: &mut V,
+        stats: &mut ScanStats,
+    ) -> Result<(), JobError> {
+        let mut record = csv::ByteRecord::new();
+        loop {
+            let more = reader.read_byte_record(&mut record).map_err(|e| {
+                JobError::input(
+                    self.location,
+                    format!("row {}: malformed CSV: {e}", self.row + 1),
+                )
+            })?;
+            if !more {
+                break;
+            }
+            self.visit(|i| record.get(i), visitor, stats)?;
+        }
+        self.pending.flush(visitor);
+        Ok(())
+    }
+
+    /// Reads the leading lines of `body` that hold no quote and no carriage return but one
+    /// ending the line: their fields are what is between the commas, as the csv crate reads
+    /// them, without its per-byte state machine. Returns how many bytes it read (whole lines).
+    fn scan_plain_lines<V: PairVisitor<Advertiser = A>>(
+        &mut self,
+        body: &[u8],
+        visitor: &mut V,
+        stats: &mut ScanStats,
+    ) -> Result<usize, JobError> {
+        let fields = self
+            .advertiser
+            .max(self.product)
+            .max(self.time.unwrap_or(0))
+            + 1;
+        let mut bounds: Vec<(usize, usize)> = Vec::with_capacity(fields);
+        let mut start = 0;
+        while start < body.len() {
+            // One pass over the line for its commas and its end: `\n`, `\r\n`, or a `\r` or
+            // the end of `body` at the end of the file.
+            bounds.clear();
+            let (mut field_start, mut at) = (start, start);
+            let (end, next) = loop {
+                let Some(hit) = text::find_any(body, at, [b',', b'\n', b'\r', b'"']) else {
+                    break (body.len(), body.len());
+                };
+                match body[hit] {
+                    b',' => {
+                        if bounds.len() < fields {
+                            bounds.push((field_start, hit));
+                        }
+                        field_start = hit + 1;
+                        at = hit + 1;
+                    }
+                    b'\n' => break (hit, hit + 1),
+                    b'\r' if hit + 1 == body.len() => break (hit, hit + 1),
+                    b'\r' if body[hit + 1] == b'\n' => break (hit, hit + 2),
+                    // A quote or a carriage return inside the line: not plain.
+                    _ => return Ok(start),
+                }
+            };
+            // The csv crate skips empty lines.
+            if end > start {
+                if bounds.len() < fields {
+                    bounds.push((field_start, end));
+                }
+                let field = |i: usize| bounds.get(i).map(|&(from, to)| &body[from..to]);
+                self.visit(field, visitor, stats)?;
+            }
+            start = next;
+        }
+        Ok(start)
+    }
+
+    /// Checks one row (its fields by column index) and, when it counts, adds it to `pending`.
+    #[inline]
+    fn visit<'r, V: PairVisitor<Advertiser = A>>(
+        &mut self,
+        field: impl Fn(usize) -> Option<&'r [u8]>,
+        visitor: &mut V,
+        stats: &mut ScanStats,
+    ) -> Result<(), JobError> {
+        self.row += 1;
+        let (location, row) = (self.location, self.row);
         stats.rows_read += 1;
-        let advertiser = text_field(location, row, ADVERTISER_ID, record.get(advertiser_index))?
+        let advertiser = text_field(location, row, ADVERTISER_ID, field(self.advertiser))?
             .filter(|s| !s.is_empty());
-        let product = text_field(location, row, PRODUCT_ID, record.get(product_index))?
-            .filter(|s| !s.is_empty());
-        let slot = cache.get(visitor, advertiser);
+        let product =
+            text_field(location, row, PRODUCT_ID, field(self.product))?.filter(|s| !s.is_empty());
+        let slot = self.cache.get(visitor, advertiser);
         let (slot, product) = match (slot, product) {
             (AdvertiserSlot::Missing, _) | (_, None) => {
                 stats.rows_missing_ids += 1;
-                continue;
+                return Ok(());
             }
             (slot, Some(product)) => (slot, product),
         };
-        if let (Some(window), Some(i)) = (&window, time_index) {
-            if let Some(text) = text_field(location, row, EVENT_TIME, record.get(i))? {
+        if let (Some(window), Some(i)) = (&self.window, self.time) {
+            if let Some(text) = text_field(location, row, EVENT_TIME, field(i))? {
                 if window.excludes_text(text, location, row)? {
                     stats.rows_outside_day += 1;
-                    continue;
+                    return Ok(());
                 }
             }
         }
         stats.rows_counted += 1;
         if let AdvertiserSlot::Key(key) = slot {
-            pending.add(key, product);
-            if pending.rows.len() == BATCH_ROWS {
-                pending.flush(visitor);
+            self.pending.add(key, product);
+            if self.pending.rows.len() == BATCH_ROWS {
+                self.pending.flush(visitor);
             }
         }
+        Ok(())
     }
-    pending.flush(visitor);
-    Ok(())
 }
 
 /// Rows of a text scan waiting for the visitor: the record buffer is reused per row, so the
@@ -1080,7 +1283,7 @@ fn present<'de, D: serde::Deserializer<'de>>(
 
 fn scan_json_lines<V: PairVisitor>(
     location: &Location,
-    data: &[u8],
+    mut blocks: TextBlocks,
     options: ScanOptions,
     visitor: &mut V,
     stats: &mut ScanStats,
@@ -1090,94 +1293,106 @@ fn scan_json_lines<V: PairVisitor>(
     let (mut seen_advertiser, mut seen_product) = (false, false);
     let mut keys_seen: Vec<String> = Vec::new();
     let mut rows = 0u64;
-    // Rows of the fast path, handed to the visitor in batches (it hashes and prefetches).
-    let mut kept: Vec<(V::Advertiser, &str)> = Vec::new();
-    for (index, line) in data.split(|&b| b == b'\n').enumerate() {
-        let line_no = index as u64 + 1;
-        let line = line.trim_ascii();
-        if line.is_empty() {
-            continue;
-        }
-        // Fast path: a line of plain strings (or nulls) parsed in place, other keys skipped.
-        // Anything else (numbers, escapes, duplicate keys, errors) takes the general path
-        // below, which also reads the first line for the column names of errors.
-        if !keys_seen.is_empty() {
-            if let Ok(fast) = serde_json::from_slice::<ViewLine<'_>>(line) {
-                rows += 1;
-                stats.rows_read += 1;
-                seen_advertiser |= fast.advertiser_id.is_some();
-                seen_product |= fast.product_id.is_some();
-                let advertiser = fast.advertiser_id.flatten().filter(|s| !s.is_empty());
-                let product = fast.product_id.flatten().filter(|s| !s.is_empty());
-                let slot = cache.get(visitor, advertiser);
-                let (slot, product) = match (slot, product) {
-                    (AdvertiserSlot::Missing, _) | (_, None) => {
-                        stats.rows_missing_ids += 1;
-                        continue;
-                    }
-                    (slot, Some(product)) => (slot, product),
-                };
-                if let (Some(window), Some(Some(text))) = (&window, fast.event_time) {
-                    if window.excludes_text(text, location, line_no)? {
-                        stats.rows_outside_day += 1;
-                        continue;
-                    }
-                }
-                stats.rows_counted += 1;
-                if let AdvertiserSlot::Key(key) = slot {
-                    kept.push((key, product));
-                    if kept.len() == BATCH_ROWS {
-                        visitor.pairs(&kept);
-                        kept.clear();
-                    }
-                }
+    let mut line_no = 0u64;
+    while let Some(block) = blocks.next_block()? {
+        // Rows of the fast path, handed to the visitor in batches (it hashes and prefetches).
+        let mut kept: Vec<(V::Advertiser, &str)> = Vec::new();
+        for line in text::lines(block) {
+            line_no += 1;
+            let line = line.trim_ascii();
+            if line.is_empty() {
                 continue;
             }
-        }
-        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line)
-            .map_err(|e| {
+            // Fast paths: a flat line read in place (json_line), else a line of plain strings (or
+            // nulls) parsed by serde into a borrowed struct, other keys skipped. Anything else
+            // (ids as numbers, escapes, duplicate keys, errors) takes the general path below,
+            // which also reads the first line for the column names of errors.
+            if !keys_seen.is_empty() {
+                let fields = json_line::flat_fields(line, &[ADVERTISER_ID, PRODUCT_ID, EVENT_TIME])
+                    .or_else(|| {
+                        serde_json::from_slice::<ViewLine<'_>>(line)
+                            .ok()
+                            .map(|fast| [fast.advertiser_id, fast.product_id, fast.event_time])
+                    });
+                if let Some([advertiser, product, event_time]) = fields {
+                    rows += 1;
+                    stats.rows_read += 1;
+                    seen_advertiser |= advertiser.is_some();
+                    seen_product |= product.is_some();
+                    let advertiser = advertiser.flatten().filter(|s| !s.is_empty());
+                    let product = product.flatten().filter(|s| !s.is_empty());
+                    let slot = cache.get(visitor, advertiser);
+                    let (slot, product) = match (slot, product) {
+                        (AdvertiserSlot::Missing, _) | (_, None) => {
+                            stats.rows_missing_ids += 1;
+                            continue;
+                        }
+                        (slot, Some(product)) => (slot, product),
+                    };
+                    if let (Some(window), Some(Some(text))) = (&window, event_time) {
+                        if window.excludes_text(text, location, line_no)? {
+                            stats.rows_outside_day += 1;
+                            continue;
+                        }
+                    }
+                    stats.rows_counted += 1;
+                    if let AdvertiserSlot::Key(key) = slot {
+                        kept.push((key, product));
+                        if kept.len() == BATCH_ROWS {
+                            visitor.pairs(&kept);
+                            kept.clear();
+                        }
+                    }
+                    continue;
+                }
+            }
+            let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line)
+                .map_err(|e| {
                 JobError::input(location, format!("line {line_no}: not a JSON object: {e}"))
             })?;
-        rows += 1;
-        stats.rows_read += 1;
-        if keys_seen.is_empty() {
-            keys_seen = object.keys().cloned().collect();
-        }
-        seen_advertiser |= object.contains_key(ADVERTISER_ID);
-        seen_product |= object.contains_key(PRODUCT_ID);
-        let advertiser = json_id(location, line_no, ADVERTISER_ID, object.get(ADVERTISER_ID))?;
-        let product = json_id(location, line_no, PRODUCT_ID, object.get(PRODUCT_ID))?;
-        let slot = cache.get(visitor, advertiser.as_deref());
-        let (slot, product) = match (slot, product) {
-            (AdvertiserSlot::Missing, _) | (_, None) => {
-                stats.rows_missing_ids += 1;
-                continue;
+            rows += 1;
+            stats.rows_read += 1;
+            if keys_seen.is_empty() {
+                keys_seen = object.keys().cloned().collect();
             }
-            (slot, Some(product)) => (slot, product),
-        };
-        if let Some(window) = &window {
-            match object.get(EVENT_TIME) {
-                None | Some(serde_json::Value::Null) => {}
-                Some(serde_json::Value::String(text)) => {
-                    if window.excludes_text(text, location, line_no)? {
-                        stats.rows_outside_day += 1;
-                        continue;
+            seen_advertiser |= object.contains_key(ADVERTISER_ID);
+            seen_product |= object.contains_key(PRODUCT_ID);
+            let advertiser = json_id(location, line_no, ADVERTISER_ID, object.get(ADVERTISER_ID))?;
+            let product = json_id(location, line_no, PRODUCT_ID, object.get(PRODUCT_ID))?;
+            let slot = cache.get(visitor, advertiser.as_deref());
+            let (slot, product) = match (slot, product) {
+                (AdvertiserSlot::Missing, _) | (_, None) => {
+                    stats.rows_missing_ids += 1;
+                    continue;
+                }
+                (slot, Some(product)) => (slot, product),
+            };
+            if let Some(window) = &window {
+                match object.get(EVENT_TIME) {
+                    None | Some(serde_json::Value::Null) => {}
+                    Some(serde_json::Value::String(text)) => {
+                        if window.excludes_text(text, location, line_no)? {
+                            stats.rows_outside_day += 1;
+                            continue;
+                        }
+                    }
+                    Some(other) => {
+                        return Err(JobError::input(
+                            location,
+                            format!(
+                                "line {line_no}: event_time is {other}; use an ISO-8601 string"
+                            ),
+                        ))
                     }
                 }
-                Some(other) => {
-                    return Err(JobError::input(
-                        location,
-                        format!("line {line_no}: event_time is {other}; use an ISO-8601 string"),
-                    ))
-                }
+            }
+            stats.rows_counted += 1;
+            if let AdvertiserSlot::Key(key) = slot {
+                visitor.pair(key, &product);
             }
         }
-        stats.rows_counted += 1;
-        if let AdvertiserSlot::Key(key) = slot {
-            visitor.pair(key, &product);
-        }
+        visitor.pairs(&kept);
     }
-    visitor.pairs(&kept);
     if rows > 0 {
         for (seen, column) in [(seen_advertiser, ADVERTISER_ID), (seen_product, PRODUCT_ID)] {
             if !seen {
@@ -1236,6 +1451,65 @@ pub(crate) fn with_type_hints(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Scans `text` as a views file of 2026-11-20 named `name`: the counts by (advertiser,
+    /// product), and the stats.
+    fn scan_text(
+        name: &str,
+        text: &str,
+    ) -> (std::collections::BTreeMap<(String, String), u64>, ScanStats) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let options = ScanOptions {
+            day: Some(NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()),
+            role: "views",
+        };
+        let mut counts = PairCounts::new();
+        let mut stats = ScanStats::default();
+        for unit in plan_file(&Location::Local(path), options).unwrap() {
+            scan_unit(&unit, options, &mut counts, &mut stats).unwrap();
+        }
+        let got = counts
+            .iter()
+            .map(|(a, p, n)| ((a.to_string(), p.to_string()), n))
+            .collect();
+        (got, stats)
+    }
+
+    #[test]
+    fn csv_reads_the_same_in_place_and_through_the_csv_crate() {
+        let pairs = |list: &[(&str, &str, u64)]| {
+            list.iter()
+                .map(|&(a, p, n)| ((a.to_string(), p.to_string()), n))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let plain = "a1,p1,2026-11-20T01:00:00Z\r\n\r\na2,p2\na1,p1,\na4,p4,2026-11-21T00:00:00Z\n";
+        let quoted = "\"a3\",\"p,3\",2026-11-20\n\"a5\",\"p\r\n5\"\na1,p1\n";
+        let want = pairs(&[
+            ("a1", "p1", 3),
+            ("a2", "p2", 1),
+            ("a3", "p,3", 1),
+            ("a5", "p\r\n5", 1),
+        ]);
+        // Plain lines first (read in place), then quoted ones (the csv crate), and the other
+        // way round; a byte order mark and a quoted header.
+        for text in [
+            format!("\u{feff}advertiser_id,product_id,event_time\r\n{plain}{quoted}"),
+            format!("\"advertiser_id\",product_id,event_time\n{quoted}{plain}"),
+        ] {
+            let (got, stats) = scan_text("v.csv", &text);
+            assert_eq!(got, want, "{text:?}");
+            assert_eq!(
+                (stats.rows_read, stats.rows_outside_day),
+                (7, 1),
+                "{text:?}"
+            );
+        }
+        let (got, stats) = scan_text("v.csv", "advertiser_id,product_id\n");
+        assert!(got.is_empty());
+        assert_eq!(stats.rows_read, 0);
+    }
 
     #[test]
     fn json_lines_of_plain_strings_take_the_fast_path() {

@@ -35,6 +35,9 @@ pub const PRODUCT_MATCHES: &str = "product_matches";
 pub const ADVERTISER_MATCH_RATES: &str = "advertiser_match_rates";
 /// Rows per Parquet file of `product_matches`: several files are compressed in parallel.
 const ROWS_PER_FILE: usize = 1 << 21;
+/// Fewest rows in a file of a day split so that every core encodes a file: below this a
+/// day stays one file (the encoding is quick; more files would only cost readers).
+const MIN_ROWS_PER_SPLIT_FILE: usize = 1 << 18;
 const ROWS_PER_BATCH: usize = 1 << 16;
 
 pub struct ParquetSink {
@@ -235,16 +238,26 @@ fn product_batch(table: &ProductMatches, day: i32, rows: std::ops::Range<usize>)
     RecordBatch::try_new(product_matches_schema(), columns).expect("columns match the schema")
 }
 
-/// `product_matches` as Parquet files of up to [`ROWS_PER_FILE`] rows, encoded in parallel.
+/// How many files `rows` rows of `product_matches` are written as: at most [`ROWS_PER_FILE`]
+/// rows each, and one per worker thread when each still gets [`MIN_ROWS_PER_SPLIT_FILE`] (a
+/// file is encoded by one thread: a day of one big file would keep the other cores idle).
+fn product_file_count(rows: usize, threads: usize) -> usize {
+    rows.div_ceil(ROWS_PER_FILE)
+        .max(threads.min(rows / MIN_ROWS_PER_SPLIT_FILE))
+        .max(1)
+}
+
+/// `product_matches` as Parquet files of equal shares of the rows, encoded in parallel.
 fn product_match_files(tables: &MatchRateTables) -> Result<Vec<Bytes>, String> {
     let table = &tables.product_matches;
     let day = day_number(tables);
-    let files = table.len().div_ceil(ROWS_PER_FILE).max(1);
+    let files = product_file_count(table.len(), rayon::current_num_threads());
+    let rows_per_file = table.len().div_ceil(files);
     (0..files)
         .into_par_iter()
         .map(|f| {
-            let start = f * ROWS_PER_FILE;
-            let end = (start + ROWS_PER_FILE).min(table.len());
+            let start = (f * rows_per_file).min(table.len());
+            let end = (start + rows_per_file).min(table.len());
             let batches = (start..end)
                 .step_by(ROWS_PER_BATCH)
                 .map(move |b| product_batch(table, day, b..(b + ROWS_PER_BATCH).min(end)));
@@ -280,4 +293,19 @@ fn advertiser_rate_file(tables: &MatchRateTables) -> Result<Bytes, String> {
     let batch = RecordBatch::try_new(advertiser_match_rates_schema(), columns)
         .expect("columns match the schema");
     write_file(advertiser_match_rates_schema(), std::iter::once(batch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_days_are_split_over_the_threads_and_small_ones_are_not() {
+        assert_eq!(product_file_count(0, 2), 1);
+        assert_eq!(product_file_count(MIN_ROWS_PER_SPLIT_FILE * 2 - 1, 2), 1);
+        assert_eq!(product_file_count(MIN_ROWS_PER_SPLIT_FILE * 2, 2), 2);
+        assert_eq!(product_file_count(1_000_000, 8), 3);
+        assert_eq!(product_file_count(ROWS_PER_FILE * 3 + 1, 2), 4);
+        assert_eq!(product_file_count(ROWS_PER_FILE * 3, 1), 3);
+    }
 }
