@@ -217,11 +217,23 @@ pub struct Dictionaries {
     pub referrers: Vec<Box<str>>,
 }
 
+/// Events per partition of a bucket (see [`Shuffle::partition_of_prefix`]): at the ten or so
+/// events per group users' data has, the reduce's table of a partition's groups (16 bytes a
+/// slot) stays within a core's L2 cache; one big table per bucket missed it on every row.
+const EVENTS_PER_PARTITION: u64 = 1 << 17;
+const MAX_PARTITIONS_PER_BUCKET: u64 = 64;
+
 impl Shuffle {
-    pub fn new(buckets: usize, partitions_per_bucket: usize) -> Shuffle {
+    /// A shuffle into `buckets` buckets of about `events` events in all, each bucket cut into
+    /// partitions of about [`EVENTS_PER_PARTITION`].
+    pub fn new(buckets: usize, events: u64) -> Shuffle {
+        let buckets = buckets.max(1);
+        let per_bucket = (events / buckets as u64)
+            .div_ceil(EVENTS_PER_PARTITION)
+            .clamp(1, MAX_PARTITIONS_PER_BUCKET);
         Shuffle {
-            buckets: buckets.max(1),
-            partitions_per_bucket: partitions_per_bucket.max(1),
+            buckets,
+            partitions_per_bucket: per_bucket as usize,
             customers: Interner::default(),
             urls: Interner::default(),
             referrers: Interner::default(),
@@ -229,26 +241,16 @@ impl Shuffle {
         }
     }
 
-    /// The bucket of a group, from its values (not this process's ids), so every process of
-    /// a distributed run — each with its own ids — sends a group to the same reduce task.
-    pub fn bucket_of(&self, customer: &str, url: &str, hour: i64) -> usize {
-        self.bucket_of_prefix(group_hash_prefix(customer, url), hour)
-    }
-
-    /// [`Shuffle::bucket_of`] from the (customer, url) prefix state ([`group_hash_prefix`]).
-    #[inline]
-    pub fn bucket_of_prefix(&self, prefix: u64, hour: i64) -> usize {
-        (group_hash_finish(prefix, hour) % self.buckets as u64) as usize
-    }
-
     /// All partitions: `partitions_per_bucket` for each bucket.
     pub fn partitions(&self) -> usize {
         self.buckets * self.partitions_per_bucket
     }
 
-    /// The partition of a group: its hash modulo [`Shuffle::partitions`]. As the bucket count
-    /// divides the partition count, partition `p` belongs to bucket `p % buckets` (the
-    /// group's [`Shuffle::bucket_of_prefix`]). A reduce groups its bucket one partition at a
+    /// The partition of a group (`prefix` is its customer and url's [`group_hash_prefix`]):
+    /// its hash modulo [`Shuffle::partitions`]. As the bucket count divides the partition
+    /// count, partition `p` belongs to bucket `p % buckets`, the group's hash modulo the
+    /// buckets: from its values, not this process's ids, so every process of a distributed run
+    /// sends a group to the same reduce task. A reduce groups its bucket one partition at a
     /// time, so each hash table holds a partition's groups and stays in the core's cache.
     #[inline]
     pub fn partition_of_prefix(&self, prefix: u64, hour: i64) -> usize {
@@ -664,6 +666,17 @@ mod tests {
         );
         assert_ne!(group_hash("a", "bc", 0), group_hash("ab", "c", 0));
         assert_ne!(group_hash("a", "b", 0), group_hash("a", "b", 1));
+        // A partition's bucket is the group's hash modulo the buckets, for any sizing.
+        for (buckets, events) in [(1, 0), (3, 5_000_000), (10, 10_000_000), (7, 1 << 30)] {
+            let shuffle = Shuffle::new(buckets, events);
+            for (customer, url, hour) in [("a", "b", 0), ("site", "https://x/", 498_653)] {
+                let partition = shuffle.partition_of_prefix(group_hash_prefix(customer, url), hour);
+                assert_eq!(
+                    partition % buckets,
+                    (group_hash(customer, url, hour) % buckets as u64) as usize
+                );
+            }
+        }
     }
 
     #[test]

@@ -45,15 +45,6 @@ use super::summary::thousands;
 /// Events per bucket the local engine aims for (about 32 MB of rows per reduce task).
 const EVENTS_PER_BUCKET: u64 = 1_000_000;
 const MAX_BUCKETS: u64 = 512;
-/// Events per partition of a bucket (see [`Shuffle::partition_of_prefix`]): at the ten or so
-/// events per group users' data has, the reduce's table of a partition's groups (16 bytes a
-/// slot) stays within a core's L2 cache; one big table per bucket missed it on every row.
-const EVENTS_PER_PARTITION: u64 = 1 << 17;
-
-/// Partitions per bucket for about `events` events per bucket.
-pub fn partitions_per_bucket(events: u64) -> usize {
-    events.div_ceil(EVENTS_PER_PARTITION).clamp(1, 64) as usize
-}
 
 /// One rollup run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,7 +173,7 @@ fn run_on(job: &RollupJob, threads: usize) -> Result<RollupReport, JobError> {
         .buckets
         .unwrap_or_else(|| by_size.max(by_cores).clamp(1, MAX_BUCKETS) as usize)
         .max(1);
-    let shuffle = Shuffle::new(buckets, partitions_per_bucket(estimated / buckets as u64));
+    let shuffle = Shuffle::new(buckets, estimated);
     eprintln!(
         "rollup: mapping {} files ({} tasks, ~{} events) into {buckets} buckets on {threads} threads",
         thousands(files.len() as u64),

@@ -37,7 +37,7 @@ use super::kernel::{
     GroupSessions, GroupedRows, Interner, LongSessions, Shuffle,
 };
 use super::output::{part_name, OutputWriter};
-use super::{map_all, partitions_per_bucket, reduce_merged, MapOutput, RollupJob, RollupReport};
+use super::{map_all, reduce_merged, MapOutput, RollupJob, RollupReport};
 use crate::job::engine::default_threads;
 use crate::job::engine::spark::{
     check_bucket_coverage, check_reduce_task, read_frames, write_frame, TaskLine,
@@ -238,10 +238,7 @@ pub fn map(
             .flatten()
             .collect();
         let events: u64 = inputs.iter().map(|i| i.rows_hint).sum();
-        let shuffle = Shuffle::new(
-            buckets as usize,
-            partitions_per_bucket(events / u64::from(buckets)),
-        );
+        let shuffle = Shuffle::new(buckets as usize, events);
         let map = map_all(&inputs, &shuffle, threads)?;
         let records = map.rows;
         let dictionaries = shuffle.finish();
