@@ -27,7 +27,7 @@ use arrow_array::types::{
 use arrow_array::{Array, ArrayRef, LargeStringArray, RecordBatch, StringArray, StringViewArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use hashbrown::HashMap;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use parquet::basic::Encoding;
 use parquet::file::metadata::RowGroupMetaData;
 
@@ -210,7 +210,7 @@ pub fn plan_file(location: &Location) -> Result<Vec<MapInput>, JobError> {
             None if customer.is_some() => {}
             None => return Err(missing_column(location, CUSTOMER, &schema_names(&schema))),
         }
-        // The hints are chosen per row group (`row_group_hints`).
+        // Kept without hints: they are chosen per row group (`row_group_hints`).
         Ok((plain, projection))
     })?);
     let parquet = file.metadata.metadata().clone();
@@ -263,15 +263,14 @@ fn all_dictionary_columns(row_group: &RowGroupMetaData) -> [bool; 3] {
     })
 }
 
-/// The file's metadata with type hints for a row group: a string column stored as a
+/// The file's metadata (as read, without hints: `plan_file` keeps it so) with type hints for
+/// a row group: a string column stored as a
 /// dictionary is read as one, and the reader hands its dictionary and keys over instead of a
 /// string per row; any other ([`all_dictionary_columns`] false) is read as string views, and
 /// the map task dictionary-encodes it itself ([`DictView::new`]), which costs less than the
 /// reader's own re-encoding of a chunk that fell back to plain pages. Session ids are always
 /// views: they point into the page or dictionary instead of copying every id's bytes.
-fn row_group_hints(file: &ArrowReaderMetadata, dictionaries: [bool; 3]) -> ArrowReaderMetadata {
-    let plain = ArrowReaderMetadata::try_new(file.metadata().clone(), ArrowReaderOptions::new())
-        .unwrap_or_else(|_| file.clone());
+fn row_group_hints(plain: &ArrowReaderMetadata, dictionaries: [bool; 3]) -> ArrowReaderMetadata {
     let as_dictionary = |name: &str| {
         DICTIONARY_COLUMNS
             .iter()
@@ -279,7 +278,7 @@ fn row_group_hints(file: &ArrowReaderMetadata, dictionaries: [bool; 3]) -> Arrow
             .any(|(column, dictionary)| *column == name && dictionary)
     };
     with_type_hints(
-        plain,
+        plain.clone(),
         |_, f| as_dictionary(f.name()),
         |_, f| !as_dictionary(f.name()),
     )
