@@ -306,11 +306,7 @@ fn reduce_all(
     dictionaries: &Dictionaries,
     map: MapOutput,
 ) -> Result<(Vec<String>, u64, u64), JobError> {
-    let strings = DocumentStrings::new(
-        &dictionaries.customers,
-        &dictionaries.urls,
-        &dictionaries.referrers,
-    );
+    let strings = DocumentStrings::new(dictionaries);
     let long_ids = &map.long_ids;
     let work: BucketPieces = map
         .pieces
@@ -323,7 +319,7 @@ fn reduce_all(
         .zip(names.par_iter())
         .map_init(GroupedRows::default, |grouped, (pieces, name)| {
             writer.stage_with(name, |part| {
-                reduce_bucket(dictionaries, &strings, pieces, long_ids, grouped, part)
+                reduce_bucket(&strings, pieces, long_ids, grouped, part)
             })
         })
         .collect::<Result<Vec<_>, JobError>>()?;
@@ -336,7 +332,6 @@ fn reduce_all(
 /// buffers: a JSON Lines file sorted by `_id` written to `part`; returns the documents and
 /// visitors written.
 pub fn reduce_bucket(
-    dictionaries: &Dictionaries,
     strings: &DocumentStrings,
     pieces: Vec<Vec<Piece>>,
     long_ids: &[LongIds],
@@ -345,7 +340,7 @@ pub fn reduce_bucket(
 ) -> std::io::Result<(u64, u64)> {
     grouped.group(pieces, |r| strings.referrers.rank[r as usize]);
     let keys = std::mem::take(&mut grouped.keys);
-    let written = write_bucket(dictionaries, strings, &keys, part, |g, referrers| {
+    let written = write_bucket(strings, &keys, part, |g, referrers| {
         let page_views = (grouped.starts[g + 1] - grouped.starts[g]) as u64;
         let (sessions, ranks) = grouped.take_group(g, long_ids);
         referrers.extend(counted_runs(ranks));
@@ -361,28 +356,18 @@ pub fn reduce_merged(
     groups: BucketGroups,
     sessions: GroupSessions,
 ) -> (Vec<u8>, u64, u64) {
-    let strings = DocumentStrings::new(
-        &dictionaries.customers,
-        &dictionaries.urls,
-        &dictionaries.referrers,
-    );
+    let strings = DocumentStrings::new(dictionaries);
     let visitors = distinct_sessions(groups.keys.len(), sessions);
     let mut out = Vec::new();
-    let (documents, visitors) = write_bucket(
-        dictionaries,
-        &strings,
-        &groups.keys,
-        &mut out,
-        |g, referrers| {
-            referrers.extend(
-                groups.referrers[g]
-                    .iter()
-                    .map(|&(r, count)| (strings.referrers.rank[r as usize], count)),
-            );
-            referrers.sort_unstable();
-            (groups.page_views[g], visitors[g])
-        },
-    )
+    let (documents, visitors) = write_bucket(&strings, &groups.keys, &mut out, |g, referrers| {
+        referrers.extend(
+            groups.referrers[g]
+                .iter()
+                .map(|&(r, count)| (strings.referrers.rank[r as usize], count)),
+        );
+        referrers.sort_unstable();
+        (groups.page_views[g], visitors[g])
+    })
     .expect("writing to memory cannot fail");
     (out, documents, visitors)
 }
@@ -394,7 +379,6 @@ const WRITE_CHUNK: usize = 1 << 20;
 /// group `g`'s page views and visitors and appends its (referrer rank, count) pairs in rank
 /// order; each group is asked once. Returns the documents and the visitors.
 fn write_bucket(
-    dictionaries: &Dictionaries,
     strings: &DocumentStrings,
     keys: &[GroupKey],
     part: &mut dyn Write,
@@ -407,7 +391,7 @@ fn write_bucket(
     let mut out = Vec::with_capacity(WRITE_CHUNK + (WRITE_CHUNK >> 2));
     let mut referrers: Vec<(u32, u64)> = Vec::new();
     let mut total_visitors = 0;
-    for g in document_order(dictionaries, strings, keys, &hours) {
+    for g in document_order(strings, keys, &hours) {
         let (customer, url, hour) = keys[g];
         referrers.clear();
         let (page_views, visitors) = group(g, &mut referrers);
@@ -422,7 +406,6 @@ fn write_bucket(
                 freq: "1hour",
                 page_views,
                 visitors,
-                referrers: &[],
             },
             referrers.iter().map(|&(rank, count)| {
                 (
@@ -443,7 +426,6 @@ fn write_bucket(
 /// The groups in `_id` order: by (url rank, customer rank, hour) when that is the same order
 /// ([`DocumentStrings`]), else by the ids themselves.
 fn document_order(
-    dictionaries: &Dictionaries,
     strings: &DocumentStrings,
     keys: &[GroupKey],
     hours: &hashbrown::HashMap<i64, String>,
@@ -469,8 +451,8 @@ fn document_order(
         .map(|(g, &(customer, url, hour))| {
             (
                 document_id(
-                    &dictionaries.urls[url as usize],
-                    &dictionaries.customers[customer as usize],
+                    &strings.dictionaries.urls[url as usize],
+                    &strings.dictionaries.customers[customer as usize],
                     &hours[&hour],
                 ),
                 g,

@@ -16,6 +16,7 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use chrono::DateTime;
 
+use super::kernel::Dictionaries;
 use crate::job::location::{replace_dir, run_id, Location, ReplaceStep};
 use crate::job::model::JobError;
 
@@ -46,8 +47,6 @@ pub struct Document<'a> {
     pub freq: &'a str,
     pub page_views: u64,
     pub visitors: u64,
-    /// Sorted bytewise by name.
-    pub referrers: &'a [(&'a str, u64)],
 }
 
 /// The `_id` of a document: `url|customer|hourISO`.
@@ -72,10 +71,9 @@ pub fn json_escaped(value: &str) -> Cow<'_, str> {
 }
 
 /// Appends one JSON line (keys in the contract's order), its `_id` made of the url,
-/// customer and hour.
-pub fn write_document(out: &mut Vec<u8>, doc: &Document<'_>) {
-    let referrers: Vec<(Cow<'_, str>, u64)> = doc
-        .referrers
+/// customer and hour; `referrers` (name, count), sorted bytewise by name.
+pub fn write_document(out: &mut Vec<u8>, doc: &Document<'_>, referrers: &[(&str, u64)]) {
+    let referrers: Vec<(Cow<'_, str>, u64)> = referrers
         .iter()
         .map(|&(name, count)| (json_escaped(name), count))
         .collect();
@@ -88,15 +86,14 @@ pub fn write_document(out: &mut Vec<u8>, doc: &Document<'_>) {
             freq: &json_escaped(doc.freq),
             page_views: doc.page_views,
             visitors: doc.visitors,
-            referrers: &[],
         },
         referrers.iter().map(|(name, count)| (&**name, *count)),
     );
 }
 
-/// [`write_document`] for strings already JSON-escaped ([`json_escaped`]), with the
-/// referrers (escaped, in name order) given apart: the rollup escapes each dictionary value
-/// once, not once per document. Escaping `url|customer|hour` is escaping each part, as `|`
+/// [`write_document`] for strings already JSON-escaped ([`json_escaped`]), referrers
+/// included (in name order): the rollup escapes each dictionary value once, not once per
+/// document. Escaping `url|customer|hour` is escaping each part, as `|`
 /// needs none.
 pub fn write_escaped_document<'r>(
     out: &mut Vec<u8>,
@@ -175,14 +172,16 @@ impl EscapedDictionary {
     }
 }
 
-/// The rollup's dictionaries ready for writing documents.
+/// The rollup's dictionaries ready for writing documents: the values as they are, escaped,
+/// and ranked.
 ///
 /// A bucket's documents are sorted by `_id` = `url|customer|hour`. When no url or customer
 /// contains `|`, comparing two ids compares `url|` first, then `customer|`, then the hour
 /// text, so sorting by (url rank, customer rank, hour) sorts by `_id` without building the
 /// ids: the ranks are of `value|` (a url that is a prefix of another sorts by the byte after
 /// it against `|`), and hour texts of years 0–9999 sort as the hours do.
-pub struct DocumentStrings {
+pub struct DocumentStrings<'d> {
+    pub dictionaries: &'d Dictionaries,
     pub customers: EscapedDictionary,
     pub urls: EscapedDictionary,
     pub referrers: EscapedDictionary,
@@ -194,8 +193,13 @@ pub struct DocumentStrings {
 /// texts sort as the numbers do.
 pub const FOUR_DIGIT_YEAR_HOURS: std::ops::RangeInclusive<i64> = -17_268_672..=70_389_527;
 
-impl DocumentStrings {
-    pub fn new(customers: &[Box<str>], urls: &[Box<str>], referrers: &[Box<str>]) -> Self {
+impl<'d> DocumentStrings<'d> {
+    pub fn new(dictionaries: &'d Dictionaries) -> Self {
+        let Dictionaries {
+            customers,
+            urls,
+            referrers,
+        } = dictionaries;
         let ((customers_escaped, urls_escaped), referrers_escaped) = rayon::join(
             || {
                 rayon::join(
@@ -206,6 +210,7 @@ impl DocumentStrings {
             || EscapedDictionary::new(referrers),
         );
         DocumentStrings {
+            dictionaries,
             customers: customers_escaped,
             urls: urls_escaped,
             referrers: referrers_escaped,
@@ -409,8 +414,8 @@ mod tests {
                 freq: "1hour",
                 page_views: 3,
                 visitors: 2,
-                referrers: &[("bing", 1), ("google", 1)],
             },
+            &[("bing", 1), ("google", 1)],
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),

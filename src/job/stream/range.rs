@@ -316,8 +316,8 @@ pub fn window_documents<'a, 'r: 'a>(
                     freq: &freq,
                     page_views: group.page_views,
                     visitors: group.sessions.len() as u64,
-                    referrers: &group.referrers,
                 },
+                &group.referrers,
             );
             (id, line)
         })
