@@ -462,3 +462,71 @@ fn document_order(
     ids.sort_unstable();
     ids.into_iter().map(|(_, g)| g).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The order `document_order` gives, as the `_id`s of every (customer, url, hour) in
+    /// reverse, and whether the ranks gave it.
+    fn ids_in_order(customers: &[&str], urls: &[&str], hours: &[i64]) -> (Vec<String>, bool) {
+        let strings = |values: &[&str]| values.iter().map(|&v| v.into()).collect();
+        let dictionaries = Dictionaries {
+            customers: strings(customers),
+            urls: strings(urls),
+            referrers: Vec::new(),
+        };
+        let document_strings = DocumentStrings::new(&dictionaries);
+        let mut keys: Vec<GroupKey> = Vec::new();
+        for c in 0..customers.len() as u32 {
+            for u in 0..urls.len() as u32 {
+                for &h in hours {
+                    keys.push((c, u, h));
+                }
+            }
+        }
+        keys.reverse();
+        let texts: hashbrown::HashMap<i64, String> =
+            hours.iter().map(|&h| (h, hour_iso(h))).collect();
+        let ids = document_order(&document_strings, &keys, &texts)
+            .into_iter()
+            .map(|g| {
+                let (c, u, h) = keys[g];
+                document_id(urls[u as usize], customers[c as usize], &texts[&h])
+            })
+            .collect();
+        let ranked = document_strings.ranks_order_ids
+            && hours.iter().all(|h| FOUR_DIGIT_YEAR_HOURS.contains(h));
+        (ids, ranked)
+    }
+
+    fn is_sorted(ids: &[String]) -> bool {
+        ids.windows(2).all(|w| w[0] < w[1])
+    }
+
+    /// Ranks order documents as their `_id`s do: a url (or customer) that is a prefix of
+    /// another sorts by the next byte against `|` (`!` before it, `~` after), and hours
+    /// across the epoch and up to year 9999. A `|` in a url or an hour past 9999 falls back
+    /// to sorting the ids themselves.
+    #[test]
+    fn documents_come_in_id_order() {
+        let urls = [
+            "https://x/a",
+            "https://x/a!",
+            "https://x/a/b",
+            "https://x/a~",
+            "https://x/",
+        ];
+        let customers = ["c", "c!", "c~", "c2", "b"];
+        let hours = [-1, 0, 498_653, *FOUR_DIGIT_YEAR_HOURS.end()];
+        let (ids, ranked) = ids_in_order(&customers, &urls, &hours);
+        assert!(ranked && is_sorted(&ids), "{ids:#?}");
+
+        let (ids, ranked) = ids_in_order(&customers, &["https://x/a", "https://x/a|b"], &hours);
+        assert!(!ranked && is_sorted(&ids), "{ids:#?}");
+
+        let past = [0, *FOUR_DIGIT_YEAR_HOURS.end() + 1];
+        let (ids, ranked) = ids_in_order(&customers, &urls, &past);
+        assert!(!ranked && is_sorted(&ids), "{ids:#?}");
+    }
+}

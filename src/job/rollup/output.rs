@@ -423,4 +423,22 @@ mod tests {
         );
         assert_eq!(hour_iso(-1), "1969-12-31T23:00:00");
     }
+
+    /// The constant holds the hours whose texts have four-digit years, and no more.
+    #[test]
+    fn four_digit_year_hours_are_exactly_those() {
+        let (first, last) = (*FOUR_DIGIT_YEAR_HOURS.start(), *FOUR_DIGIT_YEAR_HOURS.end());
+        assert_eq!(hour_iso(first), "0000-01-01T00:00:00");
+        assert_eq!(hour_iso(last), "9999-12-31T23:00:00");
+        assert!(
+            !hour_iso(first - 1).starts_with("0000"),
+            "{}",
+            hour_iso(first - 1)
+        );
+        assert!(
+            !hour_iso(last + 1).starts_with("9999"),
+            "{}",
+            hour_iso(last + 1)
+        );
+    }
 }
