@@ -113,11 +113,7 @@ impl Location {
     pub fn write(&self, data: Bytes) -> Result<(), JobError> {
         match self {
             Location::Local(path) => {
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| {
-                        JobError::Other(format!("cannot create {}: {e}", parent.display()))
-                    })?;
-                }
+                create_parent_dir(path)?;
                 std::fs::write(path, &data)
                     .map_err(|e| JobError::Other(format!("cannot write {}: {e}", path.display())))
             }
@@ -127,6 +123,29 @@ impl Location {
                 block_on(async { store.put(&path, PutPayload::from(data)).await })
                     .map(|_| ())
                     .map_err(|e| JobError::Other(format!("cannot write {self}: {}", s3_error(&e))))
+            }
+        }
+    }
+
+    /// Writes the object as `fill` makes it, in chunks: straight into the file locally
+    /// (creating parent directories; nothing holds the whole object in memory), into memory
+    /// and then one PUT on S3.
+    pub fn write_with<T>(
+        &self,
+        fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<T>,
+    ) -> Result<T, JobError> {
+        let failed = |e: std::io::Error| JobError::Other(format!("cannot write {self}: {e}"));
+        match self {
+            Location::Local(path) => {
+                create_parent_dir(path)?;
+                let mut file = std::fs::File::create(path).map_err(failed)?;
+                fill(&mut file).map_err(failed)
+            }
+            Location::S3 { .. } => {
+                let mut data = Vec::new();
+                let result = fill(&mut data).map_err(failed)?;
+                self.write(Bytes::from(data))?;
+                Ok(result)
             }
         }
     }
@@ -351,6 +370,15 @@ pub enum ReplaceStep {
 /// Puts the local directory `new` in place of `target`: an existing `target` is renamed to
 /// `old` first (and back when the move in fails) and removed last, so a reader sees the old
 /// tree or the new one.
+/// Creates the directories a local file goes in.
+fn create_parent_dir(path: &std::path::Path) -> Result<(), JobError> {
+    match path.parent() {
+        Some(parent) => std::fs::create_dir_all(parent)
+            .map_err(|e| JobError::Other(format!("cannot create {}: {e}", parent.display()))),
+        None => Ok(()),
+    }
+}
+
 pub fn replace_dir(
     new: &Path,
     target: &Path,

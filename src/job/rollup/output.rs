@@ -289,25 +289,7 @@ impl OutputWriter {
         name: &str,
         fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<T>,
     ) -> Result<T, JobError> {
-        let location = self.staging.join(name);
-        let failed = |e: std::io::Error| JobError::Other(format!("cannot write {location}: {e}"));
-        match &location {
-            Location::Local(path) => {
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| {
-                        JobError::Other(format!("cannot create {}: {e}", parent.display()))
-                    })?;
-                }
-                let mut file = std::fs::File::create(path).map_err(failed)?;
-                fill(&mut file).map_err(failed)
-            }
-            Location::S3 { .. } => {
-                let mut data = Vec::new();
-                let result = fill(&mut data).map_err(failed)?;
-                location.write(Bytes::from(data))?;
-                Ok(result)
-            }
-        }
+        self.staging.join(name).write_with(fill)
     }
 
     /// Removes the staging area (after a failure).
