@@ -73,10 +73,6 @@ pub fn json_escaped(value: &str) -> Cow<'_, str> {
 /// Appends one JSON line (keys in the contract's order), its `_id` made of the url,
 /// customer and hour; `referrers` (name, count), sorted bytewise by name.
 pub fn write_document(out: &mut Vec<u8>, doc: &Document<'_>, referrers: &[(&str, u64)]) {
-    let referrers: Vec<(Cow<'_, str>, u64)> = referrers
-        .iter()
-        .map(|&(name, count)| (json_escaped(name), count))
-        .collect();
     write_escaped_document(
         out,
         &Document {
@@ -87,7 +83,9 @@ pub fn write_document(out: &mut Vec<u8>, doc: &Document<'_>, referrers: &[(&str,
             page_views: doc.page_views,
             visitors: doc.visitors,
         },
-        referrers.iter().map(|(name, count)| (&**name, *count)),
+        referrers
+            .iter()
+            .map(|&(name, count)| (json_escaped(name), count)),
     );
 }
 
@@ -95,10 +93,10 @@ pub fn write_document(out: &mut Vec<u8>, doc: &Document<'_>, referrers: &[(&str,
 /// included (in name order): the rollup escapes each dictionary value once, not once per
 /// document. Escaping `url|customer|hour` is escaping each part, as `|`
 /// needs none.
-pub fn write_escaped_document<'r>(
+pub fn write_escaped_document<Name: AsRef<str>>(
     out: &mut Vec<u8>,
     doc: &Document<'_>,
-    referrers: impl Iterator<Item = (&'r str, u64)>,
+    referrers: impl Iterator<Item = (Name, u64)>,
 ) {
     let mut number = itoa::Buffer::new();
     for part in [
@@ -129,7 +127,7 @@ pub fn write_escaped_document<'r>(
             out.push(b',');
         }
         out.push(b'"');
-        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(name.as_ref().as_bytes());
         out.extend_from_slice(b"\":");
         out.extend_from_slice(number.format(count).as_bytes());
     }
