@@ -197,25 +197,8 @@ fn skip_number(line: &[u8], mut at: usize) -> Option<usize> {
 mod tests {
     use super::*;
 
-    const KEYS: [&str; 3] = ["advertiser_id", "product_id", "event_time"];
-
-    /// What serde reads from a line, in the same shape (the reference the fast path must equal).
-    fn serde_fields(line: &[u8]) -> Option<[Field<'_>; 3]> {
-        #[derive(serde::Deserialize)]
-        struct Line<'a> {
-            #[serde(borrow, default, deserialize_with = "present")]
-            advertiser_id: Field<'a>,
-            #[serde(borrow, default, deserialize_with = "present")]
-            product_id: Field<'a>,
-            #[serde(borrow, default, deserialize_with = "present")]
-            event_time: Field<'a>,
-        }
-        fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Field<'de>, D::Error> {
-            <Option<&'de str> as serde::Deserialize>::deserialize(d).map(Some)
-        }
-        let line: Line<'_> = serde_json::from_slice(line).ok()?;
-        Some([line.advertiser_id, line.product_id, line.event_time])
-    }
+    // The scan's keys, and its serde fallback: what the fast path must read the same way.
+    use crate::job::source::{ViewLine, VIEW_KEYS as KEYS};
 
     #[test]
     fn flat_lines_read_as_serde_reads_them() {
@@ -231,7 +214,7 @@ mod tests {
         for line in lines {
             let fast = flat_fields(line.as_bytes(), &KEYS);
             assert!(fast.is_some(), "{line}");
-            assert_eq!(fast, serde_fields(line.as_bytes()), "{line}");
+            assert_eq!(fast, ViewLine::fields(line.as_bytes()), "{line}");
         }
     }
 

@@ -1263,21 +1263,34 @@ fn json_id<'v>(
     }
 }
 
+/// The keys of a view line the scan reads, in the order [`ViewLine::fields`] and
+/// [`json_line::flat_fields`] return their values.
+pub(crate) const VIEW_KEYS: [&str; 3] = [ADVERTISER_ID, PRODUCT_ID, EVENT_TIME];
+
 /// One view as JSON Lines usually hold it: string (or null) values, borrowed from the line.
 /// The outer `Option` says whether the key is present.
 #[derive(serde::Deserialize)]
-struct ViewLine<'a> {
+pub(crate) struct ViewLine<'a> {
     #[serde(borrow, default, deserialize_with = "present")]
-    advertiser_id: Option<Option<&'a str>>,
+    advertiser_id: json_line::Field<'a>,
     #[serde(borrow, default, deserialize_with = "present")]
-    product_id: Option<Option<&'a str>>,
+    product_id: json_line::Field<'a>,
     #[serde(borrow, default, deserialize_with = "present")]
-    event_time: Option<Option<&'a str>>,
+    event_time: json_line::Field<'a>,
+}
+
+impl<'a> ViewLine<'a> {
+    /// The values of [`VIEW_KEYS`] in `line` as serde reads them into a `ViewLine`; `None`
+    /// when it does not (escapes, ids as numbers, errors).
+    pub(crate) fn fields(line: &'a [u8]) -> Option<[json_line::Field<'a>; 3]> {
+        let view = serde_json::from_slice::<ViewLine<'a>>(line).ok()?;
+        Some([view.advertiser_id, view.product_id, view.event_time])
+    }
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
-) -> Result<Option<Option<&'de str>>, D::Error> {
+) -> Result<json_line::Field<'de>, D::Error> {
     <Option<&'de str> as serde::Deserialize>::deserialize(deserializer).map(Some)
 }
 
@@ -1308,12 +1321,8 @@ fn scan_json_lines<V: PairVisitor>(
             // (ids as numbers, escapes, duplicate keys, errors) takes the general path below,
             // which also reads the first line for the column names of errors.
             if !keys_seen.is_empty() {
-                let fields = json_line::flat_fields(line, &[ADVERTISER_ID, PRODUCT_ID, EVENT_TIME])
-                    .or_else(|| {
-                        serde_json::from_slice::<ViewLine<'_>>(line)
-                            .ok()
-                            .map(|fast| [fast.advertiser_id, fast.product_id, fast.event_time])
-                    });
+                let fields = json_line::flat_fields(line, &VIEW_KEYS)
+                    .or_else(|| ViewLine::fields(line));
                 if let Some([advertiser, product, event_time]) = fields {
                     rows += 1;
                     stats.rows_read += 1;
