@@ -985,6 +985,38 @@ fn text_field<'r>(
     }
 }
 
+/// What every row of a text scan goes through once its fields are read: ids present (null
+/// and empty are missing), then the day (`outside_day`, asked only of a row with both ids),
+/// each outcome counted in `stats`. The advertiser's key and the product id when the row
+/// counts and the visitor keeps the advertiser.
+#[inline]
+fn count_text_row<'p, V: PairVisitor>(
+    cache: &mut AdvertiserCache<V::Advertiser>,
+    visitor: &mut V,
+    advertiser: Option<&str>,
+    product: Option<&'p str>,
+    outside_day: impl FnOnce() -> Result<bool, JobError>,
+    stats: &mut ScanStats,
+) -> Result<Option<(V::Advertiser, &'p str)>, JobError> {
+    let slot = cache.get(visitor, advertiser.filter(|s| !s.is_empty()));
+    let (slot, product) = match (slot, product.filter(|s| !s.is_empty())) {
+        (AdvertiserSlot::Missing, _) | (_, None) => {
+            stats.rows_missing_ids += 1;
+            return Ok(None);
+        }
+        (slot, Some(product)) => (slot, product),
+    };
+    if outside_day()? {
+        stats.rows_outside_day += 1;
+        return Ok(None);
+    }
+    stats.rows_counted += 1;
+    Ok(match slot {
+        AdvertiserSlot::Key(key) => Some((key, product)),
+        AdvertiserSlot::Skip | AdvertiserSlot::Missing => None,
+    })
+}
+
 /// A CSV file's bytes after a UTF-8 byte order mark, if any.
 fn csv_text(data: &[u8]) -> &[u8] {
     data.strip_prefix(b"\xEF\xBB\xBF".as_slice())
@@ -1175,28 +1207,24 @@ impl<'a, A: Copy> CsvRows<'a, A> {
         self.row += 1;
         let (location, row) = (self.location, self.row);
         stats.rows_read += 1;
-        let advertiser = text_field(location, row, ADVERTISER_ID, field(self.advertiser))?
-            .filter(|s| !s.is_empty());
-        let product =
-            text_field(location, row, PRODUCT_ID, field(self.product))?.filter(|s| !s.is_empty());
-        let slot = self.cache.get(visitor, advertiser);
-        let (slot, product) = match (slot, product) {
-            (AdvertiserSlot::Missing, _) | (_, None) => {
-                stats.rows_missing_ids += 1;
-                return Ok(());
-            }
-            (slot, Some(product)) => (slot, product),
+        let advertiser = text_field(location, row, ADVERTISER_ID, field(self.advertiser))?;
+        let product = text_field(location, row, PRODUCT_ID, field(self.product))?;
+        let outside_day = || match (&self.window, self.time) {
+            (Some(window), Some(i)) => match text_field(location, row, EVENT_TIME, field(i))? {
+                Some(text) => window.excludes_text(text, location, row),
+                None => Ok(false),
+            },
+            _ => Ok(false),
         };
-        if let (Some(window), Some(i)) = (&self.window, self.time) {
-            if let Some(text) = text_field(location, row, EVENT_TIME, field(i))? {
-                if window.excludes_text(text, location, row)? {
-                    stats.rows_outside_day += 1;
-                    return Ok(());
-                }
-            }
-        }
-        stats.rows_counted += 1;
-        if let AdvertiserSlot::Key(key) = slot {
+        let counted = count_text_row(
+            &mut self.cache,
+            visitor,
+            advertiser,
+            product,
+            outside_day,
+            stats,
+        )?;
+        if let Some((key, product)) = counted {
             self.pending.add(key, product);
             if self.pending.rows.len() == BATCH_ROWS {
                 self.pending.flush(visitor);
@@ -1321,32 +1349,29 @@ fn scan_json_lines<V: PairVisitor>(
             // (ids as numbers, escapes, duplicate keys, errors) takes the general path below,
             // which also reads the first line for the column names of errors.
             if !keys_seen.is_empty() {
-                let fields = json_line::flat_fields(line, &VIEW_KEYS)
-                    .or_else(|| ViewLine::fields(line));
+                let fields =
+                    json_line::flat_fields(line, &VIEW_KEYS).or_else(|| ViewLine::fields(line));
                 if let Some([advertiser, product, event_time]) = fields {
                     rows += 1;
                     stats.rows_read += 1;
                     seen_advertiser |= advertiser.is_some();
                     seen_product |= product.is_some();
-                    let advertiser = advertiser.flatten().filter(|s| !s.is_empty());
-                    let product = product.flatten().filter(|s| !s.is_empty());
-                    let slot = cache.get(visitor, advertiser);
-                    let (slot, product) = match (slot, product) {
-                        (AdvertiserSlot::Missing, _) | (_, None) => {
-                            stats.rows_missing_ids += 1;
-                            continue;
+                    let outside_day = || match (&window, event_time) {
+                        (Some(window), Some(Some(text))) => {
+                            window.excludes_text(text, location, line_no)
                         }
-                        (slot, Some(product)) => (slot, product),
+                        _ => Ok(false),
                     };
-                    if let (Some(window), Some(Some(text))) = (&window, event_time) {
-                        if window.excludes_text(text, location, line_no)? {
-                            stats.rows_outside_day += 1;
-                            continue;
-                        }
-                    }
-                    stats.rows_counted += 1;
-                    if let AdvertiserSlot::Key(key) = slot {
-                        kept.push((key, product));
+                    let counted = count_text_row(
+                        &mut cache,
+                        visitor,
+                        advertiser.flatten(),
+                        product.flatten(),
+                        outside_day,
+                        stats,
+                    )?;
+                    if let Some(pair) = counted {
+                        kept.push(pair);
                         if kept.len() == BATCH_ROWS {
                             visitor.pairs(&kept);
                             kept.clear();
@@ -1368,36 +1393,26 @@ fn scan_json_lines<V: PairVisitor>(
             seen_product |= object.contains_key(PRODUCT_ID);
             let advertiser = json_id(location, line_no, ADVERTISER_ID, object.get(ADVERTISER_ID))?;
             let product = json_id(location, line_no, PRODUCT_ID, object.get(PRODUCT_ID))?;
-            let slot = cache.get(visitor, advertiser.as_deref());
-            let (slot, product) = match (slot, product) {
-                (AdvertiserSlot::Missing, _) | (_, None) => {
-                    stats.rows_missing_ids += 1;
-                    continue;
+            let outside_day = || match (&window, object.get(EVENT_TIME)) {
+                (None, _) | (_, None | Some(serde_json::Value::Null)) => Ok(false),
+                (Some(window), Some(serde_json::Value::String(text))) => {
+                    window.excludes_text(text, location, line_no)
                 }
-                (slot, Some(product)) => (slot, product),
+                (Some(_), Some(other)) => Err(JobError::input(
+                    location,
+                    format!("line {line_no}: event_time is {other}; use an ISO-8601 string"),
+                )),
             };
-            if let Some(window) = &window {
-                match object.get(EVENT_TIME) {
-                    None | Some(serde_json::Value::Null) => {}
-                    Some(serde_json::Value::String(text)) => {
-                        if window.excludes_text(text, location, line_no)? {
-                            stats.rows_outside_day += 1;
-                            continue;
-                        }
-                    }
-                    Some(other) => {
-                        return Err(JobError::input(
-                            location,
-                            format!(
-                                "line {line_no}: event_time is {other}; use an ISO-8601 string"
-                            ),
-                        ))
-                    }
-                }
-            }
-            stats.rows_counted += 1;
-            if let AdvertiserSlot::Key(key) = slot {
-                visitor.pair(key, &product);
+            let counted = count_text_row(
+                &mut cache,
+                visitor,
+                advertiser.as_deref(),
+                product.as_deref(),
+                outside_day,
+                stats,
+            )?;
+            if let Some((key, product)) = counted {
+                visitor.pair(key, product);
             }
         }
         visitor.pairs(&kept);
