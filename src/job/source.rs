@@ -1478,10 +1478,15 @@ mod tests {
 
     /// Scans `text` as a views file of 2026-11-20 named `name`: the counts by (advertiser,
     /// product), and the stats.
-    fn scan_text(
-        name: &str,
-        text: &str,
-    ) -> (std::collections::BTreeMap<(String, String), u64>, ScanStats) {
+    fn scan_text(name: &str, text: &str) -> (Counted, ScanStats) {
+        try_scan_text(name, text).unwrap()
+    }
+
+    /// Counts by (advertiser, product).
+    type Counted = std::collections::BTreeMap<(String, String), u64>;
+
+    /// [`scan_text`], or the scan's error.
+    fn try_scan_text(name: &str, text: &str) -> Result<(Counted, ScanStats), JobError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
@@ -1492,13 +1497,76 @@ mod tests {
         let mut counts = PairCounts::new();
         let mut stats = ScanStats::default();
         for unit in plan_file(&Location::Local(path), options).unwrap() {
-            scan_unit(&unit, options, &mut counts, &mut stats).unwrap();
+            scan_unit(&unit, options, &mut counts, &mut stats)?;
         }
         let got = counts
             .iter()
             .map(|(a, p, n)| ((a.to_string(), p.to_string()), n))
             .collect();
-        (got, stats)
+        Ok((got, stats))
+    }
+
+    #[test]
+    fn text_rows_read_their_time_only_when_both_ids_are_there() {
+        // Rows missing an id are counted as such whatever their time holds; a row with both
+        // ids and a time that is not one is an error. CSV read in place and by the csv crate
+        // (a quoted line), JSON Lines on the fast path and the general one (the first line).
+        let header = "advertiser_id,product_id,event_time\n";
+        let csv_ok = [
+            ",p1,yesterday\na1,,yesterday\na1,p1,2026-11-20\n",
+            "\"\",p1,yesterday\na1,\"\",yesterday\na1,p1,2026-11-20\n",
+        ];
+        let json_ok = concat!(
+            r#"{"advertiser_id":null,"product_id":"p1","event_time":12}"#,
+            "\n",
+            r#"{"advertiser_id":"a1","product_id":"","event_time":"yesterday"}"#,
+            "\n",
+            r#"{"advertiser_id":"a1","product_id":"p1","event_time":"2026-11-20"}"#,
+        );
+        for (name, text) in [
+            ("v.csv", format!("{header}{}", csv_ok[0])),
+            ("v.csv", format!("{header}{}", csv_ok[1])),
+            ("v.jsonl", json_ok.to_string()),
+        ] {
+            let (got, stats) = try_scan_text(name, &text).unwrap();
+            assert_eq!(got.len(), 1, "{text}");
+            let counted = (
+                stats.rows_missing_ids,
+                stats.rows_outside_day,
+                stats.rows_counted,
+            );
+            assert_eq!(counted, (2, 0, 1), "{text}");
+        }
+        let errors = [
+            (
+                "v.csv",
+                format!("{header}a1,p1,2026-11-20\na1,p1,yesterday\n"),
+                "row 2: event_time `yesterday`",
+            ),
+            (
+                "v.csv",
+                format!("{header}a1,p1,2026-11-20\n\"a1\",p1,yesterday\n"),
+                "row 2: event_time `yesterday`",
+            ),
+            (
+                "v.jsonl",
+                format!(
+                    "{}\n{}",
+                    r#"{"advertiser_id":"a1","product_id":"p1"}"#,
+                    r#"{"advertiser_id":"a1","product_id":"p1","event_time":"yesterday"}"#
+                ),
+                "row 2: event_time `yesterday`",
+            ),
+            (
+                "v.jsonl",
+                r#"{"advertiser_id":"a1","product_id":"p1","event_time":12}"#.to_string(),
+                "line 1: event_time is 12",
+            ),
+        ];
+        for (name, text, message) in errors {
+            let error = try_scan_text(name, &text).unwrap_err().to_string();
+            assert!(error.contains(message), "{text}: {error}");
+        }
     }
 
     #[test]
