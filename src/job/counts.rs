@@ -718,13 +718,14 @@ impl PairCounts {
             })
             .collect();
         // The first share becomes the column (no copy); the others are appended to it.
-        let mut product_id = StringColumn::new();
+        let mut product_shares = product_shares.into_iter();
+        // (No shares for an empty table: `new`, not `default`, which lacks the first offset.)
+        let mut product_id = match product_shares.next() {
+            Some(first) => first,
+            None => StringColumn::new(),
+        };
         for share in product_shares {
-            if product_id.is_empty() {
-                product_id = share;
-            } else {
-                product_id.append(&share);
-            }
+            product_id.append(&share);
         }
         ProductMatches {
             advertisers: order

@@ -96,28 +96,17 @@ fn plain_string(line: &[u8], from: usize) -> Option<(&[u8], usize)> {
 /// The first position at or after `from` holding a quote, a backslash or a control character
 /// (below 0x20), eight bytes at a time.
 #[inline]
-fn string_stop(line: &[u8], mut from: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // Per byte, `(x - 1) & !x` has its high bit set where x is zero (x - 0x20: where x is below
-    // 0x20). A borrow can flag a byte above a true hit, never below one, so the lowest flag is
-    // the first hit.
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x;
-    while from + 8 <= line.len() {
-        let word = u64::from_le_bytes(line[from..from + 8].try_into().expect("8 bytes"));
-        let hits = (zero(word ^ (ONES * u64::from(b'"')))
-            | zero(word ^ (ONES * u64::from(b'\\')))
-            | (word.wrapping_sub(ONES * 0x20) & !word))
-            & HIGHS;
-        if hits != 0 {
-            return Some(from + (hits.trailing_zeros() / 8) as usize);
-        }
-        from += 8;
-    }
-    line[from..]
-        .iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        .map(|p| from + p)
+fn string_stop(line: &[u8], from: usize) -> Option<usize> {
+    text::find_first(
+        line,
+        from,
+        |word| {
+            text::bytes_equal(word, b'"')
+                | text::bytes_equal(word, b'\\')
+                | text::bytes_below(word, 0x20)
+        },
+        |b| b == b'"' || b == b'\\' || b < 0x20,
+    )
 }
 
 /// A string of a line known to be ASCII (`ascii`), else checked.
@@ -197,25 +186,8 @@ fn skip_number(line: &[u8], mut at: usize) -> Option<usize> {
 mod tests {
     use super::*;
 
-    const KEYS: [&str; 3] = ["advertiser_id", "product_id", "event_time"];
-
-    /// What serde reads from a line, in the same shape (the reference the fast path must equal).
-    fn serde_fields(line: &[u8]) -> Option<[Field<'_>; 3]> {
-        #[derive(serde::Deserialize)]
-        struct Line<'a> {
-            #[serde(borrow, default, deserialize_with = "present")]
-            advertiser_id: Field<'a>,
-            #[serde(borrow, default, deserialize_with = "present")]
-            product_id: Field<'a>,
-            #[serde(borrow, default, deserialize_with = "present")]
-            event_time: Field<'a>,
-        }
-        fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Field<'de>, D::Error> {
-            <Option<&'de str> as serde::Deserialize>::deserialize(d).map(Some)
-        }
-        let line: Line<'_> = serde_json::from_slice(line).ok()?;
-        Some([line.advertiser_id, line.product_id, line.event_time])
-    }
+    // The scan's keys, and its serde fallback: what the fast path must read the same way.
+    use crate::job::source::{ViewLine, VIEW_KEYS as KEYS};
 
     #[test]
     fn flat_lines_read_as_serde_reads_them() {
@@ -231,7 +203,7 @@ mod tests {
         for line in lines {
             let fast = flat_fields(line.as_bytes(), &KEYS);
             assert!(fast.is_some(), "{line}");
-            assert_eq!(fast, serde_fields(line.as_bytes()), "{line}");
+            assert_eq!(fast, ViewLine::fields(line.as_bytes()), "{line}");
         }
     }
 

@@ -985,6 +985,38 @@ fn text_field<'r>(
     }
 }
 
+/// What every row of a text scan goes through once its fields are read: ids present (null
+/// and empty are missing), then the day (`outside_day`, asked only of a row with both ids),
+/// each outcome counted in `stats`. The advertiser's key and the product id when the row
+/// counts and the visitor keeps the advertiser.
+#[inline]
+fn count_text_row<'p, V: PairVisitor>(
+    cache: &mut AdvertiserCache<V::Advertiser>,
+    visitor: &mut V,
+    advertiser: Option<&str>,
+    product: Option<&'p str>,
+    outside_day: impl FnOnce() -> Result<bool, JobError>,
+    stats: &mut ScanStats,
+) -> Result<Option<(V::Advertiser, &'p str)>, JobError> {
+    let slot = cache.get(visitor, advertiser.filter(|s| !s.is_empty()));
+    let (slot, product) = match (slot, product.filter(|s| !s.is_empty())) {
+        (AdvertiserSlot::Missing, _) | (_, None) => {
+            stats.rows_missing_ids += 1;
+            return Ok(None);
+        }
+        (slot, Some(product)) => (slot, product),
+    };
+    if outside_day()? {
+        stats.rows_outside_day += 1;
+        return Ok(None);
+    }
+    stats.rows_counted += 1;
+    Ok(match slot {
+        AdvertiserSlot::Key(key) => Some((key, product)),
+        AdvertiserSlot::Skip | AdvertiserSlot::Missing => None,
+    })
+}
+
 /// A CSV file's bytes after a UTF-8 byte order mark, if any.
 fn csv_text(data: &[u8]) -> &[u8] {
     data.strip_prefix(b"\xEF\xBB\xBF".as_slice())
@@ -1175,28 +1207,24 @@ impl<'a, A: Copy> CsvRows<'a, A> {
         self.row += 1;
         let (location, row) = (self.location, self.row);
         stats.rows_read += 1;
-        let advertiser = text_field(location, row, ADVERTISER_ID, field(self.advertiser))?
-            .filter(|s| !s.is_empty());
-        let product =
-            text_field(location, row, PRODUCT_ID, field(self.product))?.filter(|s| !s.is_empty());
-        let slot = self.cache.get(visitor, advertiser);
-        let (slot, product) = match (slot, product) {
-            (AdvertiserSlot::Missing, _) | (_, None) => {
-                stats.rows_missing_ids += 1;
-                return Ok(());
-            }
-            (slot, Some(product)) => (slot, product),
+        let advertiser = text_field(location, row, ADVERTISER_ID, field(self.advertiser))?;
+        let product = text_field(location, row, PRODUCT_ID, field(self.product))?;
+        let outside_day = || match (&self.window, self.time) {
+            (Some(window), Some(i)) => match text_field(location, row, EVENT_TIME, field(i))? {
+                Some(text) => window.excludes_text(text, location, row),
+                None => Ok(false),
+            },
+            _ => Ok(false),
         };
-        if let (Some(window), Some(i)) = (&self.window, self.time) {
-            if let Some(text) = text_field(location, row, EVENT_TIME, field(i))? {
-                if window.excludes_text(text, location, row)? {
-                    stats.rows_outside_day += 1;
-                    return Ok(());
-                }
-            }
-        }
-        stats.rows_counted += 1;
-        if let AdvertiserSlot::Key(key) = slot {
+        let counted = count_text_row(
+            &mut self.cache,
+            visitor,
+            advertiser,
+            product,
+            outside_day,
+            stats,
+        )?;
+        if let Some((key, product)) = counted {
             self.pending.add(key, product);
             if self.pending.rows.len() == BATCH_ROWS {
                 self.pending.flush(visitor);
@@ -1263,21 +1291,34 @@ fn json_id<'v>(
     }
 }
 
+/// The keys of a view line the scan reads, in the order [`ViewLine::fields`] and
+/// [`json_line::flat_fields`] return their values.
+pub(crate) const VIEW_KEYS: [&str; 3] = [ADVERTISER_ID, PRODUCT_ID, EVENT_TIME];
+
 /// One view as JSON Lines usually hold it: string (or null) values, borrowed from the line.
 /// The outer `Option` says whether the key is present.
 #[derive(serde::Deserialize)]
-struct ViewLine<'a> {
+pub(crate) struct ViewLine<'a> {
     #[serde(borrow, default, deserialize_with = "present")]
-    advertiser_id: Option<Option<&'a str>>,
+    advertiser_id: json_line::Field<'a>,
     #[serde(borrow, default, deserialize_with = "present")]
-    product_id: Option<Option<&'a str>>,
+    product_id: json_line::Field<'a>,
     #[serde(borrow, default, deserialize_with = "present")]
-    event_time: Option<Option<&'a str>>,
+    event_time: json_line::Field<'a>,
+}
+
+impl<'a> ViewLine<'a> {
+    /// The values of [`VIEW_KEYS`] in `line` as serde reads them into a `ViewLine`; `None`
+    /// when it does not (escapes, ids as numbers, errors).
+    pub(crate) fn fields(line: &'a [u8]) -> Option<[json_line::Field<'a>; 3]> {
+        let view = serde_json::from_slice::<ViewLine<'a>>(line).ok()?;
+        Some([view.advertiser_id, view.product_id, view.event_time])
+    }
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
-) -> Result<Option<Option<&'de str>>, D::Error> {
+) -> Result<json_line::Field<'de>, D::Error> {
     <Option<&'de str> as serde::Deserialize>::deserialize(deserializer).map(Some)
 }
 
@@ -1308,36 +1349,29 @@ fn scan_json_lines<V: PairVisitor>(
             // (ids as numbers, escapes, duplicate keys, errors) takes the general path below,
             // which also reads the first line for the column names of errors.
             if !keys_seen.is_empty() {
-                let fields = json_line::flat_fields(line, &[ADVERTISER_ID, PRODUCT_ID, EVENT_TIME])
-                    .or_else(|| {
-                        serde_json::from_slice::<ViewLine<'_>>(line)
-                            .ok()
-                            .map(|fast| [fast.advertiser_id, fast.product_id, fast.event_time])
-                    });
+                let fields =
+                    json_line::flat_fields(line, &VIEW_KEYS).or_else(|| ViewLine::fields(line));
                 if let Some([advertiser, product, event_time]) = fields {
                     rows += 1;
                     stats.rows_read += 1;
                     seen_advertiser |= advertiser.is_some();
                     seen_product |= product.is_some();
-                    let advertiser = advertiser.flatten().filter(|s| !s.is_empty());
-                    let product = product.flatten().filter(|s| !s.is_empty());
-                    let slot = cache.get(visitor, advertiser);
-                    let (slot, product) = match (slot, product) {
-                        (AdvertiserSlot::Missing, _) | (_, None) => {
-                            stats.rows_missing_ids += 1;
-                            continue;
+                    let outside_day = || match (&window, event_time) {
+                        (Some(window), Some(Some(text))) => {
+                            window.excludes_text(text, location, line_no)
                         }
-                        (slot, Some(product)) => (slot, product),
+                        _ => Ok(false),
                     };
-                    if let (Some(window), Some(Some(text))) = (&window, event_time) {
-                        if window.excludes_text(text, location, line_no)? {
-                            stats.rows_outside_day += 1;
-                            continue;
-                        }
-                    }
-                    stats.rows_counted += 1;
-                    if let AdvertiserSlot::Key(key) = slot {
-                        kept.push((key, product));
+                    let counted = count_text_row(
+                        &mut cache,
+                        visitor,
+                        advertiser.flatten(),
+                        product.flatten(),
+                        outside_day,
+                        stats,
+                    )?;
+                    if let Some(pair) = counted {
+                        kept.push(pair);
                         if kept.len() == BATCH_ROWS {
                             visitor.pairs(&kept);
                             kept.clear();
@@ -1359,36 +1393,26 @@ fn scan_json_lines<V: PairVisitor>(
             seen_product |= object.contains_key(PRODUCT_ID);
             let advertiser = json_id(location, line_no, ADVERTISER_ID, object.get(ADVERTISER_ID))?;
             let product = json_id(location, line_no, PRODUCT_ID, object.get(PRODUCT_ID))?;
-            let slot = cache.get(visitor, advertiser.as_deref());
-            let (slot, product) = match (slot, product) {
-                (AdvertiserSlot::Missing, _) | (_, None) => {
-                    stats.rows_missing_ids += 1;
-                    continue;
+            let outside_day = || match (&window, object.get(EVENT_TIME)) {
+                (None, _) | (_, None | Some(serde_json::Value::Null)) => Ok(false),
+                (Some(window), Some(serde_json::Value::String(text))) => {
+                    window.excludes_text(text, location, line_no)
                 }
-                (slot, Some(product)) => (slot, product),
+                (Some(_), Some(other)) => Err(JobError::input(
+                    location,
+                    format!("line {line_no}: event_time is {other}; use an ISO-8601 string"),
+                )),
             };
-            if let Some(window) = &window {
-                match object.get(EVENT_TIME) {
-                    None | Some(serde_json::Value::Null) => {}
-                    Some(serde_json::Value::String(text)) => {
-                        if window.excludes_text(text, location, line_no)? {
-                            stats.rows_outside_day += 1;
-                            continue;
-                        }
-                    }
-                    Some(other) => {
-                        return Err(JobError::input(
-                            location,
-                            format!(
-                                "line {line_no}: event_time is {other}; use an ISO-8601 string"
-                            ),
-                        ))
-                    }
-                }
-            }
-            stats.rows_counted += 1;
-            if let AdvertiserSlot::Key(key) = slot {
-                visitor.pair(key, &product);
+            let counted = count_text_row(
+                &mut cache,
+                visitor,
+                advertiser.as_deref(),
+                product.as_deref(),
+                outside_day,
+                stats,
+            )?;
+            if let Some((key, product)) = counted {
+                visitor.pair(key, product);
             }
         }
         visitor.pairs(&kept);
@@ -1454,10 +1478,15 @@ mod tests {
 
     /// Scans `text` as a views file of 2026-11-20 named `name`: the counts by (advertiser,
     /// product), and the stats.
-    fn scan_text(
-        name: &str,
-        text: &str,
-    ) -> (std::collections::BTreeMap<(String, String), u64>, ScanStats) {
+    fn scan_text(name: &str, text: &str) -> (Counted, ScanStats) {
+        try_scan_text(name, text).unwrap()
+    }
+
+    /// Counts by (advertiser, product).
+    type Counted = std::collections::BTreeMap<(String, String), u64>;
+
+    /// [`scan_text`], or the scan's error.
+    fn try_scan_text(name: &str, text: &str) -> Result<(Counted, ScanStats), JobError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
@@ -1468,13 +1497,76 @@ mod tests {
         let mut counts = PairCounts::new();
         let mut stats = ScanStats::default();
         for unit in plan_file(&Location::Local(path), options).unwrap() {
-            scan_unit(&unit, options, &mut counts, &mut stats).unwrap();
+            scan_unit(&unit, options, &mut counts, &mut stats)?;
         }
         let got = counts
             .iter()
             .map(|(a, p, n)| ((a.to_string(), p.to_string()), n))
             .collect();
-        (got, stats)
+        Ok((got, stats))
+    }
+
+    #[test]
+    fn text_rows_read_their_time_only_when_both_ids_are_there() {
+        // Rows missing an id are counted as such whatever their time holds; a row with both
+        // ids and a time that is not one is an error. CSV read in place and by the csv crate
+        // (a quoted line), JSON Lines on the fast path and the general one (the first line).
+        let header = "advertiser_id,product_id,event_time\n";
+        let csv_ok = [
+            ",p1,yesterday\na1,,yesterday\na1,p1,2026-11-20\n",
+            "\"\",p1,yesterday\na1,\"\",yesterday\na1,p1,2026-11-20\n",
+        ];
+        let json_ok = concat!(
+            r#"{"advertiser_id":null,"product_id":"p1","event_time":12}"#,
+            "\n",
+            r#"{"advertiser_id":"a1","product_id":"","event_time":"yesterday"}"#,
+            "\n",
+            r#"{"advertiser_id":"a1","product_id":"p1","event_time":"2026-11-20"}"#,
+        );
+        for (name, text) in [
+            ("v.csv", format!("{header}{}", csv_ok[0])),
+            ("v.csv", format!("{header}{}", csv_ok[1])),
+            ("v.jsonl", json_ok.to_string()),
+        ] {
+            let (got, stats) = try_scan_text(name, &text).unwrap();
+            assert_eq!(got.len(), 1, "{text}");
+            let counted = (
+                stats.rows_missing_ids,
+                stats.rows_outside_day,
+                stats.rows_counted,
+            );
+            assert_eq!(counted, (2, 0, 1), "{text}");
+        }
+        let errors = [
+            (
+                "v.csv",
+                format!("{header}a1,p1,2026-11-20\na1,p1,yesterday\n"),
+                "row 2: event_time `yesterday`",
+            ),
+            (
+                "v.csv",
+                format!("{header}a1,p1,2026-11-20\n\"a1\",p1,yesterday\n"),
+                "row 2: event_time `yesterday`",
+            ),
+            (
+                "v.jsonl",
+                format!(
+                    "{}\n{}",
+                    r#"{"advertiser_id":"a1","product_id":"p1"}"#,
+                    r#"{"advertiser_id":"a1","product_id":"p1","event_time":"yesterday"}"#
+                ),
+                "row 2: event_time `yesterday`",
+            ),
+            (
+                "v.jsonl",
+                r#"{"advertiser_id":"a1","product_id":"p1","event_time":12}"#.to_string(),
+                "line 1: event_time is 12",
+            ),
+        ];
+        for (name, text, message) in errors {
+            let error = try_scan_text(name, &text).unwrap_err().to_string();
+            assert!(error.contains(message), "{text}: {error}");
+        }
     }
 
     #[test]

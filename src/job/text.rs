@@ -129,30 +129,59 @@ pub fn lines(block: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// The first position at or after `from` holding one of `needles`, eight bytes at a time: on
 /// short lines and fields, cheaper than a `memchr` call per needle.
 #[inline]
-pub fn find_any<const N: usize>(
+pub fn find_any<const N: usize>(haystack: &[u8], from: usize, needles: [u8; N]) -> Option<usize> {
+    find_first(
+        haystack,
+        from,
+        |word| {
+            needles
+                .iter()
+                .fold(0, |hits, &needle| hits | bytes_equal(word, needle))
+        },
+        |byte| needles.contains(&byte),
+    )
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// The first position at or after `from` of a byte `hit` holds for, eight bytes at a time:
+/// `hits` flags them in a little-endian word, in each byte's high bit (other bits are
+/// ignored), as [`bytes_equal`] and [`bytes_below`] do. A flag may also be set in a byte above
+/// a true hit, never below one, so the lowest flag is the first hit.
+#[inline(always)]
+pub fn find_first(
     haystack: &[u8],
     mut from: usize,
-    needles: [u8; N],
+    hits: impl Fn(u64) -> u64,
+    hit: impl Fn(u8) -> bool,
 ) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // Per byte, `(x - 1) & !x` has its high bit set where x is zero. A borrow can flag a byte
-    // above a true hit, never below one, so the lowest flag is the first hit.
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x;
     while from + 8 <= haystack.len() {
         let word = u64::from_le_bytes(haystack[from..from + 8].try_into().expect("8 bytes"));
-        let hits = needles.iter().fold(0, |hits, &needle| {
-            hits | zero(word ^ (ONES * u64::from(needle)))
-        }) & HIGHS;
-        if hits != 0 {
-            return Some(from + (hits.trailing_zeros() / 8) as usize);
+        let flags = hits(word) & HIGHS;
+        if flags != 0 {
+            return Some(from + (flags.trailing_zeros() / 8) as usize);
         }
         from += 8;
     }
     haystack[from..]
         .iter()
-        .position(|b| needles.contains(b))
+        .position(|&b| hit(b))
         .map(|p| from + p)
+}
+
+/// For [`find_first`]: the bytes of `word` equal to `byte` (per byte, `(x - 1) & !x` has its
+/// high bit set where x is zero).
+#[inline(always)]
+pub fn bytes_equal(word: u64, byte: u8) -> u64 {
+    let x = word ^ (ONES * u64::from(byte));
+    x.wrapping_sub(ONES) & !x
+}
+
+/// For [`find_first`]: the bytes of `word` below `bound` (at most 0x80).
+#[inline(always)]
+pub fn bytes_below(word: u64, bound: u8) -> u64 {
+    word.wrapping_sub(ONES * u64::from(bound)) & !word
 }
 
 /// Whether every byte is ASCII, eight bytes at a time. The standard library's check runs a
